@@ -1,0 +1,20 @@
+//! rtmp-server: RTMP ingest remuxed to HLS, without FFmpeg.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! TCP accept -> rtmp::conn (one task per connection)
+//!   handshake -> chunk decoder -> messages -> session state machine (connect, publish, ...)
+//!   publish: stream key check -> hub::registry claims the key
+//!   audio/video messages = FLV tag bodies -> remux (AVCC -> Annex B, AAC -> ADTS, PES, TS)
+//!   -> segmenter (cut on a keyframe at >= hls.time) -> per-stream playlist + segment window
+//!                                                     -> disk writer (background, bounded)
+//! HTTP <- playlists and segments from memory ; stats, metrics, health
+//! ```
+//!
+//! Protocol and format code (`rtmp`, `flv`, `ts`, `hls`) is sans-IO: it takes bytes and
+//! values and returns bytes and events. Only `rtmp::conn`, `server`, `http` and the disk
+//! writer touch sockets and files.
+
+pub mod hls;
+pub mod media;

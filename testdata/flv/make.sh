@@ -1,0 +1,33 @@
+#!/bin/sh
+# Regenerates the FLV test media in this folder from ffmpeg's lavfi sources.
+# Every file is synthetic: no third-party media. Run from this folder.
+set -eu
+
+# H.264 High profile with B-frames (bf=2, as OBS "high" presets produce), a keyframe every
+# 2 s (60 frames at 30 fps, no scene-cut keyframes), AAC-LC 48 kHz stereo. 10 s.
+ffmpeg -y -hide_banner -loglevel error \
+  -f lavfi -i testsrc2=size=640x360:rate=30 \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \
+  -t 10 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
+  -sc_threshold 0 -b:v 600k -maxrate 600k -bufsize 1200k -pix_fmt yuv420p \
+  -c:a aac -b:a 96k -ar 48000 \
+  h264_aac.flv
+
+# Audio only: AAC-LC 48 kHz stereo, 10 s.
+ffmpeg -y -hide_banner -loglevel error \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \
+  -t 10 -c:a aac -b:a 96k -ar 48000 \
+  audio_only.flv
+
+# Video only: the same H.264 High profile settings as h264_aac.flv, 10 s.
+ffmpeg -y -hide_banner -loglevel error \
+  -f lavfi -i testsrc2=size=640x360:rate=30 \
+  -t 10 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
+  -sc_threshold 0 -b:v 600k -maxrate 600k -bufsize 1200k -pix_fmt yuv420p \
+  video_only.flv
+
+# An unsupported codec for refusal tests: Sorenson H.263 (FLV video codec id 2), no audio, 2 s.
+ffmpeg -y -hide_banner -loglevel error \
+  -f lavfi -i testsrc2=size=320x240:rate=15 \
+  -t 2 -c:v flv1 -b:v 200k \
+  sorenson_h263.flv
