@@ -2,6 +2,8 @@
 //!
 //! Spec: RFC 8216; Apple "HLS Authoring Specification for Apple Devices".
 
+mod datetime;
+pub mod playlist;
 pub mod segment;
 
 pub use segment::CompletedSegment;
