@@ -5,5 +5,6 @@
 mod datetime;
 pub mod playlist;
 pub mod segment;
+pub mod stream;
 
 pub use segment::CompletedSegment;
