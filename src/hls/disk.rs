@@ -1,0 +1,581 @@
+//! The background disk writer: carries out the streams' [`DiskAction`]s under the media root
+//! on one blocking thread, in the order they were submitted, so the async runtime never
+//! waits on a file system.
+//!
+//! Submitting never blocks: the queue is bounded and a full queue drops the action (counted,
+//! logged at most once every 10 s). HTTP serves segments and playlists from memory,
+//! so a dropped or failed write costs the on-disk copy only. File errors (ENOSPC, EACCES,
+//! ...) are counted and logged the same way and never stop the writer. Dropping every
+//! [`DiskWriterHandle`] closes the queue: the writer carries out what is queued and exits,
+//! and graceful shutdown can wait on its `JoinHandle` (with its own time limit).
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::stream::DiskAction;
+
+/// At most one log line per kind of trouble (queue full, file error) in this period: a full
+/// disk fails every write, several a second per stream, and the counters carry the totals.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The queue holds at least one action (a zero-capacity channel cannot be built).
+const MIN_CAPACITY: usize = 1;
+
+/// A stream folder is `{app}/{key}`: removing a folder with fewer components (a whole app's
+/// folder) is refused, so no bad path can wipe other streams' files.
+const STREAM_DIR_COMPONENTS: usize = 2;
+
+/// Counters for metrics, shared between the writer, its handles and any reader.
+#[derive(Debug, Default)]
+pub struct DiskStats {
+    writes: AtomicU64,
+    bytes_written: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+    queue_depth: AtomicUsize,
+}
+
+impl DiskStats {
+    /// Files written (segments and playlists).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes in the files written.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Actions that failed (file errors, refused paths).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Actions not queued: the queue was full or the writer had stopped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Actions queued and not yet taken by the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue_depth.load(Ordering::Relaxed)
+    }
+}
+
+/// Lets one log line through per [`LOG_INTERVAL`], from any thread.
+#[derive(Debug)]
+struct LogLimiter {
+    origin: Instant,
+    /// Milliseconds after `origin` before which lines are held back.
+    next_ms: AtomicU64,
+}
+
+impl LogLimiter {
+    fn new() -> LogLimiter {
+        LogLimiter {
+            origin: Instant::now(),
+            next_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        self.allow_at(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// `allow` at `now_ms` milliseconds after `origin`.
+    fn allow_at(&self, now_ms: u64) -> bool {
+        let next_ms = self.next_ms.load(Ordering::Relaxed);
+        let interval_ms = u64::try_from(LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        now_ms >= next_ms
+            && self
+                .next_ms
+                .compare_exchange(
+                    next_ms,
+                    now_ms.saturating_add(interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+enum DiskError {
+    #[error("refusing {path:?}: not a relative path of plain components under the media root")]
+    UnsafePath { path: PathBuf },
+    #[error("refusing to remove {path:?}: a stream folder is {{app}}/{{key}}")]
+    NotAStreamDir { path: PathBuf },
+    #[error("{op} {path:?}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DiskError {
+    move |source| DiskError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Submits actions to the disk writer. Cheap to clone; the writer exits once every clone is
+/// dropped and the queue is empty.
+#[derive(Clone, Debug)]
+pub struct DiskWriterHandle {
+    queue: mpsc::Sender<DiskAction>,
+    stats: Arc<DiskStats>,
+    drop_log: Arc<LogLimiter>,
+}
+
+impl DiskWriterHandle {
+    /// Queues `action` without waiting. Returns false when it was dropped because the queue
+    /// is full or the writer has stopped.
+    pub fn submit(&self, action: DiskAction) -> bool {
+        // Counted before sending, so the writer's decrement never comes first.
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        let Err(error) = self.queue.try_send(action) else {
+            return true;
+        };
+        self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.drop_log.allow() {
+            let reason = match error {
+                mpsc::error::TrySendError::Full(_) => "queue full",
+                mpsc::error::TrySendError::Closed(_) => "writer stopped",
+            };
+            tracing::warn!(
+                reason,
+                dropped,
+                "disk writer: dropping a file action (served from memory still)"
+            );
+        }
+        false
+    }
+
+    /// The writer's counters; holding them does not keep the writer alive.
+    pub fn stats(&self) -> Arc<DiskStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+/// The writer side: owns the queue's receiving end and the media root.
+#[derive(Debug)]
+pub struct DiskWriter {
+    media_root: PathBuf,
+    queue: mpsc::Receiver<DiskAction>,
+    stats: Arc<DiskStats>,
+    error_log: LogLimiter,
+}
+
+impl DiskWriter {
+    /// Starts the writer on tokio's blocking pool with a queue of `capacity` actions (at
+    /// least one). Paths in actions are taken relative to `media_root`.
+    pub fn spawn(media_root: PathBuf, capacity: usize) -> (DiskWriterHandle, JoinHandle<()>) {
+        let (handle, writer) = DiskWriter::new(media_root, capacity);
+        (handle, tokio::task::spawn_blocking(move || writer.run()))
+    }
+
+    fn new(media_root: PathBuf, capacity: usize) -> (DiskWriterHandle, DiskWriter) {
+        let (sender, receiver) = mpsc::channel(capacity.max(MIN_CAPACITY));
+        let stats = Arc::new(DiskStats::default());
+        let handle = DiskWriterHandle {
+            queue: sender,
+            stats: Arc::clone(&stats),
+            drop_log: Arc::new(LogLimiter::new()),
+        };
+        let writer = DiskWriter {
+            media_root,
+            queue: receiver,
+            stats,
+            error_log: LogLimiter::new(),
+        };
+        (handle, writer)
+    }
+
+    /// Carries out actions until every handle is gone and the queue is empty. Blocking.
+    fn run(mut self) {
+        while let Some(action) = self.queue.blocking_recv() {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            if let Err(error) = self.execute(action) {
+                let errors = self.stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.error_log.allow() {
+                    tracing::error!(%error, errors, "disk writer: file action failed");
+                }
+            }
+        }
+        tracing::debug!("disk writer: queue closed and drained");
+    }
+
+    fn execute(&self, action: DiskAction) -> Result<(), DiskError> {
+        match action {
+            DiskAction::WriteSegment { path, data } => {
+                let full = self.resolve(&path)?;
+                create_parent(&full)?;
+                fs::write(&full, &data).map_err(io_error("write", &full))?;
+                self.count_write(data.len());
+            }
+            DiskAction::WritePlaylist { path, text } => {
+                let full = self.resolve(&path)?;
+                create_parent(&full)?;
+                let tmp = temporary_sibling(&full);
+                let replaced = fs::write(&tmp, &text)
+                    .map_err(io_error("write", &tmp))
+                    .and_then(|()| fs::rename(&tmp, &full).map_err(io_error("rename into", &full)));
+                if let Err(error) = replaced {
+                    // Best effort: a temporary file left now is only litter.
+                    let _ = fs::remove_file(&tmp);
+                    return Err(error);
+                }
+                self.count_write(text.len());
+            }
+            DiskAction::Delete { path } => {
+                let full = self.resolve(&path)?;
+                ignore_not_found(fs::remove_file(&full)).map_err(io_error("delete", &full))?;
+            }
+            DiskAction::RemoveStreamDir { path } => {
+                if path.components().count() < STREAM_DIR_COMPONENTS {
+                    return Err(DiskError::NotAStreamDir { path });
+                }
+                let full = self.resolve(&path)?;
+                ignore_not_found(fs::remove_dir_all(&full))
+                    .map_err(io_error("remove folder", &full))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `relative` under the media root, refusing anything that could leave it: absolute
+    /// paths, `..`, `.`, prefixes, and the empty path. Keys are validated before they get
+    /// here; this is the last line.
+    fn resolve(&self, relative: &Path) -> Result<PathBuf, DiskError> {
+        let mut components = relative.components().peekable();
+        let plain =
+            components.peek().is_some() && components.all(|c| matches!(c, Component::Normal(_)));
+        if !plain {
+            return Err(DiskError::UnsafePath {
+                path: relative.to_owned(),
+            });
+        }
+        Ok(self.media_root.join(relative))
+    }
+
+    fn count_write(&self, bytes: usize) {
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), DiskError> {
+    match path.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(io_error("create folder", parent)),
+        None => Ok(()),
+    }
+}
+
+/// `.{name}.tmp` beside `path`: same folder, so the rename is atomic; hidden, so a folder
+/// listing does not show it.
+fn temporary_sibling(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// A file already gone is what deleting it asks for.
+fn ignore_not_found(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A folder under the system temporary folder, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(test: &str) -> TempDir {
+            let path = std::env::temp_dir()
+                .join(format!("rtmp-server-disk-{}-{test}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).expect("create the test folder");
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn segment(path: &str, data: &'static [u8]) -> DiskAction {
+        DiskAction::WriteSegment {
+            path: PathBuf::from(path),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    fn playlist(path: &str, text: &'static str) -> DiskAction {
+        DiskAction::WritePlaylist {
+            path: PathBuf::from(path),
+            text: Bytes::from_static(text.as_bytes()),
+        }
+    }
+
+    /// Runs a writer over `actions` until it has drained its queue and exited.
+    async fn run(root: &Path, actions: Vec<DiskAction>) -> Arc<DiskStats> {
+        let (handle, join) = DiskWriter::spawn(root.to_owned(), 16);
+        for action in actions {
+            assert!(handle.submit(action));
+        }
+        let stats = handle.stats();
+        drop(handle);
+        join.await.expect("the writer exits cleanly");
+        stats
+    }
+
+    #[tokio::test]
+    async fn writes_segments_and_playlists_creating_folders() {
+        let dir = TempDir::new("writes");
+        let stats = run(
+            &dir.0,
+            vec![
+                segment("live/k/a-0.ts", b"\x47\x00"),
+                playlist("live/k/index.m3u8", "#EXTM3U\n"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            fs::read(dir.0.join("live/k/a-0.ts")).expect("segment"),
+            b"\x47\x00"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.0.join("live/k/index.m3u8")).expect("playlist"),
+            "#EXTM3U\n"
+        );
+        assert_eq!(
+            (
+                stats.writes(),
+                stats.bytes_written(),
+                stats.errors(),
+                stats.dropped()
+            ),
+            (2, 10, 0, 0)
+        );
+        assert_eq!(stats.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn playlist_is_replaced_atomically() {
+        let dir = TempDir::new("atomic");
+        run(&dir.0, vec![playlist("live/k/index.m3u8", "first\n")]).await;
+        // A reader that opened the old file keeps reading it whole: the new text went into
+        // another file that was renamed over it, not into this one.
+        let mut old = fs::File::open(dir.0.join("live/k/index.m3u8")).expect("open");
+        run(
+            &dir.0,
+            vec![playlist("live/k/index.m3u8", "second, longer\n")],
+        )
+        .await;
+        let mut seen = String::new();
+        old.read_to_string(&mut seen).expect("read");
+        assert_eq!(seen, "first\n");
+        assert_eq!(
+            fs::read_to_string(dir.0.join("live/k/index.m3u8")).expect("read"),
+            "second, longer\n"
+        );
+        let names: Vec<_> = fs::read_dir(dir.0.join("live/k"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["index.m3u8"], "no temporary file left behind");
+    }
+
+    #[tokio::test]
+    async fn deletes_files_and_removes_the_stream_folder() {
+        let dir = TempDir::new("delete");
+        let stats = run(
+            &dir.0,
+            vec![
+                segment("live/k/a-0.ts", b"0"),
+                segment("live/k/a-1.ts", b"1"),
+                segment("live/other/b-0.ts", b"2"),
+                DiskAction::Delete {
+                    path: PathBuf::from("live/k/a-0.ts"),
+                },
+                DiskAction::Delete {
+                    path: PathBuf::from("live/k/never-written.ts"),
+                },
+            ],
+        )
+        .await;
+        assert!(!dir.0.join("live/k/a-0.ts").exists());
+        assert!(dir.0.join("live/k/a-1.ts").exists());
+        assert_eq!(stats.errors(), 0, "deleting a missing file is not an error");
+
+        let stats = run(
+            &dir.0,
+            vec![
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::from("live/k"),
+                },
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::from("live/gone"),
+                },
+            ],
+        )
+        .await;
+        assert!(!dir.0.join("live/k").exists());
+        assert!(dir.0.join("live/other/b-0.ts").exists());
+        assert_eq!(stats.errors(), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_paths_that_leave_the_media_root() {
+        let dir = TempDir::new("unsafe");
+        let root = dir.0.join("media");
+        fs::create_dir_all(root.join("live/k")).expect("create");
+        let stats = run(
+            &root,
+            vec![
+                segment("../escaped.ts", b"x"),
+                segment("live/../../escaped.ts", b"x"),
+                segment(dir.0.join("absolute.ts").to_str().expect("UTF-8"), b"x"),
+                segment("./live/k/dot.ts", b"x"),
+                segment("", b"x"),
+                DiskAction::Delete {
+                    path: PathBuf::from(".."),
+                },
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::from("live"),
+                },
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::from("live/.."),
+                },
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::new(),
+                },
+            ],
+        )
+        .await;
+        assert_eq!(stats.errors(), 9);
+        assert_eq!(stats.writes(), 0);
+        assert!(!dir.0.join("escaped.ts").exists());
+        assert!(!dir.0.join("absolute.ts").exists());
+        assert!(root.join("live/k").is_dir());
+    }
+
+    #[tokio::test]
+    async fn file_errors_are_counted_and_not_fatal() {
+        let dir = TempDir::new("errors");
+        // Root ignores permissions, but nothing can create a folder under a regular file.
+        let file = dir.0.join("not-a-folder");
+        fs::write(&file, b"").expect("create");
+        let root = file.join("media");
+        let stats = run(
+            &root,
+            vec![
+                segment("live/k/a-0.ts", b"x"),
+                playlist("live/k/index.m3u8", "#EXTM3U\n"),
+                DiskAction::Delete {
+                    path: PathBuf::from("live/k/a-0.ts"),
+                },
+                DiskAction::RemoveStreamDir {
+                    path: PathBuf::from("live/k"),
+                },
+            ],
+        )
+        .await;
+        assert_eq!(
+            (stats.errors(), stats.writes(), stats.bytes_written()),
+            (4, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_playlist_replace_leaves_no_temporary_file() {
+        let dir = TempDir::new("rename");
+        // A folder where the playlist should be: the rename over it fails.
+        fs::create_dir_all(dir.0.join("live/k/index.m3u8/x")).expect("create");
+        let stats = run(&dir.0, vec![playlist("live/k/index.m3u8", "#EXTM3U\n")]).await;
+        assert_eq!((stats.errors(), stats.writes()), (1, 0));
+        assert!(!dir.0.join("live/k/.index.m3u8.tmp").exists());
+        assert!(dir.0.join("live/k/index.m3u8/x").is_dir());
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_and_closing_drains() {
+        let dir = TempDir::new("full");
+        let (handle, writer) = DiskWriter::new(dir.0.clone(), 2);
+        let stats = handle.stats();
+        // The writer is not running yet, so nothing leaves the queue.
+        assert!(handle.submit(segment("live/k/a-0.ts", b"0")));
+        assert!(handle.submit(segment("live/k/a-1.ts", b"1")));
+        assert!(!handle.submit(segment("live/k/a-2.ts", b"2")));
+        assert_eq!((stats.dropped(), stats.queue_depth()), (1, 2));
+
+        let join = tokio::task::spawn_blocking(move || writer.run());
+        drop(handle);
+        join.await.expect("the writer exits cleanly");
+        assert_eq!(
+            (stats.writes(), stats.queue_depth(), stats.dropped()),
+            (2, 0, 1)
+        );
+        assert!(dir.0.join("live/k/a-1.ts").exists());
+        assert!(!dir.0.join("live/k/a-2.ts").exists());
+    }
+
+    #[tokio::test]
+    async fn submitting_to_a_stopped_writer_drops() {
+        let dir = TempDir::new("stopped");
+        let (handle, writer) = DiskWriter::new(dir.0.clone(), 4);
+        drop(writer);
+        assert!(!handle.submit(segment("live/k/a-0.ts", b"0")));
+        assert_eq!(
+            (handle.stats().dropped(), handle.stats().queue_depth()),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn log_limiter_lets_one_line_through_per_interval() {
+        let limiter = LogLimiter::new();
+        assert!(limiter.allow_at(5));
+        assert!(!limiter.allow_at(5));
+        assert!(!limiter.allow_at(10_004));
+        assert!(limiter.allow_at(10_005));
+        assert!(!limiter.allow_at(20_004));
+        assert!(limiter.allow_at(60_000));
+        assert!(!limiter.allow_at(60_001));
+    }
+
+    #[test]
+    fn temporary_file_is_a_hidden_sibling() {
+        assert_eq!(
+            temporary_sibling(Path::new("/m/live/k/index.m3u8")),
+            Path::new("/m/live/k/.index.m3u8.tmp")
+        );
+    }
+}
