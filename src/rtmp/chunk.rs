@@ -1024,8 +1024,10 @@ mod tests {
 
     #[test]
     fn largest_message_length_is_accepted_without_reserving_it() {
-        // 0xffffff is the largest length the field holds (16 MiB - 1): a header announcing
-        // it reserves only MAX_PREALLOCATION.
+        // 0xffffff is the largest length the field holds (16 MiB - 1), so no incoming
+        // message can exceed MAX_MESSAGE_LENGTH; a header announcing it reserves only
+        // MAX_PREALLOCATION.
+        assert_eq!(be24(&[0xff, 0xff, 0xff]), MAX_MESSAGE_LENGTH);
         let mut decoder = ChunkDecoder::new();
         let mut input = BytesMut::from(&bytes("06 000000 ffffff 09 01000000")[..]);
         input.extend_from_slice(&[0u8; 128]);
