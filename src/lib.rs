@@ -18,3 +18,4 @@
 
 pub mod hls;
 pub mod media;
+pub mod rtmp;

@@ -1,0 +1,27 @@
+//! RTMP ingest, sans-IO: bytes in, bytes and events out. `conn` drives these over a socket.
+//!
+//! Layers, bottom up, each in its own module:
+//!
+//! - [`handshake`]: C0/C1/C2 in, S0/S1/S2 out, plain and digest ("complex") C1.
+//!   Spec: RTMP 1.0 §5.2.
+//! - [`chunk`]: the chunk stream, decoder and encoder. Spec: RTMP 1.0 §5.3, §5.4.1, §5.4.2.
+//! - [`message`]: typed messages (protocol control, user control, command, data, audio,
+//!   video). Spec: RTMP 1.0 §5.4, §6.2, §7.1.
+//! - [`amf0`]: the value encoding of commands, data messages and FLV script tags.
+//!   Spec: AMF0 (Adobe "Action Message Format -- AMF 0").
+//! - [`session`]: the server session state machine (connect, createStream, publish, ...).
+//!   Spec: RTMP 1.0 §7.2.
+//! - [`error`]: one error type per layer.
+//!
+//! Spec: Adobe "Real-Time Messaging Protocol (RTMP) specification" 1.0 (2012).
+
+pub mod amf0;
+pub mod chunk;
+pub mod error;
+pub mod handshake;
+pub mod message;
+pub mod session;
+
+pub use error::{Amf0Error, ChunkError, HandshakeError, MessageError, SessionError};
+pub use handshake::Handshake;
+pub use session::{MediaKind, ServerSession, SessionConfig, SessionEvent};
