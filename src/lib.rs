@@ -19,3 +19,4 @@
 pub mod flv;
 pub mod hls;
 pub mod media;
+pub mod ts;
