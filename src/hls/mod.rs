@@ -3,5 +3,7 @@
 //! Spec: RFC 8216; Apple "HLS Authoring Specification for Apple Devices".
 
 pub mod segment;
+pub mod segmenter;
+pub mod timeline;
 
 pub use segment::CompletedSegment;
