@@ -19,4 +19,5 @@
 pub mod flv;
 pub mod hls;
 pub mod media;
+pub mod remux;
 pub mod ts;

@@ -128,6 +128,9 @@ pub struct Segmenter {
     last_keyframe_dts: Option<Timestamp90k>,
     long_keyframe_interval_reported: bool,
     pending_discontinuity: bool,
+    /// Largest PTS - DTS seen: how far ahead of its decoding time a later sample can still
+    /// be presented (B-frame reordering).
+    max_reorder: Duration90k,
 }
 
 impl Segmenter {
@@ -151,6 +154,7 @@ impl Segmenter {
             last_keyframe_dts: None,
             long_keyframe_interval_reported: false,
             pending_discontinuity: false,
+            max_reorder: Duration90k::ZERO,
         }
     }
 
@@ -162,6 +166,9 @@ impl Segmenter {
     /// Places one sample (samples come in decoding order).
     pub fn push(&mut self, sample: &Sample) -> Decision {
         self.pending_discontinuity |= sample.discontinuity;
+        self.max_reorder = self
+            .max_reorder
+            .max(sample.pts.saturating_since(sample.dts));
         let long_keyframe_interval = self.check_keyframe_interval(sample);
         let placement = self.place(sample);
         Decision {
@@ -206,7 +213,12 @@ impl Segmenter {
             SampleKind::Audio => !self.config.has_video && length >= self.config.segment_target,
             SampleKind::Video => false,
         };
-        let forced = !cut_here && length + sample.duration > self.length_limit();
+        // The next segment starts at this sample's PTS at the latest, and a sample decoded
+        // later may be presented up to `max_reorder` after its DTS: cut while even that
+        // keeps the segment within the limit.
+        let reach = (sample.dts + self.max_reorder).max(sample.pts);
+        let forced =
+            !cut_here && reach.saturating_since(open.start) + sample.duration > self.length_limit();
         if !(cut_here || forced) {
             let mut grown = open;
             grown.end = grown.end.max(sample.pts + sample.duration);
@@ -484,6 +496,40 @@ mod tests {
         // The segment after a forced cut does not start with a keyframe.
         assert!(closed[1].timing.independent);
         assert!(!closed[2].timing.independent);
+    }
+
+    #[test]
+    fn forced_cut_with_b_frames_stays_within_td() {
+        // TD fixed at 1, one keyframe only; P-frames are presented 3 frames after their
+        // DTS, B-frames right away, so PTS jumps ahead of the decoding order.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(1),
+            ..config(true)
+        });
+        let mut closed = Vec::new();
+        for i in 0..300u64 {
+            let dts = i * FRAME;
+            let reorder = match i % 3 {
+                0 if i == 0 => 2 * FRAME,
+                0 => 3 * FRAME,
+                _ => FRAME,
+            };
+            let sample = Sample {
+                pts: Timestamp90k(dts + reorder),
+                ..video(dts, i == 0)
+            };
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c);
+            }
+        }
+        assert!(closed.len() >= 5);
+        for c in &closed {
+            assert!(c.forced);
+            assert!(
+                c.timing.duration < Duration90k(SECOND + SECOND / 2),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

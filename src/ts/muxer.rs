@@ -33,6 +33,10 @@ pub const AUDIO_PID: Pid = pid(0x101);
 /// PCR clock) a little before it must be decoded, as a real muxer's buffering would have it.
 pub const PCR_LEAD: Duration90k = Duration90k(9_000);
 
+/// Most PCR-only packets written to bridge one gap in the timestamps (a gap of up to
+/// 12.8 s, more than the timeline lets through without re-basing).
+pub const MAX_PCR_BRIDGE_PACKETS: usize = 128;
+
 /// Longest gap between PCRs on the PCR PID while data flows.
 ///
 /// Spec: ISO/IEC 13818-1 §2.7.2: PCRs at most 0.1 s apart.
@@ -120,7 +124,7 @@ impl TsMuxer {
         let header = PesHeader::new(StreamId::Video, pts, Some(dts), payload_len, false)?;
         let field = AdaptationField {
             random_access_indicator: random_access,
-            pcr: Some(self.next_pcr(dts)),
+            pcr: Some(self.next_pcr(out, dts)),
         };
         put_pes(
             out,
@@ -151,10 +155,10 @@ impl TsMuxer {
             pcr: None,
         };
         if self.pcr_pid == AUDIO_PID {
-            field.pcr = Some(self.next_pcr(pts));
+            field.pcr = Some(self.next_pcr(out, pts));
         } else if let Some(last) = self.last_pcr {
             if self.candidate_pcr(pts) - last >= MAX_PCR_INTERVAL {
-                let pcr = self.next_pcr(pts);
+                let pcr = self.next_pcr(out, pts);
                 self.put_pcr_only(out, pcr);
             }
         }
@@ -175,8 +179,19 @@ impl TsMuxer {
         self.last_pcr.map_or(pcr, |last| pcr.max(last))
     }
 
-    fn next_pcr(&mut self, decode_time: Timestamp90k) -> Timestamp90k {
+    /// The PCR for data decoded at `decode_time`. When the timestamps jumped further than
+    /// [`MAX_PCR_INTERVAL`] since the last PCR, PCR-only packets bridge the gap first.
+    fn next_pcr(&mut self, out: &mut BytesMut, decode_time: Timestamp90k) -> Timestamp90k {
         let pcr = self.candidate_pcr(decode_time);
+        if let Some(mut last) = self.last_pcr {
+            for _ in 0..MAX_PCR_BRIDGE_PACKETS {
+                if pcr - last <= MAX_PCR_INTERVAL {
+                    break;
+                }
+                last = last + MAX_PCR_INTERVAL;
+                self.put_pcr_only(out, last);
+            }
+        }
         self.last_pcr = Some(pcr);
         pcr
     }
@@ -450,25 +465,62 @@ mod tests {
             .put_audio(&mut out, Timestamp90k(94_500), false, &[&[2u8; 10][..]])
             .unwrap();
         assert_eq!(out.len(), 4 * PACKET_SIZE);
-        // Audio 200 ms after the video: a PCR-only packet on the video PID first.
+        // Audio 200 ms after the video: PCR-only packets on the video PID first (one to
+        // bridge the gap, one for this PES).
         muxer
             .put_audio(&mut out, Timestamp90k(108_000), false, &[&[2u8; 10][..]])
             .unwrap();
         let ts = packets(&out);
-        assert_eq!(ts.len(), 6);
-        let pcr_only = &ts[4];
-        assert_eq!(pcr_only.header.pid.as_u16(), 0x100);
-        assert!(pcr_only.payload.is_none());
-        assert_eq!(pcr_only.header.continuity_counter.as_u8(), 0);
+        assert_eq!(ts.len(), 7);
+        for (pcr_only, pcr) in ts[4..6].iter().zip([90_000, 99_000]) {
+            assert_eq!(pcr_only.header.pid.as_u16(), 0x100);
+            assert!(pcr_only.payload.is_none());
+            assert_eq!(pcr_only.header.continuity_counter.as_u8(), 0);
+            let field = pcr_only.adaptation_field.as_ref().unwrap();
+            assert_eq!(field.pcr.unwrap().as_u64(), pcr * 300);
+        }
+        assert_eq!(ts[6].header.pid.as_u16(), 0x101);
+    }
+
+    #[test]
+    fn pcr_gaps_are_bridged() {
+        let mut muxer = TsMuxer::new(BOTH).unwrap();
+        let mut out = BytesMut::new();
+        muxer.put_tables(&mut out);
+        muxer
+            .put_video(
+                &mut out,
+                Timestamp90k(90_000),
+                Timestamp90k(90_000),
+                true,
+                &[&[1u8; 10][..]],
+            )
+            .unwrap();
+        // 250 ms later: two PCR-only packets (at +100 and +200 ms) before the PES.
+        muxer
+            .put_video(
+                &mut out,
+                Timestamp90k(112_500),
+                Timestamp90k(112_500),
+                false,
+                &[&[1u8; 10][..]],
+            )
+            .unwrap();
+        let pcrs: Vec<(bool, u64)> = packets(&out)
+            .iter()
+            .filter_map(|p| {
+                let pcr = p.adaptation_field.as_ref()?.pcr?;
+                Some((p.payload.is_some(), pcr.as_u64() / 300))
+            })
+            .collect();
         assert_eq!(
-            pcr_only
-                .adaptation_field
-                .as_ref()
-                .unwrap()
-                .pcr
-                .unwrap()
-                .as_u64(),
-            99_000 * 300
+            pcrs,
+            [
+                (true, 81_000),
+                (false, 90_000),
+                (false, 99_000),
+                (true, 103_500)
+            ]
         );
     }
 
