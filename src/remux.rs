@@ -306,8 +306,8 @@ impl Remuxer {
                 video: self.avc.is_some(),
                 audio: self.adts.is_some(),
             };
-            // Replaying media that was accepted once cannot fail differently now; a failure
-            // would already have been reported when it was held.
+            // `finish` has no error to return: a held tag that turns out to be malformed is
+            // logged and the rest is closed as usual.
             if let Err(e) = self.decide(self.hint.unwrap_or(tracks), out) {
                 tracing::warn!(error = %e, "media held before the track decision was refused");
             }

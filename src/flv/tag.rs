@@ -14,7 +14,7 @@ use crate::flv::error::FlvError;
 
 /// The kind of an FLV tag.
 ///
-/// Spec: FLV 10.1 §E.4.1 TagType (UB[5]).
+/// Spec: FLV 10.1 §E.4.1 TagType (five bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TagType {
     /// TagType 8.
@@ -336,13 +336,20 @@ impl VideoTag {
                 data: body.slice(5..),
             },
             t::SEQUENCE_END => AvcPacket::EndOfSequence,
+            t::MPEG2TS_SEQUENCE_START => {
+                return Err(FlvError::InvalidField {
+                    structure: "ExVideoTagHeader",
+                    field: "VideoPacketType",
+                    value: u32::from(packet_type),
+                    reason: "MPEG2TSSequenceStart is not defined for 'avc1'",
+                });
+            }
             other => {
-                debug_assert!(other == t::MPEG2TS_SEQUENCE_START || other > t::MOD_EX);
                 return Err(FlvError::InvalidField {
                     structure: "ExVideoTagHeader",
                     field: "VideoPacketType",
                     value: u32::from(other),
-                    reason: "not defined for 'avc1'",
+                    reason: "reserved",
                 });
             }
         };
@@ -801,6 +808,12 @@ mod tests {
                 ..
             }
         ));
+        for (first, value) in [(0x95u8, 5u32), (0x98, 8)] {
+            assert!(matches!(
+                video(&[first, b'a', b'v', b'c', b'1']),
+                Err(FlvError::InvalidField { field: "VideoPacketType", value: v, .. }) if v == value
+            ));
+        }
     }
 
     #[test]
