@@ -16,6 +16,9 @@
 //! values and returns bytes and events. Only `rtmp::conn`, `server`, `http` and the disk
 //! writer touch sockets and files.
 
+pub mod flv;
 pub mod hls;
 pub mod media;
+pub mod remux;
 pub mod rtmp;
+pub mod ts;

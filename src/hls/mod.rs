@@ -6,6 +6,8 @@ mod datetime;
 pub mod disk;
 pub mod playlist;
 pub mod segment;
+pub mod segmenter;
 pub mod stream;
+pub mod timeline;
 
 pub use segment::CompletedSegment;

@@ -1,0 +1,603 @@
+//! Where segments are cut, decided from sample times alone (no media bytes), and the
+//! EXT-X-TARGETDURATION that every segment of the stream honours.
+//!
+//! Rules:
+//! - With video, nothing is kept before the first keyframe; a segment is cut on a keyframe
+//!   once it has reached the segment target (`hls.time`). Audio-only streams cut on time.
+//! - A segment lasts from its first PTS to the first PTS of the next segment (the last
+//!   segment, to the end of its last sample), so durations add up to the stream's length.
+//! - The target duration is fixed for the stream's life. It is given (a value carried over
+//!   from an earlier publisher, or `round(max_segment)`), or for audio-only known from the
+//!   start, or decided when the first segment closes: `max(ceil(hls.time), round(first))`.
+//! - Once it is known, a segment that would reach TD + 0.5 s minus one tick is cut without
+//!   a keyframe, so that its EXTINF rounded to the nearest integer never exceeds TD. Such a
+//!   segment does not start with a keyframe. Before it is known the first segment is
+//!   bounded by `max_segment` or [`FIRST_SEGMENT_CAP_FACTOR`] times `hls.time`.
+//!
+//! Spec: RFC 8216 §4.3.3.1 (EXT-X-TARGETDURATION: every EXTINF rounded to the nearest
+//! integer is at most it, and it must not change), §4.3.2.1 (EXTINF), §6.2.1 (segments
+//! start where the previous one ended); Apple HLS Authoring Specification §1.9-1.10.
+
+use crate::media::{Duration90k, Timestamp90k};
+
+/// In automatic mode, the first segment is cut without a keyframe at this many times
+/// `hls.time`: the target duration is not known yet, and an encoder that sends no
+/// keyframe must not grow one segment without bound.
+pub const FIRST_SEGMENT_CAP_FACTOR: u64 = 6;
+
+/// The longest audio frame a segment cut on time can overshoot by: 1024 samples at 8 kHz.
+pub const MAX_AUDIO_FRAME: Duration90k = Duration90k(11_520);
+
+/// Half a second minus one tick: a duration below TD + this rounds to at most TD.
+const ROUNDING_MARGIN: Duration90k = Duration90k(Duration90k::HZ / 2 - 1);
+
+/// How to cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmenterConfig {
+    /// `hls.time`: cut at the first keyframe once a segment is this long.
+    pub segment_target: Duration90k,
+    /// `hls.max_segment`: no segment longer than this; fixes TD = round(max_segment).
+    pub max_segment: Option<Duration90k>,
+    /// A target duration carried over from an earlier publisher of the same stream.
+    pub target_duration: Option<u32>,
+    /// The stream has a video track (cut on keyframes) or is audio-only (cut on time).
+    pub has_video: bool,
+}
+
+/// What a sample is, as far as cutting goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleKind {
+    /// A video access unit a decoder can start at (IDR).
+    Keyframe,
+    /// Any other video access unit.
+    Video,
+    /// An audio frame.
+    Audio,
+}
+
+/// One sample's timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub kind: SampleKind,
+    pub pts: Timestamp90k,
+    pub dts: Timestamp90k,
+    /// How long it plays (for the end of the last segment and for forced cuts).
+    pub duration: Duration90k,
+    /// The source clock jumped at this sample: the next segment starts a discontinuity.
+    pub discontinuity: bool,
+}
+
+/// The timing of a closed segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentTiming {
+    /// PTS of its first sample.
+    pub start: Timestamp90k,
+    /// To the next segment's first PTS, or for the last one to the end of its last sample.
+    pub duration: Duration90k,
+    /// EXT-X-DISCONTINUITY goes before it.
+    pub discontinuity: bool,
+    /// It starts with a keyframe (or the stream is audio-only).
+    pub independent: bool,
+    /// The stream's EXT-X-TARGETDURATION.
+    pub target_duration: u32,
+}
+
+/// What to do with a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Leave it out (video before the first keyframe, audio before the first segment).
+    Drop,
+    /// Add it to the open segment.
+    Append,
+    /// Start a new segment with it, after closing the open one (`closed`), if any.
+    Start { closed: Option<ClosedSegment> },
+}
+
+/// A segment closed by [`Segmenter::push`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosedSegment {
+    pub timing: SegmentTiming,
+    /// It was cut without reaching a keyframe, because it reached the length limit.
+    pub forced: bool,
+}
+
+/// The segmenter's answer for one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub placement: Placement,
+    /// Set once per stream, the first time two keyframes are further apart than the
+    /// segment target: segments will be longer than `hls.time`.
+    pub long_keyframe_interval: Option<Duration90k>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OpenSegment {
+    start: Timestamp90k,
+    /// Latest end (PTS + duration) of its samples.
+    end: Timestamp90k,
+    discontinuity: bool,
+    independent: bool,
+}
+
+/// Decides segment boundaries for one stream.
+#[derive(Clone, Debug)]
+pub struct Segmenter {
+    config: SegmenterConfig,
+    target_duration: Option<u32>,
+    open: Option<OpenSegment>,
+    last_keyframe_dts: Option<Timestamp90k>,
+    long_keyframe_interval_reported: bool,
+    pending_discontinuity: bool,
+    /// Largest PTS - DTS seen: how far ahead of its decoding time a later sample can still
+    /// be presented (B-frame reordering).
+    max_reorder: Duration90k,
+}
+
+impl Segmenter {
+    pub fn new(config: SegmenterConfig) -> Segmenter {
+        let fixed = config
+            .target_duration
+            .or_else(|| config.max_segment.map(round_secs));
+        let target_duration = match fixed {
+            Some(td) => Some(td),
+            // Audio cuts on time overshoot the target by at most one frame.
+            None if !config.has_video => Some(
+                ceil_secs(config.segment_target)
+                    .max(round_secs(config.segment_target + MAX_AUDIO_FRAME)),
+            ),
+            None => None,
+        };
+        Segmenter {
+            config,
+            target_duration,
+            open: None,
+            last_keyframe_dts: None,
+            long_keyframe_interval_reported: false,
+            pending_discontinuity: false,
+            max_reorder: Duration90k::ZERO,
+        }
+    }
+
+    /// The stream's target duration, once known.
+    pub fn target_duration(&self) -> Option<u32> {
+        self.target_duration
+    }
+
+    /// Places one sample (samples come in decoding order).
+    pub fn push(&mut self, sample: &Sample) -> Decision {
+        self.pending_discontinuity |= sample.discontinuity;
+        self.max_reorder = self
+            .max_reorder
+            .max(sample.pts.saturating_since(sample.dts));
+        let long_keyframe_interval = self.check_keyframe_interval(sample);
+        let placement = self.place(sample);
+        Decision {
+            placement,
+            long_keyframe_interval,
+        }
+    }
+
+    /// The publisher stopped: closes the open segment, which lasts to the end of its last
+    /// sample.
+    pub fn finish(&mut self) -> Option<SegmentTiming> {
+        let open = self.open.take()?;
+        Some(self.close(open, open.end))
+    }
+
+    fn check_keyframe_interval(&mut self, sample: &Sample) -> Option<Duration90k> {
+        if sample.kind != SampleKind::Keyframe {
+            return None;
+        }
+        let previous = self.last_keyframe_dts.replace(sample.dts)?;
+        let interval = sample.dts.saturating_since(previous);
+        if interval > self.config.segment_target && !self.long_keyframe_interval_reported {
+            self.long_keyframe_interval_reported = true;
+            return Some(interval);
+        }
+        None
+    }
+
+    fn place(&mut self, sample: &Sample) -> Placement {
+        let Some(open) = self.open else {
+            if self.config.has_video && sample.kind != SampleKind::Keyframe {
+                return Placement::Drop;
+            }
+            // Nothing came before the first segment, so there is nothing to break from.
+            self.pending_discontinuity = false;
+            self.open = Some(OpenSegment::starting_with(sample, false, true));
+            return Placement::Start { closed: None };
+        };
+        let length = sample.pts.saturating_since(open.start);
+        let cut_here = match sample.kind {
+            SampleKind::Keyframe => length >= self.config.segment_target,
+            SampleKind::Audio => !self.config.has_video && length >= self.config.segment_target,
+            SampleKind::Video => false,
+        };
+        // The next segment starts at this sample's PTS at the latest, and a sample decoded
+        // later may be presented up to `max_reorder` after its DTS: cut while even that
+        // keeps the segment within the limit.
+        let reach = (sample.dts + self.max_reorder).max(sample.pts);
+        let forced =
+            !cut_here && reach.saturating_since(open.start) + sample.duration > self.length_limit();
+        if !(cut_here || forced) {
+            let mut grown = open;
+            grown.end = grown.end.max(sample.pts + sample.duration);
+            self.open = Some(grown);
+            return Placement::Append;
+        }
+        let timing = self.close(open, sample.pts);
+        let independent = sample.kind == SampleKind::Keyframe || !self.config.has_video;
+        let discontinuity = std::mem::take(&mut self.pending_discontinuity);
+        self.open = Some(OpenSegment::starting_with(
+            sample,
+            discontinuity,
+            independent,
+        ));
+        Placement::Start {
+            closed: Some(ClosedSegment { timing, forced }),
+        }
+    }
+
+    /// The longest a segment may grow before it is cut without a keyframe.
+    fn length_limit(&self) -> Duration90k {
+        let by_td = self
+            .target_duration
+            .map(|td| Duration90k(u64::from(td) * Duration90k::HZ) + ROUNDING_MARGIN);
+        let by_first_cap = match (self.target_duration, self.config.max_segment) {
+            (None, None) => Some(Duration90k(
+                self.config.segment_target.0 * FIRST_SEGMENT_CAP_FACTOR,
+            )),
+            _ => None,
+        };
+        [by_td, self.config.max_segment, by_first_cap]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Duration90k(u64::MAX))
+    }
+
+    fn close(&mut self, open: OpenSegment, end: Timestamp90k) -> SegmentTiming {
+        let duration = end.saturating_since(open.start);
+        let target_duration = *self
+            .target_duration
+            .get_or_insert_with(|| ceil_secs(self.config.segment_target).max(round_secs(duration)));
+        SegmentTiming {
+            start: open.start,
+            duration,
+            discontinuity: open.discontinuity,
+            independent: open.independent,
+            target_duration,
+        }
+    }
+}
+
+impl OpenSegment {
+    fn starting_with(sample: &Sample, discontinuity: bool, independent: bool) -> OpenSegment {
+        OpenSegment {
+            start: sample.pts,
+            end: sample.pts + sample.duration,
+            discontinuity,
+            independent,
+        }
+    }
+}
+
+/// Seconds rounded up, at least 1.
+fn ceil_secs(d: Duration90k) -> u32 {
+    d.0.div_ceil(Duration90k::HZ).max(1) as u32
+}
+
+/// Seconds rounded to the nearest integer (halves up), at least 1.
+fn round_secs(d: Duration90k) -> u32 {
+    ((d.0 + Duration90k::HZ / 2) / Duration90k::HZ).max(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 90_000;
+    /// One frame at 30 fps.
+    const FRAME: u64 = 3_000;
+
+    fn config(has_video: bool) -> SegmenterConfig {
+        SegmenterConfig {
+            segment_target: Duration90k(2 * SECOND),
+            max_segment: None,
+            target_duration: None,
+            has_video,
+        }
+    }
+
+    fn video(dts: u64, key: bool) -> Sample {
+        Sample {
+            kind: if key {
+                SampleKind::Keyframe
+            } else {
+                SampleKind::Video
+            },
+            pts: Timestamp90k(dts),
+            dts: Timestamp90k(dts),
+            duration: Duration90k(FRAME),
+            discontinuity: false,
+        }
+    }
+
+    /// Runs 30 fps video with a keyframe every `gop` frames from `start`, for `frames`
+    /// frames, returning closed segments (plus the final one).
+    fn run(segmenter: &mut Segmenter, start: u64, frames: u64, gop: u64) -> Vec<ClosedSegment> {
+        let mut closed = Vec::new();
+        for i in 0..frames {
+            let d = segmenter.push(&video(start + i * FRAME, i % gop == 0));
+            if let Placement::Start { closed: Some(c) } = d.placement {
+                closed.push(c);
+            }
+        }
+        if let Some(timing) = segmenter.finish() {
+            closed.push(ClosedSegment {
+                timing,
+                forced: false,
+            });
+        }
+        closed
+    }
+
+    #[test]
+    fn drops_until_the_first_keyframe_then_cuts_on_keyframes() {
+        let mut s = Segmenter::new(config(true));
+        assert_eq!(s.push(&video(0, false)).placement, Placement::Drop);
+        let mut a = Sample {
+            kind: SampleKind::Audio,
+            ..video(0, false)
+        };
+        assert_eq!(s.push(&a).placement, Placement::Drop);
+        assert_eq!(
+            s.push(&video(FRAME, true)).placement,
+            Placement::Start { closed: None }
+        );
+        a.pts = Timestamp90k(FRAME);
+        assert_eq!(s.push(&a).placement, Placement::Append);
+        // A keyframe one second in does not cut: the target is 2 s.
+        assert_eq!(
+            s.push(&video(FRAME + SECOND, true)).placement,
+            Placement::Append
+        );
+        match s.push(&video(FRAME + 2 * SECOND, true)).placement {
+            Placement::Start {
+                closed: Some(closed),
+            } => {
+                assert_eq!(closed.timing.start, Timestamp90k(FRAME));
+                assert_eq!(closed.timing.duration, Duration90k(2 * SECOND));
+                assert_eq!(closed.timing.target_duration, 2);
+                assert!(closed.timing.independent && !closed.forced);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_run_to_the_next_segments_first_pts() {
+        // B-frames: the keyframe's PTS is two frames after its DTS.
+        let mut s = Segmenter::new(config(true));
+        let mut closed = Vec::new();
+        for i in 0..150u64 {
+            let dts = i * FRAME;
+            let key = i % 60 == 0;
+            let pts = dts
+                + if key {
+                    2 * FRAME
+                } else {
+                    [FRAME * 3, 0, 0][(i % 3) as usize]
+                };
+            let sample = Sample {
+                kind: if key {
+                    SampleKind::Keyframe
+                } else {
+                    SampleKind::Video
+                },
+                pts: Timestamp90k(pts),
+                dts: Timestamp90k(dts),
+                duration: Duration90k(FRAME),
+                discontinuity: false,
+            };
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        let last = s.finish().unwrap();
+        assert_eq!(closed.len(), 2);
+        assert_eq!(closed[0].start, Timestamp90k(2 * FRAME));
+        assert_eq!(closed[0].duration, Duration90k(2 * SECOND));
+        assert_eq!(closed[1].start, Timestamp90k(2 * SECOND + 2 * FRAME));
+        // The last segment ends with its latest-presented frame.
+        assert_eq!(last.start, Timestamp90k(4 * SECOND + 2 * FRAME));
+        let end = last.start + last.duration;
+        assert_eq!(end, Timestamp90k(151 * FRAME));
+    }
+
+    #[test]
+    fn audio_only_cuts_on_time_with_td_known_from_the_start() {
+        let mut s = Segmenter::new(config(false));
+        assert_eq!(s.target_duration(), Some(2));
+        let frame = 1_920; // 1024 samples at 48 kHz
+        let mut closed = Vec::new();
+        for i in 0..300u64 {
+            let sample = Sample {
+                kind: SampleKind::Audio,
+                pts: Timestamp90k(i * frame),
+                dts: Timestamp90k(i * frame),
+                duration: Duration90k(frame),
+                discontinuity: false,
+            };
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        // The first frame at or after 2 s is frame 94 (180_480 ticks).
+        assert_eq!(closed[0].duration, Duration90k(94 * frame));
+        assert!(
+            closed
+                .iter()
+                .all(|c| c.independent && c.target_duration == 2)
+        );
+        let starts: Vec<u64> = closed.iter().map(|c| c.start.0).collect();
+        assert_eq!(starts[..3], [0, 94 * frame, 188 * frame]);
+    }
+
+    #[test]
+    fn target_duration_from_the_first_segment_in_auto_mode() {
+        // A 3 s GOP with a 2 s target: TD = max(ceil 2, round 3) = 3.
+        let mut s = Segmenter::new(config(true));
+        let closed = run(&mut s, 0, 360, 90);
+        assert!(closed.iter().all(|c| c.timing.target_duration == 3));
+        assert!(closed.iter().all(|c| !c.forced));
+        assert_eq!(closed[0].timing.duration, Duration90k(3 * SECOND));
+    }
+
+    #[test]
+    fn long_keyframe_interval_is_reported_once() {
+        let mut s = Segmenter::new(config(true));
+        let mut reports = Vec::new();
+        for i in 0..400u64 {
+            if let Some(interval) = s
+                .push(&video(i * FRAME, i % 90 == 0))
+                .long_keyframe_interval
+            {
+                reports.push(interval);
+            }
+        }
+        assert_eq!(reports, [Duration90k(3 * SECOND)]);
+    }
+
+    #[test]
+    fn forced_cut_keeps_rounded_extinf_within_td() {
+        // Keyframes every 2 s for the first segment, then none: TD = 2 and later segments
+        // are cut before they reach 2.5 s.
+        let mut s = Segmenter::new(config(true));
+        let mut closed = Vec::new();
+        for i in 0..400u64 {
+            let d = s.push(&video(i * FRAME, i == 0 || i == 60));
+            if let Placement::Start { closed: Some(c) } = d.placement {
+                closed.push(c);
+            }
+        }
+        assert_eq!(closed[0].timing.target_duration, 2);
+        assert!(!closed[0].forced);
+        let forced: Vec<_> = closed[1..].iter().collect();
+        assert!(!forced.is_empty());
+        for c in &forced {
+            assert!(c.forced);
+            assert!(
+                c.timing.duration <= Duration90k(2 * SECOND + SECOND / 2 - 1),
+                "{c:?}"
+            );
+            assert_eq!(round_secs(c.timing.duration), 2);
+        }
+        // The segment after a forced cut does not start with a keyframe.
+        assert!(closed[1].timing.independent);
+        assert!(!closed[2].timing.independent);
+    }
+
+    #[test]
+    fn forced_cut_with_b_frames_stays_within_td() {
+        // TD fixed at 1, one keyframe only; P-frames are presented 3 frames after their
+        // DTS, B-frames right away, so PTS jumps ahead of the decoding order.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(1),
+            ..config(true)
+        });
+        let mut closed = Vec::new();
+        for i in 0..300u64 {
+            let dts = i * FRAME;
+            let reorder = match i % 3 {
+                0 if i == 0 => 2 * FRAME,
+                0 => 3 * FRAME,
+                _ => FRAME,
+            };
+            let sample = Sample {
+                pts: Timestamp90k(dts + reorder),
+                ..video(dts, i == 0)
+            };
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c);
+            }
+        }
+        assert!(closed.len() >= 5);
+        for c in &closed {
+            assert!(c.forced);
+            assert!(
+                c.timing.duration < Duration90k(SECOND + SECOND / 2),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn first_segment_is_capped_in_auto_mode() {
+        let mut s = Segmenter::new(config(true));
+        let closed = run(&mut s, 0, 400, 10_000);
+        // No second keyframe: cut at 6 x 2 s, TD from that length.
+        assert!(closed[0].forced);
+        assert!(closed[0].timing.duration <= Duration90k(12 * SECOND));
+        assert_eq!(closed[0].timing.target_duration, 12);
+    }
+
+    #[test]
+    fn max_segment_fixes_td_and_bounds_segments() {
+        let mut s = Segmenter::new(SegmenterConfig {
+            max_segment: Some(Duration90k(4 * SECOND)),
+            ..config(true)
+        });
+        assert_eq!(s.target_duration(), Some(4));
+        let closed = run(&mut s, 0, 900, 300); // 10 s GOP
+        for c in &closed[..closed.len() - 1] {
+            assert!(c.timing.duration <= Duration90k(4 * SECOND), "{c:?}");
+            assert_eq!(c.timing.target_duration, 4);
+        }
+        assert!(closed[0].forced);
+    }
+
+    #[test]
+    fn carried_over_td_wins() {
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(6),
+            ..config(true)
+        });
+        let closed = run(&mut s, 0, 300, 60);
+        assert!(closed.iter().all(|c| c.timing.target_duration == 6));
+        let mut audio = Segmenter::new(SegmenterConfig {
+            target_duration: Some(6),
+            ..config(false)
+        });
+        assert_eq!(audio.target_duration(), Some(6));
+        assert_eq!(audio.finish(), None);
+    }
+
+    #[test]
+    fn discontinuity_marks_the_next_segment() {
+        let mut s = Segmenter::new(config(true));
+        let mut closed = Vec::new();
+        for i in 0..200u64 {
+            let mut sample = video(i * FRAME, i % 60 == 0);
+            sample.discontinuity = i == 70;
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        let last = s.finish().unwrap();
+        // The jump falls in the segment starting at frame 60; the one after it is marked.
+        assert!(!closed[0].discontinuity);
+        assert!(!closed[1].discontinuity);
+        assert!(closed[2].discontinuity);
+        assert!(!last.discontinuity);
+    }
+
+    #[test]
+    fn rounding_helpers() {
+        assert_eq!(ceil_secs(Duration90k(2 * SECOND)), 2);
+        assert_eq!(ceil_secs(Duration90k(2 * SECOND + 1)), 3);
+        assert_eq!(round_secs(Duration90k(2 * SECOND + SECOND / 2 - 1)), 2);
+        assert_eq!(round_secs(Duration90k(2 * SECOND + SECOND / 2)), 3);
+        assert_eq!(ceil_secs(Duration90k(0)), 1);
+    }
+}
