@@ -16,9 +16,19 @@
 //! values and returns bytes and events. Only `rtmp::conn`, `server`, `http` and the disk
 //! writer touch sockets and files.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod flv;
+pub mod healthcheck;
 pub mod hls;
+pub mod hooks;
+pub mod http;
+pub mod hub;
 pub mod media;
+pub mod metrics;
+pub mod offline;
 pub mod remux;
 pub mod rtmp;
+pub mod server;
 pub mod ts;

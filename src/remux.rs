@@ -694,22 +694,35 @@ pub fn remux_flv(file: Bytes, config: RemuxConfig) -> Result<Vec<RemuxEvent>, Re
     let mut remuxer = Remuxer::new(config);
     let mut events = Vec::new();
     for item in FlvFile::new(file) {
-        match item.map_err(RemuxError::File)? {
+        remuxer.push_file_item(item.map_err(RemuxError::File)?, &mut events)?;
+    }
+    remuxer.finish(&mut events);
+    Ok(events)
+}
+
+impl Remuxer {
+    /// Feeds one item of an FLV file: the header's audio/video flags are the track hint,
+    /// script tags are skipped.
+    pub fn push_file_item(
+        &mut self,
+        item: FlvItem,
+        out: &mut Vec<RemuxEvent>,
+    ) -> Result<(), RemuxError> {
+        match item {
             FlvItem::Header(header) => {
-                remuxer.expect_tracks(header.type_flags_video, header.type_flags_audio);
+                self.expect_tracks(header.type_flags_video, header.type_flags_audio);
+                Ok(())
             }
             FlvItem::Tag(tag) => {
                 let kind = match tag.tag_type {
                     TagType::Audio => TagKind::Audio,
                     TagType::Video => TagKind::Video,
-                    TagType::ScriptData => continue,
+                    TagType::ScriptData => return Ok(()),
                 };
-                remuxer.push(kind, tag.timestamp, tag.body, &mut events)?;
+                self.push(kind, tag.timestamp, tag.body, out)
             }
         }
     }
-    remuxer.finish(&mut events);
-    Ok(events)
 }
 
 #[cfg(test)]

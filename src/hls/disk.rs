@@ -108,7 +108,7 @@ impl LogLimiter {
 
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
-enum DiskError {
+pub enum DiskError {
     #[error("refusing {path:?}: not a relative path of plain components under the media root")]
     UnsafePath { path: PathBuf },
     #[error("refusing to remove {path:?}: a stream folder is {{app}}/{{key}}")]
@@ -173,7 +173,7 @@ impl DiskWriterHandle {
 /// The writer side: owns the queue's receiving end and the media root.
 #[derive(Debug)]
 pub struct DiskWriter {
-    media_root: PathBuf,
+    root: MediaRoot,
     queue: mpsc::Receiver<DiskAction>,
     stats: Arc<DiskStats>,
     error_log: LogLimiter,
@@ -196,7 +196,7 @@ impl DiskWriter {
             drop_log: Arc::new(LogLimiter::new()),
         };
         let writer = DiskWriter {
-            media_root,
+            root: MediaRoot::new(media_root),
             queue: receiver,
             stats,
             error_log: LogLimiter::new(),
@@ -208,7 +208,16 @@ impl DiskWriter {
     fn run(mut self) {
         while let Some(action) = self.queue.blocking_recv() {
             self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            if let Err(error) = self.execute(action) {
+            let done = self.root.apply(action);
+            if let Ok(written) = done {
+                if written > 0 {
+                    self.stats.writes.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .bytes_written
+                        .fetch_add(written as u64, Ordering::Relaxed);
+                }
+            }
+            if let Err(error) = done {
                 let errors = self.stats.errors.fetch_add(1, Ordering::Relaxed) + 1;
                 if self.error_log.allow() {
                     tracing::error!(%error, errors, "disk writer: file action failed");
@@ -217,14 +226,27 @@ impl DiskWriter {
         }
         tracing::debug!("disk writer: queue closed and drained");
     }
+}
 
-    fn execute(&self, action: DiskAction) -> Result<(), DiskError> {
+/// The folder HLS files go under, and the one way they are written there: every path is
+/// checked to stay inside it, playlists are replaced atomically. Shared by the background
+/// writer of the live path and the offline remux.
+#[derive(Clone, Debug)]
+pub struct MediaRoot(PathBuf);
+
+impl MediaRoot {
+    pub fn new(path: PathBuf) -> MediaRoot {
+        MediaRoot(path)
+    }
+
+    /// Carries out one action; returns the bytes written (0 for deletions).
+    pub fn apply(&self, action: DiskAction) -> Result<usize, DiskError> {
         match action {
             DiskAction::WriteSegment { path, data } => {
                 let full = self.resolve(&path)?;
                 create_parent(&full)?;
                 fs::write(&full, &data).map_err(io_error("write", &full))?;
-                self.count_write(data.len());
+                return Ok(data.len());
             }
             DiskAction::WritePlaylist { path, text } => {
                 let full = self.resolve(&path)?;
@@ -238,7 +260,7 @@ impl DiskWriter {
                     let _ = fs::remove_file(&tmp);
                     return Err(error);
                 }
-                self.count_write(text.len());
+                return Ok(text.len());
             }
             DiskAction::Delete { path } => {
                 let full = self.resolve(&path)?;
@@ -253,7 +275,7 @@ impl DiskWriter {
                     .map_err(io_error("remove folder", &full))?;
             }
         }
-        Ok(())
+        Ok(0)
     }
 
     /// `relative` under the media root, refusing anything that could leave it: absolute
@@ -268,14 +290,7 @@ impl DiskWriter {
                 path: relative.to_owned(),
             });
         }
-        Ok(self.media_root.join(relative))
-    }
-
-    fn count_write(&self, bytes: usize) {
-        self.stats.writes.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes_written
-            .fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(self.0.join(relative))
     }
 }
 

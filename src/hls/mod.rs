@@ -2,7 +2,6 @@
 //!
 //! Spec: RFC 8216; Apple "HLS Authoring Specification for Apple Devices".
 
-mod datetime;
 pub mod disk;
 pub mod playlist;
 pub mod segment;

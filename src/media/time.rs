@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(RtmpTimestamp(100).wrapping_diff(RtmpTimestamp(40)), 60);
         assert_eq!(RtmpTimestamp(40).wrapping_diff(RtmpTimestamp(100)), -60);
         // Across the 2^32 wrap, forward by 20 ms.
-        assert_eq!(RtmpTimestamp(10).wrapping_diff(RtmpTimestamp(u32::MAX - 9)), 20);
+        assert_eq!(
+            RtmpTimestamp(10).wrapping_diff(RtmpTimestamp(u32::MAX - 9)),
+            20
+        );
         assert_eq!(RtmpTimestamp(u32::MAX).wrapping_add(2), RtmpTimestamp(1));
     }
 

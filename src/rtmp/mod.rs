@@ -17,6 +17,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod conn;
 pub mod error;
 pub mod handshake;
 pub mod message;

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Runs every test of the project on a fresh machine: installs what the tests need (ffmpeg,
+# the real encoder and validator they use) when it is missing, then runs the lints and the
+# test suite.
+set -eu
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+    echo "installing ffmpeg (the tests publish with it and check output with ffprobe)"
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked

@@ -1,0 +1,378 @@
+//! Stream-key validation against the platform's stream-service.
+//!
+//! Contract (DESIGN.md): `GET {stream_service}/api/streams/{key}`. A 2xx answer with a JSON
+//! object accepts the key unless the object says it is not usable (`active`/`isActive`
+//! false, or `expiresAt`/`expires_at` in the past). 401/403/404 reject it. Anything else
+//! (time-out, refused connection, 5xx, a body that is not a JSON object) rejects it too, with
+//! its own reason: an ingest that lets anyone in while a dependency is down is a security hole.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::Value;
+
+use crate::config::AuthConfig;
+use crate::hub::key::StreamKey;
+
+/// Characters escaped in the key's URL path segment: everything but RFC 3986 unreserved.
+/// Keys are already restricted to those, so this is a second line of defence.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Most cached positive answers kept; beyond it the oldest go first. Encoders reconnect in
+/// bursts of a few keys, not thousands.
+const MAX_CACHED_KEYS: usize = 4096;
+
+/// Largest stream-service answer read; a stream record is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the stream-service said yes with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The public name to serve HLS under, when the service gives one (`playbackId`).
+    pub playback_id: Option<StreamKey>,
+}
+
+/// Why a key was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("stream key is malformed: {0}")]
+    Malformed(String),
+    #[error("stream key unknown to the stream-service (HTTP {0})")]
+    Unknown(u16),
+    #[error("stream key is inactive")]
+    Inactive,
+    #[error("stream key expired")]
+    Expired,
+    #[error("stream-service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Rejection {
+    /// A short, fixed label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed_key",
+            Rejection::Unknown(_) => "unknown_key",
+            Rejection::Inactive => "inactive_key",
+            Rejection::Expired => "expired_key",
+            Rejection::Unavailable(_) => "service_unavailable",
+        }
+    }
+}
+
+/// Asks the stream-service whether keys may publish. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyChecker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    /// `None`: no stream-service configured, every key is accepted.
+    base: Option<reqwest::Url>,
+    token: String,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<StreamKey, (Instant, Grant)>>,
+}
+
+impl KeyChecker {
+    pub fn new(config: &AuthConfig, client: reqwest::Client) -> Result<KeyChecker, String> {
+        let base = if config.stream_service.is_empty() {
+            None
+        } else {
+            let mut url = reqwest::Url::parse(&config.stream_service)
+                .map_err(|e| format!("auth.stream_service: {e}"))?;
+            // Join paths below the base: "http://svc/v1" + "api/streams/k".
+            if !url.path().ends_with('/') {
+                let path = format!("{}/", url.path());
+                url.set_path(&path);
+            }
+            Some(url)
+        };
+        Ok(KeyChecker {
+            inner: Arc::new(Inner {
+                client,
+                base,
+                token: config.token.clone(),
+                cache_ttl: Duration::from_secs(config.cache),
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Whether a stream-service is configured (without one every key is accepted).
+    pub fn is_enforcing(&self) -> bool {
+        self.inner.base.is_some()
+    }
+
+    /// The URL asked for `key`.
+    fn url(&self, base: &reqwest::Url, key: &StreamKey) -> Result<reqwest::Url, Rejection> {
+        let segment = utf8_percent_encode(key.as_str(), PATH_SEGMENT).to_string();
+        base.join(&format!("api/streams/{segment}"))
+            .map_err(|e| Rejection::Unavailable(format!("bad URL: {e}")))
+    }
+
+    /// Checks `key`; `fresh` skips the cache (used by the periodic re-check).
+    pub async fn check(&self, key: &StreamKey, fresh: bool) -> Result<Grant, Rejection> {
+        let Some(base) = &self.inner.base else {
+            return Ok(Grant::default());
+        };
+        if !fresh && !self.inner.cache_ttl.is_zero() {
+            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, grant)) = cache.get(key) {
+                if at.elapsed() < self.inner.cache_ttl {
+                    return Ok(grant.clone());
+                }
+            }
+        }
+        let url = self.url(base, key)?;
+        let mut request = self
+            .inner
+            .client
+            .get(url)
+            .header("accept", "application/json");
+        if !self.inner.token.is_empty() {
+            request = request.bearer_auth(&self.inner.token);
+        }
+        let result = match request.send().await {
+            Ok(response) => read_answer(response).await,
+            Err(e) => Err(Rejection::Unavailable(describe(&e))),
+        };
+        if !self.inner.cache_ttl.is_zero() {
+            let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match &result {
+                Ok(grant) => {
+                    if cache.len() >= MAX_CACHED_KEYS {
+                        let ttl = self.inner.cache_ttl;
+                        cache.retain(|_, (at, _)| at.elapsed() < ttl);
+                        if cache.len() >= MAX_CACHED_KEYS {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(key.clone(), (Instant::now(), grant.clone()));
+                }
+                Err(_) => {
+                    cache.remove(key);
+                }
+            }
+        }
+        result
+    }
+}
+
+/// A reqwest error in words a log reader can act on.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        format!("cannot connect: {}", root_cause(e))
+    } else {
+        root_cause(e)
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+async fn read_answer(mut response: reqwest::Response) -> Result<Grant, Rejection> {
+    let status = response.status();
+    if matches!(status.as_u16(), 401 | 403 | 404) {
+        return Err(Rejection::Unknown(status.as_u16()));
+    }
+    if !status.is_success() {
+        return Err(Rejection::Unavailable(format!("HTTP {status}")));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(Rejection::Unavailable(format!(
+                        "answer larger than {MAX_BODY_BYTES} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Rejection::Unavailable(describe(&e))),
+        }
+    }
+    judge(&body, jiff::Timestamp::now())
+}
+
+/// Reads a 2xx body: a JSON object that may mark the key inactive or expired.
+fn judge(body: &[u8], now: jiff::Timestamp) -> Result<Grant, Rejection> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Rejection::Unavailable(format!("answer is not JSON: {e}")))?;
+    let Value::Object(record) = value else {
+        return Err(Rejection::Unavailable("answer is not a JSON object".into()));
+    };
+    for field in ["active", "isActive", "is_active"] {
+        if record.get(field) == Some(&Value::Bool(false)) {
+            return Err(Rejection::Inactive);
+        }
+    }
+    for field in ["expiresAt", "expires_at"] {
+        match record.get(field) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let expiry = parse_instant(v)
+                    .ok_or_else(|| Rejection::Unavailable(format!("{field} is not a date: {v}")))?;
+                if expiry <= now {
+                    return Err(Rejection::Expired);
+                }
+            }
+        }
+    }
+    let playback_id = ["playbackId", "playback_id"]
+        .iter()
+        .find_map(|f| record.get(*f).and_then(Value::as_str))
+        .and_then(|id| match StreamKey::parse(id) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(playback_id = id, "stream-service playback id unusable: {e}");
+                None
+            }
+        });
+    Ok(Grant { playback_id })
+}
+
+/// An RFC 3339 date, or seconds (or milliseconds, when too large for seconds) since the epoch.
+fn parse_instant(v: &Value) -> Option<jiff::Timestamp> {
+    match v {
+        Value::String(s) => s.parse::<jiff::Timestamp>().ok(),
+        Value::Number(n) => {
+            let n = n.as_f64()?;
+            // Seconds until the year 5138; larger values are milliseconds.
+            let secs = if n.abs() >= 1e11 { n / 1000.0 } else { n };
+            jiff::Timestamp::from_millisecond((secs * 1000.0) as i64).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The HTTP client for the stream-service and webhooks: rustls with the ring provider and
+/// the compiled-in web PKI roots, so a `FROM scratch` image needs no CA files.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("rtmp-server/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> jiff::Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn accepts_an_active_record() {
+        assert_eq!(
+            judge(br#"{"key":"k","active":true}"#, now()),
+            Ok(Grant::default())
+        );
+        assert_eq!(judge(br#"{}"#, now()), Ok(Grant::default()));
+    }
+
+    #[test]
+    fn refuses_inactive_and_expired_records() {
+        assert_eq!(
+            judge(br#"{"isActive":false}"#, now()),
+            Err(Rejection::Inactive)
+        );
+        assert_eq!(
+            judge(br#"{"active":false}"#, now()),
+            Err(Rejection::Inactive)
+        );
+        assert_eq!(
+            judge(br#"{"expiresAt":"2026-05-31T23:59:59Z"}"#, now()),
+            Err(Rejection::Expired)
+        );
+        assert_eq!(
+            judge(br#"{"expires_at":"2026-06-01T01:00:00+02:00"}"#, now()),
+            Err(Rejection::Expired),
+            "offsets are honoured"
+        );
+        assert_eq!(
+            judge(br#"{"expiresAt":1780271999}"#, now()),
+            Err(Rejection::Expired)
+        );
+        assert_eq!(
+            judge(br#"{"expiresAt":"2026-06-02T00:00:00Z"}"#, now()),
+            Ok(Grant::default())
+        );
+        assert_eq!(
+            judge(br#"{"expiresAt":1780358400000}"#, now()),
+            Ok(Grant::default())
+        );
+        assert_eq!(judge(br#"{"expiresAt":null}"#, now()), Ok(Grant::default()));
+    }
+
+    #[test]
+    fn unreadable_answers_are_unavailability() {
+        for body in [
+            &b"<html>"[..],
+            b"[1,2]",
+            b"\"ok\"",
+            b"",
+            br#"{"expiresAt":"soon"}"#,
+        ] {
+            assert_eq!(
+                judge(body, now()).unwrap_err().label(),
+                "service_unavailable",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn playback_id_is_taken_when_url_safe() {
+        let g = judge(br#"{"playbackId":"pub-123"}"#, now()).unwrap();
+        assert_eq!(g.playback_id.unwrap().as_str(), "pub-123");
+        let g = judge(br#"{"playbackId":"../x"}"#, now()).unwrap();
+        assert_eq!(g.playback_id, None);
+    }
+
+    #[test]
+    fn url_joins_below_the_base_and_escapes() {
+        let cfg = AuthConfig {
+            stream_service: "http://svc:3000/v1".into(),
+            ..AuthConfig::default()
+        };
+        let client = http_client(Duration::from_secs(1)).unwrap();
+        let checker = KeyChecker::new(&cfg, client).unwrap();
+        let base = checker.inner.base.clone().unwrap();
+        let key = StreamKey::parse("a.b~c").unwrap();
+        assert_eq!(
+            checker.url(&base, &key).unwrap().as_str(),
+            "http://svc:3000/v1/api/streams/a.b~c"
+        );
+    }
+}

@@ -1,0 +1,588 @@
+//! The server's configuration: one struct, loaded from defaults, then a TOML file, then
+//! `RTMP_SERVER_...` environment variables, then command-line flags (each layer overrides the
+//! one before).
+//!
+//! Option names follow the node-media-server configuration this server replaces
+//! (`rtmp.port`, `rtmp.chunk_size`, `http.mediaroot`, `hls.time`, ...), with its defaults.
+//! Every option `section.name` has the environment variable `RTMP_SERVER_SECTION_NAME` and
+//! the flag `--section-name`; both are derived from the struct itself, so a new option gets
+//! them without further code.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every environment variable the server reads its options from.
+pub const ENV_PREFIX: &str = "RTMP_SERVER_";
+
+/// The whole configuration. `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address both listeners bind to.
+    pub bind: IpAddr,
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub hls: HlsConfig,
+    pub auth: AuthConfig,
+    pub hooks: HooksConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// RTMP listen port; 0 picks a free port (logged at start-up).
+    pub port: u16,
+    /// The application name encoders publish to: `rtmp://host/{app}/{key}`.
+    pub app: String,
+    /// The server's outgoing chunk size, announced with Set Chunk Size (RTMP 1.0 §5.4.1).
+    pub chunk_size: u32,
+    /// Accepted for compatibility with node-media-server configurations. It caches the last
+    /// GOP for RTMP players; this server does not offer RTMP playback, so it has no effect.
+    pub gop_cache: bool,
+    /// Seconds between User Control Ping Requests to each client.
+    pub ping: u64,
+    /// Seconds of silence from a client after which it is dropped.
+    pub ping_timeout: u64,
+    /// Seconds a client has to complete the handshake and `connect`.
+    pub handshake_timeout: u64,
+    /// Most RTMP connections open at once; more are refused at accept.
+    pub max_connections: usize,
+    /// A new, validated publish on a key that is live takes the stream over (the old
+    /// connection is closed). Off: the new publish is refused.
+    pub takeover: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// HTTP listen port; 0 picks a free port (logged at start-up).
+    pub port: u16,
+    /// CORS allowed origins: `*`, or a comma-separated list of origins.
+    pub allow_origin: String,
+    /// Folder HLS files are written under, as `{mediaroot}/{app}/{key}/`.
+    pub mediaroot: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Target segment length in seconds: a segment is cut on the first keyframe at or after it.
+    pub time: u32,
+    /// Segments listed in the live playlist (more when needed to hold three target
+    /// durations of media, RFC 8216 §6.2.2).
+    pub list_size: usize,
+    /// Delete segments from disk once they left the playlist and their grace period is over.
+    pub delete_segments: bool,
+    /// Keep a stream's files on disk after it ends.
+    pub keep: bool,
+    /// Longest segment in seconds when the encoder sends no keyframe; 0 picks it from the
+    /// first segment (the target duration plus half a second).
+    pub max_segment: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Base URL of the stream-service; empty accepts every key (development only).
+    pub stream_service: String,
+    /// Bearer token sent to the stream-service; empty sends none.
+    pub token: String,
+    /// Seconds for the whole stream-service request, connection included.
+    pub timeout: u64,
+    /// Seconds between re-checks of a live stream's key; 0 checks only at publish.
+    pub recheck: u64,
+    /// Seconds a positive answer is reused for the same key; 0 asks every time.
+    pub cache: u64,
+    /// Serve HLS under the `playbackId` the stream-service returns instead of the key.
+    pub playback_id: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// URL that receives a JSON POST when a stream starts; empty sends nothing.
+    pub on_publish: String,
+    /// URL that receives a JSON POST when a stream stops; empty sends nothing.
+    pub on_unpublish: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log filter (`info`, `debug`, `rtmp_server=debug,info`, ...); `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            hls: HlsConfig::default(),
+            auth: AuthConfig::default(),
+            hooks: HooksConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for RtmpConfig {
+    fn default() -> RtmpConfig {
+        RtmpConfig {
+            port: 1935,
+            app: "live".into(),
+            chunk_size: 60000,
+            gop_cache: true,
+            ping: 10,
+            ping_timeout: 60,
+            handshake_timeout: 10,
+            max_connections: 1000,
+            takeover: true,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            port: 8000,
+            allow_origin: "*".into(),
+            mediaroot: PathBuf::from("./media"),
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> HlsConfig {
+        HlsConfig {
+            time: 2,
+            list_size: 3,
+            delete_segments: true,
+            keep: false,
+            max_segment: 0,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            stream_service: String::new(),
+            token: String::new(),
+            timeout: 2,
+            recheck: 0,
+            cache: 0,
+            playback_id: false,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why a configuration was refused; the message names the option.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{source_name} sets {option} = {value:?}: {message}")]
+    Value {
+        source_name: String,
+        option: String,
+        value: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("option {option} = {value}: {message}")]
+    Range {
+        option: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// One option's dotted name (`rtmp.port`) and its default value, as the config file spells it.
+#[derive(Clone, Debug)]
+pub struct OptionSpec {
+    pub section: Option<String>,
+    pub name: String,
+    pub default: toml::Value,
+}
+
+impl OptionSpec {
+    /// `rtmp.port`, or `bind` for a top-level option.
+    pub fn dotted(&self) -> String {
+        match &self.section {
+            Some(s) => format!("{s}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// `RTMP_SERVER_RTMP_PORT`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "{ENV_PREFIX}{}",
+            self.dotted().replace('.', "_").to_uppercase()
+        )
+    }
+
+    /// `rtmp-port` (the flag without its dashes).
+    pub fn flag(&self) -> String {
+        self.dotted().replace(['.', '_'], "-")
+    }
+}
+
+/// Every option with its default, in the order the config file lists them.
+pub fn options() -> Vec<OptionSpec> {
+    let defaults = toml::Value::try_from(Config::default()).expect("the default config serializes");
+    let mut out = Vec::new();
+    if let toml::Value::Table(top) = defaults {
+        for (key, value) in top {
+            match value {
+                toml::Value::Table(section) => {
+                    for (name, default) in section {
+                        out.push(OptionSpec {
+                            section: Some(key.clone()),
+                            name,
+                            default,
+                        });
+                    }
+                }
+                default => out.push(OptionSpec {
+                    section: None,
+                    name: key,
+                    default,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Turns text from an environment variable or a flag into the TOML value an option takes,
+/// guided by the type of its default.
+fn parse_override(
+    spec: &OptionSpec,
+    text: &str,
+    source_name: &str,
+) -> Result<toml::Value, ConfigError> {
+    let bad = |message: &str| ConfigError::Value {
+        source_name: source_name.to_string(),
+        option: spec.dotted(),
+        value: text.to_string(),
+        message: message.to_string(),
+    };
+    Ok(match &spec.default {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            text.trim()
+                .parse()
+                .map_err(|_| bad("expected a whole number"))?,
+        ),
+        toml::Value::Boolean(_) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(bad("expected true or false")),
+        },
+        toml::Value::Float(_) => {
+            toml::Value::Float(text.trim().parse().map_err(|_| bad("expected a number"))?)
+        }
+        _ => toml::Value::String(text.to_string()),
+    })
+}
+
+/// Where override values come from, besides the file: environment variables and flags.
+#[derive(Default)]
+pub struct Overrides {
+    /// (option, text) pairs in the order they apply; later ones win.
+    pub values: Vec<(OptionSpec, String, &'static str)>,
+}
+
+impl Overrides {
+    /// Reads every `RTMP_SERVER_...` variable that names an option.
+    pub fn from_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        for spec in options() {
+            if let Some(v) = env(&spec.env_var()) {
+                self.values.push((spec, v, "environment"));
+            }
+        }
+    }
+
+    pub fn push_flag(&mut self, spec: OptionSpec, value: String) {
+        self.values.push((spec, value, "command line"));
+    }
+}
+
+impl Config {
+    /// Builds the effective configuration: defaults, then `file` (if any), then `overrides`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (spec, text, source_name) in &overrides.values {
+            let value = parse_override(spec, text, source_name)?;
+            let target = match &spec.section {
+                Some(section) => {
+                    let entry = table
+                        .entry(section.clone())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    match entry {
+                        toml::Value::Table(t) => t,
+                        _ => {
+                            return Err(ConfigError::Invalid(format!(
+                                "[{section}] must be a table"
+                            )));
+                        }
+                    }
+                }
+                None => &mut table,
+            };
+            target.insert(spec.name.clone(), value);
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: file.map(|p| p.to_path_buf()).unwrap_or_default(),
+                    message: e.message().to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses values outside the ranges the server can honour.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range<T: PartialOrd + std::fmt::Display + Copy>(
+            option: &'static str,
+            value: T,
+            min: T,
+            max: T,
+        ) -> Result<(), ConfigError> {
+            if value < min || value > max {
+                return Err(ConfigError::Range {
+                    option,
+                    value: value.to_string(),
+                    message: format!("allowed range is {min} to {max}"),
+                });
+            }
+            Ok(())
+        }
+        let r = &self.rtmp;
+        if r.app.is_empty() || !r.app.bytes().all(crate::hub::key::is_key_byte) {
+            return Err(ConfigError::Range {
+                option: "rtmp.app",
+                value: r.app.clone(),
+                message: "must be non-empty and use only A-Z a-z 0-9 - _ . ~".into(),
+            });
+        }
+        // RTMP 1.0 §5.4.1: chunk sizes are 31-bit; below 128 (the protocol default) only
+        // adds header overhead, and above 16 MiB no message can fill a chunk.
+        range("rtmp.chunk_size", r.chunk_size, 128, 16 * 1024 * 1024)?;
+        range("rtmp.ping", r.ping, 1, 3600)?;
+        range("rtmp.ping_timeout", r.ping_timeout, 1, 3600)?;
+        range("rtmp.handshake_timeout", r.handshake_timeout, 1, 300)?;
+        range("rtmp.max_connections", r.max_connections, 1, 1_000_000)?;
+        let h = &self.hls;
+        range("hls.time", h.time, 1, 60)?;
+        range("hls.list_size", h.list_size, 1, 1000)?;
+        if h.max_segment != 0 {
+            range("hls.max_segment", h.max_segment, h.time, 600)?;
+        }
+        if self.http.mediaroot.as_os_str().is_empty() {
+            return Err(ConfigError::Range {
+                option: "http.mediaroot",
+                value: String::new(),
+                message: "must name a folder".into(),
+            });
+        }
+        crate::http::cors::AllowedOrigins::parse(&self.http.allow_origin).map_err(|message| {
+            ConfigError::Range {
+                option: "http.allow_origin",
+                value: self.http.allow_origin.clone(),
+                message,
+            }
+        })?;
+        let a = &self.auth;
+        range("auth.timeout", a.timeout, 1, 60)?;
+        range("auth.recheck", a.recheck, 0, 86_400)?;
+        range("auth.cache", a.cache, 0, 3600)?;
+        for (option, url) in [
+            ("auth.stream_service", &a.stream_service),
+            ("hooks.on_publish", &self.hooks.on_publish),
+            ("hooks.on_unpublish", &self.hooks.on_unpublish),
+        ] {
+            if !url.is_empty()
+                && reqwest::Url::parse(url).map(|u| u.scheme() == "http" || u.scheme() == "https")
+                    != Ok(true)
+            {
+                return Err(ConfigError::Range {
+                    option,
+                    value: url.clone(),
+                    message: "must be an http:// or https:// URL".into(),
+                });
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Range {
+                option: "log.level",
+                value: self.log.level.clone(),
+                message: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The configuration as a TOML document (`--print-config`, `check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the config serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dotted: &str) -> OptionSpec {
+        options()
+            .into_iter()
+            .find(|s| s.dotted() == dotted)
+            .expect("option exists")
+    }
+
+    #[test]
+    fn defaults_match_the_original_service() {
+        let c = Config::default();
+        assert_eq!(c.rtmp.port, 1935);
+        assert_eq!(c.rtmp.chunk_size, 60000);
+        assert!(c.rtmp.gop_cache);
+        assert_eq!((c.rtmp.ping, c.rtmp.ping_timeout), (10, 60));
+        assert_eq!(c.http.port, 8000);
+        assert_eq!(c.http.allow_origin, "*");
+        assert_eq!(c.http.mediaroot, PathBuf::from("./media"));
+        assert_eq!((c.hls.time, c.hls.list_size), (2, 3));
+        assert!(c.hls.delete_segments && !c.hls.keep);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn option_names_env_and_flags_derive_from_the_struct() {
+        let s = spec("rtmp.chunk_size");
+        assert_eq!(s.env_var(), "RTMP_SERVER_RTMP_CHUNK_SIZE");
+        assert_eq!(s.flag(), "rtmp-chunk-size");
+        assert_eq!(spec("bind").env_var(), "RTMP_SERVER_BIND");
+        assert!(
+            options()
+                .iter()
+                .any(|s| s.dotted() == "auth.stream_service")
+        );
+    }
+
+    #[test]
+    fn file_then_env_then_flag() {
+        let dir = std::env::temp_dir().join(format!("rtmp-server-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[rtmp]\nport = 1000\nping = 5\n[hls]\ntime = 4\n").unwrap();
+        let mut o = Overrides::default();
+        o.from_env(|name| match name {
+            "RTMP_SERVER_RTMP_PORT" => Some("2000".into()),
+            "RTMP_SERVER_HLS_KEEP" => Some("true".into()),
+            _ => None,
+        });
+        o.push_flag(spec("rtmp.port"), "3000".into());
+        let c = Config::load(Some(&file), &o).unwrap();
+        assert_eq!(c.rtmp.port, 3000, "flag beats env and file");
+        assert_eq!(c.rtmp.ping, 5, "file beats default");
+        assert_eq!(c.hls.time, 4);
+        assert!(c.hls.keep, "env beats default");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let mut o = Overrides::default();
+        o.push_flag(spec("hls.time"), "0".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("hls.time") && e.contains("1 to 60"), "{e}");
+
+        let mut o = Overrides::default();
+        o.push_flag(spec("rtmp.port"), "http".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("rtmp.port") && e.contains("whole number"), "{e}");
+
+        let mut o = Overrides::default();
+        o.push_flag(spec("auth.stream_service"), "ftp://x".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("auth.stream_service"), "{e}");
+    }
+
+    #[test]
+    fn the_example_file_sets_every_option_to_its_default() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rtmp-server.toml"));
+        let config = Config::load(Some(path), &Overrides::default()).unwrap();
+        assert_eq!(config, Config::default());
+        let table: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+        for spec in options() {
+            let present = match &spec.section {
+                Some(s) => table.get(s).and_then(|t| t.get(&spec.name)).is_some(),
+                None => table.contains_key(&spec.name),
+            };
+            assert!(
+                present,
+                "rtmp-server.toml does not document {}",
+                spec.dotted()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_file_options_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rtmp-server-config-u-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[rtmp]\nprot = 1000\n").unwrap();
+        let e = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prot"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,127 @@
+//! Webhooks: a JSON POST to `hooks.on_publish` when a stream goes live and to
+//! `hooks.on_unpublish` when it stops.
+//!
+//! Hooks are sent from a background task, off the ingest path: a slow or dead webhook target
+//! never delays or drops a stream. Each event is tried a bounded number of times; the queue
+//! is bounded and an event that does not fit is dropped with a log line.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// Events waiting to be sent at most. Beyond it (a webhook target down during a burst of
+/// publishes) new events are dropped rather than held without bound.
+const QUEUE: usize = 1024;
+
+/// Tries per event: the first send and two retries.
+const ATTEMPTS: u32 = 3;
+
+/// Wait before the first retry; doubled for each next one.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// Video as the hook reports it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct VideoSummary {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Audio as the hook reports it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AudioSummary {
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+/// The body of a webhook POST.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HookEvent {
+    /// `publish` or `unpublish`.
+    pub event: &'static str,
+    pub app: String,
+    pub key: String,
+    /// The name HLS is served under (the key, or its playback id).
+    pub name: String,
+    pub client: String,
+    pub video: Option<VideoSummary>,
+    pub audio: Option<AudioSummary>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339; unpublish only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    pub bytes: u64,
+    pub duration_s: f64,
+}
+
+/// Queues hook events for the background sender. Cheap to clone.
+#[derive(Clone)]
+pub struct Hooks {
+    tx: Option<mpsc::Sender<(String, HookEvent)>>,
+    on_publish: String,
+    on_unpublish: String,
+}
+
+impl Hooks {
+    /// Starts the sender task when at least one hook URL is set.
+    pub fn start(on_publish: &str, on_unpublish: &str, client: reqwest::Client) -> Hooks {
+        let tx = if on_publish.is_empty() && on_unpublish.is_empty() {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(send_all(rx, client));
+            Some(tx)
+        };
+        Hooks {
+            tx,
+            on_publish: on_publish.to_string(),
+            on_unpublish: on_unpublish.to_string(),
+        }
+    }
+
+    /// Queues `event` for its hook URL, if that hook is configured. Never waits.
+    pub fn notify(&self, event: HookEvent) {
+        let url = match event.event {
+            "publish" => &self.on_publish,
+            _ => &self.on_unpublish,
+        };
+        let Some(tx) = &self.tx else { return };
+        if url.is_empty() {
+            return;
+        }
+        if tx.try_send((url.clone(), event)).is_err() {
+            warn!("webhook queue full ({QUEUE} events): event dropped");
+        }
+    }
+}
+
+async fn send_all(mut rx: mpsc::Receiver<(String, HookEvent)>, client: reqwest::Client) {
+    while let Some((url, event)) = rx.recv().await {
+        // One event at a time keeps the order a receiver sees (publish before unpublish);
+        // retries of one slow target delay the others by at most a few seconds.
+        let mut wait = FIRST_RETRY;
+        for attempt in 1..=ATTEMPTS {
+            match client.post(&url).json(&event).send().await {
+                Ok(r) if r.status().is_success() => {
+                    debug!(
+                        url,
+                        event = event.event,
+                        key = event.key,
+                        "webhook delivered"
+                    );
+                    break;
+                }
+                Ok(r) => warn!(url, attempt, "webhook answered HTTP {}", r.status()),
+                Err(e) => warn!(url, attempt, "webhook failed: {e}"),
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Endpoints for operators: liveness, readiness and Prometheus metrics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::server::Shared;
+
+/// `GET /healthz`: the process is alive and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the listeners are up and the media root is writable.
+pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let root = shared.config.http.mediaroot.clone();
+    let probe = root.join(".rtmp-server-ready");
+    let writable = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(&probe, b"ok")?;
+        std::fs::remove_file(&probe)
+    })
+    .await;
+    match writable {
+        Ok(Ok(())) if !shared.shutdown.is_cancelled() => {
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("media root not writable: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("readiness probe failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut registry = prometheus_client::registry::Registry::default();
+    shared.metrics.register(&mut registry);
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}

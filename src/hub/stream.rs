@@ -1,0 +1,137 @@
+//! One stream as the rest of the server sees it: its HLS output, who publishes it now, and
+//! the figures the stats API reports.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hls::CompletedSegment;
+use crate::hls::disk::DiskWriterHandle;
+use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
+use crate::hub::key::StreamKey;
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
+/// section here is a few assignments).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The connection that publishes a stream now.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    /// Unique for the server's life; tells a publisher apart from the one that took over.
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub started: SystemTime,
+    pub started_at: Instant,
+    /// Cancelled when another publisher takes the stream over or the key is revoked.
+    pub stop: CancellationToken,
+}
+
+/// A live (or recently ended) stream.
+pub struct Stream {
+    pub app: String,
+    /// The name HLS is served under: the key itself, or the stream-service's playback id.
+    pub name: StreamKey,
+    /// The publishing key (secret when `name` is a playback id).
+    pub key: StreamKey,
+    hls: Mutex<HlsStream>,
+    publisher: Mutex<Option<Publisher>>,
+    disk: DiskWriterHandle,
+    /// Bytes of audio/video/data messages received from publishers.
+    pub bytes_in: AtomicU64,
+}
+
+impl Stream {
+    pub(crate) fn new(
+        app: String,
+        name: StreamKey,
+        key: StreamKey,
+        hls: HlsStream,
+        disk: DiskWriterHandle,
+    ) -> Stream {
+        Stream {
+            app,
+            name,
+            key,
+            hls: Mutex::new(hls),
+            publisher: Mutex::new(None),
+            disk,
+            bytes_in: AtomicU64::new(0),
+        }
+    }
+
+    pub fn publisher(&self) -> Option<Publisher> {
+        lock(&self.publisher).clone()
+    }
+
+    pub(crate) fn publisher_slot(&self) -> MutexGuard<'_, Option<Publisher>> {
+        lock(&self.publisher)
+    }
+
+    /// Whether `id` still publishes this stream (it may have been taken over).
+    pub fn is_published_by(&self, id: u64) -> bool {
+        lock(&self.publisher).as_ref().is_some_and(|p| p.id == id)
+    }
+
+    /// Runs `f` on the HLS state, then hands the disk work it scheduled to the writer.
+    fn with_hls<R>(
+        &self,
+        f: impl FnOnce(&mut HlsStream, &mut Vec<crate::hls::stream::DiskAction>) -> R,
+    ) -> R {
+        let mut actions = Vec::new();
+        let r = f(&mut lock(&self.hls), &mut actions);
+        for action in actions {
+            self.disk.submit(action);
+        }
+        r
+    }
+
+    /// Lists a finished segment (called by the publishing connection only).
+    pub fn push_segment(&self, segment: CompletedSegment) -> Arc<Segment> {
+        self.with_hls(|hls, actions| hls.push(segment, Instant::now(), SystemTime::now(), actions))
+    }
+
+    /// A new publisher continues this stream: the next segment starts a discontinuity.
+    pub(crate) fn begin_publisher(&self) {
+        lock(&self.hls).begin_publisher();
+    }
+
+    /// The stream ended: EXT-X-ENDLIST, and its files scheduled to go.
+    pub(crate) fn end(&self) {
+        self.with_hls(|hls, actions| hls.end(Instant::now(), actions));
+    }
+
+    /// Drops what has outlived its availability; true when nothing is left to serve.
+    pub(crate) fn sweep(&self, now: Instant) -> bool {
+        self.with_hls(|hls, actions| hls.sweep(now, actions))
+    }
+
+    pub fn playlist(&self) -> Option<Arc<PlaylistSnapshot>> {
+        lock(&self.hls).playlist()
+    }
+
+    pub fn segment(&self, name: &str) -> Option<Arc<Segment>> {
+        lock(&self.hls).segment(name)
+    }
+
+    /// EXT-X-TARGETDURATION, once the first segment fixed it.
+    pub fn target_duration(&self) -> Option<u32> {
+        lock(&self.hls).target_duration()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        lock(&self.hls).is_ended()
+    }
+
+    pub fn segments_produced(&self) -> u64 {
+        lock(&self.hls).segments_produced()
+    }
+
+    pub fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+}

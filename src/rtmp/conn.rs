@@ -1,0 +1,464 @@
+//! One RTMP connection: drives the sans-IO handshake and session over a TCP socket, checks
+//! and claims the stream a client publishes, and feeds its media to the remuxer.
+//!
+//! This is the only place RTMP meets tokio. Everything it reads goes through
+//! [`Handshake::feed`] and then [`ServerSession::handle_input`]; everything it writes is what
+//! those produced, in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::hub::key::StreamKey;
+use crate::hub::registry::ClaimError;
+use crate::hub::stream::{Publisher, Stream};
+use crate::media::{Duration90k, RtmpTimestamp};
+use crate::remux::{RemuxConfig, RemuxError, RemuxEvent, Remuxer, TagKind};
+use crate::rtmp::{
+    Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
+};
+use crate::server::Shared;
+
+/// Bytes asked of the socket per read. Encoders send in bursts of a few chunks.
+const READ_SIZE: usize = 64 * 1024;
+
+/// How long a write to a client may take. What the server writes is small (acks, pings,
+/// replies); a client that does not read it for this long is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Window Acknowledgement Size announced to clients: what nginx-rtmp and SRS announce.
+const WINDOW_ACK_SIZE: u32 = 2_500_000;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no handshake and connect within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("silent for {0:?}")]
+    Silent(Duration),
+    #[error("client did not read for {WRITE_TIMEOUT:?}")]
+    WriteTimeout,
+    #[error("publish refused: {0}")]
+    PublishRefused(String),
+    #[error("stream {0}: {1}")]
+    Media(String, RemuxError),
+}
+
+/// Runs one connection to its end and logs why it ended.
+pub async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let mut conn = Conn {
+        shared,
+        peer,
+        session: None,
+        publishing: None,
+        out: BytesMut::new(),
+        events: Vec::new(),
+        remux_events: Vec::new(),
+    };
+    let result = conn.run(socket).await;
+    conn.stop_publishing();
+    match result {
+        Ok(()) => debug!("connection closed"),
+        Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            debug!("connection closed by the client")
+        }
+        Err(e) => info!("connection closed: {e}"),
+    }
+}
+
+/// The stream this connection publishes.
+struct Publishing {
+    stream: Arc<Stream>,
+    publisher: Publisher,
+    remuxer: Remuxer,
+    bytes: u64,
+    keyframe_warned: bool,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    session: Option<ServerSession>,
+    publishing: Option<Publishing>,
+    out: BytesMut,
+    events: Vec<SessionEvent>,
+    remux_events: Vec<RemuxEvent>,
+}
+
+impl Conn {
+    async fn run(&mut self, socket: TcpStream) -> Result<(), ConnError> {
+        socket.set_nodelay(true)?;
+        let (mut rd, mut wr) = socket.into_split();
+        let shared = self.shared.clone();
+        let cfg = &shared.config.rtmp;
+        let handshake_timeout = Duration::from_secs(cfg.handshake_timeout);
+        let ping_every = Duration::from_secs(cfg.ping);
+        let silence_limit = Duration::from_secs(cfg.ping_timeout);
+        // The client must finish the handshake and `connect` within this time.
+        let connect_deadline = tokio::time::Instant::now() + handshake_timeout;
+        let mut input = BytesMut::with_capacity(READ_SIZE);
+
+        let mut handshake = Handshake::new();
+        loop {
+            input.reserve(READ_SIZE);
+            let n = tokio::time::timeout_at(connect_deadline, rd.read_buf(&mut input))
+                .await
+                .map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+            self.count_in(n);
+            let done = handshake.feed(&mut input, &mut self.out)?;
+            self.flush(&mut wr).await?;
+            if done {
+                break;
+            }
+        }
+
+        self.session = Some(ServerSession::new(SessionConfig {
+            app: cfg.app.clone(),
+            chunk_size: cfg.chunk_size,
+            window_ack_size: WINDOW_ACK_SIZE,
+            peer_bandwidth: WINDOW_ACK_SIZE,
+        }));
+        let started = Instant::now();
+        let mut connected = false;
+        let mut last_heard = Instant::now();
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        loop {
+            let session = self.session.as_mut().expect("session set above");
+            session.handle_input(&mut input, &mut self.out, &mut self.events)?;
+            let mut events = std::mem::take(&mut self.events);
+            for event in events.drain(..) {
+                if matches!(event, SessionEvent::Connected { .. }) {
+                    connected = true;
+                }
+                self.on_event(event).await?;
+            }
+            self.events = events;
+            self.flush(&mut wr).await?;
+
+            let stop = self.publishing.as_ref().map(|p| p.publisher.stop.clone());
+            input.reserve(READ_SIZE);
+            tokio::select! {
+                read = rd.read_buf(&mut input) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+                    }
+                    self.count_in(n);
+                    last_heard = Instant::now();
+                }
+                _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+                    return Err(ConnError::HandshakeTimeout(handshake_timeout));
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= silence_limit {
+                        return Err(ConnError::Silent(silence_limit));
+                    }
+                    let ms = started.elapsed().as_millis() as u32;
+                    self.session.as_mut().expect("session set above").ping_request(ms, &mut self.out);
+                    self.flush(&mut wr).await?;
+                }
+                _ = cancelled(stop) => {
+                    // Taken over by a new connection, or the key was revoked: say so and go.
+                    let session = self.session.as_mut().expect("session set above");
+                    session.stream_error(
+                        "NetStream.Publish.Failed",
+                        "the stream was taken over or its key is no longer valid",
+                        &mut self.out,
+                    );
+                    let _ = self.flush(&mut wr).await;
+                    return Ok(());
+                }
+                _ = self.shared.shutdown.cancelled() => {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn count_in(&self, n: usize) {
+        self.shared.metrics.rtmp_bytes_in_total.inc_by(n as u64);
+    }
+
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), ConnError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.out.split();
+        tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes))
+            .await
+            .map_err(|_| ConnError::WriteTimeout)??;
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: SessionEvent) -> Result<(), ConnError> {
+        match event {
+            SessionEvent::Connected {
+                app,
+                tc_url,
+                flash_ver,
+            } => {
+                debug!(app, tc_url, flash_ver, "connected");
+            }
+            SessionEvent::PublishRequested {
+                stream_key,
+                publish_type,
+                ..
+            } => {
+                self.publish(&stream_key, &publish_type).await?;
+            }
+            SessionEvent::Metadata { properties, .. } => {
+                if let Some(p) = &mut self.publishing {
+                    let has = |name: &str| properties.iter().any(|(k, _)| k == name);
+                    let (video, audio) = (has("videocodecid"), has("audiocodecid"));
+                    if video || audio {
+                        p.remuxer.expect_tracks(video, audio);
+                    }
+                }
+            }
+            SessionEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => self.media(kind, timestamp, payload)?,
+            SessionEvent::Unpublished => self.stop_publishing(),
+            SessionEvent::PlayRefused { stream_key } => {
+                info!(
+                    stream_key,
+                    "play refused: playback over RTMP is not offered, use HLS"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the key, claims the stream and answers the publish.
+    async fn publish(&mut self, requested: &str, publish_type: &str) -> Result<(), ConnError> {
+        let shared = self.shared.clone();
+        let app = shared.config.rtmp.app.clone();
+        let key = match StreamKey::parse(requested) {
+            Ok(key) => key,
+            Err(e) => {
+                return self.refuse("malformed_key", "NetStream.Publish.BadName", &e.to_string());
+            }
+        };
+        let grant = match shared.checker.check(&key, false).await {
+            Ok(grant) => grant,
+            Err(rejection) => {
+                warn!(key = %key, "publish refused: {rejection}");
+                return self.refuse(
+                    rejection.label(),
+                    "NetStream.Publish.Unauthorized",
+                    &rejection.to_string(),
+                );
+            }
+        };
+        let name = match grant.playback_id {
+            Some(id) if shared.config.auth.playback_id => id,
+            _ => key.clone(),
+        };
+        let claim = match shared.registry.claim(&app, &name, &key, self.peer) {
+            Ok(claim) => claim,
+            Err(e @ ClaimError::AlreadyPublishing) => {
+                return self.refuse(
+                    "already_publishing",
+                    "NetStream.Publish.BadName",
+                    &e.to_string(),
+                );
+            }
+            Err(e @ ClaimError::NameInUse) => {
+                return self.refuse("name_in_use", "NetStream.Publish.BadName", &e.to_string());
+            }
+        };
+        self.session
+            .as_mut()
+            .expect("publishing needs a session")
+            .accept_publish(&mut self.out);
+        shared.metrics.publishes_total.inc();
+        shared.metrics.streams_live.inc();
+        let hls = &shared.config.hls;
+        let remuxer = Remuxer::new(RemuxConfig {
+            segment_target: Duration90k::from_millis(u64::from(hls.time) * 1000),
+            max_segment: (hls.max_segment > 0)
+                .then(|| Duration90k::from_millis(u64::from(hls.max_segment) * 1000)),
+            target_duration: claim.stream.target_duration(),
+        });
+        info!(
+            key = %key,
+            name = %name,
+            app,
+            client = %self.peer,
+            publish_type,
+            took_over = claim.took_over,
+            "publish started"
+        );
+        self.publishing = Some(Publishing {
+            stream: claim.stream,
+            publisher: claim.publisher,
+            remuxer,
+            bytes: 0,
+            keyframe_warned: false,
+        });
+        Ok(())
+    }
+
+    /// Answers the pending publish with an error status and ends the connection.
+    fn refuse(
+        &mut self,
+        reason: &'static str,
+        code: &str,
+        description: &str,
+    ) -> Result<(), ConnError> {
+        self.shared.metrics.reject(reason);
+        self.session
+            .as_mut()
+            .expect("publishing needs a session")
+            .reject_publish(code, description, &mut self.out);
+        Err(ConnError::PublishRefused(description.to_string()))
+    }
+
+    /// Feeds one FLV tag body to the remuxer and lists the segments it finishes.
+    fn media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: RtmpTimestamp,
+        payload: Bytes,
+    ) -> Result<(), ConnError> {
+        let Some(p) = &mut self.publishing else {
+            return Ok(());
+        };
+        p.bytes += payload.len() as u64;
+        p.stream.add_bytes_in(payload.len() as u64);
+        let kind = match kind {
+            MediaKind::Audio => TagKind::Audio,
+            MediaKind::Video => TagKind::Video,
+        };
+        let pushed = p
+            .remuxer
+            .push(kind, timestamp, payload, &mut self.remux_events);
+        apply_remux_events(&self.shared, p, &mut self.remux_events);
+        if let Err(e) = pushed {
+            let unsupported = matches!(
+                e,
+                RemuxError::UnsupportedVideoCodec(_) | RemuxError::UnsupportedAudioCodec(_)
+            );
+            let name = self
+                .publishing
+                .as_ref()
+                .map(|p| p.stream.name.to_string())
+                .unwrap_or_default();
+            if unsupported {
+                self.shared.metrics.reject("unsupported_codec");
+                warn!(stream = name, "publish refused: {e}");
+                let description = format!("{e}; this server takes H.264 video and AAC audio");
+                self.session
+                    .as_mut()
+                    .expect("publishing needs a session")
+                    .stream_error("NetStream.Publish.Failed", &description, &mut self.out);
+            }
+            return Err(ConnError::Media(name, e));
+        }
+        Ok(())
+    }
+
+    /// Ends this connection's publish. While the stream is still ours, the open segment is
+    /// closed and listed (media up to a cut connection is valid) and the playlist ends; a
+    /// stream taken over by another connection is left to it.
+    fn stop_publishing(&mut self) {
+        let Some(mut p) = self.publishing.take() else {
+            return;
+        };
+        let still_ours = p.stream.is_published_by(p.publisher.id);
+        if still_ours {
+            p.remuxer.finish(&mut self.remux_events);
+            apply_remux_events(&self.shared, &mut p, &mut self.remux_events);
+        }
+        self.shared.registry.release(&p.stream, p.publisher.id);
+        self.shared.metrics.streams_live.dec();
+        let secs = p.publisher.started_at.elapsed().as_secs_f64();
+        let kbps = if secs > 0.0 {
+            p.bytes as f64 * 8.0 / secs / 1000.0
+        } else {
+            0.0
+        };
+        let video = p
+            .remuxer
+            .video_info()
+            .map(|v| format!("{} {}x{}", v.codec, v.width, v.height));
+        let audio = p
+            .remuxer
+            .audio_info()
+            .map(|a| format!("{} {} Hz {} ch", a.codec, a.sample_rate, a.channels));
+        info!(
+            key = %p.stream.key,
+            name = %p.stream.name,
+            client = %self.peer,
+            video,
+            audio,
+            duration_s = format!("{secs:.1}"),
+            bytes = p.bytes,
+            avg_kbps = format!("{kbps:.0}"),
+            taken_over = !still_ours,
+            "publish stopped"
+        );
+    }
+}
+
+/// Acts on what the remuxer reported: lists segments, logs codecs and encoder advice.
+fn apply_remux_events(shared: &Shared, p: &mut Publishing, events: &mut Vec<RemuxEvent>) {
+    for event in events.drain(..) {
+        match event {
+            RemuxEvent::Segment(segment) => {
+                p.stream.push_segment(segment);
+                shared.metrics.segments_total.inc();
+            }
+            RemuxEvent::VideoConfig(v) => {
+                info!(stream = %p.stream.name, codec = v.codec, width = v.width, height = v.height, "video");
+            }
+            RemuxEvent::AudioConfig(a) => {
+                info!(stream = %p.stream.name, codec = a.codec, sample_rate = a.sample_rate, channels = a.channels, "audio");
+            }
+            RemuxEvent::LongKeyframeInterval { interval } => {
+                if !p.keyframe_warned {
+                    p.keyframe_warned = true;
+                    let target = shared.config.hls.time;
+                    warn!(
+                        stream = %p.stream.name,
+                        "the encoder's keyframe interval ({interval}) is longer than hls.time ({target} s): \
+                         segments follow keyframes, not the setting; set the encoder's keyframe interval to {target} s"
+                    );
+                }
+            }
+            RemuxEvent::ForcedCut { length } => {
+                warn!(
+                    stream = %p.stream.name,
+                    "no keyframe for {length}: segment cut without one; players joining there wait for the next keyframe"
+                );
+            }
+        }
+    }
+}
+
+/// Waits for `token`, or forever without one.
+async fn cancelled(token: Option<CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}

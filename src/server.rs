@@ -1,0 +1,195 @@
+//! The running server: its listeners, the state every task shares, and an orderly stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::auth::KeyChecker;
+use crate::config::Config;
+use crate::hls::disk::{DiskStats, DiskWriter};
+use crate::hls::stream::HlsSettings;
+use crate::hub::registry::Registry;
+use crate::metrics::Metrics;
+use tokio::task::JoinHandle;
+
+/// How often segments and ended streams past their availability are dropped.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a stop waits for connections to end their streams and for the disk writer to
+/// flush before the process exits anyway (`docker stop` sends SIGKILL after 10 s).
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Queued disk actions at most. Each is one segment, playlist or deletion; at 2 s segments a
+/// stream queues about one action a second, so this absorbs a long stall of a busy host.
+const DISK_QUEUE: usize = 4096;
+
+/// What every task of the server shares.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Registry,
+    pub checker: KeyChecker,
+    pub metrics: Metrics,
+    pub disk_stats: Arc<DiskStats>,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+}
+
+/// A server whose listeners are bound.
+pub struct Server {
+    shared: Arc<Shared>,
+    rtmp: TcpListener,
+    http: TcpListener,
+    /// The disk writer's task; it ends once every handle (held by `shared`) is gone and its
+    /// queue is drained.
+    disk: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds both listeners and starts the disk writer. Port 0 picks a free port.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let rtmp = TcpListener::bind((config.bind, config.rtmp.port)).await?;
+        let http = TcpListener::bind((config.bind, config.http.port)).await?;
+        let client = crate::auth::http_client(Duration::from_secs(config.auth.timeout))
+            .map_err(anyhow::Error::msg)?;
+        let checker = KeyChecker::new(&config.auth, client).map_err(anyhow::Error::msg)?;
+        if !checker.is_enforcing() {
+            warn!(
+                "no stream-service configured (auth.stream_service): every stream key is accepted"
+            );
+        }
+        let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
+        let settings = HlsSettings {
+            list_size: config.hls.list_size,
+            delete_segments: config.hls.delete_segments,
+            keep: config.hls.keep,
+        };
+        let shared = Arc::new(Shared {
+            registry: Registry::new(settings, config.rtmp.takeover, disk_handle.clone()),
+            checker,
+            metrics: Metrics::default(),
+            disk_stats: disk_handle.stats(),
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+            config,
+        });
+        Ok(Server {
+            shared,
+            rtmp,
+            http,
+            disk,
+        })
+    }
+
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `stop` is cancelled, then ends every live stream (EXT-X-ENDLIST), lets
+    /// the disk writer flush, and returns.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let Server {
+            shared,
+            rtmp,
+            http,
+            disk,
+        } = self;
+        info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "listening");
+        let tasks = TaskTracker::new();
+        tasks.spawn(accept_rtmp(rtmp, shared.clone(), tasks.clone()));
+        tasks.spawn(crate::http::serve(http, shared.clone()));
+        tasks.spawn(sweep(shared.clone()));
+
+        stop.cancelled().await;
+        info!("stopping: ending live streams");
+        shared.shutdown.cancel();
+        tasks.close();
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        if tokio::time::timeout_at(deadline, tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("connections still open after {STOP_GRACE:?}; stopping anyway");
+        }
+        // Dropping the last reference to the shared state drops every disk writer handle,
+        // which lets the writer drain its queue and end.
+        drop(shared);
+        if tokio::time::timeout_at(deadline, disk).await.is_err() {
+            warn!("disk writer did not flush before the stop deadline");
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Accepts RTMP connections, one task each, at most `rtmp.max_connections` at once.
+async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTracker) {
+    let permits = Arc::new(Semaphore::new(shared.config.rtmp.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, then try again.
+                warn!("RTMP accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.metrics.rtmp_connections_refused_total.inc();
+            warn!(%peer, "RTMP connection refused: rtmp.max_connections reached");
+            drop(socket);
+            continue;
+        };
+        shared.metrics.rtmp_connections_total.inc();
+        shared.metrics.rtmp_connections.inc();
+        let shared = shared.clone();
+        let span = tracing::info_span!("rtmp", %peer);
+        tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                crate::rtmp::conn::serve(socket, peer, shared.clone()).await;
+                shared.metrics.rtmp_connections.dec();
+                drop(permit);
+            },
+            span,
+        ));
+    }
+}
+
+/// Drops segments and ended streams whose availability period is over.
+async fn sweep(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.registry.sweep(Instant::now()),
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Shared harness for the end-to-end tests: the real server binary on ephemeral ports, real
+//! ffmpeg publishers, real HTTP requests, ffprobe to read the output back.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous limits: the tests run on a busy 2-core machine.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// A running `rtmp-server` process on ephemeral ports with its own media root.
+pub struct ServerProcess {
+    child: Child,
+    pub rtmp_port: u16,
+    pub http_port: u16,
+    pub media_root: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the server with `args` added to test defaults (loopback, port 0, temp media
+    /// root), and waits until it logs its listening ports.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let media_root = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--rtmp-port",
+                "0",
+                "--http-port",
+                "0",
+            ])
+            .arg("--media-root")
+            .arg(media_root.path())
+            .args(args)
+            .env("RUST_LOG", "info,rtmp_server=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rtmp-server");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            rtmp_port: 0,
+            http_port: 0,
+            media_root,
+            log,
+        };
+        let ports = wait_for(START_TIMEOUT, || {
+            server.port_of("rtmp=").is_some() && server.port_of("http=").is_some()
+        });
+        assert!(ports, "server did not start:\n{}", server.logs());
+        server.rtmp_port = server.port_of("rtmp=").unwrap();
+        server.http_port = server.port_of("http=").unwrap();
+        server
+    }
+
+    /// The port in `listening ... rtmp=127.0.0.1:PORT http=127.0.0.1:PORT`.
+    fn port_of(&self, field: &str) -> Option<u16> {
+        let log = self.logs();
+        let line = log.lines().find(|l| l.contains("listening"))?;
+        let rest = &line[line.find(field)? + field.len()..];
+        let addr = rest.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || self.logs().contains(needle))
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn stream_dir(&self, key: &str) -> PathBuf {
+        self.media_root.path().join("live").join(key)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server ignored SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real ffmpeg publishing a file at real time, copied as-is, over RTMP.
+pub struct Publisher {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Publisher {
+    /// `ffmpeg -re [input_args] -i FILE -c copy -f flv URL`.
+    pub fn start(file: &Path, url: &str, input_args: &[&str]) -> Publisher {
+        let mut child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
+            .args(input_args)
+            .arg("-i")
+            .arg(file)
+            .args(["-c", "copy", "-f", "flv", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg is installed (scripts/test.sh installs it)");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Publisher { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for ffmpeg to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_for(timeout, || {
+            status = self.child.try_wait().expect("wait");
+            status.is_some()
+        });
+        status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response read in full.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// `METHOD url` with extra request headers.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let req = req.body(()).expect("request");
+    let mut resp = agent().run(req).expect("HTTP request");
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        resp.body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .expect("body")
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(url: &str) -> Response {
+    http("GET", url, &[])
+}
+
+/// One EXTINF entry of a media playlist.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub duration: f64,
+    pub uri: String,
+    pub discontinuity: bool,
+}
+
+/// The parts of a media playlist the tests check.
+#[derive(Debug, Clone, Default)]
+pub struct Playlist {
+    pub target_duration: u64,
+    pub media_sequence: u64,
+    pub entries: Vec<Entry>,
+    pub ended: bool,
+    pub text: String,
+}
+
+pub fn parse_playlist(text: &str) -> Playlist {
+    let mut p = Playlist {
+        text: text.to_string(),
+        ..Playlist::default()
+    };
+    assert!(text.starts_with("#EXTM3U\n"), "not a playlist: {text}");
+    let mut pending: Option<f64> = None;
+    let mut disc = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            p.target_duration = v.parse().expect("integer target duration");
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            p.media_sequence = v.parse().expect("integer media sequence");
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            pending = Some(
+                v.trim_end_matches(',')
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .expect("EXTINF"),
+            );
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if line == "#EXT-X-ENDLIST" {
+            p.ended = true;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            p.entries.push(Entry {
+                duration: pending.take().expect("EXTINF before URI"),
+                uri: line.to_string(),
+                discontinuity: std::mem::take(&mut disc),
+            });
+        }
+    }
+    p
+}
+
+/// A packet as ffprobe reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub video: bool,
+    pub pts: Option<f64>,
+    pub dts: Option<f64>,
+    pub key: bool,
+    pub size: u64,
+}
+
+/// Every packet of `path` (any format ffprobe reads), in file order.
+pub fn probe_packets(path: &Path) -> Vec<Packet> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=codec_type,pts_time,dts_time,flags,size",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Packet {
+                video: f[0] == "video",
+                pts: f[1].parse().ok(),
+                dts: f[2].parse().ok(),
+                size: f[3].parse().unwrap_or(0),
+                key: f.get(4).is_some_and(|s| s.starts_with('K')),
+            }
+        })
+        .collect()
+}
+
+/// `ffmpeg -v error -i PATH -f null -`: the decoder's complaints, empty when clean.
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mut errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        errors.push_str(&format!("\nexit status {}", out.status));
+    }
+    errors
+}
+
+/// The stream info lines ffprobe prints for `path` (codec, profile, size, sample rate).
+pub fn probe_streams(path: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .arg("stream=codec_type,codec_name,profile,width,height,sample_rate,channels")
+        .args(["-of", "compact=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,278 @@
+//! RTMP ingest end to end: a real ffmpeg publishes `testdata/` files to the running server,
+//! and what the server made of them is read back with ffprobe.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Reads a stream's playlist from disk once it is complete (EXT-X-ENDLIST), and returns the
+/// segment paths in order.
+fn finished_segments(server: &ServerProcess, key: &str) -> (Playlist, Vec<PathBuf>) {
+    let index = server.stream_dir(key).join("index.m3u8");
+    let mut playlist = Playlist::default();
+    let ended = wait_for(STREAM_TIMEOUT, || {
+        std::fs::read_to_string(&index).is_ok_and(|t| {
+            playlist = parse_playlist(&t);
+            playlist.ended
+        })
+    });
+    assert!(
+        ended,
+        "no ended playlist at {}:\n{}",
+        index.display(),
+        server.logs()
+    );
+    let paths = playlist
+        .entries
+        .iter()
+        .map(|e| server.stream_dir(key).join(&e.uri))
+        .collect();
+    (playlist, paths)
+}
+
+/// Every packet of the segments, in order.
+fn packets_of(paths: &[PathBuf]) -> Vec<Packet> {
+    paths.iter().flat_map(|p| probe_packets(p)).collect()
+}
+
+/// Timestamps relative to the first one, per track, so source and output compare.
+fn relative(packets: &[Packet], video: bool) -> Vec<(i64, i64, bool)> {
+    let track: Vec<&Packet> = packets.iter().filter(|p| p.video == video).collect();
+    let Some(first) = track.first() else {
+        return Vec::new();
+    };
+    let base = first.dts.or(first.pts).expect("timestamps");
+    track
+        .iter()
+        .map(|p| {
+            let ms = |t: Option<f64>| ((t.expect("timestamp") - base) * 1000.0).round() as i64;
+            (ms(p.pts), ms(p.dts.or(p.pts)), p.key)
+        })
+        .collect()
+}
+
+fn assert_same_frames(source: &Path, output: &[PathBuf]) {
+    let src = probe_packets(source);
+    let out = packets_of(output);
+    for video in [true, false] {
+        let (a, b) = (relative(&src, video), relative(&out, video));
+        let kind = if video { "video" } else { "audio" };
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{kind} frame count: source {} output {}",
+            a.len(),
+            b.len()
+        );
+        for (i, (s, o)) in a.iter().zip(&b).enumerate() {
+            // FLV carries milliseconds; AAC frames in one PES get interpolated times, so allow
+            // the FLV rounding (1 ms) plus one more.
+            let close = (s.0 - o.0).abs() <= 2 && (s.1 - o.1).abs() <= 2;
+            assert!(
+                close,
+                "{kind} frame {i}: source pts/dts {s:?}, output {o:?}"
+            );
+            if video {
+                assert_eq!(s.2, o.2, "{kind} frame {i}: keyframe flag");
+            }
+        }
+    }
+}
+
+#[test]
+fn ffmpeg_publish_is_remuxed_frame_for_frame() {
+    let server = ServerProcess::start(&["--hls-keep", "--hls-list-size", "100"]);
+    let source = testdata("flv/h264_aac.flv");
+    let mut ffmpeg = Publisher::start(&source, &server.rtmp_url("frames"), &[]);
+    let status = ffmpeg.wait(STREAM_TIMEOUT).expect("ffmpeg finishes");
+    assert!(
+        status.success(),
+        "ffmpeg failed:\n{}\nserver:\n{}",
+        ffmpeg.logs(),
+        server.logs()
+    );
+
+    let (playlist, segments) = finished_segments(&server, "frames");
+    assert!(segments.len() >= 4, "10 s in 2 s segments: {playlist:?}");
+    assert_same_frames(&source, &segments);
+    for seg in &segments {
+        let errors = decode_errors(seg);
+        assert!(errors.is_empty(), "{}: {errors}", seg.display());
+    }
+    let streams = probe_streams(&segments[0]);
+    assert!(
+        streams.contains("codec_name=h264") && streams.contains("profile=High"),
+        "{streams}"
+    );
+    assert!(
+        streams.contains("width=640") && streams.contains("height=360"),
+        "{streams}"
+    );
+    assert!(
+        streams.contains("codec_name=aac") && streams.contains("sample_rate=48000"),
+        "{streams}"
+    );
+
+    let logs = server.logs();
+    assert!(logs.contains("publish started"), "{logs}");
+    assert!(logs.contains("publish stopped"), "{logs}");
+    assert!(logs.contains("avc1.64"), "codec string logged:\n{logs}");
+}
+
+#[test]
+fn audio_only_and_video_only_streams_keep_their_one_track() {
+    let server = ServerProcess::start(&["--hls-keep", "--hls-list-size", "100"]);
+    for (file, key, has_video, has_audio) in [
+        ("flv/audio_only.flv", "audio", false, true),
+        ("flv/video_only.flv", "video", true, false),
+    ] {
+        let source = testdata(file);
+        let mut ffmpeg = Publisher::start(&source, &server.rtmp_url(key), &[]);
+        let status = ffmpeg.wait(STREAM_TIMEOUT).expect("ffmpeg finishes");
+        assert!(status.success(), "{file}: {}", ffmpeg.logs());
+        let (_, segments) = finished_segments(&server, key);
+        assert_same_frames(&source, &segments);
+        let streams = probe_streams(&segments[0]);
+        assert_eq!(
+            streams.contains("codec_type=video"),
+            has_video,
+            "{file}: {streams}"
+        );
+        assert_eq!(
+            streams.contains("codec_type=audio"),
+            has_audio,
+            "{file}: {streams}"
+        );
+        for seg in &segments {
+            let errors = decode_errors(seg);
+            assert!(errors.is_empty(), "{}: {errors}", seg.display());
+        }
+    }
+}
+
+/// A long-running publisher of the test file, looped.
+fn looping_publisher(server: &ServerProcess, key: &str) -> Publisher {
+    Publisher::start(
+        &testdata("flv/h264_aac.flv"),
+        &server.rtmp_url(key),
+        &["-stream_loop", "-1"],
+    )
+}
+
+fn playlist_over_http(server: &ServerProcess, key: &str) -> Option<Playlist> {
+    let r = get(&server.http_url(&format!("/live/{key}/index.m3u8")));
+    (r.status == 200).then(|| parse_playlist(&r.text()))
+}
+
+#[test]
+fn a_second_publisher_takes_the_stream_over() {
+    let server = ServerProcess::start(&[]);
+    let mut first = looping_publisher(&server, "takeover");
+    assert!(
+        wait_for(STREAM_TIMEOUT, || playlist_over_http(&server, "takeover")
+            .is_some()),
+        "first publisher's playlist:\n{}",
+        server.logs()
+    );
+    let mut second = looping_publisher(&server, "takeover");
+    // The first encoder's connection is closed; ffmpeg exits.
+    assert!(
+        first.wait(STREAM_TIMEOUT).is_some(),
+        "first publisher still running"
+    );
+    assert!(
+        second.is_running(),
+        "second publisher ended:\n{}",
+        second.logs()
+    );
+    // The playlist continues across the change, with a discontinuity.
+    let continued = wait_for(STREAM_TIMEOUT, || {
+        playlist_over_http(&server, "takeover")
+            .is_some_and(|p| p.entries.iter().any(|e| e.discontinuity))
+    });
+    assert!(
+        continued,
+        "no discontinuity after takeover:\n{}",
+        server.logs()
+    );
+    assert!(
+        server.logs().contains("took_over=true"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn with_takeover_off_a_second_publisher_is_refused() {
+    let server = ServerProcess::start(&["--rtmp-takeover", "false"]);
+    let mut first = looping_publisher(&server, "busy");
+    assert!(wait_for(STREAM_TIMEOUT, || playlist_over_http(
+        &server, "busy"
+    )
+    .is_some()));
+    let mut second = looping_publisher(&server, "busy");
+    let status = second
+        .wait(STREAM_TIMEOUT)
+        .expect("second publisher is refused");
+    assert!(!status.success(), "second publisher succeeded");
+    assert!(
+        first.is_running(),
+        "first publisher was disturbed:\n{}",
+        first.logs()
+    );
+    assert!(
+        server.logs().contains("already being published"),
+        "{}",
+        server.logs()
+    );
+    // The first stream still advances.
+    let seq = playlist_over_http(&server, "busy").unwrap().media_sequence;
+    assert!(wait_for(STREAM_TIMEOUT, || {
+        playlist_over_http(&server, "busy").is_some_and(|p| p.media_sequence > seq)
+    }));
+}
+
+#[test]
+fn an_unsupported_codec_is_refused_by_name() {
+    let server = ServerProcess::start(&[]);
+    let mut ffmpeg = Publisher::start(
+        &testdata("flv/sorenson_h263.flv"),
+        &server.rtmp_url("old"),
+        &[],
+    );
+    let status = ffmpeg.wait(STREAM_TIMEOUT).expect("ffmpeg ends");
+    assert!(!status.success(), "publishing Sorenson H.263 succeeded");
+    assert!(
+        server.wait_log("Sorenson", STREAM_TIMEOUT),
+        "{}",
+        server.logs()
+    );
+    assert!(playlist_over_http(&server, "old").is_none());
+}
+
+#[test]
+fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let server = ServerProcess::start(&["--rtmp-handshake-timeout", "2"]);
+    let mut socket = TcpStream::connect(("127.0.0.1", server.rtmp_port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = socket.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server sent bytes to a silent client");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "not dropped in time"
+    );
+    assert!(
+        server.wait_log("no handshake and connect within", STREAM_TIMEOUT),
+        "{}",
+        server.logs()
+    );
+}
