@@ -208,9 +208,12 @@ impl Segmenter {
             return Placement::Start { closed: None };
         };
         let length = sample.pts.saturating_since(open.start);
+        // A break in the source clock ends the segment at the first place a new one can
+        // start, so EXT-X-DISCONTINUITY marks where the media really breaks.
+        let due = length >= self.config.segment_target || self.pending_discontinuity;
         let cut_here = match sample.kind {
-            SampleKind::Keyframe => length >= self.config.segment_target,
-            SampleKind::Audio => !self.config.has_video && length >= self.config.segment_target,
+            SampleKind::Keyframe => due,
+            SampleKind::Audio => !self.config.has_video && due,
             SampleKind::Video => false,
         };
         // The next segment starts at this sample's PTS at the latest, and a sample decoded
@@ -225,7 +228,14 @@ impl Segmenter {
             self.open = Some(grown);
             return Placement::Append;
         }
-        let timing = self.close(open, sample.pts);
+        // A segment runs to the next one's first PTS; before a discontinuity the next one is
+        // on a new timeline, so it runs to the end of its own media.
+        let end = if self.pending_discontinuity {
+            open.end
+        } else {
+            sample.pts
+        };
+        let timing = self.close(open, end);
         let independent = sample.kind == SampleKind::Keyframe || !self.config.has_video;
         let discontinuity = std::mem::take(&mut self.pending_discontinuity);
         self.open = Some(OpenSegment::starting_with(
@@ -571,6 +581,41 @@ mod tests {
         });
         assert_eq!(audio.target_duration(), Some(6));
         assert_eq!(audio.finish(), None);
+    }
+
+    #[test]
+    fn a_clock_break_cuts_at_the_next_keyframe_and_ends_the_segment_with_its_media() {
+        let mut s = Segmenter::new(config(true));
+        // One second of video, then an encoder restart: a keyframe on a new timeline 40 ms
+        // on, flagged as a discontinuity. The open segment is shorter than the target.
+        let d = run_frames(&mut s, 0, 30, 60);
+        assert!(d.is_empty());
+        let mut restart = video(30 * FRAME + 3_600, true);
+        restart.discontinuity = true;
+        let Placement::Start { closed: Some(c) } = s.push(&restart).placement else {
+            panic!("the restart's keyframe starts a segment");
+        };
+        assert_eq!(
+            c.timing.duration,
+            Duration90k(30 * FRAME),
+            "ends with its own media"
+        );
+        assert!(!c.timing.discontinuity);
+        let next = s.finish().unwrap();
+        assert!(next.discontinuity);
+        assert_eq!(next.start, Timestamp90k(30 * FRAME + 3_600));
+    }
+
+    /// Pushes `frames` frames of 30 fps video; returns the segments closed on the way.
+    fn run_frames(s: &mut Segmenter, start: u64, frames: u64, gop: u64) -> Vec<ClosedSegment> {
+        (0..frames)
+            .filter_map(
+                |i| match s.push(&video(start + i * FRAME, i % gop == 0)).placement {
+                    Placement::Start { closed } => closed,
+                    _ => None,
+                },
+            )
+            .collect()
     }
 
     #[test]

@@ -137,8 +137,9 @@ impl Conn {
         let started = Instant::now();
         let mut connected = false;
         let mut last_heard = Instant::now();
+        let check_every = ping_every.min(silence_limit);
         let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         loop {
             let session = self.session.as_mut().expect("session set above");
             session.handle_input(&mut input, &mut self.out, &mut self.events)?;
@@ -167,12 +168,19 @@ impl Conn {
                     return Err(ConnError::HandshakeTimeout(handshake_timeout));
                 }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() >= silence_limit {
+                    let silent = last_heard.elapsed();
+                    if silent >= silence_limit {
                         return Err(ConnError::Silent(silence_limit));
                     }
-                    let ms = started.elapsed().as_millis() as u32;
-                    self.session.as_mut().expect("session set above").ping_request(ms, &mut self.out);
-                    self.flush(&mut wr).await?;
+                    // Only a quiet client is pinged: a publisher sending media is plainly
+                    // alive, and bytes it does not read before it closes make its kernel
+                    // reset the connection, which discards the end of its stream here.
+                    if silent >= ping_every {
+                        let ms = started.elapsed().as_millis() as u32;
+                        let session = self.session.as_mut().expect("session set above");
+                        session.ping_request(ms, &mut self.out);
+                        self.flush(&mut wr).await?;
+                    }
                 }
                 _ = cancelled(stop) => {
                     // Taken over by a new connection, or the key was revoked: say so and go.

@@ -2,6 +2,9 @@
 //! ffmpeg publishers, real HTTP requests, ffprobe to read the output back.
 #![allow(dead_code)]
 
+pub mod flv;
+pub mod hls_check;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -397,4 +400,55 @@ pub fn probe_streams(path: &Path) -> String {
         .output()
         .expect("ffprobe runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every packet of the segments, in order.
+pub fn packets_of(paths: &[PathBuf]) -> Vec<Packet> {
+    paths.iter().flat_map(|p| probe_packets(p)).collect()
+}
+
+/// Timestamps (ms) relative to the first one, per track, so source and output compare.
+pub fn relative(packets: &[Packet], video: bool) -> Vec<(i64, i64, bool)> {
+    let track: Vec<&Packet> = packets.iter().filter(|p| p.video == video).collect();
+    let Some(first) = track.first() else {
+        return Vec::new();
+    };
+    let base = first.dts.or(first.pts).expect("timestamps");
+    track
+        .iter()
+        .map(|p| {
+            let ms = |t: Option<f64>| ((t.expect("timestamp") - base) * 1000.0).round() as i64;
+            (ms(p.pts), ms(p.dts.or(p.pts)), p.key)
+        })
+        .collect()
+}
+
+/// The output segments carry every frame of `source`, in order, with the same timestamps
+/// (relative to the first) and keyframes.
+pub fn assert_same_frames(source: &Path, output: &[PathBuf]) {
+    let src = probe_packets(source);
+    let out = packets_of(output);
+    for video in [true, false] {
+        let (a, b) = (relative(&src, video), relative(&out, video));
+        let kind = if video { "video" } else { "audio" };
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{kind} frame count: source {} output {}",
+            a.len(),
+            b.len()
+        );
+        for (i, (s, o)) in a.iter().zip(&b).enumerate() {
+            // FLV carries milliseconds; AAC frames in one PES get interpolated times, so allow
+            // the FLV rounding (1 ms) plus one more.
+            let close = (s.0 - o.0).abs() <= 2 && (s.1 - o.1).abs() <= 2;
+            assert!(
+                close,
+                "{kind} frame {i}: source pts/dts {s:?}, output {o:?}"
+            );
+            if video {
+                assert_eq!(s.2, o.2, "{kind} frame {i}: keyframe flag");
+            }
+        }
+    }
 }
