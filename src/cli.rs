@@ -58,6 +58,8 @@ fn with_config_args(mut cmd: Command) -> Command {
         };
         let mut arg = Arg::new(spec.dotted())
             .long(spec.flag())
+            // Given twice, the last one counts (scripts append flags to defaults).
+            .overrides_with(spec.dotted())
             .value_name("VALUE")
             .help(format!(
                 "{} [default: {default}] [env: {}]",

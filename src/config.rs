@@ -64,6 +64,8 @@ pub struct HttpConfig {
     pub allow_origin: String,
     /// Folder HLS files are written under, as `{mediaroot}/{app}/{key}/`.
     pub mediaroot: PathBuf,
+    /// Most HTTP connections open at once; more are refused at accept.
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,6 +163,7 @@ impl Default for HttpConfig {
             port: 8000,
             allow_origin: "*".into(),
             mediaroot: PathBuf::from("./media"),
+            max_connections: 10_000,
         }
     }
 }
@@ -420,6 +423,12 @@ impl Config {
         range("rtmp.ping_timeout", r.ping_timeout, 1, 3600)?;
         range("rtmp.handshake_timeout", r.handshake_timeout, 1, 300)?;
         range("rtmp.max_connections", r.max_connections, 1, 1_000_000)?;
+        range(
+            "http.max_connections",
+            self.http.max_connections,
+            1,
+            1_000_000,
+        )?;
         let h = &self.hls;
         range("hls.time", h.time, 1, 60)?;
         range("hls.list_size", h.list_size, 1, 1000)?;

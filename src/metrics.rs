@@ -1,12 +1,18 @@
-//! Server-wide counters and gauges, exposed at `/metrics` in the Prometheus text format.
+//! Server-wide counters, gauges and histograms, exposed at `/metrics` in the Prometheus
+//! text format (OpenMetrics).
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::hls::disk::DiskStats;
 
 /// The `reason` label of rejected publishes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,22 +20,67 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Every `reason` a publish is refused for.
+pub const REJECT_REASONS: &[&str] = &[
+    "malformed_key",
+    "unknown_key",
+    "inactive_key",
+    "expired_key",
+    "service_unavailable",
+    "already_publishing",
+    "name_in_use",
+    "unsupported_codec",
+];
+
 /// Every figure the server counts. Cheap to update from any task (atomics).
-#[derive(Default)]
 pub struct Metrics {
     pub rtmp_connections: Gauge,
     pub rtmp_connections_total: Counter,
     pub rtmp_connections_refused_total: Counter,
     pub rtmp_bytes_in_total: Counter<u64, AtomicU64>,
+    pub http_connections: Gauge,
+    pub http_connections_total: Counter,
+    pub http_connections_refused_total: Counter,
+    pub http_bytes_out_total: Counter<u64, AtomicU64>,
     pub streams_live: Gauge,
     pub publishes_total: Counter,
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
     pub segments_total: Counter,
+    /// Seconds the stream-service took to answer a key check.
+    pub stream_service_seconds: Histogram,
+    /// Seconds from the arrival of the media that closes a segment to that segment being
+    /// listed in the playlist.
+    pub segment_publish_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            rtmp_connections: Gauge::default(),
+            rtmp_connections_total: Counter::default(),
+            rtmp_connections_refused_total: Counter::default(),
+            rtmp_bytes_in_total: Counter::default(),
+            http_connections: Gauge::default(),
+            http_connections_total: Counter::default(),
+            http_connections_refused_total: Counter::default(),
+            http_bytes_out_total: Counter::default(),
+            streams_live: Gauge::default(),
+            publishes_total: Counter::default(),
+            publishes_rejected_total: Family::default(),
+            segments_total: Counter::default(),
+            // 1 ms to about 16 s.
+            stream_service_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            // 10 µs to about 160 ms.
+            segment_publish_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
+        }
+    }
 }
 
 impl Metrics {
-    /// Registers every metric under the `rtmp_server` prefix.
-    pub fn register(&self, registry: &mut Registry) {
+    /// A registry with every metric under the `rtmp_server` prefix; `disk` adds the disk
+    /// writer's counters.
+    pub fn registry(&self, disk: Arc<DiskStats>) -> Registry {
+        let mut registry = Registry::default();
         let r = registry.sub_registry_with_prefix("rtmp_server");
         r.register(
             "rtmp_connections",
@@ -52,6 +103,26 @@ impl Metrics {
             self.rtmp_bytes_in_total.clone(),
         );
         r.register(
+            "http_connections",
+            "HTTP connections open now",
+            self.http_connections.clone(),
+        );
+        r.register(
+            "http_connections",
+            "HTTP connections accepted",
+            self.http_connections_total.clone(),
+        );
+        r.register(
+            "http_connections_refused",
+            "HTTP connections refused at accept (http.max_connections reached)",
+            self.http_connections_refused_total.clone(),
+        );
+        r.register(
+            "http_bytes_out",
+            "Bytes of playlists and segments served",
+            self.http_bytes_out_total.clone(),
+        );
+        r.register(
             "streams_live",
             "Streams with a publisher now",
             self.streams_live.clone(),
@@ -71,11 +142,75 @@ impl Metrics {
             "HLS segments produced",
             self.segments_total.clone(),
         );
+        r.register(
+            "stream_service_seconds",
+            "Time the stream-service took to answer a key check",
+            self.stream_service_seconds.clone(),
+        );
+        r.register(
+            "segment_publish_seconds",
+            "Time from the media that closes a segment arriving to the segment being listed",
+            self.segment_publish_seconds.clone(),
+        );
+        r.register_collector(Box::new(DiskCollector(disk)));
+        registry
     }
 
     pub fn reject(&self, reason: &'static str) {
+        debug_assert!(
+            REJECT_REASONS.contains(&reason),
+            "{reason} not in REJECT_REASONS"
+        );
         self.publishes_rejected_total
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    /// Publishes refused for `reason` so far.
+    pub fn rejected(&self, reason: &'static str) -> u64 {
+        self.publishes_rejected_total
+            .get_or_create(&ReasonLabel { reason })
+            .get()
+    }
+}
+
+/// The disk writer's own counters, read at scrape time.
+#[derive(Debug)]
+struct DiskCollector(Arc<DiskStats>);
+
+impl Collector for DiskCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let d = &self.0;
+        let counters = [
+            ("disk_writes", "Files written to the media root", d.writes()),
+            (
+                "disk_bytes_written",
+                "Bytes written to the media root",
+                d.bytes_written(),
+            ),
+            (
+                "disk_errors",
+                "Failed file writes and deletions",
+                d.errors(),
+            ),
+            (
+                "disk_dropped",
+                "File actions dropped because the disk queue was full",
+                d.dropped(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(e)?;
+        }
+        let depth = ConstGauge::new(d.queue_depth() as i64);
+        let e = encoder.encode_descriptor(
+            "disk_queue",
+            "File actions waiting for the disk writer",
+            None,
+            depth.metric_type(),
+        )?;
+        depth.encode(e)
     }
 }

@@ -327,6 +327,11 @@ impl Remuxer {
         self.video_info.as_ref()
     }
 
+    /// The distance between the encoder's last two keyframes.
+    pub fn keyframe_interval(&self) -> Option<Duration90k> {
+        self.output.as_ref()?.segmenter.keyframe_interval()
+    }
+
     pub fn audio_info(&self) -> Option<&AudioInfo> {
         self.audio_info.as_ref()
     }
@@ -623,7 +628,6 @@ impl Output {
     ) -> Result<bool, TsError> {
         let decision = self.segmenter.push(sample);
         if let Some(interval) = decision.long_keyframe_interval {
-            tracing::warn!(%interval, "keyframe interval is longer than the segment target");
             out.push(RemuxEvent::LongKeyframeInterval { interval });
         }
         match decision.placement {
@@ -636,7 +640,6 @@ impl Output {
                 if let Some(ClosedSegment { timing, forced }) = closed {
                     self.flush_audio()?;
                     if forced {
-                        tracing::warn!(length = %timing.duration, "segment cut without a keyframe");
                         out.push(RemuxEvent::ForcedCut {
                             length: timing.duration,
                         });

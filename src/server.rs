@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -39,6 +40,11 @@ pub struct Shared {
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
     pub started: Instant,
+    pub started_wall: SystemTime,
+    /// Every metric, for `/metrics`.
+    pub prometheus: prometheus_client::registry::Registry,
+    /// The last measured size of the media root's files, and when it was measured.
+    pub disk_usage: Mutex<Option<(Instant, u64)>>,
 }
 
 /// A server whose listeners are bound.
@@ -70,13 +76,18 @@ impl Server {
             delete_segments: config.hls.delete_segments,
             keep: config.hls.keep,
         };
+        let metrics = Metrics::default();
+        let prometheus = metrics.registry(disk_handle.stats());
         let shared = Arc::new(Shared {
             registry: Registry::new(settings, config.rtmp.takeover, disk_handle.clone()),
             checker,
-            metrics: Metrics::default(),
+            metrics,
             disk_stats: disk_handle.stats(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
+            started_wall: SystemTime::now(),
+            prometheus,
+            disk_usage: Mutex::new(None),
             config,
         });
         Ok(Server {

@@ -127,6 +127,8 @@ pub struct Segmenter {
     open: Option<OpenSegment>,
     last_keyframe_dts: Option<Timestamp90k>,
     long_keyframe_interval_reported: bool,
+    /// The distance between the last two keyframes.
+    keyframe_interval: Option<Duration90k>,
     pending_discontinuity: bool,
     /// Largest PTS - DTS seen: how far ahead of its decoding time a later sample can still
     /// be presented (B-frame reordering).
@@ -153,6 +155,7 @@ impl Segmenter {
             open: None,
             last_keyframe_dts: None,
             long_keyframe_interval_reported: false,
+            keyframe_interval: None,
             pending_discontinuity: false,
             max_reorder: Duration90k::ZERO,
         }
@@ -161,6 +164,11 @@ impl Segmenter {
     /// The stream's target duration, once known.
     pub fn target_duration(&self) -> Option<u32> {
         self.target_duration
+    }
+
+    /// The distance between the last two keyframes, once there were two.
+    pub fn keyframe_interval(&self) -> Option<Duration90k> {
+        self.keyframe_interval
     }
 
     /// Places one sample (samples come in decoding order).
@@ -190,6 +198,7 @@ impl Segmenter {
         }
         let previous = self.last_keyframe_dts.replace(sample.dts)?;
         let interval = sample.dts.saturating_since(previous);
+        self.keyframe_interval = Some(interval);
         if interval > self.config.segment_target && !self.long_keyframe_interval_reported {
             self.long_keyframe_interval_reported = true;
             return Some(interval);

@@ -3,11 +3,14 @@
 //! Cache rules a CDN can trust: a live playlist changes every segment, so it may be cached
 //! for a second at most; a segment's name is never reused, so it is immutable.
 
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -47,24 +50,69 @@ fn body(content_type: &'static str, cache: &'static str, data: Bytes) -> Respons
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            // Explicit, so HEAD answers carry it too.
+            (header::CONTENT_LENGTH, HeaderValue::from(data.len())),
         ],
         Body::from(data),
     )
         .into_response()
 }
 
+/// Tells players apart for the viewer estimate: the client address (the first
+/// `X-Forwarded-For` hop behind a proxy or CDN) and the user agent.
+fn player_id(peer: SocketAddr, headers: &HeaderMap) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+    {
+        Some(forwarded) => forwarded.trim().hash(&mut h),
+        None => peer.ip().hash(&mut h),
+    }
+    headers
+        .get(header::USER_AGENT)
+        .map(HeaderValue::as_bytes)
+        .hash(&mut h);
+    h.finish()
+}
+
 /// `GET|HEAD /{app}/{name}/{file}`: `index.m3u8` or a `.ts` segment.
 pub async fn file(
     State(shared): State<Arc<Shared>>,
     Path((app, name, file)): Path<(String, String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     headers: HeaderMap,
 ) -> Response {
-    if app != shared.config.rtmp.app || StreamKey::parse(&name).is_err() {
+    let response = serve_file(&shared, &app, &name, &file, peer, &headers).await;
+    if method == Method::GET && response.status() == StatusCode::OK {
+        let len = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        shared.metrics.http_bytes_out_total.inc_by(len);
+    }
+    response
+}
+
+async fn serve_file(
+    shared: &Shared,
+    app: &str,
+    name: &str,
+    file: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Response {
+    if app != shared.config.rtmp.app || StreamKey::parse(name).is_err() {
         return not_found();
     }
-    let stream = shared.registry.get(&app, &name);
+    let stream = shared.registry.get(app, name);
     if file == "index.m3u8" {
-        if let Some(playlist) = stream.as_ref().and_then(|s| s.playlist()) {
+        if let Some((stream, playlist)) = stream.as_ref().and_then(|s| Some((s, s.playlist()?))) {
+            stream.note_viewer(player_id(peer, headers), Instant::now());
             let etag = HeaderValue::from_str(&playlist.etag).ok();
             if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
                 if inm
@@ -88,18 +136,18 @@ pub async fn file(
             return r;
         }
         if stream.is_none() && shared.config.hls.keep {
-            return from_disk(&shared, &app, &name, &file, PLAYLIST_TYPE, PLAYLIST_CACHE).await;
+            return from_disk(shared, app, name, file, PLAYLIST_TYPE, PLAYLIST_CACHE).await;
         }
         return not_found();
     }
-    if !is_segment_name(&file) {
+    if !is_segment_name(file) {
         return not_found();
     }
-    if let Some(segment) = stream.as_ref().and_then(|s| s.segment(&file)) {
+    if let Some(segment) = stream.as_ref().and_then(|s| s.segment(file)) {
         return body(SEGMENT_TYPE, SEGMENT_CACHE, segment.data.clone());
     }
     if shared.config.hls.keep {
-        return from_disk(&shared, &app, &name, &file, SEGMENT_TYPE, SEGMENT_CACHE).await;
+        return from_disk(shared, app, name, file, SEGMENT_TYPE, SEGMENT_CACHE).await;
     }
     not_found()
 }

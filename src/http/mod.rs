@@ -1,18 +1,37 @@
-//! HTTP delivery: HLS playlists and segments for web players, health and metrics for
-//! operators.
+//! HTTP delivery: HLS playlists and segments for web players, the stats API, health and
+//! metrics for operators.
 
+mod api;
 pub mod cors;
 mod hls;
 mod ops;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tracing::warn;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tracing::{debug, warn};
 
 use crate::server::Shared;
+
+/// How long a client may take to send a request's headers (and, on a kept-alive
+/// connection, to start the next request): a client that dribbles headers forever is
+/// dropped after this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head accepted. Players send a few hundred bytes.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How long a stop waits for HTTP responses in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The whole HTTP interface.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -23,19 +42,74 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/streams", get(api::streams))
+        .route("/api/streams/{name}", get(api::stream))
+        .route("/api/server", get(api::server))
         .route("/{app}/{name}/{file}", get(hls::file))
         .layer(cors)
         .with_state(shared)
 }
 
-/// Serves HTTP on `listener` until the server stops.
+/// Serves HTTP/1.1 on `listener` until the server stops: at most `http.max_connections`
+/// connections, each with a header time-out, finished gracefully at the stop.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let shutdown = shared.shutdown.clone();
-    let app = router(shared).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    let app = router(shared.clone());
+    let permits = Arc::new(Semaphore::new(shared.config.http.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) => {
+                warn!("HTTP accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.metrics.http_connections_refused_total.inc();
+            debug!(%peer, "HTTP connection refused: http.max_connections reached");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        shared.metrics.http_connections_total.inc();
+        shared.metrics.http_connections.inc();
+        let service =
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+        let conn =
+            builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, "HTTP connection ended: {e}");
+            }
+            shared.metrics.http_connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
+        .is_err()
     {
-        warn!("HTTP server failed: {e}");
+        debug!("HTTP connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
 }

@@ -43,10 +43,8 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut registry = prometheus_client::registry::Registry::default();
-    shared.metrics.register(&mut registry);
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.prometheus) {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),

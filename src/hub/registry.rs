@@ -157,6 +157,7 @@ impl Registry {
     /// Drops segments and streams that have outlived their availability.
     pub fn sweep(&self, now: Instant) {
         for stream in self.streams() {
+            stream.measure_bitrate(now);
             let gone = stream.sweep(now);
             if gone {
                 let mut streams = lock(&self.streams);

@@ -1,17 +1,43 @@
 //! One stream as the rest of the server sees it: its HLS output, who publishes it now, and
 //! the figures the stats API reports.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::flv::aac::AudioInfo;
+use crate::flv::avc::VideoInfo;
 use crate::hls::CompletedSegment;
 use crate::hls::disk::DiskWriterHandle;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
 use crate::hub::key::StreamKey;
+use crate::media::Duration90k;
+
+/// A player counts as a viewer for this long after it last fetched the playlist.
+pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
+
+/// Players remembered per stream for the viewer estimate. Beyond it the estimate saturates
+/// rather than letting requests with made-up identities grow memory.
+const MAX_TRACKED_VIEWERS: usize = 10_000;
+
+/// The ingest bitrate is measured over windows of about this length.
+const BITRATE_WINDOW: Duration = Duration::from_secs(2);
+
+/// What the publisher sends, as the stats API reports it.
+#[derive(Clone, Debug, Default)]
+pub struct MediaInfo {
+    pub video: Option<VideoInfo>,
+    pub audio: Option<AudioInfo>,
+    /// Frames per second: from the SPS timing info, or else the encoder's metadata.
+    pub frame_rate: Option<f64>,
+    pub keyframe_interval: Option<Duration90k>,
+    /// The encoder's name, from its metadata.
+    pub encoder: Option<String>,
+}
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
 /// section here is a few assignments).
@@ -43,6 +69,13 @@ pub struct Stream {
     disk: DiskWriterHandle,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
+    media: Mutex<MediaInfo>,
+    /// Ingest bitrate in bits per second over the last measuring window.
+    bitrate: AtomicU64,
+    /// When and at what byte count the current measuring window began.
+    bitrate_window: Mutex<(Instant, u64)>,
+    /// Players (a hash of address and user agent) and when they last fetched the playlist.
+    viewers: Mutex<HashMap<u64, Instant>>,
 }
 
 impl Stream {
@@ -61,6 +94,10 @@ impl Stream {
             publisher: Mutex::new(None),
             disk,
             bytes_in: AtomicU64::new(0),
+            media: Mutex::new(MediaInfo::default()),
+            bitrate: AtomicU64::new(0),
+            bitrate_window: Mutex::new((Instant::now(), 0)),
+            viewers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,5 +170,56 @@ impl Stream {
 
     pub fn add_bytes_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn media(&self) -> MediaInfo {
+        lock(&self.media).clone()
+    }
+
+    /// Updates what the publisher sends.
+    pub fn update_media(&self, f: impl FnOnce(&mut MediaInfo)) {
+        f(&mut lock(&self.media));
+    }
+
+    /// Ingest bitrate in bits per second, over the last couple of seconds.
+    pub fn bitrate(&self) -> u64 {
+        if self.publisher().is_none() {
+            return 0;
+        }
+        self.bitrate.load(Ordering::Relaxed)
+    }
+
+    /// Closes the bitrate measuring window when it is long enough (called periodically).
+    pub(crate) fn measure_bitrate(&self, now: Instant) {
+        let mut window = lock(&self.bitrate_window);
+        let elapsed = now.saturating_duration_since(window.0);
+        if elapsed >= BITRATE_WINDOW {
+            let bytes = self.bytes_in.load(Ordering::Relaxed);
+            let bits = bytes.saturating_sub(window.1) * 8;
+            self.bitrate.store(
+                (bits as f64 / elapsed.as_secs_f64()) as u64,
+                Ordering::Relaxed,
+            );
+            *window = (now, bytes);
+        }
+    }
+
+    /// A player fetched the playlist.
+    pub fn note_viewer(&self, player: u64, now: Instant) {
+        let mut viewers = lock(&self.viewers);
+        if viewers.len() >= MAX_TRACKED_VIEWERS && !viewers.contains_key(&player) {
+            viewers.retain(|_, seen| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
+            if viewers.len() >= MAX_TRACKED_VIEWERS {
+                return;
+            }
+        }
+        viewers.insert(player, now);
+    }
+
+    /// Distinct players that fetched the playlist within the last [`VIEWER_WINDOW`].
+    pub fn viewers(&self, now: Instant) -> usize {
+        let mut viewers = lock(&self.viewers);
+        viewers.retain(|_, seen| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
+        viewers.len()
     }
 }

@@ -21,6 +21,7 @@ use crate::hub::registry::ClaimError;
 use crate::hub::stream::{Publisher, Stream};
 use crate::media::{Duration90k, RtmpTimestamp};
 use crate::remux::{RemuxConfig, RemuxError, RemuxEvent, Remuxer, TagKind};
+use crate::rtmp::amf0::Value;
 use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
@@ -233,11 +234,27 @@ impl Conn {
             }
             SessionEvent::Metadata { properties, .. } => {
                 if let Some(p) = &mut self.publishing {
-                    let has = |name: &str| properties.iter().any(|(k, _)| k == name);
-                    let (video, audio) = (has("videocodecid"), has("audiocodecid"));
+                    let get =
+                        |name: &str| properties.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                    let (video, audio) =
+                        (get("videocodecid").is_some(), get("audiocodecid").is_some());
                     if video || audio {
                         p.remuxer.expect_tracks(video, audio);
                     }
+                    let encoder = get("encoder").and_then(|v| v.as_str()).map(str::to_string);
+                    let frame_rate =
+                        get("framerate")
+                            .or_else(|| get("videoframerate"))
+                            .and_then(|v| match v {
+                                Value::Number(n) if n.is_finite() && *n > 0.0 && *n <= 1000.0 => {
+                                    Some(*n)
+                                }
+                                _ => None,
+                            });
+                    p.stream.update_media(|m| {
+                        m.encoder = encoder.or(m.encoder.take());
+                        m.frame_rate = m.frame_rate.or(frame_rate);
+                    });
                 }
             }
             SessionEvent::Media {
@@ -266,7 +283,15 @@ impl Conn {
                 return self.refuse("malformed_key", "NetStream.Publish.BadName", &e.to_string());
             }
         };
-        let grant = match shared.checker.check(&key, false).await {
+        let asked = Instant::now();
+        let checked = shared.checker.check(&key, false).await;
+        if shared.checker.is_enforcing() {
+            shared
+                .metrics
+                .stream_service_seconds
+                .observe(asked.elapsed().as_secs_f64());
+        }
+        let grant = match checked {
             Ok(grant) => grant,
             Err(rejection) => {
                 warn!(key = %key, "publish refused: {rejection}");
@@ -357,10 +382,11 @@ impl Conn {
             MediaKind::Audio => TagKind::Audio,
             MediaKind::Video => TagKind::Video,
         };
+        let arrived = Instant::now();
         let pushed = p
             .remuxer
             .push(kind, timestamp, payload, &mut self.remux_events);
-        apply_remux_events(&self.shared, p, &mut self.remux_events);
+        apply_remux_events(&self.shared, p, &mut self.remux_events, arrived);
         if let Err(e) = pushed {
             let unsupported = matches!(
                 e,
@@ -395,7 +421,7 @@ impl Conn {
         let still_ours = p.stream.is_published_by(p.publisher.id);
         if still_ours {
             p.remuxer.finish(&mut self.remux_events);
-            apply_remux_events(&self.shared, &mut p, &mut self.remux_events);
+            apply_remux_events(&self.shared, &mut p, &mut self.remux_events, Instant::now());
         }
         self.shared.registry.release(&p.stream, p.publisher.id);
         self.shared.metrics.streams_live.dec();
@@ -428,18 +454,38 @@ impl Conn {
     }
 }
 
-/// Acts on what the remuxer reported: lists segments, logs codecs and encoder advice.
-fn apply_remux_events(shared: &Shared, p: &mut Publishing, events: &mut Vec<RemuxEvent>) {
+/// Acts on what the remuxer reported: lists segments, records and logs codecs, logs
+/// encoder advice. `arrived`: when the media that caused the events arrived.
+fn apply_remux_events(
+    shared: &Shared,
+    p: &mut Publishing,
+    events: &mut Vec<RemuxEvent>,
+    arrived: Instant,
+) {
     for event in events.drain(..) {
         match event {
             RemuxEvent::Segment(segment) => {
                 p.stream.push_segment(segment);
+                shared
+                    .metrics
+                    .segment_publish_seconds
+                    .observe(arrived.elapsed().as_secs_f64());
                 shared.metrics.segments_total.inc();
+                let interval = p.remuxer.keyframe_interval();
+                p.stream.update_media(|m| m.keyframe_interval = interval);
             }
             RemuxEvent::VideoConfig(v) => {
+                let frame_rate = v.frame_rate;
+                let info = v.clone();
+                p.stream.update_media(|m| {
+                    m.frame_rate = frame_rate.or(m.frame_rate);
+                    m.video = Some(info);
+                });
                 info!(stream = %p.stream.name, codec = v.codec, width = v.width, height = v.height, "video");
             }
             RemuxEvent::AudioConfig(a) => {
+                let info = a.clone();
+                p.stream.update_media(|m| m.audio = Some(info));
                 info!(stream = %p.stream.name, codec = a.codec, sample_rate = a.sample_rate, channels = a.channels, "audio");
             }
             RemuxEvent::LongKeyframeInterval { interval } => {

@@ -1,0 +1,279 @@
+//! The stats API: live streams and the server's own figures, as JSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::hub::stream::Stream;
+use crate::metrics::REJECT_REASONS;
+use crate::server::Shared;
+
+/// How long a measured disk usage is reused: walking a large media root is not free.
+const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+pub struct VideoStats {
+    /// RFC 6381 codec string, e.g. `avc1.64001F`.
+    pub codec: String,
+    pub profile: &'static str,
+    pub level: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct AudioStats {
+    /// RFC 6381 codec string, e.g. `mp4a.40.2`.
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+/// One stream in `/api/streams`.
+#[derive(Serialize)]
+pub struct StreamStats {
+    /// The name HLS is served under: the stream key, or its public playback id.
+    pub name: String,
+    pub app: String,
+    /// Path of the HLS playlist on this server.
+    pub playlist: String,
+    pub started_at: String,
+    pub uptime_s: f64,
+    pub client: String,
+    pub video: Option<VideoStats>,
+    pub audio: Option<AudioStats>,
+    pub encoder: Option<String>,
+    pub bitrate_kbps: u64,
+    pub bytes_in: u64,
+    pub keyframe_interval_s: Option<f64>,
+    pub target_duration: Option<u32>,
+    pub segments: u64,
+    /// Distinct players that fetched the playlist in the last 30 seconds.
+    pub viewers: usize,
+}
+
+/// The H.264 profile's name for `profile_idc` and the constraint flags (ISO/IEC 14496-10
+/// Annex A.2).
+fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
+    match profile_idc {
+        66 if constraint_flags & 0x40 != 0 => "Constrained Baseline",
+        66 => "Baseline",
+        77 => "Main",
+        88 => "Extended",
+        100 => "High",
+        110 => "High 10",
+        122 => "High 4:2:2",
+        244 => "High 4:4:4 Predictive",
+        _ => "other",
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
+    let publisher = stream.publisher()?;
+    let media = stream.media();
+    Some(StreamStats {
+        name: stream.name.to_string(),
+        app: stream.app.clone(),
+        playlist: format!("/{}/{}/index.m3u8", stream.app, stream.name),
+        started_at: rfc3339(publisher.started),
+        uptime_s: now
+            .saturating_duration_since(publisher.started_at)
+            .as_secs_f64(),
+        client: publisher.addr.to_string(),
+        video: media.video.map(|v| VideoStats {
+            profile: profile_name(v.profile_idc, v.constraint_flags),
+            level: format!("{}.{}", v.level_idc / 10, v.level_idc % 10),
+            codec: v.codec,
+            width: v.width,
+            height: v.height,
+            frame_rate: media.frame_rate,
+        }),
+        audio: media.audio.map(|a| AudioStats {
+            codec: a.codec,
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+        }),
+        encoder: media.encoder,
+        bitrate_kbps: stream.bitrate() / 1000,
+        bytes_in: stream.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        keyframe_interval_s: media.keyframe_interval.map(|d| d.as_secs_f64()),
+        target_duration: stream.target_duration(),
+        segments: stream.segments_produced(),
+        viewers: stream.viewers(now),
+    })
+}
+
+#[derive(Serialize)]
+pub struct StreamList {
+    pub streams: Vec<StreamStats>,
+}
+
+/// `GET /api/streams`: every live stream.
+pub async fn streams(State(shared): State<Arc<Shared>>) -> Json<StreamList> {
+    let now = Instant::now();
+    let streams = shared
+        .registry
+        .live_streams()
+        .iter()
+        .filter_map(|s| stats(s, now))
+        .collect();
+    Json(StreamList { streams })
+}
+
+/// `GET /api/streams/{name}`: one live stream.
+pub async fn stream(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let found = shared
+        .registry
+        .get(&shared.config.rtmp.app, &name)
+        .and_then(|s| stats(&s, Instant::now()));
+    match found {
+        Some(s) => Json(s).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "no live stream of that name" })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct Connections {
+    pub rtmp: i64,
+    pub http: i64,
+}
+
+#[derive(Serialize)]
+pub struct Bytes {
+    #[serde(rename = "in")]
+    pub bytes_in: u64,
+    #[serde(rename = "out")]
+    pub bytes_out: u64,
+}
+
+#[derive(Serialize)]
+pub struct Publishes {
+    pub accepted: u64,
+    /// Refused publishes by reason.
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+}
+
+#[derive(Serialize)]
+pub struct Disk {
+    pub media_root: String,
+    /// Bytes of files under the media root (measured at most every 5 s).
+    pub bytes_used: Option<u64>,
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub queue: usize,
+}
+
+/// `/api/server`.
+#[derive(Serialize)]
+pub struct ServerStats {
+    pub version: &'static str,
+    pub started_at: String,
+    pub uptime_s: f64,
+    pub streams: usize,
+    pub connections: Connections,
+    pub bytes: Bytes,
+    pub publishes: Publishes,
+    pub segments: u64,
+    pub disk: Disk,
+}
+
+/// `GET /api/server`: version, uptime, connections, traffic, rejects, disk.
+pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
+    let m = &shared.metrics;
+    let d = &shared.disk_stats;
+    let rejected = REJECT_REASONS
+        .iter()
+        .map(|&reason| (reason, m.rejected(reason)))
+        .collect();
+    let bytes_used = disk_usage(&shared).await;
+    Json(ServerStats {
+        version: env!("CARGO_PKG_VERSION"),
+        started_at: rfc3339(shared.started_wall),
+        uptime_s: shared.started.elapsed().as_secs_f64(),
+        streams: shared.registry.live_streams().len(),
+        connections: Connections {
+            rtmp: m.rtmp_connections.get(),
+            http: m.http_connections.get(),
+        },
+        bytes: Bytes {
+            bytes_in: m.rtmp_bytes_in_total.get(),
+            bytes_out: m.http_bytes_out_total.get(),
+        },
+        publishes: Publishes {
+            accepted: m.publishes_total.get(),
+            rejected,
+        },
+        segments: m.segments_total.get(),
+        disk: Disk {
+            media_root: shared.config.http.mediaroot.display().to_string(),
+            bytes_used,
+            writes: d.writes(),
+            bytes_written: d.bytes_written(),
+            errors: d.errors(),
+            dropped: d.dropped(),
+            queue: d.queue_depth(),
+        },
+    })
+}
+
+/// Bytes used under the media root, measured at most every [`DISK_USAGE_TTL`].
+async fn disk_usage(shared: &Arc<Shared>) -> Option<u64> {
+    {
+        let cached = crate::hub::stream::lock(&shared.disk_usage);
+        if let Some((at, bytes)) = *cached {
+            if at.elapsed() < DISK_USAGE_TTL {
+                return Some(bytes);
+            }
+        }
+    }
+    let root = shared.config.http.mediaroot.clone();
+    let bytes = tokio::task::spawn_blocking(move || du(&root)).await.ok()?;
+    *crate::hub::stream::lock(&shared.disk_usage) = Some((Instant::now(), bytes));
+    Some(bytes)
+}
+
+/// Total size of the regular files under `dir` (not following symbolic links).
+fn du(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_names() {
+        assert_eq!(profile_name(100, 0), "High");
+        assert_eq!(profile_name(66, 0x40), "Constrained Baseline");
+        assert_eq!(profile_name(66, 0), "Baseline");
+        assert_eq!(profile_name(77, 0), "Main");
+    }
+}
