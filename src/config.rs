@@ -180,6 +180,19 @@ impl Default for HlsConfig {
     }
 }
 
+impl HlsConfig {
+    /// The remuxer's settings: `target_duration` carries a stream's EXT-X-TARGETDURATION
+    /// over to a new publisher of the same stream.
+    pub fn remux(&self, target_duration: Option<u32>) -> crate::remux::RemuxConfig {
+        let secs = |s: u32| crate::media::Duration90k::from_millis(u64::from(s) * 1000);
+        crate::remux::RemuxConfig {
+            segment_target: secs(self.time),
+            max_segment: (self.max_segment > 0).then(|| secs(self.max_segment)),
+            target_duration,
+        }
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {

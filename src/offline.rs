@@ -14,7 +14,7 @@ use crate::flv::file::FlvReader;
 use crate::hls::disk::MediaRoot;
 use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
 use crate::media::Duration90k;
-use crate::remux::{RemuxConfig, RemuxEvent, Remuxer};
+use crate::remux::{RemuxEvent, Remuxer};
 
 /// Bytes read from the input file at a time.
 const READ_SIZE: usize = 1 << 20;
@@ -40,17 +40,6 @@ impl fmt::Display for Summary {
     }
 }
 
-/// The remux settings `config` gives (shared with the live path).
-pub fn remux_config(config: &Config, target_duration: Option<u32>) -> RemuxConfig {
-    let hls = &config.hls;
-    RemuxConfig {
-        segment_target: Duration90k::from_millis(u64::from(hls.time) * 1000),
-        max_segment: (hls.max_segment > 0)
-            .then(|| Duration90k::from_millis(u64::from(hls.max_segment) * 1000)),
-        target_duration,
-    }
-}
-
 /// Remuxes the FLV file `input` into `output` (created if needed): segments and a VOD
 /// `index.m3u8`.
 pub fn remux_file(input: &Path, output: &Path, config: &Config) -> anyhow::Result<Summary> {
@@ -69,7 +58,7 @@ pub fn remux_file(input: &Path, output: &Path, config: &Config) -> anyhow::Resul
         keep: true,
     };
     let mut hls = HlsStream::new(dir, settings, true, SystemTime::now());
-    let mut remuxer = Remuxer::new(remux_config(config, None));
+    let mut remuxer = Remuxer::new(config.hls.remux(None));
     let mut reader = FlvReader::new();
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut events = Vec::new();

@@ -15,6 +15,7 @@ use crate::auth::KeyChecker;
 use crate::config::Config;
 use crate::hls::disk::{DiskStats, DiskWriter};
 use crate::hls::stream::HlsSettings;
+use crate::hooks::Hooks;
 use crate::hub::registry::Registry;
 use crate::metrics::Metrics;
 use tokio::task::JoinHandle;
@@ -35,6 +36,7 @@ pub struct Shared {
     pub config: Config,
     pub registry: Registry,
     pub checker: KeyChecker,
+    pub hooks: Hooks,
     pub metrics: Metrics,
     pub disk_stats: Arc<DiskStats>,
     /// Cancelled when the server stops.
@@ -64,7 +66,8 @@ impl Server {
         let http = TcpListener::bind((config.bind, config.http.port)).await?;
         let client = crate::auth::http_client(Duration::from_secs(config.auth.timeout))
             .map_err(anyhow::Error::msg)?;
-        let checker = KeyChecker::new(&config.auth, client).map_err(anyhow::Error::msg)?;
+        let checker = KeyChecker::new(&config.auth, client.clone()).map_err(anyhow::Error::msg)?;
+        let hooks = Hooks::start(&config.hooks.on_publish, &config.hooks.on_unpublish, client);
         if !checker.is_enforcing() {
             warn!(
                 "no stream-service configured (auth.stream_service): every stream key is accepted"
@@ -81,6 +84,7 @@ impl Server {
         let shared = Arc::new(Shared {
             registry: Registry::new(settings, config.rtmp.takeover, disk_handle.clone()),
             checker,
+            hooks,
             metrics,
             disk_stats: disk_handle.stats(),
             shutdown: CancellationToken::new(),

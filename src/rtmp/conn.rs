@@ -16,11 +16,13 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::auth::Rejection;
+use crate::hooks::{AudioSummary, HookEvent, VideoSummary};
 use crate::hub::key::StreamKey;
 use crate::hub::registry::ClaimError;
 use crate::hub::stream::{Publisher, Stream};
-use crate::media::{Duration90k, RtmpTimestamp};
-use crate::remux::{RemuxConfig, RemuxError, RemuxEvent, Remuxer, TagKind};
+use crate::media::RtmpTimestamp;
+use crate::remux::{RemuxError, RemuxEvent, Remuxer, TagKind};
 use crate::rtmp::amf0::Value;
 use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
@@ -87,6 +89,10 @@ struct Publishing {
     remuxer: Remuxer,
     bytes: u64,
     keyframe_warned: bool,
+    /// The on_publish hook went out (at the first segment); on_unpublish follows it.
+    announced: bool,
+    /// Stops the periodic key re-check when the publish ends.
+    _recheck: Option<tokio_util::sync::DropGuard>,
 }
 
 struct Conn {
@@ -325,13 +331,18 @@ impl Conn {
             .accept_publish(&mut self.out);
         shared.metrics.publishes_total.inc();
         shared.metrics.streams_live.inc();
-        let hls = &shared.config.hls;
-        let remuxer = Remuxer::new(RemuxConfig {
-            segment_target: Duration90k::from_millis(u64::from(hls.time) * 1000),
-            max_segment: (hls.max_segment > 0)
-                .then(|| Duration90k::from_millis(u64::from(hls.max_segment) * 1000)),
-            target_duration: claim.stream.target_duration(),
-        });
+        let remuxer = Remuxer::new(shared.config.hls.remux(claim.stream.target_duration()));
+        let recheck =
+            (shared.config.auth.recheck > 0 && shared.checker.is_enforcing()).then(|| {
+                let done = CancellationToken::new();
+                tokio::spawn(recheck_key(
+                    shared.clone(),
+                    key.clone(),
+                    claim.publisher.stop.clone(),
+                    done.clone(),
+                ));
+                done.drop_guard()
+            });
         info!(
             key = %key,
             name = %name,
@@ -347,6 +358,8 @@ impl Conn {
             remuxer,
             bytes: 0,
             keyframe_warned: false,
+            announced: false,
+            _recheck: recheck,
         });
         Ok(())
     }
@@ -425,6 +438,10 @@ impl Conn {
         }
         self.shared.registry.release(&p.stream, p.publisher.id);
         self.shared.metrics.streams_live.dec();
+        if p.announced {
+            let event = hook_event("unpublish", &p, Some(std::time::SystemTime::now()));
+            self.shared.hooks.notify(event);
+        }
         let secs = p.publisher.started_at.elapsed().as_secs_f64();
         let kbps = if secs > 0.0 {
             p.bytes as f64 * 8.0 / secs / 1000.0
@@ -466,6 +483,10 @@ fn apply_remux_events(
         match event {
             RemuxEvent::Segment(segment) => {
                 p.stream.push_segment(segment);
+                if !p.announced {
+                    p.announced = true;
+                    shared.hooks.notify(hook_event("publish", p, None));
+                }
                 shared
                     .metrics
                     .segment_publish_seconds
@@ -504,6 +525,71 @@ fn apply_remux_events(
                     stream = %p.stream.name,
                     "no keyframe for {length}: segment cut without one; players joining there wait for the next keyframe"
                 );
+            }
+        }
+    }
+}
+
+/// The webhook body for a publish that started (`stopped` None) or stopped.
+fn hook_event(
+    event: &'static str,
+    p: &Publishing,
+    stopped: Option<std::time::SystemTime>,
+) -> HookEvent {
+    let rfc3339 = |t: std::time::SystemTime| {
+        jiff::Timestamp::try_from(t)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    HookEvent {
+        event,
+        app: p.stream.app.clone(),
+        key: p.stream.key.to_string(),
+        name: p.stream.name.to_string(),
+        client: p.publisher.addr.to_string(),
+        video: p.remuxer.video_info().map(|v| VideoSummary {
+            codec: v.codec.clone(),
+            width: v.width,
+            height: v.height,
+        }),
+        audio: p.remuxer.audio_info().map(|a| AudioSummary {
+            codec: a.codec.clone(),
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+        }),
+        started_at: rfc3339(p.publisher.started),
+        stopped_at: stopped.map(rfc3339),
+        bytes: p.bytes,
+        duration_s: p.publisher.started_at.elapsed().as_secs_f64(),
+    }
+}
+
+/// Asks the stream-service about `key` every `auth.recheck` seconds while it is published,
+/// and stops the publish when the service no longer accepts it. An unreachable service
+/// does not stop a live stream: only a definite answer (unknown, inactive, expired) does.
+async fn recheck_key(
+    shared: Arc<Shared>,
+    key: StreamKey,
+    stop: CancellationToken,
+    done: CancellationToken,
+) {
+    let every = Duration::from_secs(shared.config.auth.recheck);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = done.cancelled() => return,
+            _ = stop.cancelled() => return,
+        }
+        match shared.checker.check(&key, true).await {
+            Ok(_) => debug!(key = %key, "key re-check: still accepted"),
+            Err(Rejection::Unavailable(reason)) => {
+                warn!(key = %key, "key re-check failed, stream kept: stream-service unavailable: {reason}");
+            }
+            Err(rejection) => {
+                warn!(key = %key, "key re-check: {rejection}; stopping the stream");
+                shared.metrics.reject(rejection.label());
+                stop.cancel();
+                return;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod flv;
 pub mod hls_check;
+pub mod stub;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

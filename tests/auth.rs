@@ -1,0 +1,401 @@
+//! Stream-key validation, webhooks and configuration, end to end: a real HTTP stub of the
+//! stream-service, real ffmpeg publishers, the real server binary.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::stub::{Answer, StubService};
+use common::*;
+
+const FILE: &str = "flv/h264_aac.flv";
+
+fn has_playlist(server: &ServerProcess, name: &str) -> bool {
+    get(&server.http_url(&format!("/live/{name}/index.m3u8"))).status == 200
+}
+
+/// Publishes `key` with ffmpeg and expects the server to refuse it.
+fn assert_refused(server: &ServerProcess, key: &str) {
+    let mut ffmpeg = Publisher::start(&testdata(FILE), &server.rtmp_url(key), &[]);
+    let status = ffmpeg.wait(STREAM_TIMEOUT).expect("refused publisher ends");
+    assert!(
+        !status.success(),
+        "{key}: ffmpeg succeeded\n{}",
+        server.logs()
+    );
+    assert!(!has_playlist(server, key), "{key}: a playlist appeared");
+}
+
+fn metric(server: &ServerProcess, series: &str) -> f64 {
+    let text = get(&server.http_url("/metrics")).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn the_stream_service_decides_who_publishes() {
+    let stub = StubService::start();
+    stub.set("good", Answer::json(200, r#"{"key":"good","active":true}"#));
+    stub.set(
+        "inactive",
+        Answer::json(200, r#"{"key":"inactive","isActive":false}"#),
+    );
+    stub.set(
+        "expired",
+        Answer::json(200, r#"{"expiresAt":"2020-01-01T00:00:00Z"}"#),
+    );
+    stub.set("forbidden", Answer::json(403, "{}"));
+    stub.set("broken", Answer::json(500, r#"{"error":"db down"}"#));
+    stub.set("notjson", Answer::json(200, "<html>maintenance</html>"));
+    stub.set(
+        "slow",
+        Answer {
+            delay: Duration::from_secs(5),
+            ..Answer::json(200, "{}")
+        },
+    );
+    let server = ServerProcess::start(&[
+        "--stream-service",
+        &stub.url,
+        "--auth-token",
+        "s3cret",
+        "--auth-timeout",
+        "1",
+    ]);
+
+    // An accepted key streams, and the service was asked with the bearer token.
+    let mut ok = Publisher::start(&testdata(FILE), &server.rtmp_url("good"), &[]);
+    assert!(
+        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "good")),
+        "{}",
+        server.logs()
+    );
+    let asked = stub.seen();
+    assert_eq!(asked[0].path, "/api/streams/good");
+    assert_eq!(asked[0].authorization.as_deref(), Some("Bearer s3cret"));
+
+    for key in ["nosuchkey", "inactive", "expired", "forbidden"] {
+        assert_refused(&server, key);
+    }
+    let started = Instant::now();
+    assert_refused(&server, "slow");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the 1 s time-out was not applied"
+    );
+    for key in ["broken", "notjson"] {
+        assert_refused(&server, key);
+    }
+    let logs = server.logs();
+    assert!(
+        logs.contains("stream key unknown to the stream-service (HTTP 404)"),
+        "{logs}"
+    );
+    assert!(logs.contains("stream key is inactive"), "{logs}");
+    assert!(logs.contains("stream key expired"), "{logs}");
+    assert!(
+        logs.contains("stream-service unavailable: timed out"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("stream-service unavailable: HTTP 500"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("stream-service unavailable: answer is not JSON"),
+        "{logs}"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "rtmp_server_publishes_rejected_total{reason=\"unknown_key\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "rtmp_server_publishes_rejected_total{reason=\"inactive_key\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "rtmp_server_publishes_rejected_total{reason=\"expired_key\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "rtmp_server_publishes_rejected_total{reason=\"service_unavailable\"}"
+        ),
+        3.0
+    );
+    assert!(metric(&server, "rtmp_server_stream_service_seconds_count") >= 8.0);
+
+    // Malformed keys are refused before any request is made.
+    let before = stub.seen().len();
+    for key in [".hidden", "a!b", &"k".repeat(200)] {
+        assert_refused(&server, key);
+    }
+    assert_eq!(
+        stub.seen().len(),
+        before,
+        "a malformed key reached the stream-service"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "rtmp_server_publishes_rejected_total{reason=\"malformed_key\"}"
+        ),
+        3.0
+    );
+
+    // The accepted stream was not disturbed by any of it.
+    assert!(
+        ok.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()),
+        "{}",
+        ok.logs()
+    );
+}
+
+#[test]
+fn an_unreachable_stream_service_refuses_every_key() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let server = ServerProcess::start(&["--stream-service", &url]);
+    assert_refused(&server, "anykey");
+    assert!(
+        server
+            .logs()
+            .contains("stream-service unavailable: cannot connect"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn a_key_revoked_while_live_is_stopped_when_rechecked() {
+    let stub = StubService::start();
+    stub.set("revoked", Answer::json(200, r#"{"active":true}"#));
+    let server = ServerProcess::start(&["--stream-service", &stub.url, "--auth-recheck", "1"]);
+    let mut ffmpeg = Publisher::start(
+        &testdata(FILE),
+        &server.rtmp_url("revoked"),
+        &["-stream_loop", "-1"],
+    );
+    assert!(
+        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "revoked")),
+        "{}",
+        server.logs()
+    );
+    stub.set("revoked", Answer::json(200, r#"{"active":false}"#));
+    assert!(
+        ffmpeg.wait(STREAM_TIMEOUT).is_some(),
+        "the revoked stream kept publishing"
+    );
+    assert!(
+        server
+            .logs()
+            .contains("key re-check: stream key is inactive"),
+        "{}",
+        server.logs()
+    );
+    let ended = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&server.http_url("/live/revoked/index.m3u8"));
+        r.status == 200 && parse_playlist(&r.text()).ended
+    });
+    assert!(ended, "the revoked stream's playlist did not end");
+}
+
+#[test]
+fn positive_answers_are_cached_when_asked() {
+    let stub = StubService::start();
+    stub.set("cached", Answer::json(200, "{}"));
+    let server = ServerProcess::start(&["--stream-service", &stub.url, "--auth-cache", "60"]);
+    for _ in 0..2 {
+        let mut ffmpeg = Publisher::start(
+            &testdata("flv/audio_only.flv"),
+            &server.rtmp_url("cached"),
+            &["-t", "1"],
+        );
+        assert!(
+            ffmpeg.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()),
+            "{}",
+            ffmpeg.logs()
+        );
+    }
+    assert_eq!(stub.seen().len(), 1, "the second publish asked again");
+}
+
+#[test]
+fn playback_ids_hide_the_publishing_key() {
+    let stub = StubService::start();
+    stub.set(
+        "secretkey",
+        Answer::json(200, r#"{"playbackId":"public-1"}"#),
+    );
+    let server = ServerProcess::start(&["--stream-service", &stub.url, "--auth-playback-id"]);
+    let _ffmpeg = Publisher::start(
+        &testdata(FILE),
+        &server.rtmp_url("secretkey"),
+        &["-stream_loop", "-1"],
+    );
+    assert!(
+        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "public-1")),
+        "{}",
+        server.logs()
+    );
+    assert!(!has_playlist(&server, "secretkey"));
+    assert!(server.stream_dir("public-1").exists());
+    assert!(!server.stream_dir("secretkey").exists());
+    let api = get(&server.http_url("/api/streams")).text();
+    assert!(
+        api.contains("public-1") && !api.contains("secretkey"),
+        "{api}"
+    );
+}
+
+#[test]
+fn webhooks_report_start_and_stop_and_a_dead_target_does_not_disturb_the_stream() {
+    let stub = StubService::start();
+    let server = ServerProcess::start(&[
+        "--on-publish",
+        &format!("{}/hooks/publish", stub.url),
+        "--on-unpublish",
+        &format!("{}/hooks/unpublish", stub.url),
+    ]);
+    let mut ffmpeg = Publisher::start(&testdata(FILE), &server.rtmp_url("hooked"), &[]);
+    assert!(ffmpeg.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()));
+    assert!(
+        wait_for(STREAM_TIMEOUT, || stub.hooks().len() >= 2),
+        "hooks: {:?}",
+        stub.hooks()
+    );
+    let hooks = stub.hooks();
+    let (name, start) = &hooks[0];
+    assert_eq!(name, "publish");
+    assert_eq!(start["event"], "publish");
+    assert_eq!(start["key"], "hooked");
+    assert_eq!(start["app"], "live");
+    assert!(start["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(start["video"]["codec"], "avc1.64001E");
+    assert_eq!(start["video"]["width"], 640);
+    assert_eq!(start["video"]["height"], 360);
+    assert_eq!(start["audio"]["codec"], "mp4a.40.2");
+    assert!(start["started_at"].as_str().unwrap().ends_with('Z'));
+    let (name, stop) = &hooks[1];
+    assert_eq!(name, "unpublish");
+    assert_eq!(stop["event"], "unpublish");
+    assert!(stop["stopped_at"].as_str().unwrap().ends_with('Z'));
+    assert!(stop["bytes"].as_u64().unwrap() > 800_000, "{stop}");
+    let secs = stop["duration_s"].as_f64().unwrap();
+    assert!((9.0..20.0).contains(&secs), "{stop}");
+
+    // A webhook target that is down: the stream is remuxed all the same.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let server = ServerProcess::start(&[
+        "--on-publish",
+        &dead,
+        "--on-unpublish",
+        &dead,
+        "--hls-keep",
+        "--hls-list-size",
+        "100",
+    ]);
+    let mut ffmpeg = Publisher::start(&testdata(FILE), &server.rtmp_url("deadhook"), &[]);
+    assert!(
+        ffmpeg.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()),
+        "{}",
+        ffmpeg.logs()
+    );
+    let index = server.stream_dir("deadhook").join("index.m3u8");
+    assert!(wait_for(STREAM_TIMEOUT, || std::fs::read_to_string(&index)
+        .is_ok_and(|t| parse_playlist(&t).ended)));
+    let playlist = parse_playlist(&std::fs::read_to_string(&index).unwrap());
+    let segments: Vec<_> = playlist
+        .entries
+        .iter()
+        .map(|e| server.stream_dir("deadhook").join(&e.uri))
+        .collect();
+    assert_same_frames(&testdata(FILE), &segments);
+    assert!(
+        server.wait_log("webhook failed", STREAM_TIMEOUT),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn configuration_layers_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rtmp-server.toml");
+    std::fs::write(
+        &file,
+        "[rtmp]\nport = 1001\nping = 7\n[hls]\ntime = 4\nlist_size = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .args(["--rtmp-port", "1003"])
+        .env("RTMP_SERVER_RTMP_PORT", "1002")
+        .env("RTMP_SERVER_HLS_TIME", "6")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let effective: toml::Table = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    assert_eq!(
+        effective["rtmp"]["port"].as_integer(),
+        Some(1003),
+        "flag wins"
+    );
+    assert_eq!(
+        effective["hls"]["time"].as_integer(),
+        Some(6),
+        "environment beats the file"
+    );
+    assert_eq!(
+        effective["hls"]["list_size"].as_integer(),
+        Some(5),
+        "file beats the default"
+    );
+    assert_eq!(effective["rtmp"]["ping"].as_integer(), Some(7));
+    assert_eq!(
+        effective["rtmp"]["chunk_size"].as_integer(),
+        Some(60000),
+        "default"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
+        .args(["serve", "--hls-time", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        message.contains("hls.time") && message.contains("1 to 60"),
+        "{message}"
+    );
+
+    let printed = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
+        .args(["--print-config", "--hls-time", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        !printed.status.success(),
+        "an invalid config is refused before printing"
+    );
+}
