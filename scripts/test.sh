@@ -15,3 +15,5 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# The shipped artefact: the static release binary alone in an empty root, as the image runs it.
+scripts/check-image.sh
