@@ -5,84 +5,9 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Reads a stream's playlist from disk once it is complete (EXT-X-ENDLIST), and returns the
-/// segment paths in order.
-fn finished_segments(server: &ServerProcess, key: &str) -> (Playlist, Vec<PathBuf>) {
-    let index = server.stream_dir(key).join("index.m3u8");
-    let mut playlist = Playlist::default();
-    let ended = wait_for(STREAM_TIMEOUT, || {
-        std::fs::read_to_string(&index).is_ok_and(|t| {
-            playlist = parse_playlist(&t);
-            playlist.ended
-        })
-    });
-    assert!(
-        ended,
-        "no ended playlist at {}:\n{}",
-        index.display(),
-        server.logs()
-    );
-    let paths = playlist
-        .entries
-        .iter()
-        .map(|e| server.stream_dir(key).join(&e.uri))
-        .collect();
-    (playlist, paths)
-}
-
-/// Every packet of the segments, in order.
-fn packets_of(paths: &[PathBuf]) -> Vec<Packet> {
-    paths.iter().flat_map(|p| probe_packets(p)).collect()
-}
-
-/// Timestamps relative to the first one, per track, so source and output compare.
-fn relative(packets: &[Packet], video: bool) -> Vec<(i64, i64, bool)> {
-    let track: Vec<&Packet> = packets.iter().filter(|p| p.video == video).collect();
-    let Some(first) = track.first() else {
-        return Vec::new();
-    };
-    let base = first.dts.or(first.pts).expect("timestamps");
-    track
-        .iter()
-        .map(|p| {
-            let ms = |t: Option<f64>| ((t.expect("timestamp") - base) * 1000.0).round() as i64;
-            (ms(p.pts), ms(p.dts.or(p.pts)), p.key)
-        })
-        .collect()
-}
-
-fn assert_same_frames(source: &Path, output: &[PathBuf]) {
-    let src = probe_packets(source);
-    let out = packets_of(output);
-    for video in [true, false] {
-        let (a, b) = (relative(&src, video), relative(&out, video));
-        let kind = if video { "video" } else { "audio" };
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "{kind} frame count: source {} output {}",
-            a.len(),
-            b.len()
-        );
-        for (i, (s, o)) in a.iter().zip(&b).enumerate() {
-            // FLV carries milliseconds; AAC frames in one PES get interpolated times, so allow
-            // the FLV rounding (1 ms) plus one more.
-            let close = (s.0 - o.0).abs() <= 2 && (s.1 - o.1).abs() <= 2;
-            assert!(
-                close,
-                "{kind} frame {i}: source pts/dts {s:?}, output {o:?}"
-            );
-            if video {
-                assert_eq!(s.2, o.2, "{kind} frame {i}: keyframe flag");
-            }
-        }
-    }
-}
 
 #[test]
 fn ffmpeg_publish_is_remuxed_frame_for_frame() {
