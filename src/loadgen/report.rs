@@ -166,6 +166,11 @@ fn millis(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
+/// Milliseconds with a decimal, for times that are often below one.
+fn fine_millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -258,8 +263,8 @@ impl fmt::Display for Summary {
                 "publish time",
                 format!(
                     "mean {}, max {} (connect to NetStream.Publish.Start)",
-                    millis(mean(&publish)),
-                    millis(publish.iter().max().copied().unwrap_or_default())
+                    fine_millis(mean(&publish)),
+                    fine_millis(publish.iter().max().copied().unwrap_or_default())
                 ),
             )?;
         }
@@ -462,7 +467,7 @@ mod tests {
              \x20 media per stream   min 9.97 s, mean 9.97 s, max 9.97 s\n\
              \x20 wall per stream    mean 9.97 s, max 9.97 s\n\
              \x20 lag                max 41 ms (bench-2), mean of stream maxima 22 ms\n\
-             \x20 publish time       mean 8 ms, max 8 ms (connect to NetStream.Publish.Start)\n\
+             \x20 publish time       mean 8.0 ms, max 8.0 ms (connect to NetStream.Publish.Start)\n\
              \x20 sent               1.9 MiB in 1540 tags, 1.6 Mbit/s in all, 802 kbit/s per stream\n\
              \x20 viewers            3: 12 requests (1.2/s), 5 segments fetched, 2.4 MiB, 0 errors\n\
              \x20 HTTP statuses      200: 9, 404: 3\n\

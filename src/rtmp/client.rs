@@ -38,7 +38,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use ring::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;
 
-use super::amf0::{self, Value};
+use super::amf0::Value;
 use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MessageHeader, MessageHeaderType,
     RawMessage,
@@ -80,9 +80,10 @@ const CONNECT_TRANSACTION_ID: f64 = 1.0;
 /// Bytes of S0, S1 and S2 together.
 const SERVER_HANDSHAKE_LEN: usize = 1 + 2 * HANDSHAKE_SIZE;
 
-/// Handler name that makes a data message set the stream's metadata: the server keeps the
-/// onMetaData that follows it. Spec: RTMP 1.0 §7.1.2 (data messages); FMLE and ffmpeg send it.
-const SET_DATA_FRAME: &str = "@setDataFrame";
+/// The AMF0 string "@setDataFrame" (marker 2, length 13): the handler name that makes a data
+/// message set the stream's metadata, the onMetaData that follows it. Spec: RTMP 1.0 §7.1.2
+/// (data messages), AMF0 §2.4 (string); FMLE and ffmpeg send it.
+const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
 
 /// What the client needs to publish one stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -395,12 +396,7 @@ impl PublishClient {
     ) -> Result<(), ClientError> {
         let stream_id = self.publishing_stream("metadata")?;
         self.scratch.clear();
-        amf0::encode(&Value::from(SET_DATA_FRAME), &mut self.scratch).map_err(|source| {
-            ClientError::Encode {
-                what: "@setDataFrame",
-                source,
-            }
-        })?;
+        self.scratch.extend_from_slice(SET_DATA_FRAME);
         self.scratch.extend_from_slice(script_data);
         let header = MessageHeader {
             timestamp,
@@ -1345,6 +1341,13 @@ mod tests {
             .find(|(_, m)| matches!(m, Message::Command(c) if c.name == "publish"))
             .expect("publish sent");
         assert_eq!(publish.0.message_stream_id, 7);
+    }
+
+    #[test]
+    fn set_data_frame_is_the_amf0_string() {
+        let mut encoded = BytesMut::new();
+        crate::rtmp::amf0::encode(&Value::from("@setDataFrame"), &mut encoded).expect("short");
+        assert_eq!(&encoded[..], SET_DATA_FRAME);
     }
 
     #[test]
