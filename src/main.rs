@@ -1,4 +1,5 @@
-//! `rtmp-server`: run the server, remux a file, check a config, or probe a running server.
+//! `rtmp-server`: run the server, remux a file, check a config, probe a running server, or
+//! load-test one with `bench-publish`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -53,6 +54,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Invocation::BenchPublish(options) => {
+            init_logging(&Config::default());
+            match bench_publish(&options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("rtmp-server bench-publish: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Invocation::Healthcheck { port } => match rtmp_server::healthcheck::probe(port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -92,6 +104,25 @@ fn serve(config: Config) -> anyhow::Result<()> {
             on_signal.cancel();
         });
         server.run(stop).await
+    })
+}
+
+/// Runs the load generator and prints its summary; `Ok(true)` when every stream completed.
+/// SIGTERM or Ctrl-C ends the streams early (they unpublish) and still prints the summary.
+fn bench_publish(options: &rtmp_server::loadgen::BenchOptions) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            on_signal.cancel();
+        });
+        let summary = rtmp_server::loadgen::run(options, stop).await?;
+        print!("{summary}");
+        Ok(summary.all_completed())
     })
 }
 

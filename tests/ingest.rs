@@ -5,36 +5,10 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::hls_check::check_output;
 use common::*;
-
-/// Reads a stream's playlist from disk once it is complete (EXT-X-ENDLIST), and returns the
-/// segment paths in order.
-fn finished_segments(server: &ServerProcess, key: &str) -> (Playlist, Vec<PathBuf>) {
-    let index = server.stream_dir(key).join("index.m3u8");
-    let mut playlist = Playlist::default();
-    let ended = wait_for(STREAM_TIMEOUT, || {
-        std::fs::read_to_string(&index).is_ok_and(|t| {
-            playlist = parse_playlist(&t);
-            playlist.ended
-        })
-    });
-    assert!(
-        ended,
-        "no ended playlist at {}:\n{}",
-        index.display(),
-        server.logs()
-    );
-    let paths = playlist
-        .entries
-        .iter()
-        .map(|e| server.stream_dir(key).join(&e.uri))
-        .collect();
-    (playlist, paths)
-}
 
 #[test]
 fn ffmpeg_publish_is_remuxed_frame_for_frame() {

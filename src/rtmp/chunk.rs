@@ -445,6 +445,49 @@ impl ChunkDecoder {
     }
 }
 
+/// The message header a message's first chunk carries: type 0 states every field; types 1
+/// to 3 leave out what repeats the previous message on the same chunk stream, and carry the
+/// timestamp as a delta from it. Continuation chunks are always type 3.
+/// Spec: RTMP 1.0 §5.3.1.2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageHeaderType {
+    /// Type 0 (11 bytes): absolute timestamp, message length, type id and stream id.
+    /// Spec: RTMP 1.0 §5.3.1.2.1.
+    Type0,
+    /// Type 1 (7 bytes): timestamp delta, message length and type id; same message stream.
+    /// Spec: RTMP 1.0 §5.3.1.2.2.
+    Type1 { timestamp_delta: u32 },
+    /// Type 2 (3 bytes): timestamp delta; same message stream, length and type id.
+    /// Spec: RTMP 1.0 §5.3.1.2.3.
+    Type2 { timestamp_delta: u32 },
+    /// Type 3 (no message header): every field and the timestamp delta as the previous
+    /// message's (after a type 0 header, its timestamp acts as the delta).
+    /// Spec: RTMP 1.0 §5.3.1.2.4.
+    Type3 { timestamp_delta: u32 },
+}
+
+impl MessageHeaderType {
+    /// The `fmt` field of the basic header. Spec: RTMP 1.0 §5.3.1.1.
+    fn fmt(self) -> u8 {
+        match self {
+            MessageHeaderType::Type0 => 0,
+            MessageHeaderType::Type1 { .. } => 1,
+            MessageHeaderType::Type2 { .. } => 2,
+            MessageHeaderType::Type3 { .. } => 3,
+        }
+    }
+
+    /// The value of the timestamp field, or of the extended timestamp when it does not fit.
+    fn timestamp_field(self, header: &MessageHeader) -> u32 {
+        match self {
+            MessageHeaderType::Type0 => header.timestamp.0,
+            MessageHeaderType::Type1 { timestamp_delta }
+            | MessageHeaderType::Type2 { timestamp_delta }
+            | MessageHeaderType::Type3 { timestamp_delta } => timestamp_delta,
+        }
+    }
+}
+
 /// One chunk's header bytes.
 #[derive(Clone, Copy, Debug)]
 struct HeaderBytes {
@@ -453,15 +496,22 @@ struct HeaderBytes {
 }
 
 impl HeaderBytes {
-    /// A type 0 header (`first`) or a type 3 continuation header.
-    fn new(csid: ChunkStreamId, header: &MessageHeader, length: u32, first: bool) -> HeaderBytes {
+    /// The header of a message's first chunk (`first`, of type `header_type`) or of a type 3
+    /// continuation chunk.
+    fn new(
+        csid: ChunkStreamId,
+        header: &MessageHeader,
+        header_type: MessageHeaderType,
+        length: u32,
+        first: bool,
+    ) -> HeaderBytes {
         let mut bytes = [0u8; MAX_HEADER_LEN];
         let mut len = 0;
         let mut put = |b: &[u8]| {
             bytes[len..len + b.len()].copy_from_slice(b);
             len += b.len();
         };
-        let fmt: u8 = if first { 0 } else { 3 };
+        let fmt = if first { header_type.fmt() } else { 3 };
         // Spec: RTMP 1.0 §5.3.1.1.
         let id = csid.get();
         match id {
@@ -469,14 +519,18 @@ impl HeaderBytes {
             64..=319 => put(&[fmt << 6, (id - 64) as u8]),
             _ => put(&[fmt << 6 | 1, (id - 64) as u8, ((id - 64) >> 8) as u8]),
         }
-        let timestamp = header.timestamp.0;
+        let timestamp = header_type.timestamp_field(header);
         let extended = timestamp >= EXTENDED_TIMESTAMP;
-        if first {
-            // Spec: RTMP 1.0 §5.3.1.2.1.
-            let field = timestamp.min(EXTENDED_TIMESTAMP);
-            put(&field.to_be_bytes()[1..]);
+        // Spec: RTMP 1.0 §5.3.1.2.1-3: timestamp (or delta), then for types 0 and 1 the
+        // length and type id, then for type 0 the little-endian message stream id.
+        if fmt < 3 {
+            put(&timestamp.min(EXTENDED_TIMESTAMP).to_be_bytes()[1..]);
+        }
+        if fmt < 2 {
             put(&length.to_be_bytes()[1..]);
             put(&[header.message_type_id]);
+        }
+        if fmt == 0 {
             put(&header.message_stream_id.to_le_bytes());
         }
         if extended {
@@ -572,6 +626,19 @@ impl ChunkEncoder {
         header: &MessageHeader,
         payload: &'a [u8],
     ) -> Result<Chunks<'a>, ChunkError> {
+        self.chunks_as(csid, header, MessageHeaderType::Type0, payload)
+    }
+
+    /// The chunks carrying one message whose first chunk has a header of `header_type`,
+    /// then type 3 chunks. The caller picks a type that agrees with the previous message it
+    /// sent on `csid` (what a type 1-3 header leaves out is taken from it).
+    pub fn chunks_as<'a>(
+        &self,
+        csid: ChunkStreamId,
+        header: &MessageHeader,
+        header_type: MessageHeaderType,
+        payload: &'a [u8],
+    ) -> Result<Chunks<'a>, ChunkError> {
         let length = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_MESSAGE_LENGTH)
@@ -580,8 +647,8 @@ impl ChunkEncoder {
                 limit: MAX_MESSAGE_LENGTH,
             })?;
         Ok(Chunks {
-            first: Some(HeaderBytes::new(csid, header, length, true)),
-            continuation: HeaderBytes::new(csid, header, length, false),
+            first: Some(HeaderBytes::new(csid, header, header_type, length, true)),
+            continuation: HeaderBytes::new(csid, header, header_type, length, false),
             payload,
             chunk_size: self.chunk_size.0 as usize,
         })
@@ -595,7 +662,20 @@ impl ChunkEncoder {
         payload: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), ChunkError> {
-        let chunks = self.chunks(csid, header, payload)?;
+        self.write_message_as(csid, header, MessageHeaderType::Type0, payload, out)
+    }
+
+    /// Appends the chunks of one message to `out`, the first with a header of
+    /// `header_type` (see [`ChunkEncoder::chunks_as`]).
+    pub fn write_message_as(
+        &self,
+        csid: ChunkStreamId,
+        header: &MessageHeader,
+        header_type: MessageHeaderType,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), ChunkError> {
+        let chunks = self.chunks_as(csid, header, header_type, payload)?;
         let total: usize = chunks.clone().map(|c| c.wire_len()).sum();
         out.reserve(total);
         for chunk in chunks {
@@ -714,6 +794,136 @@ mod tests {
                 msg(3, 1060, 8, 12345, &p),
             ]
         );
+    }
+
+    #[test]
+    fn encoder_writes_spec_example_1_with_types_0_2_3() {
+        // Spec: RTMP 1.0 §5.3.2.1, written by the encoder: the same bytes the decoder reads
+        // in spec_example_1_types_0_2_3.
+        let p = [0x11u8; 32];
+        let encoder = ChunkEncoder::new();
+        let mut out = BytesMut::new();
+        for (timestamp, header_type) in [
+            (1000, MessageHeaderType::Type0),
+            (
+                1020,
+                MessageHeaderType::Type2 {
+                    timestamp_delta: 20,
+                },
+            ),
+            (
+                1040,
+                MessageHeaderType::Type3 {
+                    timestamp_delta: 20,
+                },
+            ),
+            (
+                1060,
+                MessageHeaderType::Type3 {
+                    timestamp_delta: 20,
+                },
+            ),
+        ] {
+            let header = MessageHeader {
+                timestamp: RtmpTimestamp(timestamp),
+                message_type_id: 8,
+                message_stream_id: 12345,
+            };
+            encoder
+                .write_message_as(csid(3), &header, header_type, &p, &mut out)
+                .expect("small");
+        }
+        let mut wire = bytes("03 0003e8 000020 08 39300000");
+        wire.extend_from_slice(&p);
+        wire.extend_from_slice(&bytes("83 000014"));
+        wire.extend_from_slice(&p);
+        wire.push(0xc3);
+        wire.extend_from_slice(&p);
+        wire.push(0xc3);
+        wire.extend_from_slice(&p);
+        assert_eq!(&out[..], &wire[..]);
+    }
+
+    #[test]
+    fn encoder_type_1_and_extended_deltas_round_trip() {
+        // Type 1 golden bytes: delta 5, length 3, type 9, no stream id.
+        let header = |timestamp: u32, type_id: u8| MessageHeader {
+            timestamp: RtmpTimestamp(timestamp),
+            message_type_id: type_id,
+            message_stream_id: 7,
+        };
+        let mut encoder = ChunkEncoder::new();
+        let mut out = BytesMut::new();
+        encoder
+            .write_message_as(
+                csid(5),
+                &header(21, 9),
+                MessageHeaderType::Type1 { timestamp_delta: 5 },
+                &bytes("bbbbbb"),
+                &mut out,
+            )
+            .expect("small");
+        assert_eq!(&out[..], &bytes("45 000005 000003 09 bbbbbb")[..]);
+
+        // Deltas at and above 0xffffff go in the extended timestamp, on every chunk of the
+        // message, and the decoder adds them; timestamps wrap past 2^32.
+        encoder.set_chunk_size(ChunkSize(2));
+        let mut out = BytesMut::new();
+        let messages = [
+            (0xffff_fff0u32, MessageHeaderType::Type0, 8u8, "0102"),
+            (
+                0xffff_fff0u32.wrapping_add(0xff_ffff),
+                MessageHeaderType::Type1 {
+                    timestamp_delta: 0xff_ffff,
+                },
+                9,
+                "030405",
+            ),
+            (
+                0xffff_fff0u32.wrapping_add(2 * 0xff_ffff),
+                MessageHeaderType::Type3 {
+                    timestamp_delta: 0xff_ffff,
+                },
+                9,
+                "060708",
+            ),
+            (
+                0xffff_fff0u32.wrapping_add(2 * 0xff_ffff + 0x20),
+                MessageHeaderType::Type2 {
+                    timestamp_delta: 0x20,
+                },
+                9,
+                "090a0b",
+            ),
+        ];
+        for (timestamp, header_type, type_id, payload) in messages {
+            encoder
+                .write_message_as(
+                    csid(5),
+                    &header(timestamp, type_id),
+                    header_type,
+                    &bytes(payload),
+                    &mut out,
+                )
+                .expect("small");
+        }
+        assert_eq!(
+            &out[..18],
+            &bytes("05 ffffff 000002 08 07000000 fffffff0 0102")[..],
+            "type 0 with an extended timestamp"
+        );
+        assert_eq!(
+            &out[18..38],
+            &bytes("45 ffffff 000003 09 00ffffff 0304 c5 00ffffff 05")[..],
+            "type 1 with an extended delta, continued by a type 3 chunk repeating it"
+        );
+        let wire = [bytes("02 000000 000004 01 00000000 00000002"), out.to_vec()].concat();
+        let decoded = decode_every_way(&wire);
+        let expected: Vec<RawMessage> = messages
+            .iter()
+            .map(|&(timestamp, _, type_id, payload)| msg(5, timestamp, type_id, 7, &bytes(payload)))
+            .collect();
+        assert_eq!(decoded[1..], expected[..]);
     }
 
     #[test]

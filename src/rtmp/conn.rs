@@ -149,16 +149,26 @@ impl Conn {
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         loop {
             let session = self.session.as_mut().expect("session set above");
-            session.handle_input(&mut input, &mut self.out, &mut self.events)?;
+            let decoded = session.handle_input(&mut input, &mut self.out, &mut self.events);
+            // Events decoded before an error still happened; then the error ends the
+            // connection, after the answers the session wrote (a connect `_error`, a publish
+            // refusal) have gone out, so the client learns why.
+            let mut result = decoded.map_err(ConnError::from);
             let mut events = std::mem::take(&mut self.events);
             for event in events.drain(..) {
                 if matches!(event, SessionEvent::Connected { .. }) {
                     connected = true;
                 }
-                self.on_event(event).await?;
+                if let Err(e) = self.on_event(event).await {
+                    result = Err(e);
+                    break;
+                }
             }
+            events.clear();
             self.events = events;
-            self.flush(&mut wr).await?;
+            let flushed = self.flush(&mut wr).await;
+            result?;
+            flushed?;
 
             let stop = self.publishing.as_ref().map(|p| p.publisher.stop.clone());
             input.reserve(READ_SIZE);

@@ -11,18 +11,22 @@
 //!   Spec: AMF0 (Adobe "Action Message Format -- AMF 0").
 //! - [`session`]: the server session state machine (connect, createStream, publish, ...).
 //!   Spec: RTMP 1.0 §7.2.
+//! - [`client`]: the publishing side (client handshake, connect, publish, media), for load
+//!   tools and tests. Spec: RTMP 1.0 §5.2, §7.2.
 //! - [`error`]: one error type per layer.
 //!
 //! Spec: Adobe "Real-Time Messaging Protocol (RTMP) specification" 1.0 (2012).
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod conn;
 pub mod error;
 pub mod handshake;
 pub mod message;
 pub mod session;
 
+pub use client::{ClientConfig, ClientError, ClientEvent, PublishClient};
 pub use error::{Amf0Error, ChunkError, HandshakeError, MessageError, SessionError};
 pub use handshake::Handshake;
 pub use session::{MediaKind, ServerSession, SessionConfig, SessionEvent};

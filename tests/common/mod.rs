@@ -6,11 +6,18 @@ pub mod flv;
 pub mod hls_check;
 pub mod stub;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtmp_server::flv::file::{FlvFile, FlvItem, FlvTag};
+use rtmp_server::flv::tag::TagType;
+use rtmp_server::media::RtmpTimestamp;
+use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
 
 /// Generous limits: the tests run on a busy 2-core machine.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -403,6 +410,31 @@ pub fn probe_streams(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Reads a stream's playlist from disk once it is complete (EXT-X-ENDLIST), and returns the
+/// segment paths in order.
+pub fn finished_segments(server: &ServerProcess, key: &str) -> (Playlist, Vec<PathBuf>) {
+    let index = server.stream_dir(key).join("index.m3u8");
+    let mut playlist = Playlist::default();
+    let ended = wait_for(STREAM_TIMEOUT, || {
+        std::fs::read_to_string(&index).is_ok_and(|t| {
+            playlist = parse_playlist(&t);
+            playlist.ended
+        })
+    });
+    assert!(
+        ended,
+        "no ended playlist at {}:\n{}",
+        index.display(),
+        server.logs()
+    );
+    let paths = playlist
+        .entries
+        .iter()
+        .map(|e| server.stream_dir(key).join(&e.uri))
+        .collect();
+    (playlist, paths)
+}
+
 /// Every packet of the segments, in order.
 pub fn packets_of(paths: &[PathBuf]) -> Vec<Packet> {
     paths.iter().flat_map(|p| probe_packets(p)).collect()
@@ -424,8 +456,8 @@ pub fn relative(packets: &[Packet], video: bool) -> Vec<(i64, i64, bool)> {
         .collect()
 }
 
-/// The output segments carry every frame of `source`, in order, with the same timestamps
-/// (relative to the first) and keyframes.
+/// Asserts that the segments hold the source file's frames: the same count per track, the
+/// same timestamps relative to each track's first frame, the same keyframes.
 pub fn assert_same_frames(source: &Path, output: &[PathBuf]) {
     let src = probe_packets(source);
     let out = packets_of(output);
@@ -450,6 +482,109 @@ pub fn assert_same_frames(source: &Path, output: &[PathBuf]) {
             if video {
                 assert_eq!(s.2, o.2, "{kind} frame {i}: keyframe flag");
             }
+        }
+    }
+}
+
+/// The tags of an FLV file, bodies as slices of it.
+pub fn flv_tags(path: &Path) -> Vec<FlvTag> {
+    let data = Bytes::from(std::fs::read(path).expect("test file"));
+    FlvFile::new(data)
+        .filter_map(|item| match item.expect("valid FLV") {
+            FlvItem::Tag(tag) => Some(tag),
+            FlvItem::Header(_) => None,
+        })
+        .collect()
+}
+
+/// The project's RTMP client publishing over a blocking socket, for tests that choose every
+/// timestamp. Sends as fast as the socket takes it (the server cuts segments by media time).
+pub struct ClientPublisher {
+    socket: TcpStream,
+    client: PublishClient,
+    input: BytesMut,
+    out: BytesMut,
+    events: Vec<ClientEvent>,
+}
+
+impl ClientPublisher {
+    /// Connects and publishes `key`; returns once NetStream.Publish.Start has arrived.
+    pub fn start(server: &ServerProcess, key: &str) -> ClientPublisher {
+        let socket = TcpStream::connect(("127.0.0.1", server.rtmp_port)).expect("connect");
+        socket
+            .set_read_timeout(Some(STREAM_TIMEOUT))
+            .expect("read timeout");
+        let tc_url = format!("rtmp://127.0.0.1:{}/live", server.rtmp_port);
+        let mut out = BytesMut::new();
+        let client =
+            PublishClient::new(ClientConfig::new("live", &tc_url, key), &mut out).expect("C1");
+        let mut publisher = ClientPublisher {
+            socket,
+            client,
+            input: BytesMut::new(),
+            out,
+            events: Vec::new(),
+        };
+        publisher.flush();
+        while !publisher.events.contains(&ClientEvent::Published) {
+            publisher.read();
+            assert!(
+                !publisher
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::Rejected { .. })),
+                "publish refused: {:?}\n{}",
+                publisher.events,
+                server.logs()
+            );
+        }
+        publisher
+    }
+
+    fn flush(&mut self) {
+        self.socket.write_all(&self.out).expect("write");
+        self.out.clear();
+    }
+
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        let n = self.socket.read(&mut buf).expect("read");
+        assert!(n > 0, "the server closed the connection");
+        self.input.extend_from_slice(&buf[..n]);
+        self.client
+            .feed(&mut self.input, &mut self.out, &mut self.events)
+            .expect("valid server bytes");
+        self.flush();
+    }
+
+    /// Sends one FLV tag as an RTMP message at `timestamp` (script tags as @setDataFrame).
+    pub fn send_tag(&mut self, tag: &FlvTag, timestamp: RtmpTimestamp) {
+        match tag.tag_type {
+            TagType::Audio => {
+                self.client
+                    .send_media(MediaKind::Audio, timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+            TagType::Video => {
+                self.client
+                    .send_media(MediaKind::Video, timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+            TagType::ScriptData => {
+                self.client
+                    .send_metadata(timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+        }
+        self.flush();
+    }
+
+    /// Unpublishes and waits for NetStream.Unpublish.Success.
+    pub fn finish(mut self) {
+        self.client.unpublish(&mut self.out).expect("encodable");
+        self.flush();
+        while !self.events.contains(&ClientEvent::Closed) {
+            self.read();
         }
     }
 }

@@ -1,0 +1,408 @@
+//! `rtmp-server bench-publish`: a load generator that publishes N streams of one FLV file
+//! at real time, optionally with M HLS viewers per stream, and prints what happened.
+//!
+//! It is built to cost far less per stream than N ffmpeg processes: the file is read and
+//! parsed once and its tag bodies are shared by every stream; each stream is one task on
+//! one connection, driven by the sans-IO [`crate::rtmp::client`], chunking into one reused
+//! buffer and writing whole batches. Stream starts are staggered over a ramp so the server
+//! does not see a thundering herd of handshakes.
+//!
+//! Modules, one job each:
+//!
+//! - [`target`]: the `rtmp://host:port/app` URL taken apart.
+//! - [`media`]: the FLV file in memory.
+//! - [`playout`]: the file looped with continuing timestamps.
+//! - [`pacer`]: real-time deadlines and lag.
+//! - [`publisher`]: one stream's connection.
+//! - [`playlist`]: the parts of a live playlist a viewer reads.
+//! - [`viewer`]: one HLS viewer.
+//! - [`report`]: per-stream and per-viewer results and the summary table.
+
+pub mod media;
+pub mod pacer;
+pub mod playlist;
+pub mod playout;
+pub mod publisher;
+pub mod report;
+pub mod target;
+pub mod viewer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Url;
+use thiserror::Error;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::flv::FlvError;
+use crate::hub::key::StreamKey;
+use media::MediaFile;
+use report::{Outcome, StreamReport, Summary, ViewerReport};
+use target::RtmpTarget;
+
+/// Most streams one run may publish: each is a task and a TCP connection (plus its viewers'
+/// connections), and one host runs out of file descriptors and ephemeral ports beyond this.
+pub const MAX_STREAMS: usize = 10_000;
+
+/// Most viewers per stream, for the same reason.
+pub const MAX_VIEWERS_PER_STREAM: usize = 100;
+
+/// Streams started per second of ramp when no ramp is given: 50 handshakes and key checks
+/// a second keeps the start from being a thundering herd.
+pub const DEFAULT_STARTS_PER_SECOND: f64 = 50.0;
+
+/// How long viewers keep polling after their stream's media time has been sent: the last
+/// segment and EXT-X-ENDLIST appear when the publish ends.
+const VIEWER_GRACE: Duration = Duration::from_secs(5);
+
+/// Clock ticks per second of the CPU times in /proc/self/stat (USER_HZ, fixed at 100 by
+/// the Linux user-space ABI).
+const USER_HZ: u64 = 100;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchOptions {
+    /// `rtmp://host:port/app`; each stream publishes `{key_prefix}{n}` there.
+    pub url: String,
+    /// The FLV file every stream publishes, looped.
+    pub file: PathBuf,
+    /// How many streams, 1 to [`MAX_STREAMS`].
+    pub streams: usize,
+    /// Media time each stream publishes.
+    pub duration: Duration,
+    pub key_prefix: String,
+    /// HLS viewers per stream, 0 to [`MAX_VIEWERS_PER_STREAM`].
+    pub viewers: usize,
+    /// Base URL of the server's HLS, `http://host:port`.
+    pub http: String,
+    /// Time over which stream starts are spread; `None` for one second per
+    /// [`DEFAULT_STARTS_PER_SECOND`] streams.
+    pub ramp: Option<Duration>,
+}
+
+impl BenchOptions {
+    /// The ramp in effect.
+    pub fn ramp(&self) -> Duration {
+        self.ramp.unwrap_or_else(|| {
+            Duration::from_secs_f64(self.streams as f64 / DEFAULT_STARTS_PER_SECOND)
+        })
+    }
+
+    /// The stream keys, in start order.
+    pub fn keys(&self) -> Vec<String> {
+        (1..=self.streams)
+            .map(|n| format!("{}{n}", self.key_prefix))
+            .collect()
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, Error)]
+pub enum LoadgenError {
+    #[error("--url {url}: {reason}")]
+    Url { url: String, reason: &'static str },
+    #[error("--http {url}: {reason}")]
+    HttpUrl { url: String, reason: String },
+    #[error("{option}: {problem}")]
+    Option {
+        option: &'static str,
+        problem: String,
+    },
+    #[error("stream key {key:?}: {reason}")]
+    Key { key: String, reason: String },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("FLV: {0}")]
+    Flv(#[from] FlvError),
+    #[error("the file has no audio or video frames")]
+    NoMedia,
+    #[error(
+        "the file's media lasts {duration_ms} ms; replaying it at real time needs at least {} ms",
+        media::MIN_DURATION_MS
+    )]
+    TooShort { duration_ms: u64 },
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// Runs the streams and viewers to their end (or until `stop`) and sums them up.
+pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summary, LoadgenError> {
+    if !(1..=MAX_STREAMS).contains(&options.streams) {
+        return Err(LoadgenError::Option {
+            option: "--streams",
+            problem: format!("{} is not in 1..={MAX_STREAMS}", options.streams),
+        });
+    }
+    if options.viewers > MAX_VIEWERS_PER_STREAM {
+        return Err(LoadgenError::Option {
+            option: "--viewers",
+            problem: format!("{} is more than {MAX_VIEWERS_PER_STREAM}", options.viewers),
+        });
+    }
+    if options.duration.is_zero() {
+        return Err(LoadgenError::Option {
+            option: "--duration",
+            problem: "must be more than 0".to_owned(),
+        });
+    }
+    let target = Arc::new(RtmpTarget::parse(&options.url)?);
+    let keys = options.keys();
+    for key in &keys {
+        StreamKey::parse(key).map_err(|e| LoadgenError::Key {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let hls = if options.viewers > 0 {
+        Some(hls_base(&options.http)?)
+    } else {
+        None
+    };
+    let data = tokio::fs::read(&options.file)
+        .await
+        .map_err(|source| LoadgenError::File {
+            path: options.file.display().to_string(),
+            source,
+        })?;
+    let media = Arc::new(MediaFile::parse(Bytes::from(data))?);
+    let ramp = options.ramp();
+    tracing::info!(
+        streams = options.streams,
+        viewers_per_stream = options.viewers,
+        url = options.url,
+        file = %options.file.display(),
+        file_bytes = media.size(),
+        ramp_s = ramp.as_secs_f64(),
+        "bench-publish starting"
+    );
+
+    let started = Instant::now();
+    let mut publishers = Vec::with_capacity(keys.len());
+    let mut viewers = Vec::with_capacity(keys.len() * options.viewers);
+    for (n, key) in keys.iter().enumerate() {
+        let at = started + ramp.mul_f64(n as f64 / keys.len() as f64);
+        let task = publisher::publish(
+            target.clone(),
+            media.clone(),
+            key.clone(),
+            options.duration,
+            stop.clone(),
+        );
+        publishers.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            task.await
+        }));
+        if let Some(base) = &hls {
+            let url = base
+                .join(&format!("{}/{key}/index.m3u8", target.app))
+                .map_err(|e| LoadgenError::HttpUrl {
+                    url: options.http.clone(),
+                    reason: e.to_string(),
+                })?;
+            for _ in 0..options.viewers {
+                let client = crate::auth::http_client(viewer::HTTP_TIMEOUT)
+                    .map_err(LoadgenError::HttpClient)?;
+                let until = at + options.duration + VIEWER_GRACE;
+                viewers.push(tokio::spawn(viewer::watch(
+                    client,
+                    url.clone(),
+                    key.clone(),
+                    at,
+                    until,
+                    stop.clone(),
+                )));
+            }
+        }
+    }
+
+    let mut streams = Vec::with_capacity(publishers.len());
+    for (task, key) in publishers.into_iter().zip(&keys) {
+        streams.push(task.await.unwrap_or_else(|e| {
+            let mut report = StreamReport::new(key.clone());
+            report.outcome = Outcome::Failed(format!("task ended abnormally: {e}"));
+            report
+        }));
+    }
+    let mut viewer_reports = Vec::with_capacity(viewers.len());
+    for task in viewers {
+        match task.await {
+            Ok(report) => viewer_reports.push(report),
+            Err(e) => {
+                let mut report = ViewerReport::default();
+                report.error(format!("task ended abnormally: {e}"));
+                viewer_reports.push(report);
+            }
+        }
+    }
+    Ok(Summary {
+        url: options.url.clone(),
+        file: options.file.display().to_string(),
+        file_duration: Duration::from_millis(media.duration_ms()),
+        duration: options.duration,
+        ramp,
+        streams,
+        viewers: viewer_reports,
+        wall: started.elapsed(),
+        cpu: process_cpu_time(),
+    })
+}
+
+/// `http://host:port[/prefix]` as a base that stream paths join onto.
+fn hls_base(http: &str) -> Result<Url, LoadgenError> {
+    let invalid = |reason: String| LoadgenError::HttpUrl {
+        url: http.to_owned(),
+        reason,
+    };
+    let mut url = Url::parse(http).map_err(|e| invalid(e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            "only http:// and https:// are supported".to_owned(),
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// User plus system CPU time of this process so far, from /proc/self/stat (Linux).
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_from_stat(&stat)
+}
+
+/// utime and stime (fields 14 and 15) of a /proc/<pid>/stat line. The command name (field
+/// 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+fn cpu_time_from_stat(stat: &str) -> Option<Duration> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> BenchOptions {
+        BenchOptions {
+            url: "rtmp://127.0.0.1:1935/live".to_owned(),
+            file: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/testdata/flv/h264_aac.flv"
+            )),
+            streams: 120,
+            duration: Duration::from_secs(20),
+            key_prefix: "bench-".to_owned(),
+            viewers: 0,
+            http: "http://127.0.0.1:8000".to_owned(),
+            ramp: None,
+        }
+    }
+
+    #[test]
+    fn ramp_and_keys() {
+        let o = options();
+        assert_eq!(o.ramp(), Duration::from_millis(2400));
+        let keys = o.keys();
+        assert_eq!(
+            (keys[0].as_str(), keys[119].as_str()),
+            ("bench-1", "bench-120")
+        );
+        let given = BenchOptions {
+            ramp: Some(Duration::ZERO),
+            ..o
+        };
+        assert_eq!(given.ramp(), Duration::ZERO);
+    }
+
+    #[test]
+    fn hls_base_ends_with_a_slash() {
+        let join = |base: &str| {
+            hls_base(base)
+                .expect("valid")
+                .join("live/k/index.m3u8")
+                .expect("joins")
+                .to_string()
+        };
+        assert_eq!(
+            join("http://127.0.0.1:8000"),
+            "http://127.0.0.1:8000/live/k/index.m3u8"
+        );
+        assert_eq!(
+            join("http://cdn.example/hls"),
+            "http://cdn.example/hls/live/k/index.m3u8"
+        );
+        assert!(matches!(
+            hls_base("rtmp://x/"),
+            Err(LoadgenError::HttpUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn cpu_time_from_a_stat_line() {
+        let stat = "4242 (rtmp (bench) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 37 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
+        assert_eq!(cpu_time_from_stat(stat), Some(Duration::from_millis(2870)));
+        assert_eq!(cpu_time_from_stat("garbage"), None);
+        assert!(
+            process_cpu_time().is_some(),
+            "Linux reports /proc/self/stat"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_options_are_refused_before_anything_runs() {
+        let stop = CancellationToken::new();
+        let cases: [(BenchOptions, &str); 5] = [
+            (
+                BenchOptions {
+                    streams: 0,
+                    ..options()
+                },
+                "--streams",
+            ),
+            (
+                BenchOptions {
+                    viewers: 101,
+                    ..options()
+                },
+                "--viewers",
+            ),
+            (
+                BenchOptions {
+                    duration: Duration::ZERO,
+                    ..options()
+                },
+                "--duration",
+            ),
+            (
+                BenchOptions {
+                    key_prefix: "a/".to_owned(),
+                    ..options()
+                },
+                "stream key",
+            ),
+            (
+                BenchOptions {
+                    file: PathBuf::from("/nonexistent.flv"),
+                    ..options()
+                },
+                "/nonexistent.flv",
+            ),
+        ];
+        for (o, expected) in cases {
+            let err = run(&o, stop.clone()).await.expect_err("refused");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+}
