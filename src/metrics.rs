@@ -46,6 +46,8 @@ pub struct Metrics {
     pub publishes_total: Counter,
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
     pub segments_total: Counter,
+    /// Bytes of segments held in memory (live windows and segments in their grace period).
+    pub segment_memory_bytes: Gauge,
     /// Seconds the stream-service took to answer a key check.
     pub stream_service_seconds: Histogram,
     /// Seconds from the arrival of the media that closes a segment to that segment being
@@ -68,6 +70,7 @@ impl Default for Metrics {
             publishes_total: Counter::default(),
             publishes_rejected_total: Family::default(),
             segments_total: Counter::default(),
+            segment_memory_bytes: Gauge::default(),
             // 1 ms to about 16 s.
             stream_service_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             // 10 µs to about 160 ms.
@@ -141,6 +144,11 @@ impl Metrics {
             "segments",
             "HLS segments produced",
             self.segments_total.clone(),
+        );
+        r.register(
+            "segment_memory_bytes",
+            "Bytes of segments held in memory (live windows and their grace period)",
+            self.segment_memory_bytes.clone(),
         );
         r.register(
             "stream_service_seconds",

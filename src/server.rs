@@ -203,7 +203,10 @@ async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.registry.sweep(Instant::now()),
+            _ = tick.tick() => {
+                let held = shared.registry.sweep(Instant::now());
+                shared.metrics.segment_memory_bytes.set(held as i64);
+            }
             _ = shared.shutdown.cancelled() => return,
         }
     }

@@ -353,6 +353,14 @@ impl HlsStream {
     }
 
     /// How many segments the stream has produced, over all its publishers.
+    /// Bytes of segment data held in memory: the listed window and the segments still in
+    /// their availability period.
+    pub fn memory_bytes(&self) -> usize {
+        let listed: usize = self.listed.iter().map(|s| s.data.len()).sum();
+        let leaving: usize = self.leaving.iter().map(|l| l.segment.data.len()).sum();
+        listed + leaving
+    }
+
     pub fn segments_produced(&self) -> u64 {
         self.playlist.media_sequence + self.playlist.segments.len() as u64
     }

@@ -192,6 +192,8 @@ pub struct ServerStats {
     pub bytes: Bytes,
     pub publishes: Publishes,
     pub segments: u64,
+    /// Bytes of segments held in memory.
+    pub segment_memory_bytes: i64,
     pub disk: Disk,
 }
 
@@ -222,6 +224,7 @@ pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
             rejected,
         },
         segments: m.segments_total.get(),
+        segment_memory_bytes: m.segment_memory_bytes.get(),
         disk: Disk {
             media_root: shared.config.http.mediaroot.display().to_string(),
             bytes_used,

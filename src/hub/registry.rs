@@ -154,11 +154,14 @@ impl Registry {
         v
     }
 
-    /// Drops segments and streams that have outlived their availability.
-    pub fn sweep(&self, now: Instant) {
+    /// Drops segments and streams that have outlived their availability. Returns the bytes
+    /// of segments still held in memory.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut held = 0;
         for stream in self.streams() {
             stream.measure_bitrate(now);
             let gone = stream.sweep(now);
+            held += stream.memory_bytes();
             if gone {
                 let mut streams = lock(&self.streams);
                 // Re-check under the map lock: a publisher may have claimed it meanwhile.
@@ -167,5 +170,6 @@ impl Registry {
                 }
             }
         }
+        held
     }
 }

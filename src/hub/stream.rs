@@ -164,6 +164,11 @@ impl Stream {
         lock(&self.hls).is_ended()
     }
 
+    /// Bytes of segments this stream holds in memory.
+    pub fn memory_bytes(&self) -> usize {
+        lock(&self.hls).memory_bytes()
+    }
+
     pub fn segments_produced(&self) -> u64 {
         lock(&self.hls).segments_produced()
     }

@@ -31,3 +31,14 @@ ffmpeg -y -hide_banner -loglevel error \
   -f lavfi -i testsrc2=size=320x240:rate=15 \
   -t 2 -c:v flv1 -b:v 200k \
   sorenson_h263.flv
+
+# Load measurements: 720p30 at 3.15 Mb/s in all (3000k H.264 High with B-frames, 2 s GOP,
+# 128k AAC-LC 48 kHz stereo), the stream the nginx-rtmp and node-media-server figures
+# were measured with. 6 s (three GOPs); bench-publish loops it.
+ffmpeg -y -hide_banner -loglevel error \
+  -f lavfi -i testsrc2=size=1280x720:rate=30 \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \
+  -t 6 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
+  -sc_threshold 0 -b:v 3000k -maxrate 3000k -bufsize 6000k -pix_fmt yuv420p \
+  -c:a aac -b:a 128k -ar 48000 \
+  h264_720p30_3m.flv
