@@ -24,6 +24,7 @@ use crate::hub::stream::{Publisher, Stream};
 use crate::media::RtmpTimestamp;
 use crate::remux::{RemuxError, RemuxEvent, Remuxer, TagKind};
 use crate::rtmp::amf0::Value;
+use crate::rtmp::merged_read::{self, Drained};
 use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
@@ -144,6 +145,8 @@ impl Conn {
         let started = Instant::now();
         let mut connected = false;
         let mut last_heard = Instant::now();
+        let mut merged = false;
+        let mut peer_closed = false;
         let check_every = ping_every.min(silence_limit);
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
@@ -169,17 +172,40 @@ impl Conn {
             let flushed = self.flush(&mut wr).await;
             result?;
             flushed?;
+            if peer_closed {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
 
             let stop = self.publishing.as_ref().map(|p| p.publisher.stop.clone());
+            // A publishing connection reads on the merged-read grid (see `merged_read`).
+            let merge = self.publishing.is_some();
+            if merge != merged {
+                merged = merge;
+                if let Err(e) = merged_read::set_low_water(rd.as_ref(), merged) {
+                    debug!("receive low-water mark not set: {e}");
+                }
+            }
             input.reserve(READ_SIZE);
             tokio::select! {
-                read = rd.read_buf(&mut input) => {
+                read = rd.read_buf(&mut input), if !merged => {
                     let n = read?;
                     if n == 0 {
                         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
                     }
                     self.count_in(n);
                     last_heard = Instant::now();
+                }
+                _ = tokio::time::sleep_until(merged_read::next_tick(self.shared.started)), if merged => {
+                    let (n, closed) = match merged_read::drain(rd.as_ref(), &mut input)? {
+                        Drained::Bytes(n) => (n, false),
+                        Drained::Closed(n) => (n, true),
+                    };
+                    if n > 0 {
+                        self.count_in(n);
+                        last_heard = Instant::now();
+                    }
+                    // What came before the end is processed first, at the top of the loop.
+                    peer_closed = closed;
                 }
                 _ = tokio::time::sleep_until(connect_deadline), if !connected => {
                     return Err(ConnError::HandshakeTimeout(handshake_timeout));

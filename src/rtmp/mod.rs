@@ -23,6 +23,7 @@ pub mod client;
 pub mod conn;
 pub mod error;
 pub mod handshake;
+mod merged_read;
 pub mod message;
 pub mod session;
 

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Measures rtmp-server under load: N real-time streams from `rtmp-server bench-publish`.
+
+    scripts/load.py [--seconds 60] [--streams 1,10,50,100,200] [--viewers 0]
+                    [--file testdata/flv/h264_720p30_3m.flv] [--nginx]
+
+For each N it starts the release server, publishes N streams of the file at real time,
+waits for the ramp and the first segments, then measures the server process over a fixed
+window and prints, per N:
+
+- CPU: % of one core per stream, from /proc/PID/stat utime+stime over the window;
+- RSS per stream: (RSS at the end of the window - RSS before publishing) / N, next to the
+  segment bytes the server holds in memory per stream (its HLS window);
+- segments produced versus expected (stream media time / hls.time);
+- playlist freshness: how long after the media that closes a segment arrives the segment is
+  listed, from the server's `segment_publish_seconds` histogram (p50, p99, max bucket).
+
+With --nginx, the same publishers and file also go to nginx-rtmp (Debian's nginx with
+libnginx-mod-rtmp, HLS on, 2 s fragments; installed with apt-get when missing) and its CPU
+and RSS (master and workers) are measured the same way, side by side.
+
+Only the Python standard library is used. Figures are printed, never asserted.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/rtmp-server")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total / TICKS
+
+
+def rss_bytes(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def histogram_quantiles(text, name):
+    """p50, p99 and the upper bound of the highest non-empty bucket, in ms."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{le="):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+
+    def quantile(q):
+        for le, count in buckets:
+            if count >= q * total:
+                return le * 1000
+        return float("inf")
+
+    top = next(le for le, count in buckets if count == total) * 1000
+    return quantile(0.5), quantile(0.99), top
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            fetch(url)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def start_loadgen(rtmp_url, args, n, duration, ramp, http_url=None):
+    cmd = [BIN, "bench-publish", "--url", rtmp_url, "--file", args.file, "--streams", str(n),
+           "--duration", str(duration), "--ramp", str(ramp)]
+    if args.viewers and http_url:
+        cmd += ["--viewers", str(args.viewers), "--http", http_url]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def measure_rtmp_server(args, n):
+    work = tempfile.mkdtemp(prefix="rtmp-load-")
+    rtmp, http = free_port(), free_port()
+    server = subprocess.Popen(
+        [BIN, "--bind", "127.0.0.1", "--rtmp-port", str(rtmp), "--http-port", str(http),
+         "--media-root", os.path.join(work, "media"), "--log-level", "warn",
+         "--rtmp-max-connections", "10000"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
+    try:
+        base = f"http://127.0.0.1:{http}"
+        wait_http(base + "/healthz")
+        rss_before = rss_bytes([server.pid])
+        ramp = max(1.0, n / 50)
+        warmup = ramp + 8  # every stream has its first segments and a full window
+        duration = warmup + args.seconds + 2
+        loadgen = start_loadgen(f"rtmp://127.0.0.1:{rtmp}/live", args, n, duration, ramp, base)
+        time.sleep(warmup)
+        cpu0, t0 = cpu_seconds([server.pid]), time.monotonic()
+        segments0 = metric(fetch(base + "/metrics"), "rtmp_server_segments_total")
+        rss_peak = 0
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(1)
+            rss_peak = max(rss_peak, rss_bytes([server.pid]))
+        cpu1, t1 = cpu_seconds([server.pid]), time.monotonic()
+        text = fetch(base + "/metrics")
+        rss_end = rss_bytes([server.pid])
+        segments1 = metric(text, "rtmp_server_segments_total")
+        held = metric(text, "rtmp_server_segment_memory_bytes")
+        out, _ = loadgen.communicate(timeout=duration + 60)
+        lag = next((l.split("max", 1)[1].split("(")[0].strip() for l in out.splitlines()
+                    if l.strip().startswith("lag")), "?")
+        failed = next((l.strip() for l in out.splitlines() if l.strip().startswith("streams")), "")
+        return {
+            "n": n,
+            "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
+            "cpu_pct_total": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "rss_mib_per_stream": (rss_end - rss_before) / n / 2**20,
+            "rss_mib_total": rss_end / 2**20,
+            "rss_peak_mib": rss_peak / 2**20,
+            "window_mib_per_stream": held / n / 2**20,
+            "segments": segments1 - segments0,
+            "expected": n * args.seconds / 2,
+            "freshness": histogram_quantiles(text, "rtmp_server_segment_publish_seconds"),
+            "lag": lag,
+            "streams": failed,
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+NGINX_CONF = """
+load_module {module};
+worker_processes 1;
+daemon off;
+master_process on;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 10000; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            hls on;
+            hls_path {work}/hls;
+            hls_fragment 2s;
+            hls_playlist_length 6s;
+        }}
+    }}
+}}
+"""
+
+
+def ensure_nginx():
+    module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+    if not (shutil.which("nginx") and os.path.exists(module)):
+        print("installing nginx and libnginx-mod-rtmp for the comparison", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx", "libnginx-mod-rtmp"],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return module
+
+
+def nginx_pids(master):
+    pids = [master]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return pids
+
+
+def measure_nginx(args, n, module):
+    work = tempfile.mkdtemp(prefix="nginx-load-")
+    os.makedirs(os.path.join(work, "hls"))
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(module=module, work=work, port=port))
+    nginx = subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        pids = nginx_pids(nginx.pid)
+        rss_before = rss_bytes(pids)
+        ramp = max(1.0, n / 50)
+        warmup = ramp + 8
+        duration = warmup + args.seconds + 2
+        loadgen = start_loadgen(f"rtmp://127.0.0.1:{port}/live", args, n, duration, ramp)
+        time.sleep(warmup)
+        pids = nginx_pids(nginx.pid)
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, t1 = cpu_seconds(pids), time.monotonic()
+        rss_end = rss_bytes(pids)
+        loadgen.communicate(timeout=duration + 60)
+        return {
+            "n": n,
+            "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
+            "cpu_pct_total": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "rss_mib_per_stream": (rss_end - rss_before) / n / 2**20,
+            "rss_mib_total": rss_end / 2**20,
+        }
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        try:
+            nginx.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60, help="measuring window per run")
+    p.add_argument("--streams", default="1,10,50,100,200", help="comma-separated stream counts")
+    p.add_argument("--viewers", type=int, default=0, help="HLS viewers per stream")
+    p.add_argument("--file", default=os.path.join(ROOT, "testdata/flv/h264_720p30_3m.flv"))
+    p.add_argument("--nginx", action="store_true", help="measure nginx-rtmp side by side")
+    args = p.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    module = ensure_nginx() if args.nginx else None
+    print(f"machine: {os.cpu_count()} cores; file {os.path.basename(args.file)}; "
+          f"{args.seconds:.0f} s window; {args.viewers} viewers per stream", flush=True)
+    print(f"{'server':<12}{'N':>5}{'CPU%/stream':>12}{'CPU% all':>10}{'RSS/stream':>12}"
+          f"{'window':>9}{'RSS all':>9}{'segments':>14}{'fresh p50/p99/max ms':>24}{'lag':>8}",
+          flush=True)
+    for n in [int(x) for x in args.streams.split(",")]:
+        r = measure_rtmp_server(args, n)
+        fresh = r["freshness"]
+        fresh_text = "-" if fresh is None else f"{fresh[0]:.2f}/{fresh[1]:.2f}/{fresh[2]:.2f}"
+        print(f"{'rtmp-server':<12}{n:>5}{r['cpu_pct_per_stream']:>11.3f}%{r['cpu_pct_total']:>9.1f}%"
+              f"{r['rss_mib_per_stream']:>8.2f} MiB{r['window_mib_per_stream']:>5.2f} MiB"
+              f"{r['rss_mib_total']:>5.0f} MiB{int(r['segments']):>7}/{int(r['expected']):<6}"
+              f"{fresh_text:>24}{r['lag']:>8}", flush=True)
+        if r["streams"] and " 0 failed" not in r["streams"]:
+            print(f"    loadgen: {r['streams']}", flush=True)
+        if module:
+            g = measure_nginx(args, n, module)
+            print(f"{'nginx-rtmp':<12}{n:>5}{g['cpu_pct_per_stream']:>11.3f}%{g['cpu_pct_total']:>9.1f}%"
+                  f"{g['rss_mib_per_stream']:>8.2f} MiB{'':>9}{g['rss_mib_total']:>5.0f} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
