@@ -130,8 +130,8 @@ impl Server {
         info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "listening");
         let tasks = TaskTracker::new();
         tasks.spawn(accept_rtmp(rtmp, shared.clone(), tasks.clone()));
-        tasks.spawn(crate::http::serve(http, shared.clone()));
         tasks.spawn(sweep(shared.clone()));
+        let http = serve_http_apart(http, shared.clone())?;
 
         stop.cancelled().await;
         info!("stopping: ending live streams");
@@ -144,6 +144,10 @@ impl Server {
         {
             warn!("connections still open after {STOP_GRACE:?}; stopping anyway");
         }
+        let http_done = tokio::task::spawn_blocking(move || http.join());
+        if tokio::time::timeout_at(deadline, http_done).await.is_err() {
+            warn!("HTTP connections still open after {STOP_GRACE:?}; stopping anyway");
+        }
         // Dropping the last reference to the shared state drops every disk writer handle,
         // which lets the writer drain its queue and end.
         drop(shared);
@@ -153,6 +157,33 @@ impl Server {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Serves HTTP on threads of its own, so that thousands of players fetching segments never
+/// compete with ingest for its thread: the RTMP connections run on the caller's runtime, HTTP
+/// on a multi-threaded runtime with a worker per remaining core (at least one).
+fn serve_http_apart(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let listener = listener.into_std()?;
+    let workers =
+        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("http")
+        .enable_all()
+        .build()?;
+    Ok(std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => crate::http::serve(listener, shared).await,
+                    Err(e) => warn!("HTTP listener: {e}"),
+                }
+            });
+        })?)
 }
 
 /// Accepts RTMP connections, one task each, at most `rtmp.max_connections` at once.
