@@ -244,16 +244,13 @@ impl MediaRoot {
         match action {
             DiskAction::WriteSegment { path, data } => {
                 let full = self.resolve(&path)?;
-                create_parent(&full)?;
-                fs::write(&full, &data).map_err(io_error("write", &full))?;
+                write_creating_parent(&full, &data)?;
                 return Ok(data.len());
             }
             DiskAction::WritePlaylist { path, text } => {
                 let full = self.resolve(&path)?;
-                create_parent(&full)?;
                 let tmp = temporary_sibling(&full);
-                let replaced = fs::write(&tmp, &text)
-                    .map_err(io_error("write", &tmp))
+                let replaced = write_creating_parent(&tmp, &text)
                     .and_then(|()| fs::rename(&tmp, &full).map_err(io_error("rename into", &full)));
                 if let Err(error) = replaced {
                     // Best effort: a temporary file left now is only litter.
@@ -294,10 +291,17 @@ impl MediaRoot {
     }
 }
 
-fn create_parent(path: &Path) -> Result<(), DiskError> {
-    match path.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(io_error("create folder", parent)),
-        None => Ok(()),
+/// Writes `data` to `path`, creating its folder when it does not exist yet. The folder is
+/// made on the first write only, not checked on every one.
+fn write_creating_parent(path: &Path, data: &[u8]) -> Result<(), DiskError> {
+    match fs::write(path, data) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(io_error("create folder", parent))?;
+            }
+            fs::write(path, data).map_err(io_error("write", path))
+        }
+        other => other.map_err(io_error("write", path)),
     }
 }
 
