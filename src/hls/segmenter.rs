@@ -219,10 +219,16 @@ impl Segmenter {
         let length = sample.pts.saturating_since(open.start);
         // A break in the source clock ends the segment at the first place a new one can
         // start, so EXT-X-DISCONTINUITY marks where the media really breaks.
-        let due = length >= self.config.segment_target || self.pending_discontinuity;
+        // A keyframe within a frame and a half of the target counts as on it: encoders set to
+        // "keyframe every 2 s" often produce GOPs a frame short (59 frames at 30 fps, from
+        // counting conventions or timestamp rounding), and waiting for the keyframe after it
+        // would double every segment.
+        let slack = Duration90k(sample.duration.ticks() * 3 / 2);
+        let target = self.config.segment_target;
+        let jumped = self.pending_discontinuity;
         let cut_here = match sample.kind {
-            SampleKind::Keyframe => due,
-            SampleKind::Audio => !self.config.has_video && due,
+            SampleKind::Keyframe => jumped || length + slack >= target,
+            SampleKind::Audio => !self.config.has_video && (jumped || length >= target),
             SampleKind::Video => false,
         };
         // The next segment starts at this sample's PTS at the latest, and a sample decoded
@@ -625,6 +631,23 @@ mod tests {
                 },
             )
             .collect()
+    }
+
+    #[test]
+    fn a_gop_a_frame_short_of_the_target_still_cuts_at_each_keyframe() {
+        // Keyframes every 59 frames at 30 fps (1.967 s) with a 2 s target.
+        let mut s = Segmenter::new(config(true));
+        let closed = run(&mut s, 0, 59 * 5, 59);
+        assert!(closed.len() >= 5, "{closed:?}");
+        for c in &closed[..4] {
+            assert_eq!(c.timing.duration, Duration90k(59 * FRAME));
+            assert!(!c.forced);
+        }
+        assert_eq!(closed[0].timing.target_duration, 2);
+        // Two frames short is a shorter GOP than asked for: segments take two GOPs.
+        let mut s = Segmenter::new(config(true));
+        let closed = run(&mut s, 0, 58 * 4, 58);
+        assert_eq!(closed[0].timing.duration, Duration90k(2 * 58 * FRAME));
     }
 
     #[test]
