@@ -512,13 +512,24 @@ impl Remuxer {
         }
         let summary = annex_b_pieces(&self.nals, config, &mut self.pieces);
         let mapped = self.timeline.map(timestamp);
+        // Decoding times strictly increase (ISO/IEC 13818-1 §2.7.5): muxers that cannot write
+        // negative FLV timestamps stamp a B-frame stream's first frames alike (GStreamer's
+        // flvmux does), so a repeated DTS moves one tick on.
         let dts = output
             .last_video_dts
-            .map_or(mapped.time, |last| mapped.time.max(last));
-        if let Some(last) = output.last_video_dts {
+            .map_or(mapped.time, |last| mapped.time.max(last + Duration90k(1)));
+        // The frame duration: the SPS's frame rate when it gives one; otherwise the decoding
+        // interval, smoothed (some muxers stamp B-frame streams with uneven DTS steps).
+        let from_sps = self
+            .video_info
+            .as_ref()
+            .and_then(|v| v.frame_rate)
+            .is_some();
+        if let (Some(last), false) = (output.last_video_dts, from_sps) {
             let interval = dts.saturating_since(last);
             if interval > Duration90k::ZERO {
-                output.video_frame_duration = interval;
+                let smoothed = (output.video_frame_duration.ticks() * 7 + interval.ticks()) / 8;
+                output.video_frame_duration = Duration90k(smoothed);
             }
         }
         output.last_video_dts = Some(dts);

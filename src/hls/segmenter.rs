@@ -129,6 +129,9 @@ pub struct Segmenter {
     long_keyframe_interval_reported: bool,
     /// The distance between the last two keyframes.
     keyframe_interval: Option<Duration90k>,
+    /// The longest distance between two keyframes seen: how far away the next keyframe
+    /// can be.
+    longest_gop: Duration90k,
     pending_discontinuity: bool,
     /// Largest PTS - DTS seen: how far ahead of its decoding time a later sample can still
     /// be presented (B-frame reordering).
@@ -156,6 +159,7 @@ impl Segmenter {
             last_keyframe_dts: None,
             long_keyframe_interval_reported: false,
             keyframe_interval: None,
+            longest_gop: Duration90k::ZERO,
             pending_discontinuity: false,
             max_reorder: Duration90k::ZERO,
         }
@@ -199,6 +203,10 @@ impl Segmenter {
         let previous = self.last_keyframe_dts.replace(sample.dts)?;
         let interval = sample.dts.saturating_since(previous);
         self.keyframe_interval = Some(interval);
+        // Across a clock break the interval means nothing.
+        if !sample.discontinuity {
+            self.longest_gop = self.longest_gop.max(interval);
+        }
         if interval > self.config.segment_target && !self.long_keyframe_interval_reported {
             self.long_keyframe_interval_reported = true;
             return Some(interval);
@@ -226,8 +234,16 @@ impl Segmenter {
         let slack = Duration90k(sample.duration.ticks() * 3 / 2);
         let target = self.config.segment_target;
         let jumped = self.pending_discontinuity;
+        // A keyframe short of the target still cuts when waiting for the next one could run
+        // past the length limit: after a scene-cut keyframe (x264 and most encoders insert
+        // one at a scene change and restart their keyframe interval there), the next
+        // keyframe is up to a whole interval away, and a segment that waited would be cut
+        // without a keyframe.
+        let next_too_late = self.target_duration.is_some()
+            && self.longest_gop > Duration90k::ZERO
+            && length + self.longest_gop + sample.duration > self.length_limit();
         let cut_here = match sample.kind {
-            SampleKind::Keyframe => jumped || length + slack >= target,
+            SampleKind::Keyframe => jumped || length + slack >= target || next_too_late,
             SampleKind::Audio => !self.config.has_video && (jumped || length >= target),
             SampleKind::Video => false,
         };
@@ -648,6 +664,28 @@ mod tests {
         let mut s = Segmenter::new(config(true));
         let closed = run(&mut s, 0, 58 * 4, 58);
         assert_eq!(closed[0].timing.duration, Duration90k(2 * 58 * FRAME));
+    }
+
+    #[test]
+    fn a_scene_cut_keyframe_cuts_early_rather_than_force_a_cut_later() {
+        // Keyframes every 2 s, plus a scene-cut keyframe at 7 s that restarts the interval:
+        // 0, 2, 4, 6, 7, 9, 11. Waiting at 7 s (1 s in) for the keyframe at 9 s would run
+        // the segment past 2.5 s.
+        let mut s = Segmenter::new(config(true));
+        let keyframes = [0, 60, 120, 180, 210, 270, 330];
+        let mut closed = Vec::new();
+        for i in 0..360u64 {
+            let d = s.push(&video(i * FRAME, keyframes.contains(&i)));
+            if let Placement::Start { closed: Some(c) } = d.placement {
+                closed.push(c);
+            }
+        }
+        let lengths: Vec<u64> = closed
+            .iter()
+            .map(|c| c.timing.duration.ticks() / FRAME)
+            .collect();
+        assert_eq!(lengths, [60, 60, 60, 30, 60, 60]);
+        assert!(closed.iter().all(|c| !c.forced && c.timing.independent));
     }
 
     #[test]
