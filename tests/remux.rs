@@ -149,3 +149,36 @@ fn the_32_bit_millisecond_clock_wraps_without_a_break() {
     let checked = check_output(&out, &playlist, true, true);
     assert_same_frames(&testdata("flv/h264_aac.flv"), &checked.segments);
 }
+
+#[test]
+fn a_gstreamer_encode_with_scene_cuts_gives_whole_gop_segments() {
+    // Keyframes at 0, 1.967, 3.933 (GOPs a frame short of 2 s) and a scene cut at 4.633 s;
+    // the first frames share a DTS. Every segment must start with a keyframe, decode on its
+    // own, and fit the target duration.
+    let out = tempfile::tempdir().unwrap();
+    let source = testdata("flv/gstreamer_x264_scenecut.flv");
+    let playlist = remux(&source, out.path());
+    assert_eq!(playlist.target_duration, 2, "{}", playlist.text);
+    assert!(
+        playlist.text.contains("#EXT-X-INDEPENDENT-SEGMENTS"),
+        "{}",
+        playlist.text
+    );
+    let lengths: Vec<f64> = playlist.entries.iter().map(|e| e.duration).collect();
+    assert!(
+        lengths[..2].iter().all(|d| (d - 1.967).abs() < 0.002),
+        "{lengths:?}"
+    );
+    let checked = check_output(out.path(), &playlist, true, true);
+    for packets in &checked.packets {
+        let dts: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.video)
+            .filter_map(|p| p.dts)
+            .collect();
+        assert!(
+            dts.windows(2).all(|w| w[1] > w[0]),
+            "video DTS must increase: {dts:?}"
+        );
+    }
+}

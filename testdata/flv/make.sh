@@ -42,3 +42,12 @@ ffmpeg -y -hide_banner -loglevel error \
   -sc_threshold 0 -b:v 3000k -maxrate 3000k -bufsize 6000k -pix_fmt yuv420p \
   -c:a aac -b:a 128k -ar 48000 \
   h264_720p30_3m.flv
+
+# A real GStreamer 1.22 encode, as rtmp2sink would publish it: x264enc with its default
+# scene-cut detection (an extra keyframe at 4.633 s restarts the 59-frame keyframe interval)
+# and flvmux stamping the first B-frame-delayed frames with equal DTS (0, 0, 0). 5.7 s.
+gst-launch-1.0 -q videotestsrc num-buffers=170 ! video/x-raw,width=640,height=360,framerate=30/1 \
+  ! x264enc key-int-max=60 bframes=2 bitrate=300 ! h264parse ! queue \
+  ! flvmux name=mux streamable=true ! filesink location=gstreamer_x264_scenecut.flv \
+  audiotestsrc num-buffers=266 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
+  ! avenc_aac ! aacparse ! queue ! mux.
