@@ -4,6 +4,7 @@
 
 pub mod flv;
 pub mod hls_check;
+pub mod raw;
 pub mod stub;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,7 +55,12 @@ impl ServerProcess {
     /// Starts the server with `args` added to test defaults (loopback, port 0, temp media
     /// root), and waits until it logs its listening ports.
     pub fn start(args: &[&str]) -> ServerProcess {
-        let media_root = tempfile::tempdir().expect("temp dir");
+        ServerProcess::start_with_root(tempfile::tempdir().expect("temp dir"), args)
+    }
+
+    /// [`ServerProcess::start`] with a media root the test chose (e.g. inside a folder of
+    /// its own, to check that nothing outside the media root changes).
+    pub fn start_with_root(media_root: tempfile::TempDir, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
             .args([
                 "serve",
@@ -153,6 +159,50 @@ impl ServerProcess {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident set size in KiB (`VmRSS` in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server process is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let r = get(&self.http_url("/metrics"));
+        assert_eq!(r.status, 200, "/metrics");
+        r.text()
+    }
+
+    /// The value of one series of `/metrics`, as written before the value: a name with its
+    /// labels, e.g. `rtmp_server_publishes_rejected_total{reason="malformed_key"}`.
+    /// `None` when the series is not there.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics(), series)
+    }
+
+    /// `/api/server`, parsed.
+    pub fn api_server(&self) -> serde_json::Value {
+        let r = get(&self.http_url("/api/server"));
+        assert_eq!(r.status, 200, "/api/server");
+        serde_json::from_slice(&r.body).expect("/api/server is JSON")
+    }
+}
+
+/// The value of `series` in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 impl Drop for ServerProcess {
@@ -587,4 +637,63 @@ impl ClientPublisher {
             self.read();
         }
     }
+}
+
+/// A real ffmpeg publishing the test file to `key` in a loop, at real time: a stream that
+/// keeps going for as long as a test needs it.
+pub fn live_publisher(server: &ServerProcess, key: &str) -> Publisher {
+    Publisher::start(
+        &testdata("flv/h264_aac.flv"),
+        &server.rtmp_url(key),
+        &["-stream_loop", "-1"],
+    )
+}
+
+/// The live playlist of `key` over HTTP, if there is one.
+pub fn http_playlist(server: &ServerProcess, key: &str) -> Option<Playlist> {
+    let r = get(&server.http_url(&format!("/live/{key}/index.m3u8")));
+    (r.status == 200).then(|| parse_playlist(&r.text()))
+}
+
+/// Waits until `key` has a playlist with at least one segment, and returns it.
+pub fn wait_playlist(server: &ServerProcess, key: &str) -> Playlist {
+    let mut playlist = None;
+    let ready = wait_for(STREAM_TIMEOUT, || {
+        playlist = http_playlist(server, key).filter(|p| !p.entries.is_empty());
+        playlist.is_some()
+    });
+    assert!(ready, "no playlist for {key}:\n{}", server.logs());
+    playlist.unwrap()
+}
+
+/// Asserts that the live stream `key` is still published by `publisher` and that its
+/// playlist moved on from `before`: the media sequence grew and a newer segment is listed.
+pub fn assert_advances(
+    server: &ServerProcess,
+    key: &str,
+    publisher: &mut Publisher,
+    before: &Playlist,
+) {
+    let last = before.entries.last().map(|e| e.uri.clone());
+    let mut now = None;
+    let advanced = wait_for(STREAM_TIMEOUT, || {
+        now = http_playlist(server, key);
+        now.as_ref().is_some_and(|p| {
+            p.media_sequence > before.media_sequence
+                && !p.ended
+                && p.entries.last().map(|e| e.uri.clone()) != last
+        })
+    });
+    assert!(
+        advanced,
+        "stream {key} did not advance from media sequence {} (now {:?}):\n{}",
+        before.media_sequence,
+        now.map(|p| p.text),
+        server.logs()
+    );
+    assert!(
+        publisher.is_running(),
+        "the publisher of {key} stopped:\n{}",
+        publisher.logs()
+    );
 }
