@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::thread;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -16,99 +15,6 @@ use common::*;
 use rtmp_server::flv::tag::TagType;
 use rtmp_server::rtmp::amf0::{self, Value};
 use rtmp_server::rtmp::message::{Message, type_id};
-
-/// How long a connection the server should drop may stay open. Generous: the machine is
-/// busy; every case here is dropped within a second or two of its time-out.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How much the server's resident memory may grow while a test abuses it. The stream that
-/// keeps running adds its segments (about 200 KB each, a few in memory); what the abuse
-/// announces (tens to hundreds of MiB) must not show.
-const RSS_GROWTH_KIB: u64 = 12 * 1024;
-
-/// A server with a real stream (`bystander`, ffmpeg looping the test file) that must not
-/// notice what the test does to other connections.
-struct Bystander {
-    server: ServerProcess,
-    publisher: Publisher,
-    before: Playlist,
-    rss_before: u64,
-}
-
-impl Bystander {
-    fn start(args: &[&str]) -> Bystander {
-        let server = ServerProcess::start(args);
-        let publisher = live_publisher(&server, "bystander");
-        let before = wait_playlist(&server, "bystander");
-        let rss_before = server.rss_kib();
-        Bystander {
-            server,
-            publisher,
-            before,
-            rss_before,
-        }
-    }
-
-    /// A TCP connection to the RTMP port, nothing sent.
-    fn raw(&self) -> RawRtmp {
-        RawRtmp::connect(self.server.rtmp_port)
-    }
-
-    /// A connection past the handshake and `connect`.
-    fn connected(&self) -> RawRtmp {
-        let mut c = self.raw();
-        c.handshake();
-        c.connect_app("live");
-        c
-    }
-
-    /// Asserts that the server closed `c` and logged `reason` as why.
-    fn assert_closed(&self, c: &mut RawRtmp, case: &str, reason: &str) {
-        assert!(
-            c.closed_within(CLOSE_TIMEOUT),
-            "{case}: connection still open after {CLOSE_TIMEOUT:?}"
-        );
-        assert!(
-            self.server.wait_log(reason, STREAM_TIMEOUT),
-            "{case}: no log line with {reason:?}:\n{}",
-            self.server.logs()
-        );
-    }
-
-    /// Asserts that the server runs, its memory did not balloon, and the bystander's
-    /// playlist advances.
-    fn assert_unharmed(mut self) {
-        assert!(self.server.is_running(), "the server died");
-        let rss = self.server.rss_kib();
-        assert!(
-            rss <= self.rss_before + RSS_GROWTH_KIB,
-            "RSS grew from {} KiB to {rss} KiB",
-            self.rss_before
-        );
-        assert_advances(&self.server, "bystander", &mut self.publisher, &self.before);
-        assert!(
-            !self.server.logs().contains("panicked"),
-            "{}",
-            self.server.logs()
-        );
-    }
-}
-
-/// Writes one byte a second on `socket` until writing fails or `limit` bytes went out.
-fn dribble(mut socket: std::net::TcpStream, bytes: Vec<u8>) -> thread::JoinHandle<usize> {
-    use std::io::Write;
-    thread::spawn(move || {
-        let mut sent = 0;
-        for b in bytes {
-            if socket.write_all(&[b]).is_err() {
-                break;
-            }
-            sent += 1;
-            thread::sleep(Duration::from_secs(1));
-        }
-        sent
-    })
-}
 
 #[test]
 fn slow_and_silent_handshakes_are_dropped_at_the_handshake_timeout() {

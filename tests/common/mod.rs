@@ -20,6 +20,8 @@ use rtmp_server::flv::tag::TagType;
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
 
+use raw::RawRtmp;
+
 /// Generous limits: the tests run on a busy 2-core machine.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -261,6 +263,22 @@ impl Publisher {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to ffmpeg.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Kills ffmpeg at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -629,6 +647,12 @@ impl ClientPublisher {
         self.flush();
     }
 
+    /// Drops the connection as a crashed encoder or a pulled cable would: no FCUnpublish,
+    /// no deleteStream.
+    pub fn cut(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Unpublishes and waits for NetStream.Unpublish.Success.
     pub fn finish(mut self) {
         self.client.unpublish(&mut self.out).expect("encodable");
@@ -696,4 +720,127 @@ pub fn assert_advances(
         "the publisher of {key} stopped:\n{}",
         publisher.logs()
     );
+}
+
+/// How long a connection the server should drop may stay open. Generous: the machine is
+/// busy; every case here is dropped within a second or two of its time-out.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much the server's resident memory may grow while a test abuses it. The stream that
+/// keeps running adds its segments (about 200 KB each, a few in memory); what the abuse
+/// announces (tens to hundreds of MiB) must not show.
+pub const RSS_GROWTH_KIB: u64 = 8 * 1024;
+
+/// A server with a real stream (`bystander`, ffmpeg looping the test file) that must not
+/// notice what the test does to other connections.
+pub struct Bystander {
+    pub server: ServerProcess,
+    pub publisher: Publisher,
+    pub before: Playlist,
+    pub rss_before: u64,
+}
+
+impl Bystander {
+    pub fn start(args: &[&str]) -> Bystander {
+        let server = ServerProcess::start(args);
+        let publisher = live_publisher(&server, "bystander");
+        let before = wait_playlist(&server, "bystander");
+        let rss_before = server.rss_kib();
+        Bystander {
+            server,
+            publisher,
+            before,
+            rss_before,
+        }
+    }
+
+    /// A TCP connection to the RTMP port, nothing sent.
+    pub fn raw(&self) -> RawRtmp {
+        RawRtmp::connect(self.server.rtmp_port)
+    }
+
+    /// A connection past the handshake and `connect`.
+    pub fn connected(&self) -> RawRtmp {
+        let mut c = self.raw();
+        c.handshake();
+        c.connect_app("live");
+        c
+    }
+
+    /// Asserts that the server closed `c` and logged `reason` as why.
+    pub fn assert_closed(&self, c: &mut RawRtmp, case: &str, reason: &str) {
+        assert!(
+            c.closed_within(CLOSE_TIMEOUT),
+            "{case}: connection still open after {CLOSE_TIMEOUT:?}"
+        );
+        assert!(
+            self.server.wait_log(reason, STREAM_TIMEOUT),
+            "{case}: no log line with {reason:?}:\n{}",
+            self.server.logs()
+        );
+    }
+
+    /// Asserts that the server runs, its memory did not balloon, and the bystander's
+    /// playlist advances.
+    pub fn assert_unharmed(mut self) {
+        assert!(self.server.is_running(), "the server died");
+        let rss = self.server.rss_kib();
+        assert!(
+            rss <= self.rss_before + RSS_GROWTH_KIB,
+            "RSS grew from {} KiB to {rss} KiB",
+            self.rss_before
+        );
+        assert_advances(&self.server, "bystander", &mut self.publisher, &self.before);
+        assert!(
+            !self.server.logs().contains("panicked"),
+            "{}",
+            self.server.logs()
+        );
+    }
+}
+
+/// Reads `socket` until the peer closes it (end of stream or reset) or `timeout` passes.
+/// Returns whether it closed, and what it sent before.
+pub fn read_until_closed(socket: &mut TcpStream, timeout: Duration) -> (bool, Vec<u8>) {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return (false, received);
+        };
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("read timeout");
+        match socket.read(&mut buf) {
+            Ok(0) => return (true, received),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (false, received);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return (true, received),
+        }
+    }
+}
+
+/// Writes `bytes` on `socket` one a second, from another thread, until writing fails or
+/// all went out; the thread returns how many went out.
+pub fn dribble(mut socket: TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut sent = 0;
+        for b in bytes {
+            if socket.write_all(&[b]).is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        sent
+    })
 }
