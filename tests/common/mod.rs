@@ -778,6 +778,7 @@ impl Bystander {
             "{case}: no log line with {reason:?}:\n{}",
             self.server.logs()
         );
+        assert_eq!(c.decode_error, None, "{case}: what the server sent");
     }
 
     /// Asserts that the server runs, its memory did not balloon, and the bystander's
