@@ -92,6 +92,23 @@ fn init_logging(config: &Config) {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    match rtmp_server::server::raise_open_file_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!(before, after, "raised the open file limit");
+            }
+            let caps = config.rtmp.max_connections as u64 + config.http.max_connections as u64;
+            if after < caps {
+                tracing::warn!(
+                    limit = after,
+                    caps,
+                    "the open file limit is below rtmp.max_connections + http.max_connections: \
+                     accepting fails before the caps are reached"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("could not raise the open file limit: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

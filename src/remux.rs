@@ -52,6 +52,16 @@ pub const AUDIO_PES_MAX_SPAN: Duration90k = Duration90k(8_100);
 /// optional header part too.
 pub const MAX_AUDIO_PES_PAYLOAD: usize = 0xffff - 8;
 
+/// Bytes an open segment may hold per second of the media it spans: 200 Mbit/s, several
+/// times any live ingest (4K60 H.264 is about 60 Mbit/s). More means the encoder's
+/// timestamps stand still or crawl while its media flows, and the segment, which is cut by
+/// media time, would grow without bound.
+pub const MAX_SEGMENT_BYTE_RATE: u64 = 25_000_000;
+
+/// Bytes an open segment may hold whatever its span: two of the largest RTMP messages (one
+/// frame each) with their TS overhead, so a burst of huge frames at one timestamp passes.
+pub const SEGMENT_BYTES_FLOOR: u64 = 2 * 17 * 1024 * 1024;
+
 /// Frame duration assumed for video until two frames (or the SPS timing) tell: 30 fps.
 const DEFAULT_FRAME_DURATION: Duration90k = Duration90k(3_000);
 
@@ -120,6 +130,14 @@ pub enum RemuxError {
     /// The FLV file around the tags is malformed (offline remux).
     #[error("FLV file: {0}")]
     File(#[source] FlvError),
+    /// The open segment holds more bytes than its media's span allows
+    /// ([`SEGMENT_BYTES_FLOOR`] plus [`MAX_SEGMENT_BYTE_RATE`] a second): the encoder's
+    /// timestamps do not advance with its media. The open segment is dropped.
+    #[error(
+        "the open segment holds {bytes} bytes for {span} of media, more than \
+         {MAX_SEGMENT_BYTE_RATE} bytes a second allow: the encoder's timestamps are not advancing"
+    )]
+    TimestampsStalled { bytes: u64, span: Duration90k },
     /// The TS writer refused a value; the bounds above make this a bug, not bad input.
     #[error("TS writer: {0}")]
     Mux(#[from] TsError),
@@ -264,7 +282,8 @@ impl Remuxer {
                             .map_err(|e| match e {
                                 FrameError::Flv(source) => malformed(source),
                                 FrameError::Mux(e) => RemuxError::Mux(e),
-                            })
+                            })?;
+                        self.check_segment_growth()
                     }
                     AvcPacket::EndOfSequence => Ok(()),
                 }
@@ -290,7 +309,8 @@ impl Remuxer {
                         .map_err(|e| match e {
                             FrameError::Flv(source) => malformed(source),
                             FrameError::Mux(e) => RemuxError::Mux(e),
-                        })
+                        })?;
+                    self.check_segment_growth()
                 }
                 AudioTag::AacSequenceEnd => Ok(()),
                 AudioTag::Other(codec) => Err(RemuxError::UnsupportedAudioCodec(codec.to_string())),
@@ -388,6 +408,26 @@ impl Remuxer {
         self.audio_info = Some(info.clone());
         out.push(RemuxEvent::AudioConfig(info));
         Ok(())
+    }
+
+    /// Ends the stream when the open segment holds more bytes than its span allows (see
+    /// [`RemuxError::TimestampsStalled`]), dropping that segment.
+    fn check_segment_growth(&mut self) -> Result<(), RemuxError> {
+        let Some(output) = self.output.as_mut() else {
+            return Ok(());
+        };
+        let Some(span) = output.segmenter.open_span() else {
+            return Ok(());
+        };
+        let bytes = (output.segment.len() + output.audio.data.len()) as u64;
+        let allowed = SEGMENT_BYTES_FLOOR + MAX_SEGMENT_BYTE_RATE * span.0 / Duration90k::HZ;
+        if bytes <= allowed {
+            return Ok(());
+        }
+        output.segmenter.discard_open();
+        output.segment = BytesMut::new();
+        output.audio = PendingAudio::default();
+        Err(RemuxError::TimestampsStalled { bytes, span })
     }
 
     /// Holds a media tag until the track set is known, deciding when the probe is full.
@@ -1249,6 +1289,45 @@ mod tests {
         }
         remuxer.finish(&mut events);
         assert!(!segments(&events).is_empty());
+    }
+
+    #[test]
+    fn a_clock_that_stands_still_ends_the_stream_at_a_bounded_segment() {
+        let all = tags(&testdata("h264_aac.flv"));
+        let mut remuxer = Remuxer::new(RemuxConfig::default());
+        let mut events = Vec::new();
+        let mut pushed = 0u64;
+        // The file's tags again and again, every one at time 0.
+        let error = 'feed: loop {
+            for (kind, _, body) in all.iter().cloned() {
+                pushed += body.len() as u64;
+                if let Err(e) = remuxer.push(kind, RtmpTimestamp(0), body, &mut events) {
+                    break 'feed e;
+                }
+            }
+            assert!(
+                pushed < 2 * SEGMENT_BYTES_FLOOR,
+                "{pushed} bytes at one timestamp and no error"
+            );
+        };
+        match error {
+            RemuxError::TimestampsStalled { bytes, span } => {
+                // The span is what the frames' durations and composition times add to one
+                // timestamp; the segment stopped within a frame of what it allows.
+                assert!(span < Duration90k::from_millis(500), "{span}");
+                let allowed =
+                    SEGMENT_BYTES_FLOOR + MAX_SEGMENT_BYTE_RATE * span.0 / Duration90k::HZ;
+                assert!(
+                    bytes > allowed && bytes < allowed + 500_000,
+                    "{bytes} bytes for {span}, {allowed} allowed"
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert!(segments(&events).is_empty());
+        // The oversized segment is dropped, not listed when the stream ends.
+        remuxer.finish(&mut events);
+        assert!(segments(&events).is_empty());
     }
 
     #[test]

@@ -49,6 +49,25 @@ pub struct Shared {
     pub disk_usage: Mutex<Option<(Instant, u64)>>,
 }
 
+/// Raises this process's soft limit on open files to its hard limit, as servers that hold
+/// many sockets do: the usual soft limit (1024) is below the default `rtmp.max_connections`
+/// plus `http.max_connections`, and accepting past it fails. Returns the soft limit before
+/// and after; an unlimited or already raised limit is left as it is.
+pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        let soft = limit.current.unwrap_or(u64::MAX);
+        return Ok((soft, soft));
+    };
+    if soft >= hard {
+        return Ok((soft, soft));
+    }
+    limit.current = Some(hard);
+    setrlimit(Resource::Nofile, limit)?;
+    Ok((soft, hard))
+}
+
 /// A server whose listeners are bound.
 pub struct Server {
     shared: Arc<Shared>,
@@ -240,5 +259,28 @@ async fn sweep(shared: Arc<Shared>) {
             }
             _ = shared.shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+
+    #[test]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+        let mut limit = getrlimit(Resource::Nofile);
+        let Some(hard) = limit.maximum else {
+            // No hard limit: the soft limit is left as it is.
+            let (before, after) = super::raise_open_file_limit().unwrap();
+            assert_eq!(before, after);
+            return;
+        };
+        let low = hard.min(256);
+        limit.current = Some(low);
+        setrlimit(Resource::Nofile, limit).expect("lowering the soft limit is allowed");
+        assert_eq!(super::raise_open_file_limit().unwrap(), (low, hard));
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(hard));
+        // Raised already: left as it is.
+        assert_eq!(super::raise_open_file_limit().unwrap(), (hard, hard));
     }
 }

@@ -189,6 +189,18 @@ impl Segmenter {
         }
     }
 
+    /// How much media the open segment spans so far: from its first PTS to the latest end
+    /// of its samples. `None` while no segment is open.
+    pub fn open_span(&self) -> Option<Duration90k> {
+        self.open.map(|open| open.end.saturating_since(open.start))
+    }
+
+    /// Forgets the open segment, so that [`Segmenter::finish`] closes nothing: for a stream
+    /// that ends on an error that makes the open segment's media unusable.
+    pub fn discard_open(&mut self) {
+        self.open = None;
+    }
+
     /// The publisher stopped: closes the open segment, which lasts to the end of its last
     /// sample.
     pub fn finish(&mut self) -> Option<SegmentTiming> {
@@ -414,6 +426,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_open_span_grows_with_its_samples_and_a_discarded_segment_is_not_closed() {
+        let mut s = Segmenter::new(config(true));
+        assert_eq!(s.open_span(), None);
+        s.push(&video(0, true));
+        assert_eq!(s.open_span(), Some(Duration90k(FRAME)));
+        s.push(&video(FRAME, false));
+        assert_eq!(s.open_span(), Some(Duration90k(2 * FRAME)));
+        // Samples at one time (a clock that stands still) add nothing to the span.
+        s.push(&video(FRAME, false));
+        assert_eq!(s.open_span(), Some(Duration90k(2 * FRAME)));
+        s.discard_open();
+        assert_eq!(s.open_span(), None);
+        assert_eq!(s.finish(), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod flv;
 pub mod hls_check;
+pub mod raw;
 pub mod stub;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +19,8 @@ use rtmp_server::flv::file::{FlvFile, FlvItem, FlvTag};
 use rtmp_server::flv::tag::TagType;
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
+
+use raw::RawRtmp;
 
 /// Generous limits: the tests run on a busy 2-core machine.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +57,12 @@ impl ServerProcess {
     /// Starts the server with `args` added to test defaults (loopback, port 0, temp media
     /// root), and waits until it logs its listening ports.
     pub fn start(args: &[&str]) -> ServerProcess {
-        let media_root = tempfile::tempdir().expect("temp dir");
+        ServerProcess::start_with_root(tempfile::tempdir().expect("temp dir"), args)
+    }
+
+    /// [`ServerProcess::start`] with a media root the test chose (e.g. inside a folder of
+    /// its own, to check that nothing outside the media root changes).
+    pub fn start_with_root(media_root: tempfile::TempDir, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
             .args([
                 "serve",
@@ -153,6 +161,50 @@ impl ServerProcess {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident set size in KiB (`VmRSS` in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server process is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let r = get(&self.http_url("/metrics"));
+        assert_eq!(r.status, 200, "/metrics");
+        r.text()
+    }
+
+    /// The value of one series of `/metrics`, as written before the value: a name with its
+    /// labels, e.g. `rtmp_server_publishes_rejected_total{reason="malformed_key"}`.
+    /// `None` when the series is not there.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics(), series)
+    }
+
+    /// `/api/server`, parsed.
+    pub fn api_server(&self) -> serde_json::Value {
+        let r = get(&self.http_url("/api/server"));
+        assert_eq!(r.status, 200, "/api/server");
+        serde_json::from_slice(&r.body).expect("/api/server is JSON")
+    }
+}
+
+/// The value of `series` in Prometheus text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 impl Drop for ServerProcess {
@@ -211,6 +263,22 @@ impl Publisher {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to ffmpeg.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Kills ffmpeg at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -579,6 +647,12 @@ impl ClientPublisher {
         self.flush();
     }
 
+    /// Drops the connection as a crashed encoder or a pulled cable would: no FCUnpublish,
+    /// no deleteStream.
+    pub fn cut(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Unpublishes and waits for NetStream.Unpublish.Success.
     pub fn finish(mut self) {
         self.client.unpublish(&mut self.out).expect("encodable");
@@ -587,4 +661,187 @@ impl ClientPublisher {
             self.read();
         }
     }
+}
+
+/// A real ffmpeg publishing the test file to `key` in a loop, at real time: a stream that
+/// keeps going for as long as a test needs it.
+pub fn live_publisher(server: &ServerProcess, key: &str) -> Publisher {
+    Publisher::start(
+        &testdata("flv/h264_aac.flv"),
+        &server.rtmp_url(key),
+        &["-stream_loop", "-1"],
+    )
+}
+
+/// The live playlist of `key` over HTTP, if there is one.
+pub fn http_playlist(server: &ServerProcess, key: &str) -> Option<Playlist> {
+    let r = get(&server.http_url(&format!("/live/{key}/index.m3u8")));
+    (r.status == 200).then(|| parse_playlist(&r.text()))
+}
+
+/// Waits until `key` has a playlist with at least one segment, and returns it.
+pub fn wait_playlist(server: &ServerProcess, key: &str) -> Playlist {
+    let mut playlist = None;
+    let ready = wait_for(STREAM_TIMEOUT, || {
+        playlist = http_playlist(server, key).filter(|p| !p.entries.is_empty());
+        playlist.is_some()
+    });
+    assert!(ready, "no playlist for {key}:\n{}", server.logs());
+    playlist.unwrap()
+}
+
+/// Asserts that the live stream `key` is still published by `publisher` and that its
+/// playlist moved on from `before`: the media sequence grew and a newer segment is listed.
+pub fn assert_advances(
+    server: &ServerProcess,
+    key: &str,
+    publisher: &mut Publisher,
+    before: &Playlist,
+) {
+    let last = before.entries.last().map(|e| e.uri.clone());
+    let mut now = None;
+    let advanced = wait_for(STREAM_TIMEOUT, || {
+        now = http_playlist(server, key);
+        now.as_ref().is_some_and(|p| {
+            p.media_sequence > before.media_sequence
+                && !p.ended
+                && p.entries.last().map(|e| e.uri.clone()) != last
+        })
+    });
+    assert!(
+        advanced,
+        "stream {key} did not advance from media sequence {} (now {:?}):\n{}",
+        before.media_sequence,
+        now.map(|p| p.text),
+        server.logs()
+    );
+    assert!(
+        publisher.is_running(),
+        "the publisher of {key} stopped:\n{}",
+        publisher.logs()
+    );
+}
+
+/// How long a connection the server should drop may stay open. Generous: the machine is
+/// busy; every case here is dropped within a second or two of its time-out.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much the server's resident memory may grow while a test abuses it. The stream that
+/// keeps running adds its segments (about 200 KB each, a few in memory); what the abuse
+/// announces (tens to hundreds of MiB) must not show.
+pub const RSS_GROWTH_KIB: u64 = 8 * 1024;
+
+/// A server with a real stream (`bystander`, ffmpeg looping the test file) that must not
+/// notice what the test does to other connections.
+pub struct Bystander {
+    pub server: ServerProcess,
+    pub publisher: Publisher,
+    pub before: Playlist,
+    pub rss_before: u64,
+}
+
+impl Bystander {
+    pub fn start(args: &[&str]) -> Bystander {
+        let server = ServerProcess::start(args);
+        let publisher = live_publisher(&server, "bystander");
+        let before = wait_playlist(&server, "bystander");
+        let rss_before = server.rss_kib();
+        Bystander {
+            server,
+            publisher,
+            before,
+            rss_before,
+        }
+    }
+
+    /// A TCP connection to the RTMP port, nothing sent.
+    pub fn raw(&self) -> RawRtmp {
+        RawRtmp::connect(self.server.rtmp_port)
+    }
+
+    /// A connection past the handshake and `connect`.
+    pub fn connected(&self) -> RawRtmp {
+        let mut c = self.raw();
+        c.handshake();
+        c.connect_app("live");
+        c
+    }
+
+    /// Asserts that the server closed `c` and logged `reason` as why.
+    pub fn assert_closed(&self, c: &mut RawRtmp, case: &str, reason: &str) {
+        assert!(
+            c.closed_within(CLOSE_TIMEOUT),
+            "{case}: connection still open after {CLOSE_TIMEOUT:?}"
+        );
+        assert!(
+            self.server.wait_log(reason, STREAM_TIMEOUT),
+            "{case}: no log line with {reason:?}:\n{}",
+            self.server.logs()
+        );
+        assert_eq!(c.decode_error, None, "{case}: what the server sent");
+    }
+
+    /// Asserts that the server runs, its memory did not balloon, and the bystander's
+    /// playlist advances.
+    pub fn assert_unharmed(mut self) {
+        assert!(self.server.is_running(), "the server died");
+        let rss = self.server.rss_kib();
+        assert!(
+            rss <= self.rss_before + RSS_GROWTH_KIB,
+            "RSS grew from {} KiB to {rss} KiB",
+            self.rss_before
+        );
+        assert_advances(&self.server, "bystander", &mut self.publisher, &self.before);
+        assert!(
+            !self.server.logs().contains("panicked"),
+            "{}",
+            self.server.logs()
+        );
+    }
+}
+
+/// Reads `socket` until the peer closes it (end of stream or reset) or `timeout` passes.
+/// Returns whether it closed, and what it sent before.
+pub fn read_until_closed(socket: &mut TcpStream, timeout: Duration) -> (bool, Vec<u8>) {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return (false, received);
+        };
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("read timeout");
+        match socket.read(&mut buf) {
+            Ok(0) => return (true, received),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (false, received);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return (true, received),
+        }
+    }
+}
+
+/// Writes `bytes` on `socket` one a second, from another thread, until writing fails or
+/// all went out; the thread returns how many went out.
+pub fn dribble(mut socket: TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut sent = 0;
+        for b in bytes {
+            if socket.write_all(&[b]).is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        sent
+    })
 }
