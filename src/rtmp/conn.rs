@@ -437,24 +437,24 @@ impl Conn {
             .push(kind, timestamp, payload, &mut self.remux_events);
         apply_remux_events(&self.shared, p, &mut self.remux_events, arrived);
         if let Err(e) = pushed {
-            let unsupported = matches!(
-                e,
-                RemuxError::UnsupportedVideoCodec(_) | RemuxError::UnsupportedAudioCodec(_)
-            );
             let name = self
                 .publishing
                 .as_ref()
                 .map(|p| p.stream.name.to_string())
                 .unwrap_or_default();
-            if unsupported {
-                self.shared.metrics.reject("unsupported_codec");
-                warn!(stream = name, "publish refused: {e}");
-                let description = format!("{e}; this server takes H.264 video and AAC audio");
-                self.session
-                    .as_mut()
-                    .expect("publishing needs a session")
-                    .stream_error("NetStream.Publish.Failed", &description, &mut self.out);
-            }
+            // The encoder is told why before the connection closes.
+            let description = match e {
+                RemuxError::UnsupportedVideoCodec(_) | RemuxError::UnsupportedAudioCodec(_) => {
+                    self.shared.metrics.reject("unsupported_codec");
+                    warn!(stream = name, "publish refused: {e}");
+                    format!("{e}; this server takes H.264 video and AAC audio")
+                }
+                _ => e.to_string(),
+            };
+            self.session
+                .as_mut()
+                .expect("publishing needs a session")
+                .stream_error("NetStream.Publish.Failed", &description, &mut self.out);
             return Err(ConnError::Media(name, e));
         }
         Ok(())
