@@ -246,8 +246,10 @@ def measure_nginx(args, n, module):
         time.sleep(args.seconds)
         cpu1, t1 = cpu_seconds(pids), time.monotonic()
         rss_end = rss_bytes(pids)
-        loadgen.communicate(timeout=duration + 60)
+        out, _ = loadgen.communicate(timeout=duration + 60)
+        streams = next((l.strip() for l in out.splitlines() if l.strip().startswith("streams")), "")
         return {
+            "streams": streams,
             "n": n,
             "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
             "cpu_pct_total": 100 * (cpu1 - cpu0) / (t1 - t0),
@@ -292,6 +294,10 @@ def main():
             g = measure_nginx(args, n, module)
             print(f"{'nginx-rtmp':<12}{n:>5}{g['cpu_pct_per_stream']:>11.3f}%{g['cpu_pct_total']:>9.1f}%"
                   f"{g['rss_mib_per_stream']:>8.2f} MiB{'':>9}{g['rss_mib_total']:>5.0f} MiB", flush=True)
+            if g["streams"] and " 0 failed" not in g["streams"]:
+                print(f"    loadgen: {g['streams']}", flush=True)
+            ratio = r["cpu_pct_per_stream"] / g["cpu_pct_per_stream"] if g["cpu_pct_per_stream"] else 0
+            print(f"    rtmp-server uses {ratio:.2f}x nginx-rtmp's CPU per stream", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -17,6 +16,7 @@ use crate::hls::disk::{DiskStats, DiskWriter};
 use crate::hls::stream::HlsSettings;
 use crate::hooks::Hooks;
 use crate::hub::registry::Registry;
+use crate::listener::{Admission, Admitted};
 use crate::metrics::Metrics;
 use tokio::task::JoinHandle;
 
@@ -207,32 +207,15 @@ fn serve_http_apart(
 
 /// Accepts RTMP connections, one task each, at most `rtmp.max_connections` at once.
 async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTracker) {
-    let permits = Arc::new(Semaphore::new(shared.config.rtmp.max_connections));
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.cancelled() => return,
-        };
-        let (socket, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(10);
-                a
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait, then try again.
-                warn!("RTMP accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared.metrics.rtmp_connections_refused_total.inc();
-            warn!(%peer, "RTMP connection refused: rtmp.max_connections reached");
-            drop(socket);
-            continue;
-        };
+    let cap = shared.config.rtmp.max_connections;
+    let refused = shared.metrics.rtmp_connections_refused_total.clone();
+    let mut admission = Admission::new(listener, cap, "RTMP", "rtmp.max_connections", refused);
+    while let Some(Admitted {
+        socket,
+        peer,
+        permit,
+    }) = admission.next(&shared.shutdown).await
+    {
         shared.metrics.rtmp_connections_total.inc();
         shared.metrics.rtmp_connections.inc();
         let shared = shared.clone();

@@ -16,10 +16,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
-use tracing::{debug, warn};
+use tracing::debug;
 
+use crate::listener::{Admission, Admitted};
 use crate::server::Shared;
 
 /// How long a client may take to send a request's headers (and, on a kept-alive
@@ -54,37 +54,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// connections, each with a header time-out, finished gracefully at the stop.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let app = router(shared.clone());
-    let permits = Arc::new(Semaphore::new(shared.config.http.max_connections));
+    let cap = shared.config.http.max_connections;
+    let refused = shared.metrics.http_connections_refused_total.clone();
+    let mut admission = Admission::new(listener, cap, "HTTP", "http.max_connections", refused);
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES.max(8192));
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.cancelled() => break,
-        };
-        let (socket, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(10);
-                a
-            }
-            Err(e) => {
-                warn!("HTTP accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared.metrics.http_connections_refused_total.inc();
-            debug!(%peer, "HTTP connection refused: http.max_connections reached");
-            continue;
-        };
-        let _ = socket.set_nodelay(true);
+    while let Some(Admitted {
+        socket,
+        peer,
+        permit,
+    }) = admission.next(&shared.shutdown).await
+    {
         shared.metrics.http_connections_total.inc();
         shared.metrics.http_connections.inc();
         let service =
@@ -105,7 +89,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             drop(permit);
         });
     }
-    drop(listener);
+    drop(admission);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
