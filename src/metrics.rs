@@ -46,7 +46,8 @@ pub struct Metrics {
     pub publishes_total: Counter,
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
     pub segments_total: Counter,
-    /// Bytes of segments held in memory (live windows and segments in their grace period).
+    /// Bytes of segments held in memory: live windows, segments in their grace period, and
+    /// segments being written.
     pub segment_memory_bytes: Gauge,
     /// Seconds the stream-service took to answer a key check.
     pub stream_service_seconds: Histogram,
@@ -147,7 +148,7 @@ impl Metrics {
         );
         r.register(
             "segment_memory_bytes",
-            "Bytes of segments held in memory (live windows and their grace period)",
+            "Bytes of segments held in memory (live windows, their grace period, being written)",
             self.segment_memory_bytes.clone(),
         );
         r.register(

@@ -347,6 +347,14 @@ impl Remuxer {
         self.video_info.as_ref()
     }
 
+    /// Bytes of the segment being written (TS packets so far, and audio waiting for its
+    /// PES), held in memory until the segment closes.
+    pub fn open_segment_bytes(&self) -> usize {
+        self.output
+            .as_ref()
+            .map_or(0, |o| o.segment.len() + o.audio.data.len())
+    }
+
     /// The distance between the encoder's last two keyframes.
     pub fn keyframe_interval(&self) -> Option<Duration90k> {
         self.output.as_ref()?.segmenter.keyframe_interval()

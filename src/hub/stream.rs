@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,6 +69,8 @@ pub struct Stream {
     disk: DiskWriterHandle,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
+    /// Bytes of the segment the publisher's remuxer is writing.
+    open_segment_bytes: AtomicUsize,
     media: Mutex<MediaInfo>,
     /// Ingest bitrate in bits per second over the last measuring window.
     bitrate: AtomicU64,
@@ -94,6 +96,7 @@ impl Stream {
             publisher: Mutex::new(None),
             disk,
             bytes_in: AtomicU64::new(0),
+            open_segment_bytes: AtomicUsize::new(0),
             media: Mutex::new(MediaInfo::default()),
             bitrate: AtomicU64::new(0),
             bitrate_window: Mutex::new((Instant::now(), 0)),
@@ -164,9 +167,15 @@ impl Stream {
         lock(&self.hls).is_ended()
     }
 
-    /// Bytes of segments this stream holds in memory.
+    /// Bytes of segments this stream holds in memory: listed, in their grace period, and
+    /// the one being written.
     pub fn memory_bytes(&self) -> usize {
-        lock(&self.hls).memory_bytes()
+        lock(&self.hls).memory_bytes() + self.open_segment_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The publisher's remuxer holds this many bytes of the segment it is writing.
+    pub fn set_open_segment_bytes(&self, bytes: usize) {
+        self.open_segment_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn segments_produced(&self) -> u64 {

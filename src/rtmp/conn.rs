@@ -436,6 +436,8 @@ impl Conn {
             .remuxer
             .push(kind, timestamp, payload, &mut self.remux_events);
         apply_remux_events(&self.shared, p, &mut self.remux_events, arrived);
+        p.stream
+            .set_open_segment_bytes(p.remuxer.open_segment_bytes());
         if let Err(e) = pushed {
             let name = self
                 .publishing
@@ -471,6 +473,7 @@ impl Conn {
         if still_ours {
             p.remuxer.finish(&mut self.remux_events);
             apply_remux_events(&self.shared, &mut p, &mut self.remux_events, Instant::now());
+            p.stream.set_open_segment_bytes(0);
         }
         self.shared.registry.release(&p.stream, p.publisher.id);
         self.shared.metrics.streams_live.dec();
