@@ -18,14 +18,20 @@ use libfuzzer_sys::fuzz_target;
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::rtmp::ChunkError;
 use rtmp_server::rtmp::chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MAX_MESSAGE_LENGTH, MessageHeader,
-    RawMessage,
+    ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MAX_CHUNK_STREAMS, MAX_MESSAGE_LENGTH,
+    MessageHeader, RawMessage,
 };
 use rtmp_server::rtmp::message::type_id;
 use rtmp_server_fuzz::input::{Input, pieces};
 
-/// Most messages one round trip input describes.
-const MAX_MESSAGES: usize = 64;
+/// Most messages one round trip input describes: with the Set Chunk Size on chunk stream 2
+/// in front, at most `MAX_CHUNK_STREAMS` chunk streams are in use, which the decoder
+/// accepts.
+const MAX_MESSAGES: usize = MAX_CHUNK_STREAMS - 1;
+
+/// Most payload bytes one round trip input describes: at chunk size 1 each byte is a
+/// chunk, and a few thousand chunks already cover every path while keeping runs fast.
+const MAX_PAYLOAD_BYTES: usize = 8 * 1024;
 
 /// What decoding a byte stream gave: the messages, the error that stopped it (if any),
 /// the bytes consumed and, when it did not stop, the bytes left undecoded.
@@ -133,7 +139,8 @@ fn check_round_trip(input: &mut Input<'_>) {
         .expect("4-byte message");
     encoder.set_chunk_size(size);
 
-    while !input.is_empty() && messages.len() < MAX_MESSAGES {
+    let mut payload_bytes = 0;
+    while !input.is_empty() && messages.len() < MAX_MESSAGES && payload_bytes < MAX_PAYLOAD_BYTES {
         let id = 2 + u32::from(input.u16()) % (ChunkStreamId::MAX - 1);
         let csid = ChunkStreamId::new(id).expect("2..=65599");
         let timestamp = RtmpTimestamp(match input.byte() % 4 {
@@ -150,6 +157,7 @@ fn check_round_trip(input: &mut Input<'_>) {
         };
         let length = usize::from(input.u16() % 2048);
         let mut payload = input.bytes(length).to_vec();
+        payload_bytes += payload.len();
         let mut new_size = None;
         if message_type_id == type_id::SET_CHUNK_SIZE {
             let size = chunk_size(u32::from_be_bytes([
