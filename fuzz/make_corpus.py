@@ -170,11 +170,17 @@ def amf0():
 def session():
     connect = read("rtmp", "ffmpeg-5.1_connect.bin")
     publish = read("rtmp", "ffmpeg-5.1_publish.bin")
-    # Chunk size choice, decisions (bit per publish request: 1 accepts), piece size.
-    write("session", "ffmpeg-publish-accepted", b"\x00\xff\x00" + publish)
-    write("session", "ffmpeg-publish-rejected", b"\x01\x00\x00" + publish)
-    write("session", "ffmpeg-publish-pieces", b"\x02\x81\x07" + publish)
-    write("session", "ffmpeg-connect", b"\x05\x55\x01" + connect)
+    # Chunk size choice, decisions (bit n accepts the nth publish request), actions (ping,
+    # end the publish), piece size.
+    write("session", "ffmpeg-publish-accepted", b"\x00\xff\x00\x00" + publish)
+    write("session", "ffmpeg-publish-rejected", b"\x01\x00\x00\x00" + publish)
+    write("session", "ffmpeg-publish-pieces", b"\x02\x81\x81\x07" + publish)
+    write("session", "ffmpeg-connect", b"\x05\x55\x55\x01" + connect)
+    # The publish answered before the media that follows it arrives (as encoders wait for
+    # the answer): fed byte by byte and in 64-byte pieces, so the client's FCUnpublish and
+    # deleteStream end it.
+    write("session", "ffmpeg-publish-bytewise", b"\x00\x01\x00\x01" + publish)
+    write("session", "ffmpeg-publish-accepted-pieces", b"\x00\x01\x02\x40" + publish)
 
 
 def flv():

@@ -2,8 +2,10 @@
 //! application's decisions (accept or reject a publish, ping, end the stream) taken from
 //! input bits.
 //!
-//! Input: a config byte (outgoing chunk size), a decisions byte, a piece size byte (0: all
-//! at once), then the client's bytes after C2. They follow the C0+C1 ffmpeg 5.1 sent and a
+//! Input: a config byte (outgoing chunk size), a decisions byte (bit n: accept the nth
+//! publish request, else reject it), an actions byte (after each piece, two of its bits,
+//! turning: ping the client, or end the publish as for a refused codec), a piece size byte
+//! (0: all at once), then the client's bytes after C2. They follow the C0+C1 ffmpeg 5.1 sent and a
 //! C2 in one buffer, as a client writes them, so the handshake hands the session what it
 //! left behind. The captures in testdata/rtmp/ are the seeds.
 //!
@@ -50,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let chunk_size = CHUNK_SIZES[usize::from(input.byte()) % CHUNK_SIZES.len()];
     let decisions = input.byte();
+    let actions = input.byte();
     let piece_size = usize::from(input.byte());
     let after_handshake = input.rest();
 
@@ -79,7 +82,8 @@ fuzz_target!(|data: &[u8]| {
     let mut from_server_buffer = BytesMut::new();
     let mut events = Vec::new();
     let mut publish = Publish::Idle;
-    let mut decision = 0u32;
+    let mut requests = 0u32;
+    let mut pieces = 0u32;
 
     let piece_size = if piece_size == 0 {
         after_handshake.len().max(1)
@@ -93,8 +97,8 @@ fuzz_target!(|data: &[u8]| {
             match event {
                 SessionEvent::PublishRequested { .. } => {
                     assert_eq!(publish, Publish::Idle, "a second publish was requested");
-                    let bit = (decisions >> (decision % 8)) & 1;
-                    decision += 1;
+                    let bit = (decisions >> (requests % 8)) & 1;
+                    requests += 1;
                     if bit == 1 {
                         session.accept_publish(&mut out);
                         publish = Publish::Active;
@@ -124,15 +128,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // Now and then the application pings, or ends the publish (a codec it refuses).
-        match decisions.rotate_left(decision % 8) >> 6 {
+        match actions.rotate_left(pieces % 8) >> 6 {
             0b11 if publish == Publish::Active => {
                 session.stream_error("NetStream.Publish.Failed", "fuzzer", &mut out);
                 publish = Publish::Idle;
             }
-            0b10 => session.ping_request(decision, &mut out),
+            0b10 => session.ping_request(pieces, &mut out),
             _ => {}
         }
-        decision += 1;
+        pieces += 1;
 
         // Everything sent is whole messages, each of which parses.
         from_server_buffer.extend_from_slice(&out);
