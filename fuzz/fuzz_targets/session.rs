@@ -5,9 +5,9 @@
 //! Input: a config byte (outgoing chunk size), a decisions byte (bit n: accept the nth
 //! publish request, else reject it), an actions byte (after each piece, two of its bits,
 //! turning: ping the client, or end the publish as for a refused codec), a piece size byte
-//! (0: all at once), then the client's bytes after C2. They follow the C0+C1 ffmpeg 5.1 sent and a
-//! C2 in one buffer, as a client writes them, so the handshake hands the session what it
-//! left behind. The captures in testdata/rtmp/ are the seeds.
+//! (0: all at once), then the client's bytes after C2. They follow the C0+C1 ffmpeg 5.1
+//! sent and a C2 in one buffer, as a client writes them, so the handshake hands the
+//! session what it left behind. The captures in testdata/rtmp/ are the seeds.
 //!
 //! Properties: no panic; what the session sends is always a whole, decodable chunk stream
 //! of messages that parse; media is passed on only while a publish the application
@@ -83,14 +83,13 @@ fuzz_target!(|data: &[u8]| {
     let mut events = Vec::new();
     let mut publish = Publish::Idle;
     let mut requests = 0u32;
-    let mut pieces = 0u32;
 
     let piece_size = if piece_size == 0 {
         after_handshake.len().max(1)
     } else {
         piece_size
     };
-    for piece in after_handshake.chunks(piece_size) {
+    for (index, piece) in (0u32..).zip(after_handshake.chunks(piece_size)) {
         buffer.extend_from_slice(piece);
         let result = session.handle_input(&mut buffer, &mut out, &mut events);
         for event in events.drain(..) {
@@ -128,15 +127,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // Now and then the application pings, or ends the publish (a codec it refuses).
-        match actions.rotate_left(pieces % 8) >> 6 {
+        match actions.rotate_left(index % 8) >> 6 {
             0b11 if publish == Publish::Active => {
                 session.stream_error("NetStream.Publish.Failed", "fuzzer", &mut out);
                 publish = Publish::Idle;
             }
-            0b10 => session.ping_request(pieces, &mut out),
+            0b10 => session.ping_request(index, &mut out),
             _ => {}
         }
-        pieces += 1;
 
         // Everything sent is whole messages, each of which parses.
         from_server_buffer.extend_from_slice(&out);
