@@ -1489,6 +1489,44 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_gap_keeps_extinf_within_a_carried_over_td() {
+        // Found by fuzzing: with TD carried over at 2 s, an 8 s gap in the timestamps (short
+        // of the timeline's 10 s jump bound) made a segment whose EXTINF rounded to 9.
+        let file = testdata("h264_aac.flv");
+        let mut remuxer = Remuxer::new(RemuxConfig {
+            target_duration: Some(2),
+            ..RemuxConfig::default()
+        });
+        let mut events = Vec::new();
+        for (kind, ts, body) in tags(&file) {
+            let ts = if ts.0 >= 5_000 {
+                ts.wrapping_add(8_000)
+            } else {
+                ts
+            };
+            remuxer.push(kind, ts, body, &mut events).unwrap();
+        }
+        remuxer.finish(&mut events);
+        let segs = segments(&events);
+        for (i, seg) in segs.iter().enumerate() {
+            assert_eq!(seg.target_duration, 2, "segment {i}");
+            assert!(
+                (seg.duration.0 + 45_000) / 90_000 <= 2,
+                "segment {i} lasts {}",
+                seg.duration
+            );
+            assert_eq!(ts_packets(&seg.data).len() * PACKET_SIZE, seg.data.len());
+        }
+        // The segment after the gap says that the media does not continue where the
+        // playlist's time does.
+        let flagged: Vec<usize> = (0..segs.len()).filter(|&i| segs[i].discontinuity).collect();
+        assert_eq!(flagged.len(), 1, "{flagged:?}");
+        let after = segs[flagged[0]];
+        let before = segs[flagged[0] - 1];
+        assert!(before.start + before.duration < after.start);
+    }
+
+    #[test]
     fn timestamp_wrap_and_restart_through_the_pipeline() {
         // The file's timestamps shifted to 2 s before the 2^32 wrap: one continuous line.
         let file = testdata("h264_aac.flv");

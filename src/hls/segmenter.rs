@@ -13,6 +13,9 @@
 //!   a keyframe, so that its EXTINF rounded to the nearest integer never exceeds TD. Such a
 //!   segment does not start with a keyframe. Before it is known the first segment is
 //!   bounded by `max_segment` or [`FIRST_SEGMENT_CAP_FACTOR`] times `hls.time`.
+//! - A hole in the media that the next PTS reveals only once it is past that limit (a gap
+//!   in the timestamps, a PTS far ahead) is not counted: the segment lasts as long as its
+//!   own samples and the next one is marked as a discontinuity.
 //!
 //! Spec: RFC 8216 §4.3.3.1 (EXT-X-TARGETDURATION: every EXTINF rounded to the nearest
 //! integer is at most it, and it must not change), §4.3.2.1 (EXTINF), §6.2.1 (segments
@@ -310,7 +313,18 @@ impl Segmenter {
     }
 
     fn close(&mut self, open: OpenSegment, end: Timestamp90k) -> SegmentTiming {
-        let duration = end.saturating_since(open.start);
+        let mut duration = end.saturating_since(open.start);
+        let limit = self.length_limit();
+        if duration > limit {
+            // A hole in the media that the length check could not see coming: a gap in the
+            // timestamps (up to the timeline's forward-jump bound), a presentation time far
+            // ahead of its decoding time, or one frame whose estimated duration spans a
+            // gap. Counting the hole would break the EXTINF bound, so the segment lasts as
+            // long as its own samples, within the limit, and the next one is marked
+            // discontinuous because its timestamps do not start where this one ends.
+            duration = open.end.saturating_since(open.start).min(limit);
+            self.pending_discontinuity = true;
+        }
         let target_duration = *self
             .target_duration
             .get_or_insert_with(|| ceil_secs(self.config.segment_target).max(round_secs(duration)));
@@ -733,6 +747,96 @@ mod tests {
         assert!(!closed[1].discontinuity);
         assert!(closed[2].discontinuity);
         assert!(!last.discontinuity);
+    }
+
+    /// Every closed segment's EXTINF, rounded to the nearest integer, is within its TD.
+    fn assert_within_td(closed: &[SegmentTiming]) {
+        for c in closed {
+            assert!(round_secs(c.duration) <= c.target_duration, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn timestamp_gap_does_not_stretch_extinf_past_td() {
+        // Found by fuzzing the remux pipeline: an 8 s gap (short of the timeline's 10 s
+        // jump bound, so not a discontinuity there) before a keyframe made a 9 s segment
+        // with TD 2.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(2),
+            ..config(true)
+        });
+        let mut closed = Vec::new();
+        for i in 0..30u64 {
+            let d = s.push(&video(i * FRAME, i == 0));
+            assert!(!matches!(d.placement, Placement::Start { closed: Some(_) }));
+        }
+        let after_gap = 29 * FRAME + 8 * SECOND;
+        for i in 0..10u64 {
+            let sample = video(after_gap + i * FRAME, i == 0);
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        closed.push(s.finish().unwrap());
+        assert_eq!(closed.len(), 2);
+        // The first segment lasts as long as its 30 frames; the gap is not counted.
+        assert_eq!(closed[0].duration, Duration90k(30 * FRAME));
+        assert!(!closed[0].discontinuity);
+        assert_eq!(closed[1].start, Timestamp90k(after_gap));
+        assert!(
+            closed[1].discontinuity,
+            "the media does not continue at its end"
+        );
+        assert_within_td(&closed);
+    }
+
+    #[test]
+    fn presentation_time_far_ahead_does_not_stretch_extinf_past_td() {
+        // Found by fuzzing the remux pipeline: a CompositionTime of 0x7fff00 ms (2.3 h) on
+        // one frame closed the segment at that frame's PTS.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(2),
+            ..config(true)
+        });
+        let mut closed = Vec::new();
+        for i in 0..20u64 {
+            let mut sample = video(i * FRAME, i == 0);
+            if i == 10 {
+                sample.pts = Timestamp90k(sample.dts.0 + 0x7f_ff00 * 90);
+            }
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        closed.push(s.finish().unwrap());
+        assert_eq!(closed[0].duration, Duration90k(10 * FRAME));
+        assert!(closed[1].discontinuity);
+        assert_within_td(&closed);
+    }
+
+    #[test]
+    fn finish_bounds_a_frame_whose_duration_spans_a_gap() {
+        // Found by fuzzing the remux pipeline: after a gap the remuxer estimates a frame's
+        // duration from the gap, and the last segment ran to that frame's end.
+        for has_video in [true, false] {
+            let mut s = Segmenter::new(SegmenterConfig {
+                target_duration: Some(2),
+                ..config(has_video)
+            });
+            let sample = Sample {
+                kind: if has_video {
+                    SampleKind::Keyframe
+                } else {
+                    SampleKind::Audio
+                },
+                duration: Duration90k(9 * SECOND),
+                ..video(0, true)
+            };
+            assert_eq!(s.push(&sample).placement, Placement::Start { closed: None });
+            let last = s.finish().unwrap();
+            assert_eq!(last.duration, Duration90k(2 * SECOND + SECOND / 2 - 1));
+            assert_within_td(&[last]);
+        }
     }
 
     #[test]
