@@ -17,3 +17,5 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
 # The shipped artefact: the static release binary alone in an empty root, as the image runs it.
 scripts/check-image.sh
+# Every parser and the remux pipeline under libFuzzer for a short, bounded time.
+scripts/fuzz.sh 20

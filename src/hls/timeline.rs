@@ -93,19 +93,36 @@ impl Timeline {
     }
 }
 
+/// Largest CompositionTime taken as it is. Reordering delays are a few frames (B-frame
+/// pyramids at low frame rates reach about a second); a larger value is a corrupt or hostile
+/// stamp, and taken as it is it would push every later segment's cut points (which allow for
+/// the largest reordering seen) out of shape for the rest of the stream.
+pub const MAX_COMPOSITION_TIME_MS: i32 = 5_000;
+
 /// PTS = DTS + CompositionTime. A negative CompositionTime (PTS before DTS) cannot be
-/// presented and is clamped to 0.
+/// presented and is clamped to 0; one above [`MAX_COMPOSITION_TIME_MS`] is clamped to it.
 ///
 /// Spec: FLV 10.1 §E.4.3.2 (CompositionTime in ms); ISO/IEC 13818-1 §2.4.3.7 (a picture is
 /// presented no earlier than it is decoded).
 pub fn presentation_time(dts: Timestamp90k, composition_time_ms: i32) -> Timestamp90k {
-    let offset = u64::try_from(composition_time_ms).unwrap_or(0);
+    let offset = composition_time_ms.clamp(0, MAX_COMPOSITION_TIME_MS) as u64;
     dts + Duration90k::from_millis(offset)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn composition_times_are_clamped_to_what_can_be_presented() {
+        let dts = Timestamp90k(90_000);
+        assert_eq!(presentation_time(dts, 67), Timestamp90k(90_000 + 67 * 90));
+        assert_eq!(presentation_time(dts, -40), dts);
+        assert_eq!(
+            presentation_time(dts, 0x7f_ffff),
+            Timestamp90k(90_000 + MAX_COMPOSITION_TIME_MS as u64 * 90)
+        );
+    }
 
     fn map_all(timestamps: &[u32]) -> Vec<(u64, bool)> {
         let mut line = Timeline::new();
