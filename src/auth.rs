@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::config::AuthConfig;
 use crate::hub::key::StreamKey;
+use crate::hub::stream::lock;
 
 /// Characters escaped in the key's URL path segment: everything but RFC 3986 unreserved.
 /// Keys are already restricted to those, so this is a second line of defence.
@@ -124,7 +125,7 @@ impl KeyChecker {
             return Ok(Grant::default());
         };
         if !fresh && !self.inner.cache_ttl.is_zero() {
-            let cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = lock(&self.inner.cache);
             if let Some((at, grant)) = cache.get(key) {
                 if at.elapsed() < self.inner.cache_ttl {
                     return Ok(grant.clone());
@@ -145,7 +146,7 @@ impl KeyChecker {
             Err(e) => Err(Rejection::Unavailable(describe(&e))),
         };
         if !self.inner.cache_ttl.is_zero() {
-            let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = lock(&self.inner.cache);
             match &result {
                 Ok(grant) => {
                     if cache.len() >= MAX_CACHED_KEYS {

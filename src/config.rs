@@ -482,6 +482,14 @@ impl Config {
                 });
             }
         }
+        if a.playback_id && a.stream_service.is_empty() {
+            return Err(ConfigError::Range {
+                option: "auth.playback_id",
+                value: "true".into(),
+                message: "playback ids come from the stream-service: set auth.stream_service"
+                    .into(),
+            });
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Range {
                 option: "log.level",
@@ -492,9 +500,14 @@ impl Config {
         Ok(())
     }
 
-    /// The configuration as a TOML document (`--print-config`, `check-config`).
+    /// The configuration as a TOML document (`--print-config`, `check-config`), with the
+    /// stream-service token shown as `***`.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("the config serializes")
+        let mut shown = self.clone();
+        if !shown.auth.token.is_empty() {
+            shown.auth.token = "***".into();
+        }
+        toml::to_string(&shown).expect("the config serializes")
     }
 }
 

@@ -67,20 +67,26 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Starts the sender task when at least one hook URL is set.
-    pub fn start(on_publish: &str, on_unpublish: &str, client: reqwest::Client) -> Hooks {
-        let tx = if on_publish.is_empty() && on_unpublish.is_empty() {
-            None
+    /// Starts the sender task when at least one hook URL is set. The task ends once every
+    /// `Hooks` clone is dropped and what was queued has been sent (or given up on): a stop
+    /// waits for it, so the `unpublish` events of the streams it ended go out.
+    pub fn start(
+        on_publish: &str,
+        on_unpublish: &str,
+        client: reqwest::Client,
+    ) -> (Hooks, Option<tokio::task::JoinHandle<()>>) {
+        let (tx, task) = if on_publish.is_empty() && on_unpublish.is_empty() {
+            (None, None)
         } else {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(send_all(rx, client));
-            Some(tx)
+            (Some(tx), Some(tokio::spawn(send_all(rx, client))))
         };
-        Hooks {
+        let hooks = Hooks {
             tx,
             on_publish: on_publish.to_string(),
             on_unpublish: on_unpublish.to_string(),
-        }
+        };
+        (hooks, task)
     }
 
     /// Queues `event` for its hook URL, if that hook is configured. Never waits.

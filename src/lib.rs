@@ -34,3 +34,4 @@ pub mod remux;
 pub mod rtmp;
 pub mod server;
 pub mod ts;
+pub mod wallclock;

@@ -30,6 +30,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "already_publishing",
     "name_in_use",
     "unsupported_codec",
+    "no_playback_id",
 ];
 
 /// Every figure the server counts. Cheap to update from any task (atomics).
@@ -213,13 +214,23 @@ impl Collector for DiskCollector {
             let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
             metric.encode(e)?;
         }
-        let depth = ConstGauge::new(d.queue_depth() as i64);
-        let e = encoder.encode_descriptor(
-            "disk_queue",
-            "File actions waiting for the disk writer",
-            None,
-            depth.metric_type(),
-        )?;
-        depth.encode(e)
+        let gauges = [
+            (
+                "disk_queue",
+                "File actions waiting for the disk writer",
+                d.queue_depth() as i64,
+            ),
+            (
+                "disk_queue_bytes",
+                "Bytes of file writes waiting for the disk writer",
+                d.queued_bytes() as i64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = ConstGauge::new(value);
+            let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(e)?;
+        }
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::auth::KeyChecker;
 use crate::config::Config;
-use crate::hls::disk::{DiskStats, DiskWriter};
+use crate::hls::disk::{DiskStats, DiskWriter, MediaRoot};
 use crate::hls::stream::HlsSettings;
 use crate::hooks::Hooks;
 use crate::hub::registry::Registry;
@@ -27,9 +27,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// flush before the process exits anyway (`docker stop` sends SIGKILL after 10 s).
 const STOP_GRACE: Duration = Duration::from_secs(8);
 
-/// Queued disk actions at most. Each is one segment, playlist or deletion; at 2 s segments a
-/// stream queues about one action a second, so this absorbs a long stall of a busy host.
-const DISK_QUEUE: usize = 4096;
+/// Queued disk actions at most (the bytes they write are bounded by
+/// `hls::disk::MAX_QUEUED_BYTES`). Each is one segment, playlist or deletion; at 2 s segments
+/// a stream queues about two a second, so this holds a long stall of a busy host, deletions
+/// included.
+const DISK_QUEUE: usize = 16_384;
 
 /// What every task of the server shares.
 pub struct Shared {
@@ -76,6 +78,8 @@ pub struct Server {
     /// The disk writer's task; it ends once every handle (held by `shared`) is gone and its
     /// queue is drained.
     disk: JoinHandle<()>,
+    /// The webhook sender's task, when hooks are configured; it ends the same way.
+    hooks: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -86,11 +90,28 @@ impl Server {
         let client = crate::auth::http_client(Duration::from_secs(config.auth.timeout))
             .map_err(anyhow::Error::msg)?;
         let checker = KeyChecker::new(&config.auth, client.clone()).map_err(anyhow::Error::msg)?;
-        let hooks = Hooks::start(&config.hooks.on_publish, &config.hooks.on_unpublish, client);
+        let (hooks, hooks_task) =
+            Hooks::start(&config.hooks.on_publish, &config.hooks.on_unpublish, client);
         if !checker.is_enforcing() {
             warn!(
                 "no stream-service configured (auth.stream_service): every stream key is accepted"
             );
+        } else if !config.auth.playback_id {
+            warn!(
+                "HLS URLs carry the stream key, so anyone who can watch can publish (and, with \
+                 rtmp.takeover on, take the stream over): set auth.playback_id to serve under \
+                 the stream-service's playback ids"
+            );
+        }
+        if !config.hls.keep {
+            let root = MediaRoot::new(config.http.mediaroot.clone());
+            let removed = root.remove_stale_streams(&config.rtmp.app);
+            if removed > 0 {
+                info!(
+                    removed,
+                    "removed stream folders an earlier run left (hls.keep is off)"
+                );
+            }
         }
         let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let settings = HlsSettings {
@@ -118,6 +139,7 @@ impl Server {
             rtmp,
             http,
             disk,
+            hooks: hooks_task,
         })
     }
 
@@ -145,6 +167,7 @@ impl Server {
             rtmp,
             http,
             disk,
+            hooks,
         } = self;
         info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "listening");
         let tasks = TaskTracker::new();
@@ -172,6 +195,11 @@ impl Server {
         drop(shared);
         if tokio::time::timeout_at(deadline, disk).await.is_err() {
             warn!("disk writer did not flush before the stop deadline");
+        }
+        if let Some(hooks) = hooks {
+            if tokio::time::timeout_at(deadline, hooks).await.is_err() {
+                warn!("webhooks still unsent at the stop deadline");
+            }
         }
         info!("stopped");
         Ok(())

@@ -92,10 +92,17 @@ fn deeply_nested_connect(depth: usize) -> Vec<u8> {
 fn absurd_sizes_and_counts_end_the_connection_with_a_logged_reason() {
     let bystander = Bystander::start(&[]);
 
-    // The largest length the 24-bit field holds, then bytes that are no chunk header the
-    // message could continue with (0xFF: a type 3 chunk on a chunk stream never opened).
+    // Before a publish is accepted, no message may be long: commands are small.
     let mut c = bystander.connected();
     let _ = c.send(&announce(3, 0xFF_FFFF, type_id::COMMAND_AMF0, &[0x02; 128]));
+    bystander.assert_closed(&mut c, "16 MiB before publishing", "bytes allowed here");
+
+    // Publishing: the largest length the 24-bit field holds, then bytes that are no chunk
+    // header the message could continue with (0xFF: a type 3 chunk on a chunk stream never
+    // opened).
+    let mut c = bystander.raw();
+    c.start_publish("huge");
+    let _ = c.send(&announce(3, 0xFF_FFFF, type_id::VIDEO, &[0x17; 128]));
     let _ = c.send(&[0xFF; 4096]);
     bystander.assert_closed(
         &mut c,
@@ -104,7 +111,8 @@ fn absurd_sizes_and_counts_end_the_connection_with_a_logged_reason() {
     );
 
     // Many messages each announcing 1 MiB, on many chunk streams, never finished.
-    let mut c = bystander.connected();
+    let mut c = bystander.raw();
+    c.start_publish("many");
     for csid in 4..60 {
         let _ = c.send(&announce(csid, 1 << 20, type_id::VIDEO, &[0; 128]));
     }
@@ -145,12 +153,19 @@ fn absurd_sizes_and_counts_end_the_connection_with_a_logged_reason() {
     let _ = c.command_raw(0, b"\x0c\xff\xff\xff\xffconnect");
     bystander.assert_closed(&mut c, "long long string", "AMF0 input ends at byte 12");
 
-    // 100,000 nested objects in a connect.
+    // 5,000 nested objects in a connect (about as many as fit the 64 KiB a message may hold
+    // before a publish).
     let mut c = bystander.raw();
     c.handshake();
     let _ = c.set_chunk_size(65536);
-    let _ = c.command_raw(0, &deeply_nested_connect(100_000));
+    let _ = c.command_raw(0, &deeply_nested_connect(5_000));
     bystander.assert_closed(&mut c, "nested objects", "nested deeper than 32 levels");
+    // 100,000: longer than any message before a publish.
+    let mut c = bystander.raw();
+    c.handshake();
+    let _ = c.set_chunk_size(1 << 20);
+    let _ = c.command_raw(0, &deeply_nested_connect(100_000));
+    bystander.assert_closed(&mut c, "100,000 nested objects", "bytes allowed here");
 
     bystander.assert_unharmed();
 }
@@ -158,12 +173,13 @@ fn absurd_sizes_and_counts_end_the_connection_with_a_logged_reason() {
 #[test]
 fn many_connections_announcing_huge_messages_do_not_commit_memory() {
     let bystander = Bystander::start(&[]);
-    // Each connection starts messages up to the per-connection limit of partly received
-    // bytes (twice the largest message), announcing 32 MiB in all with a few hundred
-    // bytes sent, and holds them open.
+    // Each connection publishes (only then may messages be large), starts messages up to
+    // the per-connection limit of partly received bytes (twice the largest message),
+    // announcing 32 MiB in all with a few hundred bytes sent, and holds them open.
     let mut held = Vec::new();
-    for _ in 0..50 {
-        let mut c = bystander.connected();
+    for i in 0..50 {
+        let mut c = bystander.raw();
+        c.start_publish(&format!("held{i}"));
         c.send(&announce(4, 0xFF_FFFF, type_id::VIDEO, &[0; 128]))
             .unwrap();
         c.send(&announce(6, 0xFF_FFFF, type_id::AUDIO, &[0; 128]))

@@ -124,10 +124,7 @@ fn three_streams_with_two_viewers_each() {
     let logs = server.logs();
     assert_eq!(logs.matches("publish started").count(), 3, "{logs}");
     for key in keys {
-        assert!(
-            logs.contains(&format!("publish started key={key} ")),
-            "{logs}"
-        );
+        assert!(logs.contains(&format!(" name={key} app=")), "{logs}");
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::stream::DiskAction;
+use super::stream::{DiskAction, PLAYLIST_NAME};
 
 /// At most one log line per kind of trouble (queue full, file error) in this period: a full
 /// disk fails every write, several a second per stream, and the counters carry the totals.
@@ -27,6 +27,12 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The queue holds at least one action (a zero-capacity channel cannot be built).
 const MIN_CAPACITY: usize = 1;
+
+/// Most bytes of segments and playlists queued for writing. A stalled disk (a hung network
+/// mount) would otherwise pin every segment queued behind it; past this, new writes are
+/// dropped (and served from memory still) while deletions keep their place, so files that
+/// left the playlist still go. 256 MiB is several seconds of a hundred 3 Mb/s streams.
+pub const MAX_QUEUED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A stream folder is `{app}/{key}`: removing a folder with fewer components (a whole app's
 /// folder) is refused, so no bad path can wipe other streams' files.
@@ -40,6 +46,7 @@ pub struct DiskStats {
     errors: AtomicU64,
     dropped: AtomicU64,
     queue_depth: AtomicUsize,
+    queued_bytes: AtomicU64,
 }
 
 impl DiskStats {
@@ -66,6 +73,20 @@ impl DiskStats {
     /// Actions queued and not yet taken by the writer.
     pub fn queue_depth(&self) -> usize {
         self.queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of queued writes.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes an action writes.
+fn write_size(action: &DiskAction) -> u64 {
+    match action {
+        DiskAction::WriteSegment { data, .. } => data.len() as u64,
+        DiskAction::WritePlaylist { text, .. } => text.len() as u64,
+        DiskAction::Delete { .. } | DiskAction::RemoveStreamDir { .. } => 0,
     }
 }
 
@@ -143,18 +164,30 @@ impl DiskWriterHandle {
     /// Queues `action` without waiting. Returns false when it was dropped because the queue
     /// is full or the writer has stopped.
     pub fn submit(&self, action: DiskAction) -> bool {
+        let bytes = write_size(&action);
         // Counted before sending, so the writer's decrement never comes first.
-        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        let Err(error) = self.queue.try_send(action) else {
+        let queued = self.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let error = if bytes > 0 && queued + bytes > MAX_QUEUED_BYTES {
+            Some("too many bytes queued")
+        } else {
+            self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+            match self.queue.try_send(action) {
+                Ok(()) => None,
+                Err(e) => {
+                    self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                    Some(match e {
+                        mpsc::error::TrySendError::Full(_) => "queue full",
+                        mpsc::error::TrySendError::Closed(_) => "writer stopped",
+                    })
+                }
+            }
+        };
+        let Some(reason) = error else {
             return true;
         };
-        self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        self.stats.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if self.drop_log.allow() {
-            let reason = match error {
-                mpsc::error::TrySendError::Full(_) => "queue full",
-                mpsc::error::TrySendError::Closed(_) => "writer stopped",
-            };
             tracing::warn!(
                 reason,
                 dropped,
@@ -208,7 +241,9 @@ impl DiskWriter {
     fn run(mut self) {
         while let Some(action) = self.queue.blocking_recv() {
             self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            let bytes = write_size(&action);
             let done = self.root.apply(action);
+            self.stats.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             if let Ok(written) = done {
                 if written > 0 {
                     self.stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -237,6 +272,42 @@ pub struct MediaRoot(PathBuf);
 impl MediaRoot {
     pub fn new(path: PathBuf) -> MediaRoot {
         MediaRoot(path)
+    }
+
+    /// Removes what earlier runs left of their streams under `{root}/{app}/` (a crash, or a
+    /// stop before the files' grace period was over): in each folder named like a stream,
+    /// the playlist, its temporary file and the segments, then the folder once empty.
+    /// Anything else is left alone. Returns the number of folders emptied.
+    pub fn remove_stale_streams(&self, app: &str) -> usize {
+        let Ok(entries) = fs::read_dir(self.0.join(app)) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_stream = name
+                .to_str()
+                .is_some_and(|n| crate::hub::key::StreamKey::parse(n).is_ok());
+            if !is_stream || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(entry.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let file_name = file.file_name();
+                let ours = file_name.to_str().is_some_and(|n| {
+                    n == PLAYLIST_NAME || n == ".index.m3u8.tmp" || n.ends_with(".ts")
+                });
+                if ours && file.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
+            if fs::remove_dir(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Carries out one action; returns the bytes written (0 for deletions).
@@ -329,6 +400,34 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn stale_stream_folders_are_emptied_and_nothing_else() {
+        let dir = TempDir::new("stale");
+        let live = dir.0.join("live");
+        for (path, body) in [
+            ("k1/index.m3u8", "x"),
+            ("k1/a-1.ts", "x"),
+            ("k1/notes.txt", "keep"),
+            ("k2/index.m3u8", "x"),
+            ("k2/.index.m3u8.tmp", "x"),
+            ("k2/b-7.ts", "x"),
+            (".hidden/a.ts", "keep"),
+        ] {
+            let p = live.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, body).unwrap();
+        }
+        fs::write(live.join("top.ts"), "keep").unwrap();
+        let root = MediaRoot::new(dir.0.clone());
+        assert_eq!(root.remove_stale_streams("live"), 1);
+        assert!(!live.join("k2").exists());
+        assert!(live.join("k1/notes.txt").exists());
+        assert!(!live.join("k1/a-1.ts").exists());
+        assert!(live.join(".hidden/a.ts").exists());
+        assert!(live.join("top.ts").exists());
+        assert_eq!(root.remove_stale_streams("nosuchapp"), 0);
+    }
 
     /// A folder under the system temporary folder, removed on drop.
     struct TempDir(PathBuf);
@@ -564,6 +663,29 @@ mod tests {
         );
         assert!(dir.0.join("live/k/a-1.ts").exists());
         assert!(!dir.0.join("live/k/a-2.ts").exists());
+    }
+
+    #[tokio::test]
+    async fn writes_past_the_byte_budget_drop_but_deletions_still_queue() {
+        let dir = TempDir::new("budget");
+        let (handle, writer) = DiskWriter::new(dir.0.clone(), 8);
+        let stats = handle.stats();
+        // Zeroed pages that are never touched: no real memory behind them.
+        let big = Bytes::from(vec![0u8; MAX_QUEUED_BYTES as usize - 10]);
+        assert!(handle.submit(DiskAction::WriteSegment {
+            path: PathBuf::from("live/k/a-0.ts"),
+            data: big,
+        }));
+        assert!(!handle.submit(segment("live/k/a-1.ts", b"0123456789abc")));
+        assert!(handle.submit(DiskAction::Delete {
+            path: PathBuf::from("live/k/old-0.ts"),
+        }));
+        assert_eq!(stats.dropped(), 1);
+        assert_eq!(stats.queued_bytes(), MAX_QUEUED_BYTES - 10);
+        let join = tokio::task::spawn_blocking(move || writer.run());
+        drop(handle);
+        join.await.expect("the writer exits cleanly");
+        assert_eq!((stats.queued_bytes(), stats.queue_depth()), (0, 0));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::media::Duration90k;
+use crate::wallclock::rfc3339_millis;
 
 /// EXT-X-VERSION of every playlist this server writes. The only tag form used above version 1
 /// is the decimal-floating-point EXTINF duration, which needs version 3; PROGRAM-DATE-TIME,
@@ -154,15 +155,7 @@ pub fn render(playlist: &MediaPlaylist) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if let Some(t) = segment.program_date_time {
-            // RFC 8216 §4.3.2.6 date-time-msec: UTC with milliseconds.
-            let _ = match jiff::Timestamp::try_from(t) {
-                Ok(t) => writeln!(
-                    out,
-                    "#EXT-X-PROGRAM-DATE-TIME:{}",
-                    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-                ),
-                Err(_) => Ok(()),
-            };
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339_millis(t));
         }
         // EXTINF:<duration>,[<title>]: no title, but the comma is part of the tag.
         let millis = segment.duration.ticks().saturating_add(45) / 90;

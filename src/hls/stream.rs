@@ -219,12 +219,16 @@ impl HlsStream {
     /// A new publisher took the stream over (or republished within the grace period after
     /// the end, which reopens the stream): the next segment gets EXT-X-DISCONTINUITY and its
     /// PROGRAM-DATE-TIME is taken from the wall clock again.
-    pub fn begin_publisher(&mut self) {
+    pub fn begin_publisher(&mut self, actions: &mut Vec<DiskAction>) {
         self.pending_discontinuity = true;
         if self.ended {
             self.ended = false;
             self.removal_at = None;
             self.playlist.end_list = false;
+            // Served at once without EXT-X-ENDLIST, not only from the next segment on.
+            if self.snapshot.is_some() {
+                self.publish(actions);
+            }
         }
     }
 
@@ -240,7 +244,7 @@ impl HlsStream {
     ) -> Arc<Segment> {
         if self.ended {
             tracing::warn!(dir = %self.dir.display(), "segment after the end of the stream: reopening it");
-            self.begin_publisher();
+            self.begin_publisher(actions);
         }
         let sequence = self.segments_produced();
         if sequence == 0 {
@@ -690,7 +694,7 @@ mod tests {
     fn new_publisher_starts_a_discontinuity_that_later_leaves_the_playlist() {
         let mut live = Live::new(HlsSettings::default());
         live.feed(&[2000, 2000, 2000]);
-        live.stream.begin_publisher();
+        live.stream.begin_publisher(&mut Vec::new());
         live.ms += 5000; // the new publisher connects 5 s later
         live.feed(&[1500]);
         // 3 x 2 s + 1.5 s: dropping the first would leave 5.5 s, under three target durations.
@@ -759,7 +763,7 @@ mod tests {
     #[test]
     fn first_segment_never_starts_with_a_discontinuity() {
         let mut live = Live::new(HlsSettings::default());
-        live.stream.begin_publisher();
+        live.stream.begin_publisher(&mut Vec::new());
         let mut first = completed(2000);
         first.discontinuity = true;
         live.push(first);
@@ -963,7 +967,7 @@ mod tests {
         let mut live = Live::new(HlsSettings::default());
         live.feed(&[2000, 2000, 2000]);
         live.end_at(7000);
-        live.stream.begin_publisher();
+        live.stream.begin_publisher(&mut Vec::new());
         assert!(!live.stream.is_ended());
         live.ms = 10_000;
         live.feed(&[2000]);

@@ -1,7 +1,7 @@
 //! The stats API: live streams and the server's own figures, as JSON.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::hub::stream::Stream;
 use crate::metrics::REJECT_REASONS;
 use crate::server::Shared;
+use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
 const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
@@ -74,12 +75,6 @@ fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
 fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
     let publisher = stream.publisher()?;
     let media = stream.media();
@@ -87,7 +82,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
         name: stream.name.to_string(),
         app: stream.app.clone(),
         playlist: format!("/{}/{}/index.m3u8", stream.app, stream.name),
-        started_at: rfc3339(publisher.started),
+        started_at: rfc3339_millis(publisher.started),
         uptime_s: now
             .saturating_duration_since(publisher.started_at)
             .as_secs_f64(),
@@ -208,7 +203,7 @@ pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
     let bytes_used = disk_usage(&shared).await;
     Json(ServerStats {
         version: env!("CARGO_PKG_VERSION"),
-        started_at: rfc3339(shared.started_wall),
+        started_at: rfc3339_millis(shared.started_wall),
         uptime_s: shared.started.elapsed().as_secs_f64(),
         streams: shared.registry.live_streams().len(),
         connections: Connections {

@@ -16,7 +16,10 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: the listeners are up and the media root is writable.
 pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let root = shared.config.http.mediaroot.clone();
-    let probe = root.join(".rtmp-server-ready");
+    // A name of its own per probe: concurrent probes must not remove each other's file.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = root.join(format!(".rtmp-server-ready-{}-{n}", std::process::id()));
     let writable = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&root)?;
         std::fs::write(&probe, b"ok")?;

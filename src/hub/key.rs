@@ -55,6 +55,22 @@ impl StreamKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as logs show it: its first four characters and its length, enough to tell
+    /// keys apart without handing the secret to whoever reads the logs.
+    pub fn redacted(&self) -> Redacted<'_> {
+        Redacted(&self.0)
+    }
+}
+
+/// A stream key shown without its secret part; see [`StreamKey::redacted`].
+pub struct Redacted<'a>(&'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.0.chars().take(4).collect();
+        write!(f, "{shown}…({})", self.0.len())
+    }
 }
 
 impl fmt::Display for StreamKey {
@@ -72,6 +88,16 @@ impl fmt::Debug for StreamKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_keys_keep_four_characters_and_the_length() {
+        let key = StreamKey::parse("550e8400-e29b-41d4").unwrap();
+        assert_eq!(key.redacted().to_string(), "550e…(18)");
+        assert_eq!(
+            StreamKey::parse("ab").unwrap().redacted().to_string(),
+            "ab…(2)"
+        );
+    }
 
     #[test]
     fn accepts_url_safe_keys() {

@@ -105,12 +105,10 @@ impl Registry {
             stop: CancellationToken::new(),
         };
         *slot = Some(publisher.clone());
-        drop(slot);
         // A stream with segments already (taken over, or republished before its files went)
-        // continues after a discontinuity.
-        if stream.segments_produced() > 0 {
-            stream.begin_publisher();
-        }
+        // continues after a discontinuity; one that ended opens again.
+        stream.begin_publisher();
+        drop(slot);
         Ok(Claim {
             stream,
             publisher,
@@ -120,15 +118,13 @@ impl Registry {
 
     /// The publisher `id` stopped. If it still held the stream, the stream ends (ENDLIST);
     /// if it had been taken over, nothing changes.
-    pub fn release(&self, stream: &Stream, id: u64) -> bool {
+    pub fn release(&self, stream: &Stream, id: u64) {
+        // The publisher slot stays locked while the playlist ends (and in `claim` while it
+        // reopens), so a claim cannot slip in between and have its stream ended.
         let mut slot = stream.publisher_slot();
         if slot.as_ref().is_some_and(|p| p.id == id) {
             *slot = None;
-            drop(slot);
             stream.end();
-            true
-        } else {
-            false
         }
     }
 

@@ -131,13 +131,15 @@ impl Stream {
     }
 
     /// Lists a finished segment (called by the publishing connection only).
-    pub fn push_segment(&self, segment: CompletedSegment) -> Arc<Segment> {
-        self.with_hls(|hls, actions| hls.push(segment, Instant::now(), SystemTime::now(), actions))
+    pub fn push_segment(&self, segment: CompletedSegment) {
+        self.with_hls(|hls, actions| {
+            hls.push(segment, Instant::now(), SystemTime::now(), actions);
+        });
     }
 
     /// A new publisher continues this stream: the next segment starts a discontinuity.
     pub(crate) fn begin_publisher(&self) {
-        lock(&self.hls).begin_publisher();
+        self.with_hls(|hls, actions| hls.begin_publisher(actions));
     }
 
     /// The stream ended: EXT-X-ENDLIST, and its files scheduled to go.
@@ -161,10 +163,6 @@ impl Stream {
     /// EXT-X-TARGETDURATION, once the first segment fixed it.
     pub fn target_duration(&self) -> Option<u32> {
         lock(&self.hls).target_duration()
-    }
-
-    pub fn is_ended(&self) -> bool {
-        lock(&self.hls).is_ended()
     }
 
     /// Bytes of segments this stream holds in memory: listed, in their grace period, and

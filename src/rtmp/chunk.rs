@@ -170,6 +170,8 @@ pub struct ChunkDecoder {
     buffered: u64,
     /// Bytes consumed so far: the offset that errors report.
     position: u64,
+    /// Longest message accepted now.
+    max_message_length: u32,
 }
 
 impl Default for ChunkDecoder {
@@ -185,7 +187,15 @@ impl ChunkDecoder {
             streams: Vec::new(),
             buffered: 0,
             position: 0,
+            max_message_length: MAX_MESSAGE_LENGTH,
         }
+    }
+
+    /// Sets the longest message accepted from now on (at most [`MAX_MESSAGE_LENGTH`]): a
+    /// session keeps it small until the peer has earned more, so a client that has not yet
+    /// been allowed to publish cannot make the server hold large messages.
+    pub fn set_max_message_length(&mut self, limit: u32) {
+        self.max_message_length = limit.min(MAX_MESSAGE_LENGTH);
     }
 
     /// The peer's current chunk size.
@@ -308,6 +318,14 @@ impl ChunkDecoder {
                 });
             }
         };
+        if message_length > self.max_message_length {
+            return Err(ChunkError::MessageTooLong {
+                csid: csid.0,
+                offset,
+                length: message_length,
+                limit: self.max_message_length,
+            });
+        }
         let received = state.and_then(|s| s.partial.as_ref()).map(BytesMut::len);
         let remaining = match received {
             Some(received) => message_length as usize - received,

@@ -29,6 +29,7 @@ use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
 use crate::server::Shared;
+use crate::wallclock::rfc3339_millis;
 
 /// Bytes asked of the socket per read. Encoders send in bursts of a few chunks.
 const READ_SIZE: usize = 64 * 1024;
@@ -51,6 +52,8 @@ pub enum ConnError {
     Io(#[from] std::io::Error),
     #[error("no handshake and connect within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("connected but not publishing within {0:?}")]
+    NoPublish(Duration),
     #[error("silent for {0:?}")]
     Silent(Duration),
     #[error("client did not read for {WRITE_TIMEOUT:?}")]
@@ -115,16 +118,18 @@ impl Conn {
         let handshake_timeout = Duration::from_secs(cfg.handshake_timeout);
         let ping_every = Duration::from_secs(cfg.ping);
         let silence_limit = Duration::from_secs(cfg.ping_timeout);
-        // The client must finish the handshake and `connect` within this time.
-        let connect_deadline = tokio::time::Instant::now() + handshake_timeout;
+        // The client must finish the handshake, `connect` and publish within this time.
+        let mut publish_deadline = tokio::time::Instant::now() + handshake_timeout;
         let mut input = BytesMut::with_capacity(READ_SIZE);
 
         let mut handshake = Handshake::new();
         loop {
             input.reserve(READ_SIZE);
-            let n = tokio::time::timeout_at(connect_deadline, rd.read_buf(&mut input))
-                .await
-                .map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
+            let read = tokio::select! {
+                _ = self.shared.shutdown.cancelled() => return Ok(()),
+                read = tokio::time::timeout_at(publish_deadline, rd.read_buf(&mut input)) => read,
+            };
+            let n = read.map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
             if n == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
@@ -158,6 +163,9 @@ impl Conn {
             // refusal) have gone out, so the client learns why.
             let mut result = decoded.map_err(ConnError::from);
             let mut events = std::mem::take(&mut self.events);
+            // The session pauses at a publish request until it is answered: after events,
+            // what is buffered behind them is read before waiting for more.
+            let answered = !events.is_empty();
             for event in events.drain(..) {
                 if matches!(event, SessionEvent::Connected { .. }) {
                     connected = true;
@@ -172,6 +180,9 @@ impl Conn {
             let flushed = self.flush(&mut wr).await;
             result?;
             flushed?;
+            if answered {
+                continue;
+            }
             if peer_closed {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
@@ -181,12 +192,33 @@ impl Conn {
             let merge = self.publishing.is_some();
             if merge != merged {
                 merged = merge;
+                if !merged {
+                    // Stopped publishing: it may publish again, within the same time.
+                    publish_deadline = tokio::time::Instant::now() + handshake_timeout;
+                }
                 if let Err(e) = merged_read::set_low_water(rd.as_ref(), merged) {
                     debug!("receive low-water mark not set: {e}");
                 }
             }
             input.reserve(READ_SIZE);
             tokio::select! {
+                // Stopping first: once taken over, nothing more of this publisher's media
+                // may reach the stream.
+                biased;
+                _ = cancelled(stop) => {
+                    // Taken over by a new connection, or the key was revoked: say so and go.
+                    let session = self.session.as_mut().expect("session set above");
+                    session.stream_error(
+                        "NetStream.Publish.Failed",
+                        "the stream was taken over or its key is no longer valid",
+                        &mut self.out,
+                    );
+                    let _ = self.flush(&mut wr).await;
+                    return Ok(());
+                }
+                _ = self.shared.shutdown.cancelled() => {
+                    return Ok(());
+                }
                 read = rd.read_buf(&mut input), if !merged => {
                     let n = read?;
                     if n == 0 {
@@ -207,8 +239,14 @@ impl Conn {
                     // What came before the end is processed first, at the top of the loop.
                     peer_closed = closed;
                 }
-                _ = tokio::time::sleep_until(connect_deadline), if !connected => {
-                    return Err(ConnError::HandshakeTimeout(handshake_timeout));
+                _ = tokio::time::sleep_until(publish_deadline), if !merged => {
+                    // Playback is not offered: a client is here to publish, and one that
+                    // does not holds a connection slot for nothing.
+                    return Err(if connected {
+                        ConnError::NoPublish(handshake_timeout)
+                    } else {
+                        ConnError::HandshakeTimeout(handshake_timeout)
+                    });
                 }
                 _ = ping.tick() => {
                     let silent = last_heard.elapsed();
@@ -224,20 +262,6 @@ impl Conn {
                         session.ping_request(ms, &mut self.out);
                         self.flush(&mut wr).await?;
                     }
-                }
-                _ = cancelled(stop) => {
-                    // Taken over by a new connection, or the key was revoked: say so and go.
-                    let session = self.session.as_mut().expect("session set above");
-                    session.stream_error(
-                        "NetStream.Publish.Failed",
-                        "the stream was taken over or its key is no longer valid",
-                        &mut self.out,
-                    );
-                    let _ = self.flush(&mut wr).await;
-                    return Ok(());
-                }
-                _ = self.shared.shutdown.cancelled() => {
-                    return Ok(());
                 }
             }
         }
@@ -336,7 +360,7 @@ impl Conn {
         let grant = match checked {
             Ok(grant) => grant,
             Err(rejection) => {
-                warn!(key = %key, "publish refused: {rejection}");
+                warn!(key = %key.redacted(), "publish refused: {rejection}");
                 return self.refuse(
                     rejection.label(),
                     "NetStream.Publish.Unauthorized",
@@ -344,9 +368,15 @@ impl Conn {
                 );
             }
         };
-        let name = match grant.playback_id {
-            Some(id) if shared.config.auth.playback_id => id,
-            _ => key.clone(),
+        let name = match (shared.config.auth.playback_id, grant.playback_id) {
+            (false, _) => key.clone(),
+            (true, Some(id)) => id,
+            (true, None) => {
+                // Serving under the key instead would hand the secret to every viewer.
+                let why = "the stream-service gave no playback id (auth.playback_id is on)";
+                warn!(key = %key.redacted(), "publish refused: {why}");
+                return self.refuse("no_playback_id", "NetStream.Publish.Unauthorized", why);
+            }
         };
         let claim = match shared.registry.claim(&app, &name, &key, self.peer) {
             Ok(claim) => claim,
@@ -380,7 +410,7 @@ impl Conn {
                 done.drop_guard()
             });
         info!(
-            key = %key,
+            key = %key.redacted(),
             name = %name,
             app,
             client = %self.peer,
@@ -439,11 +469,7 @@ impl Conn {
         p.stream
             .set_open_segment_bytes(p.remuxer.open_segment_bytes());
         if let Err(e) = pushed {
-            let name = self
-                .publishing
-                .as_ref()
-                .map(|p| p.stream.name.to_string())
-                .unwrap_or_default();
+            let name = p.stream.name.to_string();
             // The encoder is told why before the connection closes.
             let description = match e {
                 RemuxError::UnsupportedVideoCodec(_) | RemuxError::UnsupportedAudioCodec(_) => {
@@ -496,7 +522,7 @@ impl Conn {
             .audio_info()
             .map(|a| format!("{} {} Hz {} ch", a.codec, a.sample_rate, a.channels));
         info!(
-            key = %p.stream.key,
+            key = %p.stream.key.redacted(),
             name = %p.stream.name,
             client = %self.peer,
             video,
@@ -521,6 +547,10 @@ fn apply_remux_events(
     for event in events.drain(..) {
         match event {
             RemuxEvent::Segment(segment) => {
+                if !p.stream.is_published_by(p.publisher.id) {
+                    // Taken over: the stream is the new publisher's now.
+                    continue;
+                }
                 p.stream.push_segment(segment);
                 if !p.announced {
                     p.announced = true;
@@ -575,11 +605,6 @@ fn hook_event(
     p: &Publishing,
     stopped: Option<std::time::SystemTime>,
 ) -> HookEvent {
-    let rfc3339 = |t: std::time::SystemTime| {
-        jiff::Timestamp::try_from(t)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    };
     HookEvent {
         event,
         app: p.stream.app.clone(),
@@ -596,8 +621,8 @@ fn hook_event(
             sample_rate: a.sample_rate,
             channels: a.channels,
         }),
-        started_at: rfc3339(p.publisher.started),
-        stopped_at: stopped.map(rfc3339),
+        started_at: rfc3339_millis(p.publisher.started),
+        stopped_at: stopped.map(rfc3339_millis),
         bytes: p.bytes,
         duration_s: p.publisher.started_at.elapsed().as_secs_f64(),
     }
@@ -620,12 +645,16 @@ async fn recheck_key(
             _ = stop.cancelled() => return,
         }
         match shared.checker.check(&key, true).await {
-            Ok(_) => debug!(key = %key, "key re-check: still accepted"),
+            Ok(_) => debug!(key = %key.redacted(), "key re-check: still accepted"),
+            // 401 is about this server's own credentials (a rotated auth.token), not the key.
+            Err(Rejection::Unknown(401)) => {
+                warn!(key = %key.redacted(), "key re-check answered 401, stream kept: check auth.token");
+            }
             Err(Rejection::Unavailable(reason)) => {
-                warn!(key = %key, "key re-check failed, stream kept: stream-service unavailable: {reason}");
+                warn!(key = %key.redacted(), "key re-check failed, stream kept: stream-service unavailable: {reason}");
             }
             Err(rejection) => {
-                warn!(key = %key, "key re-check: {rejection}; stopping the stream");
+                warn!(key = %key.redacted(), "key re-check: {rejection}; stopping the stream");
                 shared.metrics.reject(rejection.label());
                 stop.cancel();
                 return;

@@ -51,6 +51,18 @@ pub enum ChunkError {
         count: usize,
         limit: usize,
     },
+    /// A message longer than the decoder takes at this point of the session (see
+    /// [`crate::rtmp::chunk::ChunkDecoder::set_max_message_length`]).
+    #[error(
+        "message of {length} bytes on chunk stream {csid} at byte {offset} is longer than the \
+         {limit} bytes allowed here"
+    )]
+    MessageTooLong {
+        csid: u32,
+        offset: u64,
+        length: u32,
+        limit: u32,
+    },
     /// Starting this message would hold more bytes of partly received messages than one
     /// connection may buffer.
     #[error(

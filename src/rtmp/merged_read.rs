@@ -6,8 +6,8 @@
 //! the ticks of one server-wide grid, taking everything that arrived since the last tick at
 //! once (SRS calls this merged read), and the socket's receive low-water mark is raised so
 //! the kernel does not wake the process for each message in between. The delay this adds,
-//! at most one tick, is small next to a segment's length; end of stream and errors still
-//! wake the process at once.
+//! at most one tick, is small next to a segment's length; the end of the stream and socket
+//! errors are seen at the next tick too.
 
 use std::io;
 use std::os::fd::AsRawFd;

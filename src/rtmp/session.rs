@@ -29,7 +29,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::amf0::{self, Value};
 use super::chunk::{
-    ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MessageHeader, RawMessage,
+    ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MAX_MESSAGE_LENGTH, MessageHeader,
+    RawMessage,
 };
 use super::error::SessionError;
 use super::handshake::CLIENT_HANDSHAKE_LEN;
@@ -219,16 +220,24 @@ pub struct ServerSession {
     scratch: BytesMut,
 }
 
+/// Longest message accepted before a publish is accepted. Commands and metadata are a few
+/// hundred bytes (an encoder's onMetaData with every field, a few KiB); media may be larger
+/// only once the stream key has been checked, so a client that was never let in cannot make
+/// the server hold megabytes.
+pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 64 * 1024;
+
 impl ServerSession {
     pub fn new(config: SessionConfig) -> ServerSession {
         let chunk_size = ChunkSize::new(config.chunk_size).unwrap_or_else(|err| {
             tracing::warn!(configured = config.chunk_size, %err, "invalid chunk size; using 128");
             ChunkSize::DEFAULT
         });
+        let mut decoder = ChunkDecoder::new();
+        decoder.set_max_message_length(MAX_MESSAGE_BEFORE_PUBLISH);
         ServerSession {
             config,
             chunk_size,
-            decoder: ChunkDecoder::new(),
+            decoder,
             encoder: ChunkEncoder::new(),
             connected: false,
             streams_created: 0,
@@ -243,6 +252,12 @@ impl ServerSession {
     /// Consumes whole chunks from `input` (bytes after the handshake; partial chunks stay in
     /// `input`), appends bytes to send to `out` (in order) and events to `events`.
     ///
+    /// After a [`SessionEvent::PublishRequested`] it stops consuming until the application
+    /// answers with [`ServerSession::accept_publish`] or [`ServerSession::reject_publish`]:
+    /// what the client sent after `publish` (media, `deleteStream`, another `publish`) is only
+    /// read once the answer is in, so each event refers to the state its answer created. Call
+    /// it again after answering.
+    ///
     /// On an error the session is over, but `out` may still hold answers (a connect
     /// rejection, earlier replies): send them before closing the connection.
     pub fn handle_input(
@@ -251,7 +266,7 @@ impl ServerSession {
         out: &mut BytesMut,
         events: &mut Vec<SessionEvent>,
     ) -> Result<(), SessionError> {
-        loop {
+        while !matches!(self.publish, Publish::Requested { .. }) {
             let before = self.decoder.position();
             let message = self.decoder.decode(input)?;
             self.count_received(self.decoder.position() - before, out);
@@ -260,6 +275,7 @@ impl ServerSession {
             };
             self.on_message(message, out, events)?;
         }
+        Ok(())
     }
 
     /// Answers the pending publish: Stream Begin + onStatus NetStream.Publish.Start.
@@ -286,6 +302,7 @@ impl ServerSession {
                     stream_id,
                     stream_key,
                 };
+                self.decoder.set_max_message_length(MAX_MESSAGE_LENGTH);
             }
             other => {
                 tracing::debug!(state = ?other, "accept_publish without a pending publish");
@@ -944,6 +961,17 @@ mod tests {
         Ok(events)
     }
 
+    /// Feeds `bytes` into the session up to where it waits for an answer; returns the
+    /// events and what it left unread.
+    fn feed_partly(session: &mut ServerSession, bytes: &[u8]) -> (Vec<SessionEvent>, BytesMut) {
+        let mut input = BytesMut::from(bytes);
+        let mut events = Vec::new();
+        session
+            .handle_input(&mut input, &mut BytesMut::new(), &mut events)
+            .expect("valid");
+        (events, input)
+    }
+
     fn command_reply(reply: &Reply) -> &Command {
         match &reply.2 {
             Message::Command(c) => c,
@@ -1599,12 +1627,16 @@ mod tests {
             ),
             "{err:?}"
         );
-        // Also while the first is only requested.
+        // Also right behind the first, read once the first is accepted.
         let (mut session, client) = connected();
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
         bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["a".into()]));
         bytes.extend(client.command(1, "publish", 4.0, Value::Null, vec!["b".into()]));
-        let err = feed(&mut session, &bytes, &mut out).expect_err("second publish");
+        let (_, mut input) = feed_partly(&mut session, &bytes);
+        session.accept_publish(&mut out);
+        let err = session
+            .handle_input(&mut input, &mut out, &mut Vec::new())
+            .expect_err("second publish");
         assert!(matches!(err, SessionError::SecondPublish { .. }), "{err:?}");
     }
 
@@ -1625,12 +1657,17 @@ mod tests {
             ),
             "{err:?}"
         );
-        // While the publish is only requested.
+        // Behind a publish that is then refused.
         let (mut session, client) = connected();
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
         bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["key".into()]));
         bytes.extend(client.raw(4, 1, 0, type_id::AUDIO, &[0xaf, 0]));
-        let err = feed(&mut session, &bytes, &mut BytesMut::new()).expect_err("not accepted");
+        let (_, mut input) = feed_partly(&mut session, &bytes);
+        let mut out = BytesMut::new();
+        session.reject_publish("NetStream.Publish.BadName", "no", &mut out);
+        let err = session
+            .handle_input(&mut input, &mut out, &mut Vec::new())
+            .expect_err("not accepted");
         assert!(
             matches!(err, SessionError::MediaWithoutPublish { kind: "audio", .. }),
             "{err:?}"
@@ -1785,17 +1822,59 @@ mod tests {
     }
 
     #[test]
-    fn withdrawn_publish_request() {
+    fn large_messages_wait_for_an_accepted_publish() {
+        let body = vec![0u8; MAX_MESSAGE_BEFORE_PUBLISH as usize + 1];
         let (mut session, client) = connected();
-        let mut out = BytesMut::new();
+        let bytes = client.raw(4, 0, 0, type_id::DATA_AMF0, &body);
+        let err = feed(&mut session, &bytes, &mut BytesMut::new()).expect_err("too long");
+        assert!(
+            matches!(
+                err,
+                SessionError::Chunk(crate::rtmp::ChunkError::MessageTooLong { .. })
+            ),
+            "{err:?}"
+        );
+        let (mut session, client) = publishing();
+        let mut video = vec![0x17, 1, 0, 0, 0];
+        video.extend_from_slice(&body);
+        let bytes = client.raw(6, 1, 0, type_id::VIDEO, &video);
+        let events = feed(&mut session, &bytes, &mut BytesMut::new()).expect("publishing");
+        assert!(
+            matches!(events[..], [SessionEvent::Media { .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn what_follows_a_publish_waits_for_its_answer() {
+        // publish k1, deleteStream, publish k2 in one read: each is taken in turn, after
+        // the answer to the one before, so every answer refers to the request it answers.
+        let (mut session, client) = connected();
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
-        bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["key".into()]));
+        bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["k1".into()]));
         bytes.extend(client.command(0, "deleteStream", 0.0, Value::Null, vec![1.0.into()]));
-        let events = feed(&mut session, &bytes, &mut out).expect("valid");
-        assert_eq!(events.len(), 1, "PublishRequested only: {events:?}");
-        out.clear();
+        bytes.extend(client.command(0, "createStream", 4.0, Value::Null, vec![]));
+        bytes.extend(client.command(2, "publish", 5.0, Value::Null, vec!["k2".into()]));
+        let (events, mut input) = feed_partly(&mut session, &bytes);
+        assert!(
+            matches!(&events[..], [SessionEvent::PublishRequested { stream_key, .. }] if stream_key == "k1"),
+            "{events:?}"
+        );
+        let mut out = BytesMut::new();
         session.accept_publish(&mut out);
-        assert!(out.is_empty(), "nothing to accept any more");
+        let mut events = Vec::new();
+        session
+            .handle_input(&mut input, &mut out, &mut events)
+            .expect("valid");
+        assert!(
+            matches!(
+                &events[..],
+                [SessionEvent::Unpublished, SessionEvent::PublishRequested { stream_key, .. }]
+                    if stream_key == "k2"
+            ),
+            "{events:?}"
+        );
+        assert!(input.is_empty());
     }
 
     #[test]
@@ -2077,14 +2156,24 @@ mod tests {
                 }]
             );
         }
-        // Metadata sent while the publish is only requested is passed on too.
+        // Metadata sent right behind `publish` is read once the publish is answered.
         let (mut session, client) = connected();
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
         bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["key".into()]));
         bytes.extend(client.raw(4, 1, 0, type_id::DATA_AMF0, &plain));
-        let events = feed(&mut session, &bytes, &mut BytesMut::new()).expect("valid");
+        let (events, mut input) = feed_partly(&mut session, &bytes);
         assert!(
-            matches!(events[1], SessionEvent::Metadata { .. }),
+            matches!(events[..], [SessionEvent::PublishRequested { .. }]),
+            "{events:?}"
+        );
+        let mut out = BytesMut::new();
+        session.accept_publish(&mut out);
+        let mut events = Vec::new();
+        session
+            .handle_input(&mut input, &mut out, &mut events)
+            .expect("valid");
+        assert!(
+            matches!(events[..], [SessionEvent::Metadata { .. }]),
             "{events:?}"
         );
     }
