@@ -46,7 +46,9 @@ pub struct RtmpConfig {
     pub ping: u64,
     /// Seconds of silence from a client after which it is dropped.
     pub ping_timeout: u64,
-    /// Seconds a client has to complete the handshake and `connect`.
+    /// Seconds a client has to complete the handshake, `connect` and start publishing (and,
+    /// after it stops, to publish again): playback is not offered, so a client that does
+    /// not publish only holds a connection slot.
     pub handshake_timeout: u64,
     /// Most RTMP connections open at once; more are refused at accept.
     pub max_connections: usize,
