@@ -56,6 +56,22 @@ def cpu_seconds(pids):
     return total / TICKS
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds per thread name of `pid`: the ingest thread is the process's own name
+    (`rtmp-server`), HTTP threads are `http`, the disk writer a `tokio-rt-worker`."""
+    by_name = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            by_name[name] = by_name.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+        except FileNotFoundError:
+            pass
+    return by_name
+
+
 def rss_bytes(pids):
     total = 0
     for pid in pids:
@@ -139,12 +155,25 @@ def measure_rtmp_server(args, n):
         loadgen = start_loadgen(f"rtmp://127.0.0.1:{rtmp}/live", args, n, duration, ramp, base)
         time.sleep(warmup)
         cpu0, t0 = cpu_seconds([server.pid]), time.monotonic()
+        threads0 = thread_cpu_seconds(server.pid)
         segments0 = metric(fetch(base + "/metrics"), "rtmp_server_segments_total")
         rss_peak = 0
+        next_report = args.rss_every
         while time.monotonic() - t0 < args.seconds:
             time.sleep(1)
-            rss_peak = max(rss_peak, rss_bytes([server.pid]))
+            rss = rss_bytes([server.pid])
+            rss_peak = max(rss_peak, rss)
+            elapsed = time.monotonic() - t0
+            if args.rss_every and elapsed >= next_report:
+                next_report += args.rss_every
+                held = metric(fetch(base + "/metrics"), "rtmp_server_segment_memory_bytes")
+                cpu = 100 * (cpu_seconds([server.pid]) - cpu0) / elapsed / n
+                print(f"    t={elapsed:5.0f} s  RSS {rss / 2**20:7.1f} MiB  "
+                      f"({(rss - rss_before) / n / 2**20:.2f} MiB/stream, window "
+                      f"{held / n / 2**20:.2f} MiB/stream)  CPU {cpu:.3f}%/stream", flush=True)
         cpu1, t1 = cpu_seconds([server.pid]), time.monotonic()
+        threads1 = thread_cpu_seconds(server.pid)
+        ingest = threads1.get("rtmp-server", 0) - threads0.get("rtmp-server", 0)
         text = fetch(base + "/metrics")
         rss_end = rss_bytes([server.pid])
         segments1 = metric(text, "rtmp_server_segments_total")
@@ -153,10 +182,13 @@ def measure_rtmp_server(args, n):
         lag = next((l.split("max", 1)[1].split("(")[0].strip() for l in out.splitlines()
                     if l.strip().startswith("lag")), "?")
         failed = next((l.strip() for l in out.splitlines() if l.strip().startswith("streams")), "")
+        viewers = next((l.strip() for l in out.splitlines() if l.strip().startswith("viewers")),
+                       "no viewers")
         return {
             "n": n,
             "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
             "cpu_pct_total": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "ingest_pct": 100 * ingest / (t1 - t0),
             "rss_mib_per_stream": (rss_end - rss_before) / n / 2**20,
             "rss_mib_total": rss_end / 2**20,
             "rss_peak_mib": rss_peak / 2**20,
@@ -166,6 +198,7 @@ def measure_rtmp_server(args, n):
             "freshness": histogram_quantiles(text, "rtmp_server_segment_publish_seconds"),
             "lag": lag,
             "streams": failed,
+            "viewers": viewers,
         }
     finally:
         server.send_signal(signal.SIGTERM)
@@ -272,6 +305,8 @@ def main():
     p.add_argument("--viewers", type=int, default=0, help="HLS viewers per stream")
     p.add_argument("--file", default=os.path.join(ROOT, "testdata/flv/h264_720p30_3m.flv"))
     p.add_argument("--nginx", action="store_true", help="measure nginx-rtmp side by side")
+    p.add_argument("--rss-every", type=float, default=0,
+                   help="print the server's RSS and CPU every this many seconds of the window")
     args = p.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     module = ensure_nginx() if args.nginx else None
@@ -290,6 +325,7 @@ def main():
               f"{fresh_text:>24}{r['lag']:>8}", flush=True)
         if r["streams"] and " 0 failed" not in r["streams"]:
             print(f"    loadgen: {r['streams']}", flush=True)
+        print(f"    ingest thread {r['ingest_pct']:.1f}% of a core; {r['viewers']}", flush=True)
         if module:
             g = measure_nginx(args, n, module)
             print(f"{'nginx-rtmp':<12}{n:>5}{g['cpu_pct_per_stream']:>11.3f}%{g['cpu_pct_total']:>9.1f}%"
