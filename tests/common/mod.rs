@@ -44,6 +44,21 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// Collects a child's stderr lines as they come, on a thread of its own.
+fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    log
+}
+
 /// A running `rtmp-server` process on ephemeral ports with its own media root.
 pub struct ServerProcess {
     child: Child,
@@ -83,16 +98,7 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start rtmp-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let log = capture_stderr(&mut child);
         let mut server = ServerProcess {
             child,
             rtmp_port: 0,
@@ -234,16 +240,7 @@ impl Publisher {
             .stderr(Stdio::piped())
             .spawn()
             .expect("ffmpeg is installed (scripts/test.sh installs it)");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let log = capture_stderr(&mut child);
         Publisher { child, log }
     }
 
