@@ -178,6 +178,7 @@ def measure_rtmp_server(args, n):
         rss_end = rss_bytes([server.pid])
         segments1 = metric(text, "rtmp_server_segments_total")
         held = metric(text, "rtmp_server_segment_memory_bytes")
+        spare = metric(text, "rtmp_server_segment_spare_bytes")
         out, _ = loadgen.communicate(timeout=duration + 60)
         lag = next((l.split("max", 1)[1].split("(")[0].strip() for l in out.splitlines()
                     if l.strip().startswith("lag")), "?")
@@ -193,6 +194,7 @@ def measure_rtmp_server(args, n):
             "rss_mib_total": rss_end / 2**20,
             "rss_peak_mib": rss_peak / 2**20,
             "window_mib_per_stream": held / n / 2**20,
+            "spare_mib": spare / 2**20,
             "segments": segments1 - segments0,
             "expected": n * args.seconds / 2,
             "freshness": histogram_quantiles(text, "rtmp_server_segment_publish_seconds"),
@@ -325,7 +327,8 @@ def main():
               f"{fresh_text:>24}{r['lag']:>8}", flush=True)
         if r["streams"] and " 0 failed" not in r["streams"]:
             print(f"    loadgen: {r['streams']}", flush=True)
-        print(f"    ingest thread {r['ingest_pct']:.1f}% of a core; {r['viewers']}", flush=True)
+        print(f"    ingest thread {r['ingest_pct']:.1f}% of a core; {r['spare_mib']:.1f} MiB of "
+              f"spare segment buffers; {r['viewers']}", flush=True)
         if module:
             g = measure_nginx(args, n, module)
             print(f"{'nginx-rtmp':<12}{n:>5}{g['cpu_pct_per_stream']:>11.3f}%{g['cpu_pct_total']:>9.1f}%"

@@ -50,6 +50,8 @@ pub struct Metrics {
     /// Bytes of segments held in memory: live windows, segments in their grace period, and
     /// segments being written.
     pub segment_memory_bytes: Gauge,
+    /// Bytes of finished segments' buffers waiting to be reused for new segments.
+    pub segment_spare_bytes: Gauge,
     /// Seconds the stream-service took to answer a key check.
     pub stream_service_seconds: Histogram,
     /// Seconds from the arrival of the media that closes a segment to that segment being
@@ -73,6 +75,7 @@ impl Default for Metrics {
             publishes_rejected_total: Family::default(),
             segments_total: Counter::default(),
             segment_memory_bytes: Gauge::default(),
+            segment_spare_bytes: Gauge::default(),
             // 1 ms to about 16 s.
             stream_service_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             // 10 µs to about 160 ms.
@@ -151,6 +154,11 @@ impl Metrics {
             "segment_memory_bytes",
             "Bytes of segments held in memory (live windows, their grace period, being written)",
             self.segment_memory_bytes.clone(),
+        );
+        r.register(
+            "segment_spare_bytes",
+            "Bytes of segment buffers waiting to be reused for new segments",
+            self.segment_spare_bytes.clone(),
         );
         r.register(
             "stream_service_seconds",

@@ -23,6 +23,7 @@ use crate::flv::aac::{ADTS_HEADER_SIZE, AdtsConfig, AudioInfo, AudioSpecificConf
 use crate::flv::avc::{AvcDecoderConfig, VideoInfo, annex_b_pieces, split_avcc};
 use crate::flv::file::{FlvFile, FlvItem};
 use crate::flv::tag::{AacPacket, AudioTag, AvcPacket, FrameType, TagType, VideoTag};
+use crate::hls::buffer_pool::SEGMENT_BUFFERS;
 use crate::hls::segment::CompletedSegment;
 use crate::hls::segmenter::{
     ClosedSegment, Placement, Sample, SampleKind, SegmentTiming, Segmenter, SegmenterConfig,
@@ -504,7 +505,7 @@ impl Remuxer {
             tracks,
             muxer: TsMuxer::new(tracks)?,
             segmenter,
-            segment: BytesMut::new(),
+            segment: SEGMENT_BUFFERS.take(0),
             audio: PendingAudio::default(),
             last_video_dts: None,
             video_frame_duration,
@@ -724,10 +725,12 @@ impl Output {
         result
     }
 
-    /// Hands out the open segment's bytes; the buffer keeps room for one more like it.
+    /// Hands out the open segment's bytes and starts the next in a recycled buffer, or a
+    /// new one with room for one more like it.
     fn complete(&mut self, timing: SegmentTiming) -> CompletedSegment {
-        let data = self.segment.split().freeze();
-        self.segment.reserve(data.len() + data.len() / 8);
+        let room = self.segment.len() + self.segment.len() / 8;
+        let next = SEGMENT_BUFFERS.take(room);
+        let data = SEGMENT_BUFFERS.freeze(std::mem::replace(&mut self.segment, next));
         CompletedSegment {
             start: timing.start,
             duration: timing.duration,

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::auth::KeyChecker;
 use crate::config::Config;
+use crate::hls::buffer_pool::SEGMENT_BUFFERS;
 use crate::hls::disk::{DiskStats, DiskWriter, MediaRoot};
 use crate::hls::stream::HlsSettings;
 use crate::hooks::Hooks;
@@ -20,8 +21,10 @@ use crate::listener::{Admission, Admitted};
 use crate::metrics::Metrics;
 use tokio::task::JoinHandle;
 
-/// How often segments and ended streams past their availability are dropped.
-const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+/// How often segments and ended streams past their availability are dropped. Often, so
+/// that expired segments' buffers return for reuse a few at a time and the spare set of
+/// [`SEGMENT_BUFFERS`] stays shallow.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a stop waits for connections to end their streams and for the disk writer to
 /// flush before the process exits anyway (`docker stop` sends SIGKILL after 10 s).
@@ -259,7 +262,8 @@ async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
     }
 }
 
-/// Drops segments and ended streams whose availability period is over.
+/// Drops segments and ended streams whose availability period is over, and updates the
+/// segment memory gauges.
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -267,6 +271,8 @@ async fn sweep(shared: Arc<Shared>) {
             _ = tick.tick() => {
                 let held = shared.registry.sweep(Instant::now());
                 shared.metrics.segment_memory_bytes.set(held as i64);
+                let spare = SEGMENT_BUFFERS.spare_bytes();
+                shared.metrics.segment_spare_bytes.set(spare as i64);
             }
             _ = shared.shutdown.cancelled() => return,
         }
