@@ -8,8 +8,10 @@
 //! streams. Instead a finished segment's `Bytes` owns its buffer, and when the last holder
 //! (the playlist window, the disk writer, an HTTP response) lets go, the buffer comes back
 //! here with its pages still mapped, for the next segment of any stream to write over.
-//! Pages past a finished segment's end are given back to the system, so recycling costs
-//! no memory beyond the segments themselves and the spare set.
+//! Pages past a finished segment's end are given back to the system, so a buffer stays
+//! resident for the last segment it held. The memory this costs: the spare set, and the
+//! segment being written, which is resident at its predecessor's size from its first byte
+//! instead of growing as it fills (half a segment per stream on average).
 //!
 //! At most [`MAX_SPARE_BYTES`] of capacity waits here; beyond that a returned buffer is
 //! freed.
