@@ -1,5 +1,6 @@
 //! One HLS viewer of one stream: polls the playlist as a player does (every half target
-//! duration, with If-None-Match), fetches each new segment once, and counts what it got.
+//! duration, with If-None-Match), fetches each new segment once, checks its TS framing and
+//! counts what it got.
 //!
 //! Spec: RFC 8216 §6.3.4 (reloading the playlist: half the target duration is the interval
 //! after an unchanged reload, and the one a polling player settles on), RFC 9110 §13.1.2
@@ -158,7 +159,7 @@ impl Viewer {
             self.report.error(format!("segment {uri}: HTTP {status}"));
             return;
         }
-        match count_body(response).await {
+        match read_segment(response).await {
             Ok(bytes) => {
                 self.report.segments += 1;
                 self.report.bytes += bytes;
@@ -180,11 +181,93 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
     Ok(body)
 }
 
-/// Reads the body to its end without keeping it; its length.
-async fn count_body(mut response: reqwest::Response) -> Result<u64, String> {
-    let mut bytes = 0u64;
+/// Reads a segment to its end without keeping it, checking its framing; its length.
+async fn read_segment(mut response: reqwest::Response) -> Result<u64, String> {
+    let mut framing = TsFraming::default();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        bytes += chunk.len() as u64;
+        framing.push(&chunk)?;
     }
-    Ok(bytes)
+    framing.finish()
+}
+
+/// Checks a TS byte stream, in pieces of any size, as a player's demuxer would: whole
+/// 188-byte packets, each starting with the sync byte 0x47 (ISO/IEC 13818-1 §2.4.3.2).
+#[derive(Default)]
+struct TsFraming {
+    bytes: u64,
+}
+
+impl TsFraming {
+    const PACKET: u64 = 188;
+
+    fn push(&mut self, piece: &[u8]) -> Result<(), String> {
+        let first = (Self::PACKET - self.bytes % Self::PACKET) % Self::PACKET;
+        let lost_sync = (first..piece.len() as u64)
+            .step_by(Self::PACKET as usize)
+            .find(|&i| piece[i as usize] != 0x47);
+        if let Some(i) = lost_sync {
+            return Err(format!("no sync byte at offset {}", self.bytes + i));
+        }
+        self.bytes += piece.len() as u64;
+        Ok(())
+    }
+
+    /// The length, once the whole stream has been pushed.
+    fn finish(self) -> Result<u64, String> {
+        if self.bytes == 0 || self.bytes % Self::PACKET != 0 {
+            return Err(format!("{} bytes: not whole TS packets", self.bytes));
+        }
+        Ok(self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packets(n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut p = vec![i as u8; 188];
+                p[0] = 0x47;
+                p
+            })
+            .collect()
+    }
+
+    fn check(data: &[u8], split: usize) -> Result<u64, String> {
+        let mut framing = TsFraming::default();
+        let (a, b) = data.split_at(split);
+        framing.push(a)?;
+        framing.push(b)?;
+        framing.finish()
+    }
+
+    #[test]
+    fn whole_packets_pass_split_anywhere() {
+        let data = packets(3);
+        for split in 0..=data.len() {
+            assert_eq!(check(&data, split), Ok(564), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_lost_sync_byte_is_found_split_anywhere() {
+        let mut data = packets(3);
+        data[376] = 0x00;
+        for split in 0..=data.len() {
+            assert_eq!(
+                check(&data, split),
+                Err("no sync byte at offset 376".to_string()),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_partial_packet_or_nothing_fails() {
+        let data = packets(2);
+        assert!(check(&data[..300], 100).is_err());
+        assert!(check(&[], 0).is_err());
+    }
 }
