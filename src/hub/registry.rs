@@ -169,3 +169,60 @@ impl Registry {
         held
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hls::CompletedSegment;
+    use crate::hls::disk::DiskWriter;
+    use crate::media::{Duration90k, Timestamp90k};
+
+    fn segment() -> CompletedSegment {
+        CompletedSegment {
+            start: Timestamp90k(0),
+            duration: Duration90k::from_millis(2000),
+            discontinuity: false,
+            independent: true,
+            target_duration: 2,
+            data: Bytes::from_static(&[0x47; 188]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_over_publisher_lists_nothing_and_the_new_one_starts_afresh() {
+        let root =
+            std::env::temp_dir().join(format!("rtmp-server-registry-{}", std::process::id()));
+        let (disk, writer) = DiskWriter::spawn(root.clone(), 16);
+        let registry = Registry::new(HlsSettings::default(), true, disk);
+        let key = StreamKey::parse("k").expect("a valid key");
+        let addr: SocketAddr = "127.0.0.1:1935".parse().expect("an address");
+
+        let first = registry.claim("live", &key, &key, addr).expect("claimed");
+        first
+            .stream
+            .update_media(|m| m.encoder = Some("old encoder".into()));
+        assert!(first.stream.push_segment(first.publisher.id, segment()));
+
+        let second = registry
+            .claim("live", &key, &key, addr)
+            .expect("taken over");
+        assert!(second.took_over);
+        assert!(first.publisher.stop.is_cancelled());
+        assert_eq!(
+            second.stream.media().encoder,
+            None,
+            "media info starts afresh"
+        );
+        assert!(!first.stream.push_segment(first.publisher.id, segment()));
+        assert_eq!(second.stream.segments_produced(), 1);
+        assert!(second.stream.push_segment(second.publisher.id, segment()));
+        assert_eq!(second.stream.segments_produced(), 2);
+
+        drop(registry);
+        drop((first, second));
+        writer.await.expect("the disk writer exits");
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

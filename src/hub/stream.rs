@@ -130,15 +130,25 @@ impl Stream {
         r
     }
 
-    /// Lists a finished segment (called by the publishing connection only).
-    pub fn push_segment(&self, segment: CompletedSegment) {
+    /// Lists a finished segment of publisher `id`. Returns false, listing nothing, when `id`
+    /// no longer publishes the stream (it was taken over).
+    pub fn push_segment(&self, id: u64, segment: CompletedSegment) -> bool {
+        // Held while listing, so a takeover cannot come in between.
+        let publisher = lock(&self.publisher);
+        if publisher.as_ref().is_none_or(|p| p.id != id) {
+            return false;
+        }
         self.with_hls(|hls, actions| {
             hls.push(segment, Instant::now(), SystemTime::now(), actions);
         });
+        true
     }
 
-    /// A new publisher continues this stream: the next segment starts a discontinuity.
+    /// A new publisher continues this stream: the next segment starts a discontinuity, and
+    /// what the stream reports about its media starts afresh.
     pub(crate) fn begin_publisher(&self) {
+        *lock(&self.media) = MediaInfo::default();
+        self.open_segment_bytes.store(0, Ordering::Relaxed);
         self.with_hls(|hls, actions| hls.begin_publisher(actions));
     }
 

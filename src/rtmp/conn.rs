@@ -547,11 +547,10 @@ fn apply_remux_events(
     for event in events.drain(..) {
         match event {
             RemuxEvent::Segment(segment) => {
-                if !p.stream.is_published_by(p.publisher.id) {
+                if !p.stream.push_segment(p.publisher.id, segment) {
                     // Taken over: the stream is the new publisher's now.
                     continue;
                 }
-                p.stream.push_segment(segment);
                 if !p.announced {
                     p.announced = true;
                     shared.hooks.notify(hook_event("publish", p, None));
