@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::flv::aac::AudioInfo;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -29,14 +30,6 @@ pub struct VideoSummary {
     pub height: u32,
 }
 
-/// Audio as the hook reports it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct AudioSummary {
-    pub codec: String,
-    pub sample_rate: u32,
-    pub channels: u8,
-}
-
 /// The body of a webhook POST.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct HookEvent {
@@ -48,7 +41,7 @@ pub struct HookEvent {
     pub name: String,
     pub client: String,
     pub video: Option<VideoSummary>,
-    pub audio: Option<AudioSummary>,
+    pub audio: Option<AudioInfo>,
     /// RFC 3339.
     pub started_at: String,
     /// RFC 3339; unpublish only.

@@ -278,26 +278,3 @@ async fn sweep(shared: Arc<Shared>) {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-
-    #[test]
-    fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
-        let mut limit = getrlimit(Resource::Nofile);
-        let Some(hard) = limit.maximum else {
-            // No hard limit: the soft limit is left as it is.
-            let (before, after) = super::raise_open_file_limit().unwrap();
-            assert_eq!(before, after);
-            return;
-        };
-        let low = hard.min(256);
-        limit.current = Some(low);
-        setrlimit(Resource::Nofile, limit).expect("lowering the soft limit is allowed");
-        assert_eq!(super::raise_open_file_limit().unwrap(), (low, hard));
-        assert_eq!(getrlimit(Resource::Nofile).current, Some(hard));
-        // Raised already: left as it is.
-        assert_eq!(super::raise_open_file_limit().unwrap(), (hard, hard));
-    }
-}

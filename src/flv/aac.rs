@@ -181,8 +181,9 @@ fn read_frequency(r: &mut BitReader<'_>) -> Result<(u8, u32), FlvError> {
     }
 }
 
-/// What a player or operator needs to know about an AAC stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a player or operator needs to know about an AAC stream (also as `/api/streams` and
+/// the webhooks report it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AudioInfo {
     /// RFC 6381 codec string: "mp4a.40." and the signalled audioObjectType ("mp4a.40.2" for
     /// AAC-LC, "mp4a.40.5" for HE-AAC).

@@ -356,7 +356,6 @@ impl HlsStream {
         self.ended
     }
 
-    /// How many segments the stream has produced, over all its publishers.
     /// Bytes of segment data held in memory: the listed window and the segments still in
     /// their availability period.
     pub fn memory_bytes(&self) -> usize {
@@ -365,6 +364,7 @@ impl HlsStream {
         listed + leaving
     }
 
+    /// How many segments the stream has produced, over all its publishers.
     pub fn segments_produced(&self) -> u64 {
         self.playlist.media_sequence + self.playlist.segments.len() as u64
     }

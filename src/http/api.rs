@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::flv::aac::AudioInfo;
 use crate::hub::stream::Stream;
 use crate::metrics::REJECT_REASONS;
 use crate::server::Shared;
@@ -28,14 +29,6 @@ pub struct VideoStats {
     pub frame_rate: Option<f64>,
 }
 
-#[derive(Serialize)]
-pub struct AudioStats {
-    /// RFC 6381 codec string, e.g. `mp4a.40.2`.
-    pub codec: String,
-    pub sample_rate: u32,
-    pub channels: u8,
-}
-
 /// One stream in `/api/streams`.
 #[derive(Serialize)]
 pub struct StreamStats {
@@ -48,7 +41,7 @@ pub struct StreamStats {
     pub uptime_s: f64,
     pub client: String,
     pub video: Option<VideoStats>,
-    pub audio: Option<AudioStats>,
+    pub audio: Option<AudioInfo>,
     pub encoder: Option<String>,
     pub bitrate_kbps: u64,
     pub bytes_in: u64,
@@ -95,11 +88,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             height: v.height,
             frame_rate: media.frame_rate,
         }),
-        audio: media.audio.map(|a| AudioStats {
-            codec: a.codec,
-            sample_rate: a.sample_rate,
-            channels: a.channels,
-        }),
+        audio: media.audio,
         encoder: media.encoder,
         bitrate_kbps: stream.bitrate() / 1000,
         bytes_in: stream.bytes_in.load(std::sync::atomic::Ordering::Relaxed),

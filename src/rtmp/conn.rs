@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::auth::Rejection;
-use crate::hooks::{AudioSummary, HookEvent, VideoSummary};
+use crate::hooks::{HookEvent, VideoSummary};
 use crate::hub::key::StreamKey;
 use crate::hub::registry::ClaimError;
 use crate::hub::stream::{Publisher, Stream};
@@ -111,7 +111,6 @@ struct Conn {
 
 impl Conn {
     async fn run(&mut self, socket: TcpStream) -> Result<(), ConnError> {
-        socket.set_nodelay(true)?;
         let (mut rd, mut wr) = socket.into_split();
         let shared = self.shared.clone();
         let cfg = &shared.config.rtmp;
@@ -163,9 +162,11 @@ impl Conn {
             // refusal) have gone out, so the client learns why.
             let mut result = decoded.map_err(ConnError::from);
             let mut events = std::mem::take(&mut self.events);
-            // The session pauses at a publish request until it is answered: after events,
-            // what is buffered behind them is read before waiting for more.
-            let answered = !events.is_empty();
+            // The session pauses at a publish request until it is answered: after one, what
+            // is buffered behind it is read before waiting for more.
+            let answered = events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::PublishRequested { .. }));
             for event in events.drain(..) {
                 if matches!(event, SessionEvent::Connected { .. }) {
                     connected = true;
@@ -175,7 +176,6 @@ impl Conn {
                     break;
                 }
             }
-            events.clear();
             self.events = events;
             let flushed = self.flush(&mut wr).await;
             result?;
@@ -615,11 +615,7 @@ fn hook_event(
             width: v.width,
             height: v.height,
         }),
-        audio: p.remuxer.audio_info().map(|a| AudioSummary {
-            codec: a.codec.clone(),
-            sample_rate: a.sample_rate,
-            channels: a.channels,
-        }),
+        audio: p.remuxer.audio_info().cloned(),
         started_at: rfc3339_millis(p.publisher.started),
         stopped_at: stopped.map(rfc3339_millis),
         bytes: p.bytes,

@@ -148,12 +148,23 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_on_one_grid() {
-        let epoch = Instant::now();
-        let a = next_tick(epoch);
-        let b = next_tick(epoch);
-        let base = tokio::time::Instant::from_std(epoch);
-        assert_eq!((a - base).as_nanos() % TICK.as_nanos(), 0);
-        assert!(b >= a && b - a <= TICK);
+    fn the_next_tick_is_the_first_grid_point_after_now() {
+        let epoch = Instant::now() - Duration::from_millis(81);
+        let next = next_tick(epoch);
+        let elapsed = epoch.elapsed();
+        let offset = next - tokio::time::Instant::from_std(epoch);
+        assert_eq!(
+            offset.as_nanos() % TICK.as_nanos(),
+            0,
+            "{offset:?} is on the grid"
+        );
+        assert!(
+            offset > Duration::from_millis(81),
+            "{offset:?} is after now"
+        );
+        assert!(
+            offset <= elapsed + TICK,
+            "{offset:?} is the next tick, not a later one"
+        );
     }
 }

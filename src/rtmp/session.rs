@@ -1855,17 +1855,14 @@ mod tests {
         bytes.extend(client.command(0, "deleteStream", 0.0, Value::Null, vec![1.0.into()]));
         bytes.extend(client.command(0, "createStream", 4.0, Value::Null, vec![]));
         bytes.extend(client.command(2, "publish", 5.0, Value::Null, vec!["k2".into()]));
-        let (events, mut input) = feed_partly(&mut session, &bytes);
+        let (events, input) = feed_partly(&mut session, &bytes);
         assert!(
             matches!(&events[..], [SessionEvent::PublishRequested { stream_key, .. }] if stream_key == "k1"),
             "{events:?}"
         );
         let mut out = BytesMut::new();
         session.accept_publish(&mut out);
-        let mut events = Vec::new();
-        session
-            .handle_input(&mut input, &mut out, &mut events)
-            .expect("valid");
+        let events = feed(&mut session, &input, &mut out).expect("valid");
         assert!(
             matches!(
                 &events[..],
@@ -1874,7 +1871,6 @@ mod tests {
             ),
             "{events:?}"
         );
-        assert!(input.is_empty());
     }
 
     #[test]
@@ -2161,17 +2157,14 @@ mod tests {
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
         bytes.extend(client.command(1, "publish", 3.0, Value::Null, vec!["key".into()]));
         bytes.extend(client.raw(4, 1, 0, type_id::DATA_AMF0, &plain));
-        let (events, mut input) = feed_partly(&mut session, &bytes);
+        let (events, input) = feed_partly(&mut session, &bytes);
         assert!(
             matches!(events[..], [SessionEvent::PublishRequested { .. }]),
             "{events:?}"
         );
         let mut out = BytesMut::new();
         session.accept_publish(&mut out);
-        let mut events = Vec::new();
-        session
-            .handle_input(&mut input, &mut out, &mut events)
-            .expect("valid");
+        let events = feed(&mut session, &input, &mut out).expect("valid");
         assert!(
             matches!(events[..], [SessionEvent::Metadata { .. }]),
             "{events:?}"
