@@ -66,6 +66,10 @@ pub const SEGMENT_BYTES_FLOOR: u64 = 2 * 17 * 1024 * 1024;
 /// Frame duration assumed for video until two frames (or the SPS timing) tell: 30 fps.
 const DEFAULT_FRAME_DURATION: Duration90k = Duration90k(3_000);
 
+/// Longest decoding interval the frame duration estimate takes in (4 fps): a longer one is
+/// a hole in the timestamps, not a frame rate.
+const MAX_FRAME_DURATION: Duration90k = Duration90k(22_500);
+
 /// How to cut the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemuxConfig {
@@ -575,7 +579,7 @@ impl Remuxer {
             .and_then(|v| v.frame_rate)
             .is_some();
         if let (Some(last), false) = (output.last_video_dts, from_sps) {
-            let interval = dts.saturating_since(last);
+            let interval = dts.saturating_since(last).min(MAX_FRAME_DURATION);
             if interval > Duration90k::ZERO {
                 let smoothed = (output.video_frame_duration.ticks() * 7 + interval.ticks()) / 8;
                 output.video_frame_duration = Duration90k(smoothed);
@@ -1527,6 +1531,35 @@ mod tests {
         let after = segs[flagged[0]];
         let before = segs[flagged[0] - 1];
         assert!(before.start + before.duration < after.start);
+    }
+
+    #[test]
+    fn a_timestamp_gap_does_not_stretch_the_estimated_frame_duration() {
+        // Without frame timing in the SPS the duration is estimated from decoding
+        // intervals; an 8 s hole must not make the next frames last a second each.
+        let file = testdata("h264_aac.flv");
+        let mut remuxer = Remuxer::new(RemuxConfig::default());
+        let mut events = Vec::new();
+        let mut longest = Duration90k::ZERO;
+        for (kind, ts, body) in tags(&file) {
+            let ts = if ts.0 >= 5_000 {
+                ts.wrapping_add(8_000)
+            } else {
+                ts
+            };
+            remuxer.push(kind, ts, body, &mut events).unwrap();
+            if let Some(info) = remuxer.video_info.as_mut() {
+                info.frame_rate = None;
+            }
+            if let Some(output) = &remuxer.output {
+                longest = longest.max(output.video_frame_duration);
+            }
+        }
+        assert!(
+            longest > DEFAULT_FRAME_DURATION,
+            "the gap was seen: {longest}"
+        );
+        assert!(longest <= MAX_FRAME_DURATION, "{longest}");
     }
 
     #[test]

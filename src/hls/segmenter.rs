@@ -181,9 +181,13 @@ impl Segmenter {
     /// Places one sample (samples come in decoding order).
     pub fn push(&mut self, sample: &Sample) -> Decision {
         self.pending_discontinuity |= sample.discontinuity;
-        self.max_reorder = self
-            .max_reorder
-            .max(sample.pts.saturating_since(sample.dts));
+        // B-frame reordering is a few frames. A presentation time further ahead is one odd
+        // frame (its segment is bounded in `close`), and letting it set the reach of every
+        // later sample would cut the rest of the stream one frame at a time.
+        let reorder = sample.pts.saturating_since(sample.dts);
+        if reorder.0 <= self.config.segment_target.0 / 2 {
+            self.max_reorder = self.max_reorder.max(reorder);
+        }
         let long_keyframe_interval = self.check_keyframe_interval(sample);
         let placement = self.place(sample);
         Decision {
@@ -218,8 +222,9 @@ impl Segmenter {
         let previous = self.last_keyframe_dts.replace(sample.dts)?;
         let interval = sample.dts.saturating_since(previous);
         self.keyframe_interval = Some(interval);
-        // Across a clock break the interval means nothing.
-        if !sample.discontinuity {
+        // Across a clock break the interval means nothing, and one longer than a segment
+        // may be is a hole in the media, not how far apart the encoder puts keyframes.
+        if !sample.discontinuity && interval <= self.length_limit() {
             self.longest_gop = self.longest_gop.max(interval);
         }
         if interval > self.config.segment_target && !self.long_keyframe_interval_reported {
@@ -812,6 +817,50 @@ mod tests {
         assert_eq!(closed[0].duration, Duration90k(10 * FRAME));
         assert!(closed[1].discontinuity);
         assert_within_td(&closed);
+    }
+
+    #[test]
+    fn one_presentation_time_far_ahead_does_not_cut_the_rest_frame_by_frame() {
+        // A composition time at the remuxer's 5 s bound on one frame: the frames after it
+        // still make 2 s segments.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(2),
+            ..config(true)
+        });
+        let mut closed = Vec::new();
+        for i in 0..600u64 {
+            let mut sample = video(i * FRAME, i % 60 == 0);
+            if i == 10 {
+                sample.pts = Timestamp90k(sample.dts.0 + 5 * SECOND);
+            }
+            if let Placement::Start { closed: Some(c) } = s.push(&sample).placement {
+                closed.push(c.timing);
+            }
+        }
+        closed.push(s.finish().unwrap());
+        // The odd frame's own segments, then 2 s ones again.
+        assert_eq!(closed.len(), 9, "{closed:?}");
+        for c in &closed[2..] {
+            assert_eq!(c.duration, Duration90k(2 * SECOND), "{closed:?}");
+        }
+        assert_within_td(&closed);
+    }
+
+    #[test]
+    fn a_gap_in_the_timestamps_does_not_shorten_later_segments() {
+        // 1 s GOPs, 2 s target: an 8 s hole is not a keyframe interval to plan for.
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration: Some(2),
+            ..config(true)
+        });
+        let mut closed = run_frames(&mut s, 0, 120, 30);
+        closed.extend(run_frames(&mut s, 4 * SECOND + 8 * SECOND, 300, 30));
+        let after_gap = &closed[2..];
+        assert!(after_gap[0].timing.discontinuity, "{closed:?}");
+        assert_eq!(after_gap.len(), 4, "{closed:?}");
+        for c in after_gap {
+            assert_eq!(c.timing.duration, Duration90k(2 * SECOND), "{closed:?}");
+        }
     }
 
     #[test]
