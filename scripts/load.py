@@ -44,13 +44,33 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stat_fields(path):
+    """The fields of a /proc stat file after the command name (which may hold spaces)."""
+    with open(path) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_ticks(path):
+    """utime + stime from a /proc stat file, in clock ticks."""
+    fields = stat_fields(path)
+    return int(fields[11]) + int(fields[12])
+
+
+def stop(proc, sig, work):
+    """Stops a server with `sig` (killing it after 20 s) and removes its work folder."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def cpu_seconds(pids):
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += cpu_ticks(f"/proc/{pid}/stat")
         except FileNotFoundError:
             pass
     return total / TICKS
@@ -64,9 +84,7 @@ def thread_cpu_seconds(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 name = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            by_name[name] = by_name.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+            by_name[name] = by_name.get(name, 0) + cpu_ticks(f"/proc/{pid}/task/{tid}/stat") / TICKS
         except FileNotFoundError:
             pass
     return by_name
@@ -203,12 +221,7 @@ def measure_rtmp_server(args, n):
             "viewers": viewers,
         }
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(server, signal.SIGTERM, work)
 
 
 NGINX_CONF = """
@@ -250,9 +263,8 @@ def nginx_pids(master):
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
-                        pids.append(int(entry))
+                if int(stat_fields(f"/proc/{entry}/stat")[1]) == master:
+                    pids.append(int(entry))
             except (FileNotFoundError, ProcessLookupError):
                 pass
     return pids
@@ -292,12 +304,7 @@ def measure_nginx(args, n, module):
             "rss_mib_total": rss_end / 2**20,
         }
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        try:
-            nginx.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(nginx, signal.SIGQUIT, work)
 
 
 def main():

@@ -186,7 +186,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-async fn read_answer(mut response: reqwest::Response) -> Result<Grant, Rejection> {
+async fn read_answer(response: reqwest::Response) -> Result<Grant, Rejection> {
     let status = response.status();
     if matches!(status.as_u16(), 401 | 403 | 404) {
         return Err(Rejection::Unknown(status.as_u16()));
@@ -194,21 +194,9 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Grant, Rejection
     if !status.is_success() {
         return Err(Rejection::Unavailable(format!("HTTP {status}")));
     }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(Rejection::Unavailable(format!(
-                        "answer larger than {MAX_BODY_BYTES} bytes"
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(Rejection::Unavailable(describe(&e))),
-        }
-    }
+    let body = read_capped(response, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| Rejection::Unavailable(e.to_string()))?;
     judge(&body, jiff::Timestamp::now())
 }
 
@@ -266,15 +254,52 @@ fn parse_instant(v: &Value) -> Option<jiff::Timestamp> {
 /// The HTTP client for the stream-service and webhooks: rustls with the ring provider and
 /// the compiled-in web PKI roots, so a `FROM scratch` image needs no CA files.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    http_client_with(tls_config()?, timeout)
+}
+
+/// The TLS set-up [`http_client`] uses; built once, it serves any number of clients.
+pub fn tls_config() -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| format!("TLS setup: {e}"))?
     .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_no_client_auth())
+}
+
+/// Why [`read_capped`] gave up on a body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{}", describe(.0))]
+    Read(reqwest::Error),
+}
+
+/// A response body, refused once it passes `limit` bytes (an answer is never trusted to be
+/// small).
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An HTTP client on `tls`, with connect and total time-outs of `timeout`.
+pub fn http_client_with(
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(timeout)

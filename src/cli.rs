@@ -364,7 +364,7 @@ mod tests {
         );
         for bad in [
             &["--streams", "0", "--duration", "5"][..],
-            &["--streams", "2", "--duration", "-1"],
+            &["--streams", "2", "--duration=-1"],
             &["--streams", "2", "--duration", "soon"],
         ] {
             let args = [

@@ -142,6 +142,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
 /// Runs the load generator and prints its summary; `Ok(true)` when every stream completed.
 /// SIGTERM or Ctrl-C ends the streams early (they unpublish) and still prints the summary.
 fn bench_publish(options: &rtmp_server::loadgen::BenchOptions) -> anyhow::Result<bool> {
+    // Every stream and viewer is a socket: thousands of them pass the usual soft limit.
+    if let Err(e) = rtmp_server::server::raise_open_file_limit() {
+        eprintln!("warning: open file limit not raised: {e}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

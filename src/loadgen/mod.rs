@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::flv::FlvError;
+use crate::hls::stream::PLAYLIST_NAME;
 use crate::hub::key::StreamKey;
 use media::MediaFile;
 use report::{Outcome, StreamReport, Summary, ViewerReport};
@@ -165,6 +166,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
     } else {
         None
     };
+    let tls = crate::auth::tls_config().map_err(LoadgenError::HttpClient)?;
     let data = tokio::fs::read(&options.file)
         .await
         .map_err(|source| LoadgenError::File {
@@ -201,13 +203,14 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         }));
         if let Some(base) = &hls {
             let url = base
-                .join(&format!("{}/{key}/index.m3u8", target.app))
+                .join(&format!("{}/{key}/{PLAYLIST_NAME}", target.app))
                 .map_err(|e| LoadgenError::HttpUrl {
                     url: options.http.clone(),
                     reason: e.to_string(),
                 })?;
             for _ in 0..options.viewers {
-                let client = crate::auth::http_client(viewer::HTTP_TIMEOUT)
+                // A client per viewer, so each keeps its own connections as a player does.
+                let client = crate::auth::http_client_with(tls.clone(), viewer::HTTP_TIMEOUT)
                     .map_err(LoadgenError::HttpClient)?;
                 let until = at + options.duration + VIEWER_GRACE;
                 viewers.push(tokio::spawn(viewer::watch(

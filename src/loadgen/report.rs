@@ -176,11 +176,15 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Mean of durations; zero for none.
-fn mean(values: &[Duration]) -> Duration {
-    match u32::try_from(values.len()) {
+/// Min, mean and max of `values` (zero when empty).
+fn spread(values: &[Duration]) -> (Duration, Duration, Duration) {
+    let mean = match u32::try_from(values.len()) {
         Ok(n) if n > 0 => values.iter().sum::<Duration>() / n,
         _ => Duration::ZERO,
-    }
+    };
+    let min = values.iter().min().copied().unwrap_or_default();
+    let max = values.iter().max().copied().unwrap_or_default();
+    (min, mean, max)
 }
 
 impl fmt::Display for Summary {
@@ -220,29 +224,18 @@ impl fmt::Display for Summary {
         )?;
         if !started.is_empty() {
             let media: Vec<Duration> = started.iter().map(|s| s.media).collect();
-            let wall: Vec<Duration> = started.iter().map(|s| s.wall).collect();
-            let (min, max) = (
-                media.iter().min().copied().unwrap_or_default(),
-                media.iter().max().copied().unwrap_or_default(),
-            );
+            let (min, mean, max) = spread(&media);
             row(
                 f,
                 "media per stream",
-                format!(
-                    "min {}, mean {}, max {}",
-                    secs(min),
-                    secs(mean(&media)),
-                    secs(max)
-                ),
+                format!("min {}, mean {}, max {}", secs(min), secs(mean), secs(max)),
             )?;
+            let wall: Vec<Duration> = started.iter().map(|s| s.wall).collect();
+            let (_, mean, max) = spread(&wall);
             row(
                 f,
                 "wall per stream",
-                format!(
-                    "mean {}, max {}",
-                    secs(mean(&wall)),
-                    secs(wall.iter().max().copied().unwrap_or_default())
-                ),
+                format!("mean {}, max {}", secs(mean), secs(max)),
             )?;
             let lags: Vec<Duration> = started.iter().map(|s| s.max_lag).collect();
             if let Some(slowest) = started.iter().max_by_key(|s| s.max_lag) {
@@ -253,18 +246,19 @@ impl fmt::Display for Summary {
                         "max {} ({}), mean of stream maxima {}",
                         millis(slowest.max_lag),
                         slowest.key,
-                        millis(mean(&lags))
+                        millis(spread(&lags).1)
                     ),
                 )?;
             }
             let publish: Vec<Duration> = started.iter().filter_map(|s| s.publish_time).collect();
+            let (_, mean, max) = spread(&publish);
             row(
                 f,
                 "publish time",
                 format!(
                     "mean {}, max {} (connect to NetStream.Publish.Start)",
-                    fine_millis(mean(&publish)),
-                    fine_millis(publish.iter().max().copied().unwrap_or_default())
+                    fine_millis(mean),
+                    fine_millis(max)
                 ),
             )?;
         }

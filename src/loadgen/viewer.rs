@@ -13,6 +13,9 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::read_capped;
+use crate::ts::packet::{PACKET_SIZE, SYNC_BYTE};
+
 use super::playlist::{self, LivePlaylist};
 use super::report::ViewerReport;
 
@@ -104,7 +107,7 @@ impl Viewer {
             }
         }
         self.etag = response.headers().get(ETAG).cloned();
-        let body = match read_body(response, MAX_PLAYLIST_BYTES).await {
+        let body = match read_capped(response, MAX_PLAYLIST_BYTES).await {
             Ok(body) => body,
             Err(e) => {
                 self.report.error(format!("playlist: {e}"));
@@ -169,18 +172,6 @@ impl Viewer {
     }
 }
 
-/// The body, refused once it passes `limit` bytes.
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("body longer than {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Reads a segment to its end without keeping it, checking its framing; its length.
 async fn read_segment(mut response: reqwest::Response) -> Result<u64, String> {
     let mut framing = TsFraming::default();
@@ -198,13 +189,13 @@ struct TsFraming {
 }
 
 impl TsFraming {
-    const PACKET: u64 = 188;
+    const PACKET: u64 = PACKET_SIZE as u64;
 
     fn push(&mut self, piece: &[u8]) -> Result<(), String> {
         let first = (Self::PACKET - self.bytes % Self::PACKET) % Self::PACKET;
         let lost_sync = (first..piece.len() as u64)
             .step_by(Self::PACKET as usize)
-            .find(|&i| piece[i as usize] != 0x47);
+            .find(|&i| piece[i as usize] != SYNC_BYTE);
         if let Some(i) = lost_sync {
             return Err(format!("no sync byte at offset {}", self.bytes + i));
         }
