@@ -426,13 +426,13 @@ impl Remuxer {
     /// Ends the stream when the open segment holds more bytes than its span allows (see
     /// [`RemuxError::TimestampsStalled`]), dropping that segment.
     fn check_segment_growth(&mut self) -> Result<(), RemuxError> {
+        let bytes = self.open_segment_bytes() as u64;
         let Some(output) = self.output.as_mut() else {
             return Ok(());
         };
         let Some(span) = output.segmenter.open_span() else {
             return Ok(());
         };
-        let bytes = (output.segment.len() + output.audio.data.len()) as u64;
         let allowed = SEGMENT_BYTES_FLOOR + MAX_SEGMENT_BYTE_RATE * span.0 / Duration90k::HZ;
         if bytes <= allowed {
             return Ok(());

@@ -50,12 +50,17 @@ impl BufferPool {
         }
     }
 
-    /// An empty buffer for a new segment: the most recently returned spare one, or a new
-    /// one with room for `capacity` bytes.
+    /// An empty buffer for a new segment: the most recently returned spare one with room
+    /// for `capacity` bytes, else the largest spare one (streams of every bitrate share the
+    /// set, and an audio-only stream's small buffer would only grow), else a new one.
     pub fn take(&self, capacity: usize) -> BytesMut {
         let mut spare = self.lock();
-        match spare.buffers.pop() {
-            Some(buffer) => {
+        let buffers = &spare.buffers;
+        let fitting = buffers.iter().rposition(|b| b.capacity() >= capacity);
+        let largest = || (0..buffers.len()).max_by_key(|&i| buffers[i].capacity());
+        match fitting.or_else(largest) {
+            Some(i) => {
+                let buffer = spare.buffers.swap_remove(i);
                 spare.bytes -= buffer.capacity();
                 buffer
             }
@@ -167,6 +172,18 @@ mod tests {
         assert!(reused.is_empty(), "a reused buffer starts empty");
         assert_eq!(reused.as_ptr(), address, "the same memory is written again");
         assert_eq!(pool.spare_bytes(), 0);
+    }
+
+    #[test]
+    fn a_buffer_with_room_is_preferred() {
+        let pool = pool(4 << 20);
+        let small = pool.freeze(pool.take(4096));
+        let large = pool.freeze(pool.take(1 << 20));
+        let (small_at, large_at) = (small.as_ptr(), large.as_ptr());
+        drop(large);
+        drop(small);
+        assert_eq!(pool.take(1 << 19).as_ptr(), large_at, "the one with room");
+        assert_eq!(pool.take(1 << 19).as_ptr(), small_at, "what is left");
     }
 
     #[test]

@@ -282,6 +282,7 @@ impl MediaRoot {
         let Ok(entries) = fs::read_dir(self.0.join(app)) else {
             return 0;
         };
+        let playlist_tmp = temporary_sibling(Path::new(PLAYLIST_NAME));
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -296,9 +297,9 @@ impl MediaRoot {
             };
             for file in files.flatten() {
                 let file_name = file.file_name();
-                let ours = file_name.to_str().is_some_and(|n| {
-                    n == PLAYLIST_NAME || n == ".index.m3u8.tmp" || n.ends_with(".ts")
-                });
+                let ours = file_name == PLAYLIST_NAME
+                    || file_name == playlist_tmp.as_os_str()
+                    || file_name.to_str().is_some_and(|n| n.ends_with(".ts"));
                 if ours && file.file_type().is_ok_and(|t| t.is_file()) {
                     let _ = fs::remove_file(file.path());
                 }
@@ -670,10 +671,12 @@ mod tests {
         let dir = TempDir::new("budget");
         let (handle, writer) = DiskWriter::new(dir.0.clone(), 8);
         let stats = handle.stats();
-        // Zeroed pages that are never touched: no real memory behind them.
+        // Zeroed pages that are never touched: no real memory behind them. A file where its
+        // folder should be makes the write fail at once instead of writing 256 MiB.
+        fs::write(dir.0.join("big"), b"").expect("create");
         let big = Bytes::from(vec![0u8; MAX_QUEUED_BYTES as usize - 10]);
         assert!(handle.submit(DiskAction::WriteSegment {
-            path: PathBuf::from("live/k/a-0.ts"),
+            path: PathBuf::from("big/k/a-0.ts"),
             data: big,
         }));
         assert!(!handle.submit(segment("live/k/a-1.ts", b"0123456789abc")));
@@ -686,6 +689,7 @@ mod tests {
         drop(handle);
         join.await.expect("the writer exits cleanly");
         assert_eq!((stats.queued_bytes(), stats.queue_depth()), (0, 0));
+        assert_eq!(stats.errors(), 1, "the big write failed, not written");
     }
 
     #[tokio::test]
