@@ -23,9 +23,11 @@ echo "static: no interpreter, no shared libraries"
 work=$(mktemp -d)
 server_pid=""
 stub_pid=""
+ffmpeg_pid=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
     [ -n "$stub_pid" ] && kill "$stub_pid" 2>/dev/null || true
+    [ -n "$ffmpeg_pid" ] && kill "$ffmpeg_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -96,12 +98,18 @@ segment=$(grep '\.ts$' "$work/index.m3u8" | head -n 1)
 fetch "http://127.0.0.1:$http_port/live/imagekey/$segment" > "$work/segment.ts"
 ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$work/segment.ts" | sort | tr '\n' ' ' \
     | grep -q "aac h264" || { echo "FAIL: segment is not H.264/AAC"; exit 1; }
-[ -f "$root/media/live/imagekey/$segment" ] || { echo "FAIL: segment not written in /media"; exit 1; }
+# Served from memory first; the disk writer follows.
+i=0
+until [ -f "$root/media/live/imagekey/$segment" ]; do
+    i=$((i + 1)); [ "$i" -lt 100 ] || { echo "FAIL: segment not written in /media"; exit 1; }
+    sleep 0.1
+done
 echo "publish: playlist and segment served, segment on disk"
 grep -q 'GET /api/streams/imagekey' "$work/stub.log" \
     || { echo "FAIL: the stream-service was not asked by host name"; cat "$work/server.log"; exit 1; }
 echo "stream-service: reached as http://stream-service:$stub_port"
 wait "$ffmpeg_pid"
+ffmpeg_pid=""
 
 # 6. A key it does not know is refused.
 if ffmpeg -hide_banner -nostdin -loglevel quiet -i testdata/flv/audio_only.flv -c copy \

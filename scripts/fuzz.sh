@@ -21,6 +21,10 @@ SECONDS_PER_TARGET=${1:-20}
 TARGETS=${*:-"handshake chunk amf0 session flv remux"}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 
+if ! cargo +nightly --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+    echo "installing a nightly toolchain (the sanitizers need one)"
+    rustup toolchain install nightly --profile minimal
+fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz.sh: the fuzz targets need a nightly toolchain (rustup toolchain install nightly)" >&2
     exit 2

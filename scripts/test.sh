@@ -1,15 +1,17 @@
 #!/bin/sh
-# Runs every test of the project on a fresh machine: installs what the tests need (ffmpeg,
-# the real encoder and validator they use) when it is missing, then runs the lints and the
-# test suite.
+# Runs every test of the project on a fresh machine: installs what the tests need when it
+# is missing (ffmpeg and python3 here; scripts/fuzz.sh a nightly toolchain and cargo-fuzz),
+# then runs the lints, the test suite, the image check and the fuzz targets.
 set -eu
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
-    echo "installing ffmpeg (the tests publish with it and check output with ffprobe)"
+# ffmpeg publishes and ffprobe checks output; python3 runs the image check's stub service.
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1 \
+    || ! command -v python3 >/dev/null 2>&1; then
+    echo "installing ffmpeg and python3 (the tests publish with ffmpeg, check with ffprobe)"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg python3 >/dev/null
 fi
 
 # rustup installs cargo under ~/.cargo/bin, which a non-login shell may not have on PATH.

@@ -139,21 +139,13 @@ fn keys_and_paths_never_reach_outside_the_media_root() {
     // ends the connection before it is read.
     let codes = publish_name(&server, &long_string(100_000));
     assert!(codes.is_empty(), "{codes:?}");
-    assert!(
-        server.wait_log("bytes allowed here", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("bytes allowed here");
     // Names that are not UTF-8: the AMF0 string is refused before it is a name at all.
     for bytes in [&b"\xff\xfe"[..], b"..\xc0\xaf..\xc0\xafescape", b"ok\x80"] {
         let codes = publish_name(&server, &amf0_string_bytes(bytes));
         assert!(codes.is_empty(), "{bytes:?}: {codes:?}");
     }
-    assert!(
-        server.wait_log("is not UTF-8", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("is not UTF-8");
     assert_eq!(
         server.metric("rtmp_server_publishes_rejected_total{reason=\"malformed_key\"}"),
         Some((names.len() + 1) as f64)

@@ -37,11 +37,9 @@ fn slow_and_silent_handshakes_are_dropped_at_the_handshake_timeout() {
     );
     let sent = writer.join().unwrap();
     assert!(sent < 1537, "the slow handshake was allowed to finish");
-    let logs = bystander.server.logs();
-    assert!(
-        logs.matches("no handshake and connect within 2s").count() >= 2,
-        "{logs}"
-    );
+    bystander
+        .server
+        .assert_logged_times("no handshake and connect within 2s", 2);
     bystander.assert_unharmed();
 }
 
@@ -211,21 +209,26 @@ fn a_window_ack_size_of_zero_asks_for_no_acknowledgements() {
             .filter(|m| matches!(m, Message::Acknowledgement { .. }))
             .count()
     };
-    // With a window of 1 MB, 3 MB of (ignored) messages are acknowledged about 3 times.
-    let mut c = bystander.connected();
-    c.set_chunk_size(65536).unwrap();
-    c.message(
-        2,
-        0,
-        0,
-        type_id::WINDOW_ACKNOWLEDGEMENT_SIZE,
-        &1_000_000u32.to_be_bytes(),
-    )
-    .unwrap();
-    for _ in 0..50 {
-        c.message(8, 0, 0, 0x30, &filler).unwrap();
-    }
-    c.create_stream();
+    // A connection that announces `window`, then sends 3 MB of (ignored) messages.
+    let after_3mb_with_window = |window: u32| {
+        let mut c = bystander.connected();
+        c.set_chunk_size(65536).unwrap();
+        c.message(
+            2,
+            0,
+            0,
+            type_id::WINDOW_ACKNOWLEDGEMENT_SIZE,
+            &window.to_be_bytes(),
+        )
+        .unwrap();
+        for _ in 0..50 {
+            c.message(8, 0, 0, 0x30, &filler).unwrap();
+        }
+        c.create_stream();
+        c
+    };
+    // With a window of 1 MB, 3 MB are acknowledged about 3 times.
+    let c = after_3mb_with_window(1_000_000);
     assert!(
         acks(&c) >= 2,
         "window of 1 MB: {} acknowledgements",
@@ -234,20 +237,7 @@ fn a_window_ack_size_of_zero_asks_for_no_acknowledgements() {
 
     // A window of 0 is taken as no window, as nginx-rtmp and SRS take it: no flood of
     // acknowledgements, and the connection works on.
-    let mut c = bystander.connected();
-    c.set_chunk_size(65536).unwrap();
-    c.message(
-        2,
-        0,
-        0,
-        type_id::WINDOW_ACKNOWLEDGEMENT_SIZE,
-        &0u32.to_be_bytes(),
-    )
-    .unwrap();
-    for _ in 0..50 {
-        c.message(8, 0, 0, 0x30, &filler).unwrap();
-    }
-    c.create_stream();
+    let mut c = after_3mb_with_window(0);
     assert_eq!(acks(&c), 0, "acknowledgements for a window of 0");
     assert!(c.open_after(Duration::from_secs(1)), "connection closed");
     bystander.assert_unharmed();
@@ -295,11 +285,7 @@ fn commands_out_of_order_are_refused_and_the_server_carries_on() {
         "play answered with {:?}",
         c.status_codes()
     );
-    assert!(
-        bystander.server.wait_log("play refused", STREAM_TIMEOUT),
-        "{}",
-        bystander.server.logs()
-    );
+    bystander.server.assert_logged("play refused");
 
     bystander.assert_unharmed();
 }
@@ -381,11 +367,7 @@ fn unknown_message_types_are_ignored_and_the_stream_is_whole() {
     let (playlist, segments) = finished_segments(&server, "odd");
     assert_same_frames(&testdata("flv/h264_aac.flv"), &segments);
     check_output(&server.stream_dir("odd"), &playlist, true, true);
-    assert!(
-        server.logs().contains("ignoring message"),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("ignoring message");
 }
 
 #[test]
@@ -417,15 +399,8 @@ fn media_before_its_configuration_is_dropped_and_the_stream_continues() {
     let (playlist, segments) = finished_segments(&server, "early");
     assert_same_frames(&source, &segments);
     check_output(&server.stream_dir("early"), &playlist, true, true);
-    let logs = server.logs();
-    assert!(
-        logs.contains("H.264 frame before any AVC sequence header"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("AAC frame before any AudioSpecificConfig"),
-        "{logs}"
-    );
+    server.assert_logged("H.264 frame before any AVC sequence header");
+    server.assert_logged("AAC frame before any AudioSpecificConfig");
 }
 
 #[test]

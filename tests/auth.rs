@@ -11,10 +11,6 @@ use common::*;
 
 const FILE: &str = "flv/h264_aac.flv";
 
-fn has_playlist(server: &ServerProcess, name: &str) -> bool {
-    get(&server.http_url(&format!("/live/{name}/index.m3u8"))).status == 200
-}
-
 /// Publishes `key` with ffmpeg and expects the server to refuse it.
 fn assert_refused(server: &ServerProcess, key: &str) {
     let mut ffmpeg = Publisher::start(&testdata(FILE), &server.rtmp_url(key), &[]);
@@ -24,14 +20,10 @@ fn assert_refused(server: &ServerProcess, key: &str) {
         "{key}: ffmpeg succeeded\n{}",
         server.logs()
     );
-    assert!(!has_playlist(server, key), "{key}: a playlist appeared");
-}
-
-fn metric(server: &ServerProcess, series: &str) -> f64 {
-    let text = get(&server.http_url("/metrics")).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    assert!(
+        http_playlist(server, key).is_none(),
+        "{key}: a playlist appeared"
+    );
 }
 
 #[test]
@@ -68,7 +60,7 @@ fn the_stream_service_decides_who_publishes() {
     // An accepted key streams, and the service was asked with the bearer token.
     let mut ok = Publisher::start(&testdata(FILE), &server.rtmp_url("good"), &[]);
     assert!(
-        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "good")),
+        wait_for(STREAM_TIMEOUT, || http_playlist(&server, "good").is_some()),
         "{}",
         server.logs()
     );
@@ -88,54 +80,38 @@ fn the_stream_service_decides_who_publishes() {
     for key in ["broken", "notjson"] {
         assert_refused(&server, key);
     }
-    let logs = server.logs();
-    assert!(
-        logs.contains("stream key unknown to the stream-service (HTTP 404)"),
-        "{logs}"
-    );
-    assert!(logs.contains("stream key is inactive"), "{logs}");
-    assert!(logs.contains("stream key expired"), "{logs}");
-    assert!(
-        logs.contains("stream-service unavailable: timed out"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("stream-service unavailable: HTTP 500"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("stream-service unavailable: answer is not JSON"),
-        "{logs}"
+    for reason in [
+        "stream key unknown to the stream-service (HTTP 404)",
+        "stream key is inactive",
+        "stream key expired",
+        "stream-service unavailable: timed out",
+        "stream-service unavailable: HTTP 500",
+        "stream-service unavailable: answer is not JSON",
+    ] {
+        server.assert_logged(reason);
+    }
+    assert_eq!(
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"unknown_key\"}"),
+        Some(2.0)
     );
     assert_eq!(
-        metric(
-            &server,
-            "rtmp_server_publishes_rejected_total{reason=\"unknown_key\"}"
-        ),
-        2.0
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"inactive_key\"}"),
+        Some(1.0)
     );
     assert_eq!(
-        metric(
-            &server,
-            "rtmp_server_publishes_rejected_total{reason=\"inactive_key\"}"
-        ),
-        1.0
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"expired_key\"}"),
+        Some(1.0)
     );
     assert_eq!(
-        metric(
-            &server,
-            "rtmp_server_publishes_rejected_total{reason=\"expired_key\"}"
-        ),
-        1.0
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"service_unavailable\"}"),
+        Some(3.0)
     );
-    assert_eq!(
-        metric(
-            &server,
-            "rtmp_server_publishes_rejected_total{reason=\"service_unavailable\"}"
-        ),
-        3.0
+    assert!(
+        server
+            .metric("rtmp_server_stream_service_seconds_count")
+            .unwrap_or(0.0)
+            >= 8.0
     );
-    assert!(metric(&server, "rtmp_server_stream_service_seconds_count") >= 8.0);
 
     // Malformed keys are refused before any request is made.
     let before = stub.seen().len();
@@ -148,11 +124,8 @@ fn the_stream_service_decides_who_publishes() {
         "a malformed key reached the stream-service"
     );
     assert_eq!(
-        metric(
-            &server,
-            "rtmp_server_publishes_rejected_total{reason=\"malformed_key\"}"
-        ),
-        3.0
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"malformed_key\"}"),
+        Some(3.0)
     );
 
     // The accepted stream was not disturbed by any of it.
@@ -171,13 +144,7 @@ fn an_unreachable_stream_service_refuses_every_key() {
     drop(closed);
     let server = ServerProcess::start(&["--stream-service", &url]);
     assert_refused(&server, "anykey");
-    assert!(
-        server
-            .logs()
-            .contains("stream-service unavailable: cannot connect"),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("stream-service unavailable: cannot connect");
 }
 
 #[test]
@@ -191,7 +158,8 @@ fn a_key_revoked_while_live_is_stopped_when_rechecked() {
         &["-stream_loop", "-1"],
     );
     assert!(
-        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "revoked")),
+        wait_for(STREAM_TIMEOUT, || http_playlist(&server, "revoked")
+            .is_some()),
         "{}",
         server.logs()
     );
@@ -200,13 +168,7 @@ fn a_key_revoked_while_live_is_stopped_when_rechecked() {
         ffmpeg.wait(STREAM_TIMEOUT).is_some(),
         "the revoked stream kept publishing"
     );
-    assert!(
-        server
-            .logs()
-            .contains("key re-check: stream key is inactive"),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("key re-check: stream key is inactive");
     let ended = wait_for(STREAM_TIMEOUT, || {
         let r = get(&server.http_url("/live/revoked/index.m3u8"));
         r.status == 200 && parse_playlist(&r.text()).ended
@@ -248,11 +210,12 @@ fn playback_ids_hide_the_publishing_key() {
         &["-stream_loop", "-1"],
     );
     assert!(
-        wait_for(STREAM_TIMEOUT, || has_playlist(&server, "public-1")),
+        wait_for(STREAM_TIMEOUT, || http_playlist(&server, "public-1")
+            .is_some()),
         "{}",
         server.logs()
     );
-    assert!(!has_playlist(&server, "secretkey"));
+    assert!(http_playlist(&server, "secretkey").is_none());
     assert!(server.stream_dir("public-1").exists());
     assert!(!server.stream_dir("secretkey").exists());
     let api = get(&server.http_url("/api/streams")).text();
@@ -317,21 +280,9 @@ fn webhooks_report_start_and_stop_and_a_dead_target_does_not_disturb_the_stream(
         "{}",
         ffmpeg.logs()
     );
-    let index = server.stream_dir("deadhook").join("index.m3u8");
-    assert!(wait_for(STREAM_TIMEOUT, || std::fs::read_to_string(&index)
-        .is_ok_and(|t| parse_playlist(&t).ended)));
-    let playlist = parse_playlist(&std::fs::read_to_string(&index).unwrap());
-    let segments: Vec<_> = playlist
-        .entries
-        .iter()
-        .map(|e| server.stream_dir("deadhook").join(&e.uri))
-        .collect();
+    let (_, segments) = finished_segments(&server, "deadhook");
     assert_same_frames(&testdata(FILE), &segments);
-    assert!(
-        server.wait_log("webhook failed", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("webhook failed");
 }
 
 #[test]

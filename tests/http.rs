@@ -338,5 +338,5 @@ fn sigterm_ends_live_playlists_and_exits_cleanly() {
         publisher.wait(STREAM_TIMEOUT).is_some(),
         "the publisher was not disconnected"
     );
-    assert!(server.logs().contains("stopped"), "{}", server.logs());
+    server.assert_logged("stopped");
 }

@@ -41,10 +41,9 @@ fn ffmpeg_publish_is_remuxed_frame_for_frame() {
         "{streams}"
     );
 
-    let logs = server.logs();
-    assert!(logs.contains("publish started"), "{logs}");
-    assert!(logs.contains("publish stopped"), "{logs}");
-    assert!(logs.contains("avc1.64"), "codec string logged:\n{logs}");
+    server.assert_logged("publish started");
+    server.assert_logged("publish stopped");
+    server.assert_logged("avc1.64");
 }
 
 #[test]
@@ -75,31 +74,17 @@ fn audio_only_and_video_only_streams_keep_their_one_track() {
     }
 }
 
-/// A long-running publisher of the test file, looped.
-fn looping_publisher(server: &ServerProcess, key: &str) -> Publisher {
-    Publisher::start(
-        &testdata("flv/h264_aac.flv"),
-        &server.rtmp_url(key),
-        &["-stream_loop", "-1"],
-    )
-}
-
-fn playlist_over_http(server: &ServerProcess, key: &str) -> Option<Playlist> {
-    let r = get(&server.http_url(&format!("/live/{key}/index.m3u8")));
-    (r.status == 200).then(|| parse_playlist(&r.text()))
-}
-
 #[test]
 fn a_second_publisher_takes_the_stream_over() {
     let server = ServerProcess::start(&[]);
-    let mut first = looping_publisher(&server, "takeover");
+    let mut first = live_publisher(&server, "takeover");
     assert!(
-        wait_for(STREAM_TIMEOUT, || playlist_over_http(&server, "takeover")
+        wait_for(STREAM_TIMEOUT, || http_playlist(&server, "takeover")
             .is_some()),
         "first publisher's playlist:\n{}",
         server.logs()
     );
-    let mut second = looping_publisher(&server, "takeover");
+    let mut second = live_publisher(&server, "takeover");
     // The first encoder's connection is closed; ffmpeg exits.
     assert!(
         first.wait(STREAM_TIMEOUT).is_some(),
@@ -112,7 +97,7 @@ fn a_second_publisher_takes_the_stream_over() {
     );
     // The playlist continues across the change, with a discontinuity.
     let continued = wait_for(STREAM_TIMEOUT, || {
-        playlist_over_http(&server, "takeover")
+        http_playlist(&server, "takeover")
             .is_some_and(|p| p.entries.iter().any(|e| e.discontinuity))
     });
     assert!(
@@ -120,22 +105,15 @@ fn a_second_publisher_takes_the_stream_over() {
         "no discontinuity after takeover:\n{}",
         server.logs()
     );
-    assert!(
-        server.logs().contains("took_over=true"),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("took_over=true");
 }
 
 #[test]
 fn with_takeover_off_a_second_publisher_is_refused() {
     let server = ServerProcess::start(&["--rtmp-takeover", "false"]);
-    let mut first = looping_publisher(&server, "busy");
-    assert!(wait_for(STREAM_TIMEOUT, || playlist_over_http(
-        &server, "busy"
-    )
-    .is_some()));
-    let mut second = looping_publisher(&server, "busy");
+    let mut first = live_publisher(&server, "busy");
+    assert!(wait_for(STREAM_TIMEOUT, || http_playlist(&server, "busy").is_some()));
+    let mut second = live_publisher(&server, "busy");
     let status = second
         .wait(STREAM_TIMEOUT)
         .expect("second publisher is refused");
@@ -145,15 +123,11 @@ fn with_takeover_off_a_second_publisher_is_refused() {
         "first publisher was disturbed:\n{}",
         first.logs()
     );
-    assert!(
-        server.logs().contains("already being published"),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("already being published");
     // The first stream still advances.
-    let seq = playlist_over_http(&server, "busy").unwrap().media_sequence;
+    let seq = http_playlist(&server, "busy").unwrap().media_sequence;
     assert!(wait_for(STREAM_TIMEOUT, || {
-        playlist_over_http(&server, "busy").is_some_and(|p| p.media_sequence > seq)
+        http_playlist(&server, "busy").is_some_and(|p| p.media_sequence > seq)
     }));
 }
 
@@ -167,12 +141,8 @@ fn an_unsupported_codec_is_refused_by_name() {
     );
     let status = ffmpeg.wait(STREAM_TIMEOUT).expect("ffmpeg ends");
     assert!(!status.success(), "publishing Sorenson H.263 succeeded");
-    assert!(
-        server.wait_log("Sorenson", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
-    assert!(playlist_over_http(&server, "old").is_none());
+    server.assert_logged("Sorenson");
+    assert!(http_playlist(&server, "old").is_none());
 }
 
 #[test]
@@ -190,9 +160,5 @@ fn a_silent_client_is_dropped_after_the_handshake_timeout() {
         started.elapsed() < Duration::from_secs(25),
         "not dropped in time"
     );
-    assert!(
-        server.wait_log("no handshake and connect within", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("no handshake and connect within");
 }

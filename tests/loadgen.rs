@@ -121,10 +121,10 @@ fn three_streams_with_two_viewers_each() {
             .unwrap_or_else(|| panic!("{key}: playlist never appeared:\n{}", server.logs()));
         assert!(highest > first, "{key}: playlist did not advance ({first})");
     }
-    let logs = server.logs();
-    assert_eq!(logs.matches("publish started").count(), 3, "{logs}");
+    server.assert_logged_times("publish started", 3);
+    assert_eq!(server.logs().matches("publish started").count(), 3);
     for key in keys {
-        assert!(logs.contains(&format!(" name={key} app=")), "{logs}");
+        server.assert_logged(&format!(" name={key} app="));
     }
 }
 
@@ -155,11 +155,7 @@ fn refused_and_unreachable_streams_make_the_run_fail() {
         let refused = format!("{key}: rejected: NetStream.Publish.Unauthorized");
         assert!(summary.contains(&refused), "{key}:\n{summary}");
     }
-    assert!(
-        server.wait_log("publish refused", STREAM_TIMEOUT),
-        "{}",
-        server.logs()
-    );
+    server.assert_logged("publish refused");
 }
 
 #[test]
@@ -179,6 +175,5 @@ fn client_publish_is_remuxed_frame_for_frame() {
         let errors = decode_errors(seg);
         assert!(errors.is_empty(), "{}: {errors}", seg.display());
     }
-    let logs = server.logs();
-    assert!(logs.contains("flash_ver=\"FMLE/3.0\""), "{logs}");
+    server.assert_logged("flash_ver=\"FMLE/3.0\"");
 }

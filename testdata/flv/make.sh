@@ -1,15 +1,19 @@
 #!/bin/sh
 # Regenerates the FLV test media in this folder from ffmpeg's lavfi sources.
-# Every file is synthetic: no third-party media. Run from this folder.
+# Every file is synthetic: no third-party media. Writes into this folder wherever it is
+# run from. The last file needs GStreamer 1.22 (x264enc, avenc_aac).
 set -eu
+cd "$(dirname "$0")"
 
 # H.264 High profile with B-frames (bf=2, as OBS "high" presets produce), a keyframe every
-# 2 s (60 frames at 30 fps, no scene-cut keyframes), AAC-LC 48 kHz stereo. 10 s.
+# 2 s (60 frames at 30 fps, no scene-cut keyframes): every H.264 file below.
+X264="-c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p"
+
+# H.264 as above at 600k, AAC-LC 48 kHz stereo. 10 s.
 ffmpeg -y -hide_banner -loglevel error \
   -f lavfi -i testsrc2=size=640x360:rate=30 \
   -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \
-  -t 10 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
-  -sc_threshold 0 -b:v 600k -maxrate 600k -bufsize 1200k -pix_fmt yuv420p \
+  -t 10 $X264 -b:v 600k -maxrate 600k -bufsize 1200k \
   -c:a aac -b:a 96k -ar 48000 \
   h264_aac.flv
 
@@ -22,8 +26,7 @@ ffmpeg -y -hide_banner -loglevel error \
 # Video only: the same H.264 High profile settings as h264_aac.flv, 10 s.
 ffmpeg -y -hide_banner -loglevel error \
   -f lavfi -i testsrc2=size=640x360:rate=30 \
-  -t 10 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
-  -sc_threshold 0 -b:v 600k -maxrate 600k -bufsize 1200k -pix_fmt yuv420p \
+  -t 10 $X264 -b:v 600k -maxrate 600k -bufsize 1200k \
   video_only.flv
 
 # An unsupported codec for refusal tests: Sorenson H.263 (FLV video codec id 2), no audio, 2 s.
@@ -38,8 +41,7 @@ ffmpeg -y -hide_banner -loglevel error \
 ffmpeg -y -hide_banner -loglevel error \
   -f lavfi -i testsrc2=size=1280x720:rate=30 \
   -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \
-  -t 6 -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 60 -keyint_min 60 \
-  -sc_threshold 0 -b:v 3000k -maxrate 3000k -bufsize 6000k -pix_fmt yuv420p \
+  -t 6 $X264 -b:v 3000k -maxrate 3000k -bufsize 6000k \
   -c:a aac -b:a 128k -ar 48000 \
   h264_720p30_3m.flv
 

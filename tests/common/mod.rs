@@ -133,6 +133,25 @@ impl ServerProcess {
         wait_for(timeout, || self.logs().contains(needle))
     }
 
+    /// Asserts that the log comes to contain `needle`. The server logs why it closed a
+    /// connection after closing it, and its stderr is read on another thread, so a line
+    /// may come a moment after what it is about.
+    pub fn assert_logged(&self, needle: &str) {
+        self.assert_logged_times(needle, 1);
+    }
+
+    /// Asserts that the log comes to contain `needle` at least `times` times.
+    pub fn assert_logged_times(&self, needle: &str, times: usize) {
+        let found = wait_for(STREAM_TIMEOUT, || {
+            self.logs().matches(needle).count() >= times
+        });
+        assert!(
+            found,
+            "{needle:?} not logged {times} times:\n{}",
+            self.logs()
+        );
+    }
+
     pub fn rtmp_url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
     }
@@ -316,12 +335,21 @@ fn agent() -> ureq::Agent {
 
 /// `METHOD url` with extra request headers.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+    try_http(method, url, headers).expect("HTTP request")
+}
+
+/// [`http`], with a failed connection or request as an error rather than a panic.
+pub fn try_http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, ureq::Error> {
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
     let req = req.body(()).expect("request");
-    let mut resp = agent().run(req).expect("HTTP request");
+    let mut resp = agent().run(req)?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -334,14 +362,13 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
         resp.body_mut()
             .with_config()
             .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .expect("body")
+            .read_to_vec()?
     };
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub fn get(url: &str) -> Response {
@@ -492,12 +519,14 @@ pub fn finished_segments(server: &ServerProcess, key: &str) -> (Playlist, Vec<Pa
         index.display(),
         server.logs()
     );
-    let paths = playlist
-        .entries
-        .iter()
-        .map(|e| server.stream_dir(key).join(&e.uri))
-        .collect();
+    let paths = segment_paths(server, key, &playlist);
     (playlist, paths)
+}
+
+/// Where the segments `playlist` lists are on disk.
+pub fn segment_paths(server: &ServerProcess, key: &str, playlist: &Playlist) -> Vec<PathBuf> {
+    let dir = server.stream_dir(key);
+    playlist.entries.iter().map(|e| dir.join(&e.uri)).collect()
 }
 
 /// Every packet of the segments, in order.
@@ -579,6 +608,9 @@ impl ClientPublisher {
         socket
             .set_read_timeout(Some(STREAM_TIMEOUT))
             .expect("read timeout");
+        socket
+            .set_write_timeout(Some(STREAM_TIMEOUT))
+            .expect("write timeout");
         let tc_url = format!("rtmp://127.0.0.1:{}/live", server.rtmp_port);
         let mut out = BytesMut::new();
         let client =

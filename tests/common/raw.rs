@@ -51,6 +51,10 @@ impl RawRtmp {
     pub fn connect(port: u16) -> RawRtmp {
         let socket = TcpStream::connect(("127.0.0.1", port)).expect("connect to the RTMP port");
         socket.set_nodelay(true).expect("nodelay");
+        // A server that stops reading without closing fails the test instead of hanging it.
+        socket
+            .set_write_timeout(Some(ANSWER_TIMEOUT))
+            .expect("write timeout");
         RawRtmp {
             socket,
             encoder: ChunkEncoder::new(),
