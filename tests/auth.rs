@@ -216,7 +216,10 @@ fn playback_ids_hide_the_publishing_key() {
         server.logs()
     );
     assert!(http_playlist(&server, "secretkey").is_none());
-    assert!(server.stream_dir("public-1").exists());
+    // Served from memory first; the disk writer follows.
+    assert!(wait_for(STREAM_TIMEOUT, || server
+        .stream_dir("public-1")
+        .exists()));
     assert!(!server.stream_dir("secretkey").exists());
     let api = get(&server.http_url("/api/streams")).text();
     assert!(

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 /// A server with one live stream `key` (the test file, looped) and its first segments.
@@ -194,8 +192,14 @@ fn unknown_streams_gone_segments_and_paths_outside_the_media_root_are_not_found(
 #[test]
 fn the_stats_api_describes_the_live_stream() {
     let (server, _publisher, _) = live(&[], "stats");
-    // Let the bitrate window fill and a viewer fetch the playlist.
-    std::thread::sleep(Duration::from_secs(3));
+    // Let the bitrate window fill, then a viewer fetch the playlist.
+    let filled = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&server.http_url("/api/streams/stats"));
+        serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|s| {
+            s["uptime_s"].as_f64().unwrap_or(0.0) > 3.0 && s["bitrate_kbps"].as_u64() > Some(0)
+        })
+    });
+    assert!(filled, "no bitrate after 3 s:\n{}", server.logs());
     get(&server.http_url("/live/stats/index.m3u8"));
 
     let list = get(&server.http_url("/api/streams"));
