@@ -99,6 +99,17 @@ pub enum TagKind {
     Video,
 }
 
+impl TagKind {
+    /// The kind of an FLV tag's body; `None` for script data (metadata), which is no media.
+    pub fn of(tag_type: TagType) -> Option<TagKind> {
+        match tag_type {
+            TagType::Audio => Some(TagKind::Audio),
+            TagType::Video => Some(TagKind::Video),
+            TagType::ScriptData => None,
+        }
+    }
+}
+
 /// What the remuxer reports.
 #[derive(Clone, Debug)]
 pub enum RemuxEvent {
@@ -782,14 +793,10 @@ impl Remuxer {
                 self.expect_tracks(header.type_flags_video, header.type_flags_audio);
                 Ok(())
             }
-            FlvItem::Tag(tag) => {
-                let kind = match tag.tag_type {
-                    TagType::Audio => TagKind::Audio,
-                    TagType::Video => TagKind::Video,
-                    TagType::ScriptData => return Ok(()),
-                };
-                self.push(kind, tag.timestamp, tag.body, out)
-            }
+            FlvItem::Tag(tag) => match TagKind::of(tag.tag_type) {
+                Some(kind) => self.push(kind, tag.timestamp, tag.body, out),
+                None => Ok(()),
+            },
         }
     }
 }
@@ -1228,11 +1235,9 @@ mod tests {
     fn tags(file: &Bytes) -> Vec<(TagKind, RtmpTimestamp, Bytes)> {
         FlvFile::new(file.clone())
             .filter_map(|item| match item.unwrap() {
-                FlvItem::Tag(tag) => match tag.tag_type {
-                    TagType::Audio => Some((TagKind::Audio, tag.timestamp, tag.body)),
-                    TagType::Video => Some((TagKind::Video, tag.timestamp, tag.body)),
-                    TagType::ScriptData => None,
-                },
+                FlvItem::Tag(tag) => {
+                    TagKind::of(tag.tag_type).map(|kind| (kind, tag.timestamp, tag.body))
+                }
                 FlvItem::Header(_) => None,
             })
             .collect()

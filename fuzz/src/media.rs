@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use rtmp_server::flv::file::{FlvFile, FlvItem};
-use rtmp_server::flv::tag::TagType;
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::remux::TagKind;
 
@@ -29,11 +28,7 @@ pub fn tags() -> &'static [Tag] {
         FlvFile::new(Bytes::from_static(H264_AAC_FLV))
             .filter_map(|item| match item.expect("the test file is valid FLV") {
                 FlvItem::Tag(tag) => {
-                    let kind = match tag.tag_type {
-                        TagType::Audio => TagKind::Audio,
-                        TagType::Video => TagKind::Video,
-                        TagType::ScriptData => return None,
-                    };
+                    let kind = TagKind::of(tag.tag_type)?;
                     Some(Tag {
                         kind,
                         timestamp: tag.timestamp,

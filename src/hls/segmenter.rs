@@ -398,13 +398,7 @@ mod tests {
     /// Runs 30 fps video with a keyframe every `gop` frames from `start`, for `frames`
     /// frames, returning closed segments (plus the final one).
     fn run(segmenter: &mut Segmenter, start: u64, frames: u64, gop: u64) -> Vec<ClosedSegment> {
-        let mut closed = Vec::new();
-        for i in 0..frames {
-            let d = segmenter.push(&video(start + i * FRAME, i % gop == 0));
-            if let Placement::Start { closed: Some(c) } = d.placement {
-                closed.push(c);
-            }
-        }
+        let mut closed = run_frames(segmenter, start, frames, gop);
         if let Some(timing) = segmenter.finish() {
             closed.push(ClosedSegment {
                 timing,
