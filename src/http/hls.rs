@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -87,12 +87,7 @@ pub async fn file(
 ) -> Response {
     let response = serve_file(&shared, &app, &name, &file, peer, &headers).await;
     if method == Method::GET && response.status() == StatusCode::OK {
-        let len = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let len = HttpBody::size_hint(response.body()).exact().unwrap_or(0);
         shared.metrics.http_bytes_out_total.inc_by(len);
     }
     response
