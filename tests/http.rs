@@ -143,7 +143,7 @@ fn an_origin_list_allows_only_its_origins() {
 }
 
 #[test]
-fn unknown_streams_gone_segments_and_paths_outside_the_media_root_are_not_found() {
+fn unknown_streams_and_segments_and_paths_outside_the_media_root_are_not_found() {
     let (server, _publisher, _) = live(&["--hls-keep"], "paths");
     // A file next to the media root that no request may reach.
     let secret = server.media_root.path().parent().unwrap().join("secret.ts");
