@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -23,16 +24,38 @@ pub struct Admission {
     /// `RTMP` or `HTTP`, for the log.
     protocol: &'static str,
     option: &'static str,
-    /// Counts the connections closed because the cap was reached.
-    refused: Counter,
+    metrics: ConnectionMetrics,
     at_cap: bool,
 }
 
-/// An admitted connection; dropping the permit frees its place.
+/// What a listener counts.
+pub struct ConnectionMetrics {
+    /// Connections admitted, ever.
+    pub total: Counter,
+    /// Connections admitted and not yet ended.
+    pub open: Gauge,
+    /// Connections closed because the cap was reached.
+    pub refused: Counter,
+}
+
+/// An admitted connection. Dropping its place (when the connection ends, however it ends)
+/// frees the place and counts the connection as ended.
 pub struct Admitted {
     pub socket: TcpStream,
     pub peer: SocketAddr,
-    pub permit: OwnedSemaphorePermit,
+    pub place: Place,
+}
+
+/// A connection's place under the cap.
+pub struct Place {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
 }
 
 impl Admission {
@@ -42,14 +65,14 @@ impl Admission {
         cap: usize,
         protocol: &'static str,
         option: &'static str,
-        refused: Counter,
+        metrics: ConnectionMetrics,
     ) -> Admission {
         Admission {
             listener,
             permits: Arc::new(Semaphore::new(cap)),
             protocol,
             option,
-            refused,
+            metrics,
             at_cap: false,
         }
     }
@@ -79,14 +102,20 @@ impl Admission {
                 Ok(permit) => {
                     self.at_cap = false;
                     let _ = socket.set_nodelay(true);
+                    self.metrics.total.inc();
+                    self.metrics.open.inc();
+                    let place = Place {
+                        _permit: permit,
+                        open: self.metrics.open.clone(),
+                    };
                     return Some(Admitted {
                         socket,
                         peer,
-                        permit,
+                        place,
                     });
                 }
                 Err(_) => {
-                    self.refused.inc();
+                    self.metrics.refused.inc();
                     if !self.at_cap {
                         // Once per stretch at the cap, not once per connection.
                         self.at_cap = true;

@@ -17,7 +17,7 @@ use crate::hls::disk::{DiskStats, DiskWriter, MediaRoot};
 use crate::hls::stream::HlsSettings;
 use crate::hooks::Hooks;
 use crate::hub::registry::Registry;
-use crate::listener::{Admission, Admitted};
+use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
 use tokio::task::JoinHandle;
 
@@ -239,23 +239,24 @@ fn serve_http_apart(
 /// Accepts RTMP connections, one task each, at most `rtmp.max_connections` at once.
 async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTracker) {
     let cap = shared.config.rtmp.max_connections;
-    let refused = shared.metrics.rtmp_connections_refused_total.clone();
-    let mut admission = Admission::new(listener, cap, "RTMP", "rtmp.max_connections", refused);
+    let metrics = ConnectionMetrics {
+        total: shared.metrics.rtmp_connections_total.clone(),
+        open: shared.metrics.rtmp_connections.clone(),
+        refused: shared.metrics.rtmp_connections_refused_total.clone(),
+    };
+    let mut admission = Admission::new(listener, cap, "RTMP", "rtmp.max_connections", metrics);
     while let Some(Admitted {
         socket,
         peer,
-        permit,
+        place,
     }) = admission.next(&shared.shutdown).await
     {
-        shared.metrics.rtmp_connections_total.inc();
-        shared.metrics.rtmp_connections.inc();
         let shared = shared.clone();
         let span = tracing::info_span!("rtmp", %peer);
         tasks.spawn(tracing::Instrument::instrument(
             async move {
-                crate::rtmp::conn::serve(socket, peer, shared.clone()).await;
-                shared.metrics.rtmp_connections.dec();
-                drop(permit);
+                crate::rtmp::conn::serve(socket, peer, shared).await;
+                drop(place);
             },
             span,
         ));

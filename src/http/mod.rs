@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::debug;
 
-use crate::listener::{Admission, Admitted};
+use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::server::Shared;
 
 /// How long a client may take to send a request's headers (and, on a kept-alive
@@ -55,8 +55,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let app = router(shared.clone());
     let cap = shared.config.http.max_connections;
-    let refused = shared.metrics.http_connections_refused_total.clone();
-    let mut admission = Admission::new(listener, cap, "HTTP", "http.max_connections", refused);
+    let metrics = ConnectionMetrics {
+        total: shared.metrics.http_connections_total.clone(),
+        open: shared.metrics.http_connections.clone(),
+        refused: shared.metrics.http_connections_refused_total.clone(),
+    };
+    let mut admission = Admission::new(listener, cap, "HTTP", "http.max_connections", metrics);
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -66,11 +70,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     while let Some(Admitted {
         socket,
         peer,
-        permit,
+        place,
     }) = admission.next(&shared.shutdown).await
     {
-        shared.metrics.http_connections_total.inc();
-        shared.metrics.http_connections.inc();
         let service =
             app.clone()
                 .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -80,13 +82,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let conn =
             builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
-        let shared = shared.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!(%peer, "HTTP connection ended: {e}");
             }
-            shared.metrics.http_connections.dec();
-            drop(permit);
+            drop(place);
         });
     }
     drop(admission);
