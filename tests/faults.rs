@@ -234,12 +234,16 @@ fn closed_by_server(sockets: &[TcpStream]) -> usize {
 }
 
 /// File descriptors the server process holds open.
+/// Descriptors the server may hold for a moment beyond its connections: a connection over
+/// the cap between its accept and its close, and the disk writer's segment or playlist file.
+const TRANSIENT_FDS: usize = 3;
+
 /// Asserts that after a storm the server holds at most the cap's descriptors more than
-/// before it, and that its memory did not balloon.
+/// before it (give or take [`TRANSIENT_FDS`]), and that its memory did not balloon.
 fn assert_held(bystander: &Bystander, fds_before: usize) {
     let fds = server_fds(&bystander.server);
     assert!(
-        fds <= fds_before + CAP,
+        fds <= fds_before + CAP + TRANSIENT_FDS,
         "the server holds {fds} descriptors, {fds_before} before the storm"
     );
     let rss = bystander.server.rss_kib();
@@ -362,7 +366,7 @@ fn an_http_connection_storm_is_held_at_the_cap() {
         closed_by_server(&sockets)
     );
     assert!(
-        peak_fds <= fds_before + CAP,
+        peak_fds <= fds_before + CAP + TRANSIENT_FDS,
         "the server held up to {peak_fds} descriptors, {fds_before} before the storm"
     );
     assert_held(&bystander, fds_before);
