@@ -9,5 +9,6 @@ pub mod segment;
 pub mod segmenter;
 pub mod stream;
 pub mod timeline;
+pub mod ts_output;
 
 pub use segment::CompletedSegment;

@@ -1,5 +1,8 @@
-//! Media values shared by the ingest and remux layers: clocks and timestamps.
+//! The media core: clocks and timestamps, codec configurations, codec-neutral frames, and the
+//! per-stream fan-out that carries them from ingest to every output.
 
+pub mod codec;
+pub mod frame;
 pub mod time;
 
 pub use time::{Duration90k, RtmpTimestamp, Timestamp90k};

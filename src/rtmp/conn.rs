@@ -472,7 +472,10 @@ impl Conn {
             let name = p.stream.name.to_string();
             // The encoder is told why before the connection closes.
             let description = match e {
-                RemuxError::UnsupportedVideoCodec(_) | RemuxError::UnsupportedAudioCodec(_) => {
+                RemuxError::Demux(
+                    crate::flv::demux::DemuxError::UnsupportedVideoCodec(_)
+                    | crate::flv::demux::DemuxError::UnsupportedAudioCodec(_),
+                ) => {
                     self.shared.metrics.reject("unsupported_codec");
                     warn!(stream = name, "publish refused: {e}");
                     format!("{e}; this server takes H.264 video and AAC audio")
