@@ -2,6 +2,7 @@
 //! per-stream fan-out that carries them from ingest to every output.
 
 pub mod codec;
+pub mod fanout;
 pub mod frame;
 pub mod time;
 
