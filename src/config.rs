@@ -85,6 +85,8 @@ pub struct HlsConfig {
     /// Longest segment in seconds when the encoder sends no keyframe; 0 picks it from the
     /// first segment (the target duration plus half a second).
     pub max_segment: u32,
+    /// The classic output: MPEG-TS segments listed in `index.m3u8`.
+    pub ts: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,6 +180,7 @@ impl Default for HlsConfig {
             delete_segments: true,
             keep: false,
             max_segment: 0,
+            ts: true,
         }
     }
 }

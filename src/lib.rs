@@ -25,6 +25,7 @@ pub mod hls;
 pub mod hooks;
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod listener;
 pub mod loadgen;
 pub mod media;

@@ -57,6 +57,8 @@ pub struct Metrics {
     /// Seconds from the arrival of the media that closes a segment to that segment being
     /// listed in the playlist.
     pub segment_publish_seconds: Histogram,
+    /// Media events outputs lost because they fell behind their stream's fan-out.
+    pub media_events_lost_total: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,7 @@ impl Default for Metrics {
             stream_service_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             // 10 µs to about 160 ms.
             segment_publish_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
+            media_events_lost_total: Counter::default(),
         }
     }
 }
@@ -169,6 +172,12 @@ impl Metrics {
             "segment_publish_seconds",
             "Time from the media that closes a segment arriving to the segment being listed",
             self.segment_publish_seconds.clone(),
+        );
+        r.register(
+            "media_events_lost",
+            "Media events outputs lost because they fell behind their stream's fan-out \
+             (each loss resumes at the next keyframe after a discontinuity)",
+            self.media_events_lost_total.clone(),
         );
         r.register_collector(Box::new(DiskCollector(disk)));
         registry

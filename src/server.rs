@@ -1,4 +1,5 @@
-//! The running server: its listeners, the state every task shares, and an orderly stop.
+//! The running server: builds each layer with the handles it uses, binds the listeners, and
+//! stops in order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +14,15 @@ use tracing::{info, warn};
 use crate::auth::KeyChecker;
 use crate::config::Config;
 use crate::hls::buffer_pool::SEGMENT_BUFFERS;
-use crate::hls::disk::{DiskStats, DiskWriter, MediaRoot};
-use crate::hls::stream::HlsSettings;
+use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
+use crate::http::HttpContext;
 use crate::hub::registry::Registry;
+use crate::ingest::outputs::{OutputSettings, Outputs};
+use crate::ingest::{Ingest, IngestSettings};
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
+use crate::rtmp::conn::{ConnContext, RtmpSettings};
 use tokio::task::JoinHandle;
 
 /// How often segments and ended streams past their availability are dropped. Often, so
@@ -35,24 +39,6 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 /// a stream queues about two a second, so this holds a long stall of a busy host, deletions
 /// included.
 const DISK_QUEUE: usize = 16_384;
-
-/// What every task of the server shares.
-pub struct Shared {
-    pub config: Config,
-    pub registry: Registry,
-    pub checker: KeyChecker,
-    pub hooks: Hooks,
-    pub metrics: Metrics,
-    pub disk_stats: Arc<DiskStats>,
-    /// Cancelled when the server stops.
-    pub shutdown: CancellationToken,
-    pub started: Instant,
-    pub started_wall: SystemTime,
-    /// Every metric, for `/metrics`.
-    pub prometheus: prometheus_client::registry::Registry,
-    /// The last measured size of the media root's files, and when it was measured.
-    pub disk_usage: Mutex<Option<(Instant, u64)>>,
-}
 
 /// Raises this process's soft limit on open files to its hard limit, as servers that hold
 /// many sockets do: the usual soft limit (1024) is below the default `rtmp.max_connections`
@@ -75,11 +61,17 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
 
 /// A server whose listeners are bound.
 pub struct Server {
-    shared: Arc<Shared>,
     rtmp: TcpListener,
     http: TcpListener,
-    /// The disk writer's task; it ends once every handle (held by `shared`) is gone and its
-    /// queue is drained.
+    max_rtmp_connections: usize,
+    conn: Arc<ConnContext>,
+    http_ctx: Arc<HttpContext>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    /// The output tasks of every stream.
+    outputs: TaskTracker,
+    /// The disk writer's task; it ends once every handle is gone and its queue is drained.
     disk: JoinHandle<()>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
     hooks: Option<JoinHandle<()>>,
@@ -117,30 +109,70 @@ impl Server {
             }
         }
         let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
-        let settings = HlsSettings {
-            list_size: config.hls.list_size,
-            delete_segments: config.hls.delete_segments,
-            keep: config.hls.keep,
-        };
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         let prometheus = metrics.registry(disk_handle.stats());
-        let shared = Arc::new(Shared {
-            registry: Registry::new(settings, config.rtmp.takeover, disk_handle.clone()),
+        let outputs = Outputs::new(
+            OutputSettings::from_config(&config.hls),
+            disk_handle.clone(),
+            metrics.clone(),
+        );
+        let output_tasks = outputs.tasks();
+        let registry = Arc::new(Registry::new(
+            config.rtmp.takeover,
+            Box::new(move |app, name, key| outputs.create(app, name, key)),
+        ));
+        let shutdown = CancellationToken::new();
+        let ingest = Ingest::new(
+            IngestSettings {
+                app: config.rtmp.app.clone(),
+                playback_id: config.auth.playback_id,
+                recheck: (config.auth.recheck > 0)
+                    .then(|| Duration::from_secs(config.auth.recheck)),
+            },
             checker,
+            registry.clone(),
             hooks,
-            metrics,
-            disk_stats: disk_handle.stats(),
-            shutdown: CancellationToken::new(),
-            started: Instant::now(),
-            started_wall: SystemTime::now(),
+            metrics.clone(),
+        );
+        let started = Instant::now();
+        let conn = Arc::new(ConnContext {
+            settings: RtmpSettings {
+                app: config.rtmp.app.clone(),
+                chunk_size: config.rtmp.chunk_size,
+                ping: Duration::from_secs(config.rtmp.ping),
+                ping_timeout: Duration::from_secs(config.rtmp.ping_timeout),
+                handshake_timeout: Duration::from_secs(config.rtmp.handshake_timeout),
+            },
+            ingest,
+            bytes_in: metrics.rtmp_bytes_in_total.clone(),
+            shutdown: shutdown.clone(),
+            epoch: started,
+        });
+        let http_ctx = Arc::new(HttpContext {
+            app: config.rtmp.app.clone(),
+            mediaroot: config.http.mediaroot.clone(),
+            keep: config.hls.keep,
+            allow_origin: config.http.allow_origin.clone(),
+            max_connections: config.http.max_connections,
+            registry: registry.clone(),
+            metrics: metrics.clone(),
             prometheus,
+            disk_stats: disk_handle.stats(),
+            started,
+            started_wall: SystemTime::now(),
             disk_usage: Mutex::new(None),
-            config,
+            shutdown: shutdown.clone(),
         });
         Ok(Server {
-            shared,
             rtmp,
             http,
+            max_rtmp_connections: config.rtmp.max_connections,
+            conn,
+            http_ctx,
+            registry,
+            metrics,
+            shutdown,
+            outputs: output_tasks,
             disk,
             hooks: hooks_task,
         })
@@ -158,29 +190,42 @@ impl Server {
             .expect("bound listener has an address")
     }
 
-    pub fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
-    }
-
     /// Serves until `stop` is cancelled, then ends every live stream (EXT-X-ENDLIST), lets
     /// the disk writer flush, and returns.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let Server {
-            shared,
             rtmp,
             http,
+            max_rtmp_connections,
+            conn,
+            http_ctx,
+            registry,
+            metrics,
+            shutdown,
+            outputs,
             disk,
             hooks,
         } = self;
         info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "listening");
         let tasks = TaskTracker::new();
-        tasks.spawn(accept_rtmp(rtmp, shared.clone(), tasks.clone()));
-        tasks.spawn(sweep(shared.clone()));
-        let http = serve_http_apart(http, shared.clone())?;
+        let connections = ConnectionMetrics {
+            total: metrics.rtmp_connections_total.clone(),
+            open: metrics.rtmp_connections.clone(),
+            refused: metrics.rtmp_connections_refused_total.clone(),
+        };
+        tasks.spawn(accept_rtmp(
+            rtmp,
+            conn.clone(),
+            max_rtmp_connections,
+            connections,
+            tasks.clone(),
+        ));
+        tasks.spawn(sweep(registry.clone(), metrics, shutdown.clone()));
+        let http = serve_http_apart(http, http_ctx)?;
 
         stop.cancelled().await;
         info!("stopping: ending live streams");
-        shared.shutdown.cancel();
+        shutdown.cancel();
         tasks.close();
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         if tokio::time::timeout_at(deadline, tasks.wait())
@@ -189,13 +234,24 @@ impl Server {
         {
             warn!("connections still open after {STOP_GRACE:?}; stopping anyway");
         }
+        // Every publish has ended: the outputs finish what they were given (the last
+        // segments, EXT-X-ENDLIST) and end.
+        registry.close_all();
+        outputs.close();
+        if tokio::time::timeout_at(deadline, outputs.wait())
+            .await
+            .is_err()
+        {
+            warn!("outputs still writing after {STOP_GRACE:?}; stopping anyway");
+        }
         let http_done = tokio::task::spawn_blocking(move || http.join());
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {
             warn!("HTTP connections still open after {STOP_GRACE:?}; stopping anyway");
         }
-        // Dropping the last reference to the shared state drops every disk writer handle,
-        // which lets the writer drain its queue and end.
-        drop(shared);
+        // Dropping the last handles (the registry's streams hold the disk writer's) lets the
+        // writer drain its queue and end.
+        drop(registry);
+        drop(conn);
         if tokio::time::timeout_at(deadline, disk).await.is_err() {
             warn!("disk writer did not flush before the stop deadline");
         }
@@ -214,7 +270,7 @@ impl Server {
 /// on a multi-threaded runtime with a worker per remaining core (at least one).
 fn serve_http_apart(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    ctx: Arc<HttpContext>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let listener = listener.into_std()?;
     let workers =
@@ -229,33 +285,33 @@ fn serve_http_apart(
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => crate::http::serve(listener, shared).await,
+                    Ok(listener) => crate::http::serve(listener, ctx).await,
                     Err(e) => warn!("HTTP listener: {e}"),
                 }
             });
         })?)
 }
 
-/// Accepts RTMP connections, one task each, at most `rtmp.max_connections` at once.
-async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTracker) {
-    let cap = shared.config.rtmp.max_connections;
-    let metrics = ConnectionMetrics {
-        total: shared.metrics.rtmp_connections_total.clone(),
-        open: shared.metrics.rtmp_connections.clone(),
-        refused: shared.metrics.rtmp_connections_refused_total.clone(),
-    };
+/// Accepts RTMP connections, one task each, at most `cap` at once.
+async fn accept_rtmp(
+    listener: TcpListener,
+    ctx: Arc<ConnContext>,
+    cap: usize,
+    metrics: ConnectionMetrics,
+    tasks: TaskTracker,
+) {
     let mut admission = Admission::new(listener, cap, "RTMP", "rtmp.max_connections", metrics);
     while let Some(Admitted {
         socket,
         peer,
         place,
-    }) = admission.next(&shared.shutdown).await
+    }) = admission.next(&ctx.shutdown).await
     {
-        let shared = shared.clone();
+        let ctx = ctx.clone();
         let span = tracing::info_span!("rtmp", %peer);
         tasks.spawn(tracing::Instrument::instrument(
             async move {
-                crate::rtmp::conn::serve(socket, peer, shared).await;
+                crate::rtmp::conn::serve(socket, peer, ctx).await;
                 drop(place);
             },
             span,
@@ -265,17 +321,17 @@ async fn accept_rtmp(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
 
 /// Drops segments and ended streams whose availability period is over, and updates the
 /// segment memory gauges.
-async fn sweep(shared: Arc<Shared>) {
+async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let held = shared.registry.sweep(Instant::now());
-                shared.metrics.segment_memory_bytes.set(held as i64);
+                let held = registry.sweep(Instant::now());
+                metrics.segment_memory_bytes.set(held as i64);
                 let spare = SEGMENT_BUFFERS.spare_bytes();
-                shared.metrics.segment_spare_bytes.set(spare as i64);
+                metrics.segment_spare_bytes.set(spare as i64);
             }
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod disk;
 pub mod playlist;
 pub mod segment;
 pub mod segmenter;
+pub mod served;
 pub mod stream;
 pub mod timeline;
 pub mod ts_output;

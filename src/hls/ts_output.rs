@@ -159,6 +159,16 @@ impl TsOutput {
         self.publish.as_ref()?.segmenter.keyframe_interval()
     }
 
+    /// Drops the open segment: the next one starts at the next keyframe (after an error
+    /// that leaves the open segment's bytes unusable).
+    pub fn discard_open(&mut self) {
+        if let Some(p) = self.publish.as_mut() {
+            p.segmenter.discard_open();
+            p.segment.clear();
+            p.audio_pes = PendingAudio::default();
+        }
+    }
+
     /// Frames left out before the first segment of a publisher could start.
     pub fn dropped_before_first_segment(&self) -> u64 {
         self.dropped_before_first_segment

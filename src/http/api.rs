@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::HttpContext;
 use crate::flv::aac::AudioInfo;
 use crate::hub::stream::Stream;
 use crate::metrics::REJECT_REASONS;
-use crate::server::Shared;
 use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
@@ -105,7 +105,7 @@ pub struct StreamList {
 }
 
 /// `GET /api/streams`: every live stream.
-pub async fn streams(State(shared): State<Arc<Shared>>) -> Json<StreamList> {
+pub async fn streams(State(shared): State<Arc<HttpContext>>) -> Json<StreamList> {
     let now = Instant::now();
     let streams = shared
         .registry
@@ -117,10 +117,10 @@ pub async fn streams(State(shared): State<Arc<Shared>>) -> Json<StreamList> {
 }
 
 /// `GET /api/streams/{name}`: one live stream.
-pub async fn stream(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+pub async fn stream(State(shared): State<Arc<HttpContext>>, Path(name): Path<String>) -> Response {
     let found = shared
         .registry
-        .get(&shared.config.rtmp.app, &name)
+        .get(&shared.app, &name)
         .and_then(|s| stats(&s, Instant::now()));
     match found {
         Some(s) => Json(s).into_response(),
@@ -182,7 +182,7 @@ pub struct ServerStats {
 }
 
 /// `GET /api/server`: version, uptime, connections, traffic, rejects, disk.
-pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
+pub async fn server(State(shared): State<Arc<HttpContext>>) -> Json<ServerStats> {
     let m = &shared.metrics;
     let d = &shared.disk_stats;
     let rejected = REJECT_REASONS
@@ -210,7 +210,7 @@ pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
         segments: m.segments_total.get(),
         segment_memory_bytes: m.segment_memory_bytes.get(),
         disk: Disk {
-            media_root: shared.config.http.mediaroot.display().to_string(),
+            media_root: shared.mediaroot.display().to_string(),
             bytes_used,
             writes: d.writes(),
             bytes_written: d.bytes_written(),
@@ -222,7 +222,7 @@ pub async fn server(State(shared): State<Arc<Shared>>) -> Json<ServerStats> {
 }
 
 /// Bytes used under the media root, measured at most every [`DISK_USAGE_TTL`].
-async fn disk_usage(shared: &Arc<Shared>) -> Option<u64> {
+async fn disk_usage(shared: &Arc<HttpContext>) -> Option<u64> {
     {
         let cached = crate::hub::stream::lock(&shared.disk_usage);
         if let Some((at, bytes)) = *cached {
@@ -231,7 +231,7 @@ async fn disk_usage(shared: &Arc<Shared>) -> Option<u64> {
             }
         }
     }
-    let root = shared.config.http.mediaroot.clone();
+    let root = shared.mediaroot.clone();
     let bytes = tokio::task::spawn_blocking(move || du(&root)).await.ok()?;
     *crate::hub::stream::lock(&shared.disk_usage) = Some((Instant::now(), bytes));
     Some(bytes)

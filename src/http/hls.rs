@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::HttpContext;
 use crate::hub::key::StreamKey;
-use crate::server::Shared;
 
 /// Longest segment file name accepted in a URL; the server's own names are far shorter.
 const MAX_SEGMENT_NAME: usize = 64;
@@ -79,7 +79,7 @@ fn player_id(peer: SocketAddr, headers: &HeaderMap) -> u64 {
 
 /// `GET|HEAD /{app}/{name}/{file}`: `index.m3u8` or a `.ts` segment.
 pub async fn file(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<HttpContext>>,
     Path((app, name, file)): Path<(String, String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
@@ -94,14 +94,14 @@ pub async fn file(
 }
 
 async fn serve_file(
-    shared: &Shared,
+    shared: &HttpContext,
     app: &str,
     name: &str,
     file: &str,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Response {
-    if app != shared.config.rtmp.app || StreamKey::parse(name).is_err() {
+    if app != shared.app || StreamKey::parse(name).is_err() {
         return not_found();
     }
     let stream = shared.registry.get(app, name);
@@ -130,7 +130,7 @@ async fn serve_file(
             }
             return r;
         }
-        if stream.is_none() && shared.config.hls.keep {
+        if stream.is_none() && shared.keep {
             return from_disk(shared, app, name, file, PLAYLIST_TYPE, PLAYLIST_CACHE).await;
         }
         return not_found();
@@ -141,7 +141,7 @@ async fn serve_file(
     if let Some(segment) = stream.as_ref().and_then(|s| s.segment(file)) {
         return body(SEGMENT_TYPE, SEGMENT_CACHE, segment.data.clone());
     }
-    if shared.config.hls.keep {
+    if shared.keep {
         return from_disk(shared, app, name, file, SEGMENT_TYPE, SEGMENT_CACHE).await;
     }
     not_found()
@@ -149,14 +149,14 @@ async fn serve_file(
 
 /// A kept file that is no longer in memory. Every path part was validated above.
 async fn from_disk(
-    shared: &Shared,
+    shared: &HttpContext,
     app: &str,
     name: &str,
     file: &str,
     content_type: &'static str,
     cache: &'static str,
 ) -> Response {
-    let path = shared.config.http.mediaroot.join(app).join(name).join(file);
+    let path = shared.mediaroot.join(app).join(name).join(file);
     match tokio::fs::read(&path).await {
         Ok(data) => body(content_type, cache, Bytes::from(data)),
         Err(_) => not_found(),

@@ -6,8 +6,9 @@ pub mod cors;
 mod hls;
 mod ops;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
@@ -16,11 +17,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
 
+use crate::hls::disk::DiskStats;
+use crate::hub::registry::Registry;
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
-use crate::server::Shared;
+use crate::metrics::Metrics;
 
 /// How long a client may take to send a request's headers (and, on a kept-alive
 /// connection, to start the next request): a client that dribbles headers forever is
@@ -33,9 +37,35 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long a stop waits for HTTP responses in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What the HTTP side is handed: the streams to serve, the figures to report, and the
+/// options it follows.
+pub struct HttpContext {
+    /// The application name in URLs (`rtmp.app`).
+    pub app: String,
+    /// Where stream folders are (`http.mediaroot`).
+    pub mediaroot: PathBuf,
+    /// Files stay on disk after they leave memory (`hls.keep`), and are served from there.
+    pub keep: bool,
+    /// CORS allowed origins (`http.allow_origin`).
+    pub allow_origin: String,
+    /// Most HTTP connections at once (`http.max_connections`).
+    pub max_connections: usize,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    /// Every metric, for `/metrics`.
+    pub prometheus: prometheus_client::registry::Registry,
+    pub disk_stats: Arc<DiskStats>,
+    pub started: Instant,
+    pub started_wall: SystemTime,
+    /// The last measured size of the media root's files, and when it was measured.
+    pub disk_usage: Mutex<Option<(Instant, u64)>>,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+}
+
 /// The whole HTTP interface.
-pub fn router(shared: Arc<Shared>) -> Router {
-    let cors = cors::AllowedOrigins::parse(&shared.config.http.allow_origin)
+pub fn router(shared: Arc<HttpContext>) -> Router {
+    let cors = cors::AllowedOrigins::parse(&shared.allow_origin)
         .expect("validated with the config")
         .layer();
     Router::new()
@@ -52,9 +82,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// Serves HTTP/1.1 on `listener` until the server stops: at most `http.max_connections`
 /// connections, each with a header time-out, finished gracefully at the stop.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub async fn serve(listener: TcpListener, shared: Arc<HttpContext>) {
     let app = router(shared.clone());
-    let cap = shared.config.http.max_connections;
+    let cap = shared.max_connections;
     let metrics = ConnectionMetrics {
         total: shared.metrics.http_connections_total.clone(),
         open: shared.metrics.http_connections.clone(),

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::Shared;
+use super::HttpContext;
 
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub async fn healthz() -> &'static str {
@@ -14,8 +14,8 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the listeners are up and the media root is writable.
-pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let root = shared.config.http.mediaroot.clone();
+pub async fn readyz(State(shared): State<Arc<HttpContext>>) -> Response {
+    let root = shared.mediaroot.clone();
     // A name of its own per probe: concurrent probes must not remove each other's file.
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -45,7 +45,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+pub async fn metrics(State(shared): State<Arc<HttpContext>>) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.prometheus) {
         return (

@@ -15,8 +15,6 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::hls::disk::DiskWriterHandle;
-use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
 use crate::hub::key::StreamKey;
 use crate::hub::stream::{Publisher, Stream, lock};
 
@@ -37,22 +35,24 @@ pub struct Claim {
     pub took_over: bool,
 }
 
+/// Makes the stream for a key that has none yet: its fan-out, its outputs' windows, and the
+/// tasks that run the outputs. Given `app`, the name it is served under, and its key.
+pub type StreamFactory = dyn Fn(&str, &StreamKey, &StreamKey) -> Arc<Stream> + Send + Sync;
+
 pub struct Registry {
     streams: Mutex<HashMap<(String, StreamKey), Arc<Stream>>>,
     next_publisher: AtomicU64,
-    settings: HlsSettings,
     takeover: bool,
-    disk: DiskWriterHandle,
+    factory: Box<StreamFactory>,
 }
 
 impl Registry {
-    pub fn new(settings: HlsSettings, takeover: bool, disk: DiskWriterHandle) -> Registry {
+    pub fn new(takeover: bool, factory: Box<StreamFactory>) -> Registry {
         Registry {
             streams: Mutex::new(HashMap::new()),
             next_publisher: AtomicU64::new(1),
-            settings,
             takeover,
-            disk,
+            factory,
         }
     }
 
@@ -67,20 +67,7 @@ impl Registry {
         let mut streams = lock(&self.streams);
         let stream = streams
             .entry((app.to_string(), name.clone()))
-            .or_insert_with(|| {
-                let dir = StreamDir {
-                    app: app.to_string(),
-                    key: name.to_string(),
-                };
-                let hls = HlsStream::new(dir, self.settings.clone(), false, SystemTime::now());
-                Arc::new(Stream::new(
-                    app.to_string(),
-                    name.clone(),
-                    key.clone(),
-                    hls,
-                    self.disk.clone(),
-                ))
-            })
+            .or_insert_with(|| (self.factory)(app, name, key))
             .clone();
         if stream.key != *key {
             return Err(ClaimError::NameInUse);
@@ -105,9 +92,9 @@ impl Registry {
             stop: CancellationToken::new(),
         };
         *slot = Some(publisher.clone());
-        // A stream with segments already (taken over, or republished before its files went)
-        // continues after a discontinuity; one that ended opens again.
-        stream.begin_publisher();
+        // From here only the new publisher's media reaches the outputs; its start tells them
+        // to drop what the old one left unfinished and continue after a discontinuity.
+        stream.begin_publisher(publisher.id);
         drop(slot);
         Ok(Claim {
             stream,
@@ -116,15 +103,13 @@ impl Registry {
         })
     }
 
-    /// The publisher `id` stopped. If it still held the stream, the stream ends (ENDLIST);
-    /// if it had been taken over, nothing changes.
+    /// The publisher `id` stopped (its end of stream went to the outputs before). If it
+    /// still held the stream, the stream has no publisher now; if it had been taken over,
+    /// nothing changes.
     pub fn release(&self, stream: &Stream, id: u64) {
-        // The publisher slot stays locked while the playlist ends (and in `claim` while it
-        // reopens), so a claim cannot slip in between and have its stream ended.
         let mut slot = stream.publisher_slot();
         if slot.as_ref().is_some_and(|p| p.id == id) {
             *slot = None;
-            stream.end();
         }
     }
 
@@ -150,6 +135,14 @@ impl Registry {
         v
     }
 
+    /// Closes every stream's fan-out, so that their outputs finish what they were given and
+    /// end (the server is stopping).
+    pub fn close_all(&self) {
+        for stream in self.streams() {
+            stream.fanout.close();
+        }
+    }
+
     /// Drops segments and streams that have outlived their availability. Returns the bytes
     /// of segments still held in memory.
     pub fn sweep(&self, now: Instant) -> usize {
@@ -163,6 +156,7 @@ impl Registry {
                 // Re-check under the map lock: a publisher may have claimed it meanwhile.
                 if stream.publisher().is_none() && stream.sweep(now) {
                     streams.remove(&(stream.app.clone(), stream.name.clone()));
+                    stream.fanout.close();
                 }
             }
         }
@@ -172,57 +166,84 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
-    use crate::hls::CompletedSegment;
-    use crate::hls::disk::DiskWriter;
-    use crate::media::{Duration90k, Timestamp90k};
+    use crate::media::fanout::{FanOut, Limits};
 
-    fn segment() -> CompletedSegment {
-        CompletedSegment {
-            start: Timestamp90k(0),
-            duration: Duration90k::from_millis(2000),
-            discontinuity: false,
-            independent: true,
-            target_duration: 2,
-            data: Bytes::from_static(&[0x47; 188]),
-        }
+    fn registry(takeover: bool) -> Registry {
+        Registry::new(
+            takeover,
+            Box::new(|app, name, key| {
+                Arc::new(Stream::new(
+                    app.to_string(),
+                    name.clone(),
+                    key.clone(),
+                    FanOut::new(Limits::default()),
+                    None,
+                ))
+            }),
+        )
     }
 
-    #[tokio::test]
-    async fn a_taken_over_publisher_lists_nothing_and_the_new_one_starts_afresh() {
-        let root =
-            std::env::temp_dir().join(format!("rtmp-server-registry-{}", std::process::id()));
-        let (disk, writer) = DiskWriter::spawn(root.clone(), 16);
-        let registry = Registry::new(HlsSettings::default(), true, disk);
+    #[test]
+    fn a_taken_over_publisher_is_stopped_and_cannot_reach_the_outputs() {
+        let registry = registry(true);
         let key = StreamKey::parse("k").expect("a valid key");
         let addr: SocketAddr = "127.0.0.1:1935".parse().expect("an address");
-
+        let mut output = None;
         let first = registry.claim("live", &key, &key, addr).expect("claimed");
+        output.get_or_insert_with(|| first.stream.fanout.subscribe());
         first
             .stream
             .update_media(|m| m.encoder = Some("old encoder".into()));
-        assert!(first.stream.push_segment(first.publisher.id, segment()));
-
         let second = registry
             .claim("live", &key, &key, addr)
             .expect("taken over");
         assert!(second.took_over);
         assert!(first.publisher.stop.is_cancelled());
+        assert!(Arc::ptr_eq(&first.stream, &second.stream));
         assert_eq!(
             second.stream.media().encoder,
             None,
             "media info starts afresh"
         );
-        assert!(!first.stream.push_segment(first.publisher.id, segment()));
-        assert_eq!(second.stream.segments_produced(), 1);
-        assert!(second.stream.push_segment(second.publisher.id, segment()));
-        assert_eq!(second.stream.segments_produced(), 2);
+        let end = crate::media::frame::MediaEvent::End(crate::media::frame::Ending::Stopped);
+        assert!(
+            !first
+                .stream
+                .fanout
+                .push(first.publisher.id, &mut vec![end.clone()])
+        );
+        assert!(
+            second
+                .stream
+                .fanout
+                .push(second.publisher.id, &mut vec![end])
+        );
+        // The old publisher's release leaves the new one in place.
+        registry.release(&first.stream, first.publisher.id);
+        assert!(second.stream.is_published_by(second.publisher.id));
+    }
 
-        drop(registry);
-        drop((first, second));
-        writer.await.expect("the disk writer exits");
-        let _ = std::fs::remove_dir_all(root);
+    #[test]
+    fn without_takeover_a_second_publish_is_refused_and_names_belong_to_one_key() {
+        let registry = registry(false);
+        let (k1, k2) = (
+            StreamKey::parse("k1").unwrap(),
+            StreamKey::parse("k2").unwrap(),
+        );
+        let addr: SocketAddr = "127.0.0.1:1935".parse().unwrap();
+        let claim = registry.claim("live", &k1, &k1, addr).unwrap();
+        assert_eq!(
+            registry.claim("live", &k1, &k1, addr).err(),
+            Some(ClaimError::AlreadyPublishing)
+        );
+        assert_eq!(
+            registry.claim("live", &k1, &k2, addr).err(),
+            Some(ClaimError::NameInUse)
+        );
+        registry.release(&claim.stream, claim.publisher.id);
+        // Nothing to serve (no output here), no publisher: swept.
+        registry.sweep(Instant::now());
+        assert!(registry.get("live", "k1").is_none());
     }
 }

@@ -1,5 +1,6 @@
-//! One stream as the rest of the server sees it: its HLS output, who publishes it now, and
-//! the figures the stats API reports.
+//! One stream as the rest of the server sees it: the fan-out that carries its media to its
+//! outputs, the windows HTTP serves, who publishes it now, and the figures the stats API
+//! reports.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,15 +8,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::flv::aac::AudioInfo;
 use crate::flv::avc::VideoInfo;
-use crate::hls::CompletedSegment;
-use crate::hls::disk::DiskWriterHandle;
+use crate::hls::served::Served;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
 use crate::hub::key::StreamKey;
 use crate::media::Duration90k;
+use crate::media::fanout::FanOut;
 
 /// A player counts as a viewer for this long after it last fetched the playlist.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
@@ -64,12 +66,14 @@ pub struct Stream {
     pub name: StreamKey,
     /// The publishing key (secret when `name` is a playback id).
     pub key: StreamKey,
-    hls: Mutex<HlsStream>,
+    /// Carries the publisher's media to every output.
+    pub fanout: FanOut,
+    /// The classic TS output's window (`index.m3u8`), when that output is on.
+    pub ts: Option<Arc<Served<HlsStream>>>,
     publisher: Mutex<Option<Publisher>>,
-    disk: DiskWriterHandle,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
-    /// Bytes of the segment the publisher's remuxer is writing.
+    /// Bytes of the segment the TS output is writing.
     open_segment_bytes: AtomicUsize,
     media: Mutex<MediaInfo>,
     /// Ingest bitrate in bits per second over the last measuring window.
@@ -78,29 +82,32 @@ pub struct Stream {
     bitrate_window: Mutex<(Instant, u64)>,
     /// Players (a hash of address and user agent) and when they last fetched the playlist.
     viewers: Mutex<HashMap<u64, Instant>>,
+    /// The publisher whose first segment has been listed (0: none yet).
+    playable: watch::Sender<u64>,
 }
 
 impl Stream {
-    pub(crate) fn new(
+    pub fn new(
         app: String,
         name: StreamKey,
         key: StreamKey,
-        hls: HlsStream,
-        disk: DiskWriterHandle,
+        fanout: FanOut,
+        ts: Option<Arc<Served<HlsStream>>>,
     ) -> Stream {
         Stream {
             app,
             name,
             key,
-            hls: Mutex::new(hls),
+            fanout,
+            ts,
             publisher: Mutex::new(None),
-            disk,
             bytes_in: AtomicU64::new(0),
             open_segment_bytes: AtomicUsize::new(0),
             media: Mutex::new(MediaInfo::default()),
             bitrate: AtomicU64::new(0),
             bitrate_window: Mutex::new((Instant::now(), 0)),
             viewers: Mutex::new(HashMap::new()),
+            playable: watch::Sender::new(0),
         }
     }
 
@@ -117,77 +124,67 @@ impl Stream {
         lock(&self.publisher).as_ref().is_some_and(|p| p.id == id)
     }
 
-    /// Runs `f` on the HLS state, then hands the disk work it scheduled to the writer.
-    fn with_hls<R>(
-        &self,
-        f: impl FnOnce(&mut HlsStream, &mut Vec<crate::hls::stream::DiskAction>) -> R,
-    ) -> R {
-        let mut actions = Vec::new();
-        let r = f(&mut lock(&self.hls), &mut actions);
-        for action in actions {
-            self.disk.submit(action);
-        }
-        r
-    }
-
-    /// Lists a finished segment of publisher `id`. Returns false, listing nothing, when `id`
-    /// no longer publishes the stream (it was taken over).
-    pub fn push_segment(&self, id: u64, segment: CompletedSegment) -> bool {
-        // Held while listing, so a takeover cannot come in between.
-        let publisher = lock(&self.publisher);
-        if publisher.as_ref().is_none_or(|p| p.id != id) {
-            return false;
-        }
-        self.with_hls(|hls, actions| {
-            hls.push(segment, Instant::now(), SystemTime::now(), actions);
-        });
-        true
-    }
-
-    /// A new publisher continues this stream: the next segment starts a discontinuity, and
-    /// what the stream reports about its media starts afresh.
-    pub(crate) fn begin_publisher(&self) {
+    /// A new publisher continues this stream: what the stream reports about its media
+    /// starts afresh, and only the new publisher's media reaches the outputs.
+    pub(crate) fn begin_publisher(&self, id: u64) {
         *lock(&self.media) = MediaInfo::default();
         self.open_segment_bytes.store(0, Ordering::Relaxed);
-        self.with_hls(|hls, actions| hls.begin_publisher(actions));
+        self.fanout.set_publisher(id);
     }
 
-    /// The stream ended: EXT-X-ENDLIST, and its files scheduled to go.
-    pub(crate) fn end(&self) {
-        self.with_hls(|hls, actions| hls.end(Instant::now(), actions));
+    /// An output listed a segment of publisher `id`: its stream is playable.
+    pub fn mark_playable(&self, id: u64) {
+        self.playable.send_if_modified(|current| {
+            let changed = *current != id;
+            *current = id;
+            changed
+        });
+    }
+
+    /// Follows which publisher's stream is playable (see [`Stream::mark_playable`]).
+    pub fn playable(&self) -> watch::Receiver<u64> {
+        self.playable.subscribe()
     }
 
     /// Drops what has outlived its availability; true when nothing is left to serve.
     pub(crate) fn sweep(&self, now: Instant) -> bool {
-        self.with_hls(|hls, actions| hls.sweep(now, actions))
+        self.ts
+            .as_ref()
+            .is_none_or(|ts| ts.update(|hls, actions| hls.sweep(now, actions)))
     }
 
     pub fn playlist(&self) -> Option<Arc<PlaylistSnapshot>> {
-        lock(&self.hls).playlist()
+        self.ts.as_ref()?.read(HlsStream::playlist)
     }
 
     pub fn segment(&self, name: &str) -> Option<Arc<Segment>> {
-        lock(&self.hls).segment(name)
+        self.ts.as_ref()?.read(|hls| hls.segment(name))
     }
 
     /// EXT-X-TARGETDURATION, once the first segment fixed it.
     pub fn target_duration(&self) -> Option<u32> {
-        lock(&self.hls).target_duration()
+        self.ts.as_ref()?.read(HlsStream::target_duration)
     }
 
     /// Bytes of segments this stream holds in memory: listed, in their grace period, and
     /// the one being written.
     pub fn memory_bytes(&self) -> usize {
-        lock(&self.hls).memory_bytes() + self.open_segment_bytes.load(Ordering::Relaxed)
+        let ts = self
+            .ts
+            .as_ref()
+            .map_or(0, |ts| ts.read(HlsStream::memory_bytes));
+        ts + self.open_segment_bytes.load(Ordering::Relaxed)
     }
 
-    /// The publisher's remuxer holds this many bytes of the segment it is writing.
+    /// The TS output holds this many bytes of the segment it is writing.
     pub fn set_open_segment_bytes(&self, bytes: usize) {
         self.open_segment_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn segments_produced(&self) -> u64 {
-        lock(&self.hls).segments_produced()
+        self.ts
+            .as_ref()
+            .map_or(0, |ts| ts.read(HlsStream::segments_produced))
     }
 
     pub fn add_bytes_in(&self, n: u64) {

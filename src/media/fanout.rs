@@ -507,7 +507,10 @@ mod tests {
         fan.set_publisher(1);
         fan.push(1, &mut vec![start(), frame(0, true, 1)]);
         let mut late = fan.subscribe();
-        fan.push(1, &mut vec![frame(1, true, 1), frame(0, false, 1), frame(0, true, 1)]);
+        fan.push(
+            1,
+            &mut vec![frame(1, true, 1), frame(0, false, 1), frame(0, true, 1)],
+        );
         let mut got = Vec::new();
         late.try_recv(&mut got, 100);
         assert_eq!(kinds(&got), "SK");
@@ -520,7 +523,10 @@ mod tests {
         let fan = FanOut::new(LIMITS);
         let mut early = fan.subscribe();
         fan.set_publisher(1);
-        fan.push(1, &mut vec![start(), frame(0, true, 1), MediaEvent::End(Ending::Stopped)]);
+        fan.push(
+            1,
+            &mut vec![start(), frame(0, true, 1), MediaEvent::End(Ending::Stopped)],
+        );
         let mut got = Vec::new();
         early.try_recv(&mut got, 100);
         assert_eq!(kinds(&got), "SKE");
