@@ -26,7 +26,6 @@ pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod listener;
-pub mod loadgen;
 pub mod media;
 pub mod metrics;
 pub mod offline;
