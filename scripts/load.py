@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measures rtmp-server under load: N real-time streams from `rtmp-server bench-publish`.
+"""Measures rtmp-server under load: N real-time streams from `rtmp-load` (tools/load).
 
     scripts/load.py [--seconds 60] [--streams 1,10,50,100,200] [--viewers 0]
                     [--file testdata/flv/h264_720p30_3m.flv] [--nginx]
@@ -35,6 +35,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/rtmp-server")
+LOAD_BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/rtmp-load")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -148,7 +149,7 @@ def wait_http(url, timeout=30):
 
 
 def start_loadgen(rtmp_url, args, n, duration, ramp, http_url=None):
-    cmd = [BIN, "bench-publish", "--url", rtmp_url, "--file", args.file, "--streams", str(n),
+    cmd = [LOAD_BIN, "--url", rtmp_url, "--file", args.file, "--streams", str(n),
            "--duration", str(duration), "--ramp", str(ramp)]
     if args.viewers and http_url:
         cmd += ["--viewers", str(args.viewers), "--http", http_url]
@@ -317,7 +318,9 @@ def main():
     p.add_argument("--rss-every", type=float, default=0,
                    help="print the server's RSS and CPU every this many seconds of the window")
     args = p.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    # The server and the load tool (a workspace member of its own).
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rtmp-server",
+                    "-p", "rtmp-load"], cwd=ROOT, check=True)
     module = ensure_nginx() if args.nginx else None
     print(f"machine: {os.cpu_count()} cores; file {os.path.basename(args.file)}; "
           f"{args.seconds:.0f} s window; {args.viewers} viewers per stream", flush=True)

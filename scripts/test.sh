@@ -21,9 +21,10 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 
+# The whole workspace: the server and the load tool (tools/load).
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
 # The shipped artefact: the static release binary alone in an empty root, as the image runs it.
 scripts/check-image.sh
 # Every parser and the remux pipeline under libFuzzer for a short, bounded time.

@@ -6,12 +6,10 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::config::{self, Config, ConfigError, Overrides};
-use crate::loadgen::{self, BenchOptions};
 
 /// What the command line asked for.
 pub enum Invocation {
@@ -30,7 +28,6 @@ pub enum Invocation {
     Healthcheck {
         port: u16,
     },
-    BenchPublish(BenchOptions),
 }
 
 /// Short flag names users know from DESIGN.md and the original service.
@@ -79,84 +76,6 @@ fn with_config_args(mut cmd: Command) -> Command {
         cmd = cmd.arg(arg);
     }
     cmd
-}
-
-/// A number of seconds (fractions allowed) as a duration.
-fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a number of seconds"))
-}
-
-fn bench_publish() -> Command {
-    Command::new("bench-publish")
-        .about(
-            "Publish N concurrent streams of an FLV file at real time (looped), optionally \
-             with HLS viewers, and print a summary; exits non-zero if any stream failed",
-        )
-        .arg(
-            Arg::new("url")
-                .long("url")
-                .required(true)
-                .value_name("RTMP_URL")
-                .help("Application to publish to, rtmp://host:port/app"),
-        )
-        .arg(
-            Arg::new("file")
-                .long("file")
-                .required(true)
-                .value_name("FLV")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("FLV file every stream publishes (read once, looped)"),
-        )
-        .arg(
-            Arg::new("streams")
-                .long("streams")
-                .required(true)
-                .value_name("N")
-                .value_parser(clap::value_parser!(u32).range(1..=loadgen::MAX_STREAMS as i64))
-                .help("Concurrent streams, each on its own connection"),
-        )
-        .arg(
-            Arg::new("duration")
-                .long("duration")
-                .required(true)
-                .value_name("SECS")
-                .value_parser(seconds)
-                .help("Media time each stream publishes"),
-        )
-        .arg(
-            Arg::new("key-prefix")
-                .long("key-prefix")
-                .value_name("PREFIX")
-                .default_value("bench-")
-                .help("Stream keys are PREFIX1 to PREFIXN"),
-        )
-        .arg(
-            Arg::new("viewers")
-                .long("viewers")
-                .value_name("M")
-                .default_value("0")
-                .value_parser(
-                    clap::value_parser!(u32).range(0..=loadgen::MAX_VIEWERS_PER_STREAM as i64),
-                )
-                .help("HLS viewers per stream"),
-        )
-        .arg(
-            Arg::new("http")
-                .long("http")
-                .value_name("URL")
-                .default_value("http://127.0.0.1:8000")
-                .help("The server's HLS base URL, for viewers"),
-        )
-        .arg(
-            Arg::new("ramp")
-                .long("ramp")
-                .value_name("SECS")
-                .value_parser(seconds)
-                .help("Spread stream starts over this time [default: 1 s per 50 streams]"),
-        )
 }
 
 fn command() -> Command {
@@ -208,7 +127,6 @@ fn command() -> Command {
                     .default_value("8000"),
             ),
     )
-    .subcommand(bench_publish())
 }
 
 /// Builds the effective config from the matches of a command with config args.
@@ -251,22 +169,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Cli
         Some(("healthcheck", sub)) => Invocation::Healthcheck {
             port: *sub.get_one::<u16>("http-port").expect("has a default"),
         },
-        Some(("bench-publish", sub)) => Invocation::BenchPublish(BenchOptions {
-            url: sub.get_one::<String>("url").cloned().expect("required"),
-            file: sub.get_one::<PathBuf>("file").cloned().expect("required"),
-            streams: *sub.get_one::<u32>("streams").expect("required") as usize,
-            duration: *sub.get_one::<Duration>("duration").expect("required"),
-            key_prefix: sub
-                .get_one::<String>("key-prefix")
-                .cloned()
-                .expect("has a default"),
-            viewers: *sub.get_one::<u32>("viewers").expect("has a default") as usize,
-            http: sub
-                .get_one::<String>("http")
-                .cloned()
-                .expect("has a default"),
-            ramp: sub.get_one::<Duration>("ramp").copied(),
-        }),
         _ => Invocation::Serve {
             config: config_from(&m, &env)?,
             print_config: m.get_flag("print-config"),
@@ -309,6 +211,17 @@ mod tests {
     }
 
     #[test]
+    fn subcommands_are_the_servers_own() {
+        let names: Vec<_> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        assert_eq!(names, ["serve", "check-config", "remux", "healthcheck"]);
+        // The load tool is a binary of its own (tools/load), not a subcommand.
+        assert!(run(&["bench-publish", "--url", "rtmp://h/live"]).is_err());
+    }
+
+    #[test]
     fn flags_and_aliases_set_options() {
         let Invocation::Serve { config, .. } = run(&[
             "serve",
@@ -327,53 +240,6 @@ mod tests {
         assert_eq!(config.http.mediaroot, PathBuf::from("/tmp/m"));
         assert!(config.hls.keep);
         assert_eq!(config.auth.stream_service, "http://svc:3000");
-    }
-
-    #[test]
-    fn bench_publish_options() {
-        let Invocation::BenchPublish(options) = run(&[
-            "bench-publish",
-            "--url",
-            "rtmp://127.0.0.1:1935/live",
-            "--file",
-            "testdata/flv/h264_aac.flv",
-            "--streams",
-            "50",
-            "--duration",
-            "20",
-            "--viewers",
-            "2",
-            "--ramp",
-            "0.5",
-        ])
-        .unwrap() else {
-            panic!("expected bench-publish");
-        };
-        assert_eq!(
-            options,
-            BenchOptions {
-                url: "rtmp://127.0.0.1:1935/live".to_owned(),
-                file: PathBuf::from("testdata/flv/h264_aac.flv"),
-                streams: 50,
-                duration: Duration::from_secs(20),
-                key_prefix: "bench-".to_owned(),
-                viewers: 2,
-                http: "http://127.0.0.1:8000".to_owned(),
-                ramp: Some(Duration::from_millis(500)),
-            }
-        );
-        for bad in [
-            &["--streams", "0", "--duration", "5"][..],
-            &["--streams", "2", "--duration=-1"],
-            &["--streams", "2", "--duration", "soon"],
-        ] {
-            let args = [
-                &["bench-publish", "--url", "rtmp://h/live", "--file", "f.flv"][..],
-                bad,
-            ]
-            .concat();
-            assert!(run(&args).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

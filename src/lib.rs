@@ -27,7 +27,6 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod listener;
-pub mod loadgen;
 pub mod media;
 pub mod metrics;
 pub mod offline;

@@ -1,5 +1,4 @@
-//! `rtmp-server`: run the server, remux a file, check a config, probe a running server, or
-//! load-test one with `bench-publish`.
+//! `rtmp-server`: run the server, remux a file, check a config, or probe a running server.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -51,17 +50,6 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("rtmp-server remux: {e:#}");
                     ExitCode::FAILURE
-                }
-            }
-        }
-        Invocation::BenchPublish(options) => {
-            init_logging(&Config::default());
-            match bench_publish(&options) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("rtmp-server bench-publish: {e:#}");
-                    ExitCode::from(2)
                 }
             }
         }
@@ -136,29 +124,6 @@ fn serve(config: Config) -> anyhow::Result<()> {
             on_signal.cancel();
         });
         server.run(stop).await
-    })
-}
-
-/// Runs the load generator and prints its summary; `Ok(true)` when every stream completed.
-/// SIGTERM or Ctrl-C ends the streams early (they unpublish) and still prints the summary.
-fn bench_publish(options: &rtmp_server::loadgen::BenchOptions) -> anyhow::Result<bool> {
-    // Every stream and viewer is a socket: thousands of them pass the usual soft limit.
-    if let Err(e) = rtmp_server::server::raise_open_file_limit() {
-        eprintln!("warning: open file limit not raised: {e}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            on_signal.cancel();
-        });
-        let summary = rtmp_server::loadgen::run(options, stop).await?;
-        print!("{summary}");
-        Ok(summary.all_completed())
     })
 }
 

@@ -1,7 +1,8 @@
 //! A sans-IO reader for FLV files: the file header, then tags with their PreviousTagSize
 //! back-pointers, yielding each tag's type, timestamp and body as a zero-copy [`Bytes`].
 //!
-//! Used by the offline remux and by load tools that replay a file as an RTMP publish.
+//! Used by the offline remux and by the load tool (`tools/load`), which replays a file as an
+//! RTMP publish.
 //!
 //! Spec: FLV 10.1 §E.2 (FLV header), §E.3 (FLV file body), §E.4.1 (FLV tag).
 

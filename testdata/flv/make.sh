@@ -37,7 +37,7 @@ ffmpeg -y -hide_banner -loglevel error \
 
 # Load measurements: 720p30 at 3.15 Mb/s in all (3000k H.264 High with B-frames, 2 s GOP,
 # 128k AAC-LC 48 kHz stereo), the stream the nginx-rtmp and node-media-server figures
-# were measured with. 6 s (three GOPs); bench-publish loops it.
+# were measured with. 6 s (three GOPs); rtmp-load loops it.
 ffmpeg -y -hide_banner -loglevel error \
   -f lavfi -i testsrc2=size=1280x720:rate=30 \
   -f lavfi -i "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo" \

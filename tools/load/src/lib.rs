@@ -1,14 +1,16 @@
-//! `rtmp-server bench-publish`: a load generator that publishes N streams of one FLV file
-//! at real time, optionally with M HLS viewers per stream, and prints what happened.
+//! `rtmp-load`: a load generator for rtmp-server that publishes N streams of one FLV file
+//! at real time, optionally with M HLS viewers per stream, and prints what happened. It is a
+//! tool apart from the server: the server binary carries only the server.
 //!
 //! It is built to cost far less per stream than N ffmpeg processes: the file is read and
 //! parsed once and its tag bodies are shared by every stream; each stream is one task on
-//! one connection, driven by the sans-IO [`crate::rtmp::client`], chunking into one reused
-//! buffer and writing whole batches. Stream starts are staggered over a ramp so the server
-//! does not see a thundering herd of handshakes.
+//! one connection, driven by the server library's sans-IO [`rtmp_server::rtmp::client`],
+//! chunking into one reused buffer and writing whole batches. Stream starts are staggered
+//! over a ramp so the server does not see a thundering herd of handshakes.
 //!
 //! Modules, one job each:
 //!
+//! - [`cli`]: the command line.
 //! - [`target`]: the `rtmp://host:port/app` URL taken apart.
 //! - [`media`]: the FLV file in memory.
 //! - [`playout`]: the file looped with continuing timestamps.
@@ -18,6 +20,7 @@
 //! - [`viewer`]: one HLS viewer.
 //! - [`report`]: per-stream and per-viewer results and the summary table.
 
+pub mod cli;
 pub mod media;
 pub mod pacer;
 pub mod playlist;
@@ -37,11 +40,11 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::flv::FlvError;
-use crate::hls::stream::PLAYLIST_NAME;
-use crate::hub::key::StreamKey;
 use media::MediaFile;
 use report::{Outcome, StreamReport, Summary, ViewerReport};
+use rtmp_server::flv::FlvError;
+use rtmp_server::hls::stream::PLAYLIST_NAME;
+use rtmp_server::hub::key::StreamKey;
 use target::RtmpTarget;
 
 /// Most streams one run may publish: each is a task and a TCP connection (plus its viewers'
@@ -166,7 +169,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
     } else {
         None
     };
-    let tls = crate::auth::tls_config().map_err(LoadgenError::HttpClient)?;
+    let tls = rtmp_server::auth::tls_config().map_err(LoadgenError::HttpClient)?;
     let data = tokio::fs::read(&options.file)
         .await
         .map_err(|source| LoadgenError::File {
@@ -182,7 +185,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         file = %options.file.display(),
         file_bytes = media.size(),
         ramp_s = ramp.as_secs_f64(),
-        "bench-publish starting"
+        "load run starting"
     );
 
     let started = Instant::now();
@@ -210,7 +213,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
                 })?;
             for _ in 0..options.viewers {
                 // A client per viewer, so each keeps its own connections as a player does.
-                let client = crate::auth::http_client_with(tls.clone(), viewer::HTTP_TIMEOUT)
+                let client = rtmp_server::auth::http_client_with(tls.clone(), viewer::HTTP_TIMEOUT)
                     .map_err(LoadgenError::HttpClient)?;
                 let until = at + options.duration + VIEWER_GRACE;
                 viewers.push(tokio::spawn(viewer::watch(
@@ -301,7 +304,7 @@ mod tests {
             url: "rtmp://127.0.0.1:1935/live".to_owned(),
             file: PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/testdata/flv/h264_aac.flv"
+                "/../../testdata/flv/h264_aac.flv"
             )),
             streams: 120,
             duration: Duration::from_secs(20),

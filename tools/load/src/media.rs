@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 
-use super::LoadgenError;
-use crate::flv::file::{FlvFile, FlvItem};
-use crate::flv::tag::{AacPacket, AudioTag, AvcPacket, TagType, VideoTag};
-use crate::rtmp::MediaKind;
+use crate::LoadgenError;
+use rtmp_server::flv::file::{FlvFile, FlvItem};
+use rtmp_server::flv::tag::{AacPacket, AudioTag, AvcPacket, TagType, VideoTag};
+use rtmp_server::rtmp::MediaKind;
 
 /// Shortest span of media a file must cover to be replayed at real time: a file whose tags
 /// all sit within this would be looped hundreds of times a second.

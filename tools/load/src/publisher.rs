@@ -13,13 +13,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
-use super::media::MediaFile;
-use super::pacer::Pacer;
-use super::playout::Playout;
-use super::report::{Outcome, StreamReport};
-use super::target::RtmpTarget;
-use crate::media::RtmpTimestamp;
-use crate::rtmp::{ClientConfig, ClientEvent, PublishClient};
+use crate::media::MediaFile;
+use crate::pacer::Pacer;
+use crate::playout::Playout;
+use crate::report::{Outcome, StreamReport};
+use crate::target::RtmpTarget;
+use rtmp_server::media::RtmpTimestamp;
+use rtmp_server::rtmp::{ClientConfig, ClientEvent, PublishClient};
 
 /// How long the TCP connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -194,7 +194,7 @@ impl fmt::Display for Summary {
         };
         writeln!(
             f,
-            "bench-publish: {} streams of {} ({}, looped) to {}, {} each, ramp {}",
+            "rtmp-load: {} streams of {} ({}, looped) to {}, {} each, ramp {}",
             self.streams.len(),
             self.file,
             secs(self.file_duration),
@@ -455,7 +455,7 @@ mod tests {
         assert!(!s.all_completed());
         assert_eq!(
             s.to_string(),
-            "bench-publish: 3 streams of testdata/flv/h264_aac.flv (10.07 s, looped) to \
+            "rtmp-load: 3 streams of testdata/flv/h264_aac.flv (10.07 s, looped) to \
              rtmp://127.0.0.1:1935/live, 10.00 s each, ramp 0.06 s\n\
              \x20 streams            2 started, 1 rejected, 0 failed, 2 completed\n\
              \x20 media per stream   min 9.97 s, mean 9.97 s, max 9.97 s\n\

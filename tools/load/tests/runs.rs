@@ -1,47 +1,19 @@
-//! `rtmp-server bench-publish` against the real server, and the project's RTMP client as a
-//! publisher whose output is checked frame by frame.
+//! `rtmp-load` against the real server: a run that succeeds, with viewers, and runs whose
+//! streams are refused or cannot connect.
 
 mod common;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
 
-fn bench_publish(args: &[&str]) -> (Output, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
-        .arg("bench-publish")
-        .arg("--file")
-        .arg(testdata("flv/h264_aac.flv"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run bench-publish");
-    let summary = String::from_utf8_lossy(&output.stdout).into_owned();
-    (output, summary)
-}
-
-/// The number before `label` in the summary line that starts with `row`.
-fn number_before(summary: &str, row: &str, label: &str) -> u64 {
-    let line = summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(row))
-        .unwrap_or_else(|| panic!("no {row} row:\n{summary}"));
-    let before = &line[..line.find(label).expect(label)];
-    before
-        .split_whitespace()
-        .last()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number before {label:?} in {line:?}"))
-}
-
 #[test]
 fn three_streams_with_two_viewers_each() {
-    let server = ServerProcess::start(&[]);
+    let server = TestServer::start(|_| {});
     let keys = ["bench-1", "bench-2", "bench-3"];
 
     // Watch the playlists from the side while the run goes on: the last segment sequence
@@ -52,23 +24,22 @@ fn three_streams_with_two_viewers_each() {
         let urls: Vec<(String, String)> = keys
             .iter()
             .map(|k| {
-                let url = server.http_url(&format!("/live/{k}/index.m3u8"));
-                (k.to_string(), url)
+                (
+                    k.to_string(),
+                    server.http_url(&format!("/live/{k}/index.m3u8")),
+                )
             })
             .collect();
         std::thread::spawn(move || {
             let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
             while !done.load(Ordering::Relaxed) {
                 for (key, url) in &urls {
-                    let r = get(url);
-                    if r.status != 200 {
+                    let Some((200, text)) = get(url) else {
                         continue;
-                    }
-                    let p = parse_playlist(&r.text());
-                    if p.entries.is_empty() {
+                    };
+                    let Some(last) = last_sequence(&text) else {
                         continue;
-                    }
-                    let last = p.media_sequence + p.entries.len() as u64 - 1;
+                    };
                     let entry = seen.entry(key.clone()).or_insert((last, last));
                     entry.1 = entry.1.max(last);
                 }
@@ -78,9 +49,9 @@ fn three_streams_with_two_viewers_each() {
         })
     };
 
-    let url = format!("rtmp://127.0.0.1:{}/live", server.rtmp_port);
+    let url = server.rtmp_url();
     let http = server.http_url("");
-    let (output, summary) = bench_publish(&[
+    let (output, summary) = rtmp_load(&[
         "--url",
         &url,
         "--streams",
@@ -97,7 +68,7 @@ fn three_streams_with_two_viewers_each() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "bench-publish failed:\n{summary}\n{stderr}\nserver:\n{}",
+        "rtmp-load failed:\n{summary}\n{stderr}\nserver:\n{}",
         server.logs()
     );
 
@@ -121,11 +92,8 @@ fn three_streams_with_two_viewers_each() {
             .unwrap_or_else(|| panic!("{key}: playlist never appeared:\n{}", server.logs()));
         assert!(highest > first, "{key}: playlist did not advance ({first})");
     }
-    server.assert_logged_times("publish started", 3);
-    assert_eq!(server.logs().matches("publish started").count(), 3);
-    for key in keys {
-        server.assert_logged(&format!(" name={key} app="));
-    }
+    assert_eq!(server.metric("rtmp_server_publishes_total"), 3);
+    assert_eq!(server.metric("rtmp_server_publishes_rejected_total"), 0);
 }
 
 #[test]
@@ -136,7 +104,7 @@ fn refused_and_unreachable_streams_make_the_run_fail() {
         .expect("free port")
         .port();
     let url = format!("rtmp://127.0.0.1:{port}/live");
-    let (output, summary) = bench_publish(&["--url", &url, "--streams", "2", "--duration", "1"]);
+    let (output, summary) = rtmp_load(&["--url", &url, "--streams", "2", "--duration", "1"]);
     assert_eq!(output.status.code(), Some(1), "{summary}");
     assert!(
         summary.contains("0 started, 0 rejected, 2 failed"),
@@ -146,34 +114,37 @@ fn refused_and_unreachable_streams_make_the_run_fail() {
 
     // A stream-service that cannot be reached rejects every key; the encoder is told why
     // before the connection closes.
-    let server = ServerProcess::start(&["--stream-service", &format!("http://127.0.0.1:{port}")]);
-    let url = format!("rtmp://127.0.0.1:{}/live", server.rtmp_port);
-    let (output, summary) = bench_publish(&["--url", &url, "--streams", "2", "--duration", "1"]);
+    let server = TestServer::start(|config| {
+        config.auth.stream_service = format!("http://127.0.0.1:{port}");
+    });
+    let url = server.rtmp_url();
+    let (output, summary) = rtmp_load(&["--url", &url, "--streams", "2", "--duration", "1"]);
     assert_eq!(output.status.code(), Some(1), "{summary}");
     assert!(summary.contains(" 0 started, "), "{summary}");
     for key in ["bench-1", "bench-2"] {
         let refused = format!("{key}: rejected: NetStream.Publish.Unauthorized");
         assert!(summary.contains(&refused), "{key}:\n{summary}");
     }
-    server.assert_logged("publish refused");
+    assert_eq!(server.metric("rtmp_server_publishes_total"), 0);
+    assert_eq!(
+        server.metric("rtmp_server_publishes_rejected_total"),
+        2,
+        "{}",
+        server.logs()
+    );
 }
 
 #[test]
-fn client_publish_is_remuxed_frame_for_frame() {
-    let server = ServerProcess::start(&["--hls-keep", "--hls-list-size", "100"]);
-    let source = testdata("flv/h264_aac.flv");
-    let mut publisher = ClientPublisher::start(&server, "client");
-    for tag in flv_tags(&source) {
-        publisher.send_tag(&tag, tag.timestamp);
-    }
-    publisher.finish();
-
-    let (playlist, segments) = finished_segments(&server, "client");
-    assert!(segments.len() >= 4, "10 s in 2 s segments: {playlist:?}");
-    assert_same_frames(&source, &segments);
-    for seg in &segments {
-        let errors = decode_errors(seg);
-        assert!(errors.is_empty(), "{}: {errors}", seg.display());
-    }
-    server.assert_logged("flash_ver=\"FMLE/3.0\"");
+fn options_out_of_range_exit_with_a_usage_error() {
+    let (output, _) = rtmp_load(&[
+        "--url",
+        "rtmp://127.0.0.1:1/live",
+        "--streams",
+        "0",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--streams"), "{stderr}");
 }

@@ -1,9 +1,9 @@
-//! Where bench-publish publishes: an `rtmp://host[:port]/app` URL taken apart into what the
+//! Where the load runs publish: an `rtmp://host[:port]/app` URL taken apart into what the
 //! socket and the `connect` command need.
 
 use reqwest::Url;
 
-use super::LoadgenError;
+use crate::LoadgenError;
 
 /// The RTMP port when the URL names none (IANA-registered for RTMP).
 pub const DEFAULT_RTMP_PORT: u16 = 1935;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::media::MediaFile;
-use crate::rtmp::MediaKind;
+use crate::media::MediaFile;
+use rtmp_server::rtmp::MediaKind;
 
 /// A tag in its place on the stream's timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,11 +13,11 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::read_capped;
-use crate::ts::packet::{PACKET_SIZE, SYNC_BYTE};
+use rtmp_server::auth::read_capped;
+use rtmp_server::ts::packet::{PACKET_SIZE, SYNC_BYTE};
 
-use super::playlist::{self, LivePlaylist};
-use super::report::ViewerReport;
+use crate::playlist::{self, LivePlaylist};
+use crate::report::ViewerReport;
 
 /// Connect and request timeout for every request a viewer makes.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
