@@ -28,9 +28,10 @@ pub struct TrackConfig {
 /// default-base-is-moof). RFC 8216 §3.3 asks an fMP4 Media Initialization Section for a
 /// brand compatible with `iso6` or higher.
 ///
-/// `cmfc` (the CMAF structural brand) is not claimed: CMAF fragments carry one track each
-/// (ISO/IEC 23000-19 §7.3.2.2), and this writer's fragments carry every track of a stream
-/// in one `moof`, which HLS allows and CMAF does not.
+/// `cmfc` (the CMAF structural brand) is not claimed: a CMAF track file holds one track
+/// and each CMAF fragment one `traf` (ISO/IEC 23000-19 §7.3.2.2), while this writer's
+/// fragments carry every track of a stream in one `moof`, which HLS allows (RFC 8216 §3.3
+/// asks only for a `trak` matching every `traf`).
 ///
 /// Spec: ISO/IEC 14496-12 §4.3, Annex E.
 pub const MAJOR_BRAND: FourCc = FourCc::new(b"iso6");
@@ -38,13 +39,12 @@ pub const MAJOR_BRAND: FourCc = FourCc::new(b"iso6");
 /// ftyp minor_version: 0 (informative only; no version of `iso6` is singled out).
 pub const MINOR_VERSION: u32 = 0;
 
-/// ftyp compatible_brands: `iso6` (repeated, as the major brand is also a compatible one)
-/// and `mp41`, the MP4 file format that defines `mp4a`/`esds`. This is the brand set
-/// FFmpeg's HLS fMP4 output carries (with `iso5`, which `iso6` includes), which Safari,
-/// hls.js over MSE and Chromium all play; none of those players checks brands beyond
-/// recognising an ISO file.
+/// ftyp compatible_brands: `iso6` (the major brand listed again, as is usual) and `mp41`,
+/// the MP4 file format (ISO/IEC 14496-14), which defines `mp4a`'s `esds`. FFmpeg's HLS
+/// fMP4 output carries these two (with `iso5`). Chromium's MSE, which hls.js feeds, plays
+/// this writer's output; players treat brands as information, not as a gate.
 ///
-/// Spec: ISO/IEC 14496-12 §4.3.1, Annex E; ISO/IEC 14496-14 §6 (mp41).
+/// Spec: ISO/IEC 14496-12 §4.3, Annex E; ISO/IEC 14496-14.
 pub const COMPATIBLE_BRANDS: [FourCc; 2] = [FourCc::new(b"iso6"), FourCc::new(b"mp41")];
 
 /// The movie timescale of mvhd. Only mvhd's duration (0 here) and edit lists (none) use

@@ -17,8 +17,9 @@ use crate::mp4::error::Mp4Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SampleEntry {
     /// H.264: the AVCDecoderConfigurationRecord as received (the FLV AVC sequence header
-    /// body), with the coded picture size from the SPS. Samples are AVCC access units
-    /// (NAL units with the record's length prefixes), as FLV carries them.
+    /// body), with the picture size from its SPS after cropping (what `avc1` and `tkhd`
+    /// show, as FFmpeg writes them; `flv::avc::VideoInfo` gives it). Samples are AVCC
+    /// access units (NAL units with the record's length prefixes), as FLV carries them.
     ///
     /// Spec: ISO/IEC 14496-15 §5.3.3.1 (record), §5.4.2.1 (avc1 with avcC).
     Avc {
