@@ -12,7 +12,7 @@
 //! HTTP <- playlists and segments from memory ; stats, metrics, health
 //! ```
 //!
-//! Protocol and format code (`rtmp`, `flv`, `ts`, `hls`) is sans-IO: it takes bytes and
+//! Protocol and format code (`rtmp`, `flv`, `ts`, `mp4`, `hls`) is sans-IO: it takes bytes and
 //! values and returns bytes and events. Only `rtmp::conn`, `server`, `http` and the disk
 //! writer touch sockets and files.
 
@@ -29,6 +29,7 @@ pub mod ingest;
 pub mod listener;
 pub mod media;
 pub mod metrics;
+pub mod mp4;
 pub mod offline;
 pub mod remux;
 pub mod rtmp;
