@@ -87,6 +87,11 @@ pub struct HlsConfig {
     pub max_segment: u32,
     /// The classic output: MPEG-TS segments listed in `index.m3u8`.
     pub ts: bool,
+    /// The CMAF output: fragmented-MP4 segments and Low-Latency HLS parts, listed in
+    /// `llhls.m3u8`.
+    pub cmaf: bool,
+    /// Length in seconds of the CMAF output's parts (EXT-X-PART-INF PART-TARGET).
+    pub part: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +186,8 @@ impl Default for HlsConfig {
             keep: false,
             max_segment: 0,
             ts: true,
+            cmaf: true,
+            part: 0.2,
         }
     }
 }
@@ -453,6 +460,9 @@ impl Config {
         if h.max_segment != 0 {
             range("hls.max_segment", h.max_segment, h.time, 600)?;
         }
+        // Parts shorter than a frame or two are all overhead; a part must be shorter than
+        // the segments it divides.
+        range("hls.part", h.part, 0.05, f64::from(h.time) / 2.0)?;
         if self.http.mediaroot.as_os_str().is_empty() {
             return Err(ConfigError::Range {
                 option: "http.mediaroot",

@@ -3,6 +3,7 @@
 //! Spec: RFC 8216; Apple "HLS Authoring Specification for Apple Devices".
 
 pub mod buffer_pool;
+// pub mod cmaf_output;
 pub mod disk;
 pub mod playlist;
 pub mod segment;

@@ -202,6 +202,32 @@ impl Segmenter {
         self.open.map(|open| open.end.saturating_since(open.start))
     }
 
+    /// The earliest decode time of a keyframe that would cut the open segment (for an
+    /// audio-only stream, of the sample that would): what the output waits for next.
+    /// `frame`: the stream's frame duration.
+    pub fn next_cut(&self, frame: Duration90k) -> Option<Timestamp90k> {
+        let open = self.open?;
+        let slack = Duration90k(frame.ticks() * 3 / 2);
+        let early = if self.config.has_video {
+            slack + self.max_reorder
+        } else {
+            Duration90k::ZERO
+        };
+        Some((open.start + self.config.segment_target).saturating_sub(early))
+    }
+
+    /// The media breaks at the next place a segment can start: the next keyframe (or, for
+    /// audio-only, the next sample) cuts, and that segment starts a discontinuity. For a
+    /// change of codec parameters that a new initialization section must carry.
+    pub fn mark_discontinuity(&mut self) {
+        self.pending_discontinuity = true;
+    }
+
+    /// Whether the open segment starts a discontinuity.
+    pub fn open_discontinuity(&self) -> bool {
+        self.open.is_some_and(|open| open.discontinuity)
+    }
+
     /// Forgets the open segment, so that [`Segmenter::finish`] closes nothing: for a stream
     /// that ends on an error that makes the open segment's media unusable.
     pub fn discard_open(&mut self) {

@@ -92,6 +92,8 @@ struct Publish {
     /// The open segment's TS packets.
     segment: BytesMut,
     audio_pes: PendingAudio,
+    /// The lead track's latest frame duration.
+    frame_duration: Duration90k,
 }
 
 /// ADTS frames gathered for the next audio PES.
@@ -159,6 +161,12 @@ impl TsOutput {
         self.publish.as_ref()?.segmenter.keyframe_interval()
     }
 
+    /// The decode time of the lead-track frame that would close the open segment.
+    pub fn awaited(&self) -> Option<Timestamp90k> {
+        let p = self.publish.as_ref()?;
+        p.segmenter.next_cut(p.frame_duration)
+    }
+
     /// Drops the open segment: the next one starts at the next keyframe (after an error
     /// that leaves the open segment's bytes unusable).
     pub fn discard_open(&mut self) {
@@ -195,6 +203,7 @@ impl TsOutput {
             segmenter,
             segment: SEGMENT_BUFFERS.take(0),
             audio_pes: PendingAudio::default(),
+            frame_duration: Duration90k::ZERO,
         })
     }
 
@@ -227,6 +236,9 @@ impl TsOutput {
         let is_video = Some(frame.track) == publish.video;
         if !is_video && Some(frame.track) != publish.audio {
             return Ok(());
+        }
+        if is_video || publish.video.is_none() {
+            publish.frame_duration = frame.duration;
         }
         let kind = match (is_video, frame.keyframe) {
             (true, true) => SampleKind::Keyframe,

@@ -16,8 +16,8 @@ use crate::flv::avc::VideoInfo;
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
 use crate::hub::key::StreamKey;
-use crate::media::Duration90k;
 use crate::media::fanout::FanOut;
+use crate::media::{Duration90k, Timestamp90k};
 
 /// A player counts as a viewer for this long after it last fetched the playlist.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
@@ -84,7 +84,23 @@ pub struct Stream {
     viewers: Mutex<HashMap<u64, Instant>>,
     /// The publisher whose first segment has been listed (0: none yet).
     playable: watch::Sender<u64>,
+    /// Per output, the decode time of the lead-track frame it waits for next
+    /// ([`NOTHING_AWAITED`]: none): the ingest reads promptly when such a frame is due.
+    awaited: [AtomicU64; OUTPUT_KINDS],
 }
+
+/// How many kinds of output can say which frame they wait for.
+const OUTPUT_KINDS: usize = 2;
+
+/// An output that tells the ingest which frame it waits for (see [`Stream::set_awaited`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    Ts = 0,
+    Cmaf = 1,
+}
+
+/// No frame awaited.
+const NOTHING_AWAITED: u64 = u64::MAX;
 
 impl Stream {
     pub fn new(
@@ -108,7 +124,25 @@ impl Stream {
             bitrate_window: Mutex::new((Instant::now(), 0)),
             viewers: Mutex::new(HashMap::new()),
             playable: watch::Sender::new(0),
+            awaited: std::array::from_fn(|_| AtomicU64::new(NOTHING_AWAITED)),
         }
+    }
+
+    /// `output` waits next for the lead-track frame with this decode time (the one that
+    /// completes its part or segment), or for nothing in particular.
+    pub fn set_awaited(&self, output: OutputKind, dts: Option<Timestamp90k>) {
+        let value = dts.map_or(NOTHING_AWAITED, |t| t.ticks().min(NOTHING_AWAITED - 1));
+        self.awaited[output as usize].store(value, Ordering::Relaxed);
+    }
+
+    /// The soonest frame any output waits for.
+    pub fn awaited(&self) -> Option<Timestamp90k> {
+        let soonest = self
+            .awaited
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .min()?;
+        (soonest != NOTHING_AWAITED).then_some(Timestamp90k(soonest))
     }
 
     pub fn publisher(&self) -> Option<Publisher> {

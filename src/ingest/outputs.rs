@@ -17,7 +17,7 @@ use crate::hls::served::Served;
 use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
 use crate::hls::ts_output::{SegmentRules, TsEvent, TsOutput};
 use crate::hub::key::StreamKey;
-use crate::hub::stream::Stream;
+use crate::hub::stream::{OutputKind, Stream};
 use crate::media::fanout::{FanOut, Limits, Subscription};
 use crate::media::frame::MediaEvent;
 use crate::metrics::Metrics;
@@ -191,6 +191,8 @@ impl TsTask {
             }
             self.stream
                 .set_open_segment_bytes(self.output.open_segment_bytes());
+            self.stream
+                .set_awaited(OutputKind::Ts, self.output.awaited());
             if received.closed {
                 debug!(stream = %self.stream.name, "TS output ended");
                 return;

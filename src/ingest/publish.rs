@@ -12,8 +12,8 @@ use super::announce::{self, Stopped};
 use super::{Inner, Refusal};
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer, TagKind};
 use crate::hub::stream::{Publisher, Stream};
-use crate::media::RtmpTimestamp;
-use crate::media::frame::{Ending, MediaEvent};
+use crate::media::frame::{Ending, MediaEvent, TrackId};
+use crate::media::{RtmpTimestamp, Timestamp90k};
 
 /// What a publisher's metadata (onMetaData) says, as far as the server uses it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,6 +44,60 @@ pub struct Publish {
     _recheck: Option<DropGuard>,
     /// The media was refused: what the outputs hold unfinished is dropped.
     broken: bool,
+    /// The publish's lead track (video, or audio when there is none).
+    lead: Option<TrackId>,
+    /// How a lead-track frame's decode time maps to when it arrives (see [`Publish::due`]).
+    pace: Pace,
+}
+
+/// When a publisher's frames arrive, relative to their decode times: the smallest
+/// `arrival - decode time` seen, allowed to creep up as media time passes (an encoder whose
+/// clock runs slower than the server's). A frame never arrives before it is sent, so the
+/// smallest offset is the one with the least delay, and the frames read promptly (with
+/// exact receive times) set it.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Arrival minus decode time, in nanoseconds from `base`.
+    offset: Option<i128>,
+    last_dts: Timestamp90k,
+    base: Option<Instant>,
+}
+
+impl Pace {
+    /// How much the offset may creep up per second of media: 1 ms.
+    const CREEP_NS_PER_SECOND: i128 = 1_000_000;
+
+    fn note(&mut self, dts: Timestamp90k, arrived: Instant) {
+        let base = *self.base.get_or_insert(arrived);
+        let offset = nanos_since(base, arrived) - dts_nanos(dts);
+        let creep = dts_nanos(Timestamp90k(dts.ticks().saturating_sub(self.last_dts.ticks())))
+            * Self::CREEP_NS_PER_SECOND
+            / 1_000_000_000;
+        self.offset = Some(self.offset.map_or(offset, |o| (o + creep).min(offset)));
+        self.last_dts = dts;
+    }
+
+    /// When the frame with decode time `dts` is due to arrive.
+    fn due(&self, dts: Timestamp90k) -> Option<Instant> {
+        let at = self.offset? + dts_nanos(dts);
+        let base = self.base?;
+        if at >= 0 {
+            base.checked_add(std::time::Duration::from_nanos(at.min(u64::MAX as i128) as u64))
+        } else {
+            base.checked_sub(std::time::Duration::from_nanos((-at).min(u64::MAX as i128) as u64))
+        }
+    }
+}
+
+fn nanos_since(base: Instant, at: Instant) -> i128 {
+    match at.checked_duration_since(base) {
+        Some(d) => d.as_nanos() as i128,
+        None => -(base.duration_since(at).as_nanos() as i128),
+    }
+}
+
+fn dts_nanos(dts: Timestamp90k) -> i128 {
+    i128::from(dts.ticks()) * 100_000 / 9
 }
 
 impl Publish {
@@ -64,7 +118,19 @@ impl Publish {
             announcer: Some(announcer),
             _recheck: recheck,
             broken: false,
+            lead: None,
+            pace: Pace::default(),
         }
+    }
+
+    /// When the frame the stream's outputs wait for next (the one that completes a part or a
+    /// segment) is due to arrive; `None` when they wait for none, or it is already in.
+    pub fn due(&self) -> Option<Instant> {
+        let awaited = self.stream.awaited()?;
+        if awaited <= self.pace.last_dts {
+            return None;
+        }
+        self.pace.due(awaited)
     }
 
     /// Cancelled when another publisher takes the stream over or the key is revoked.
@@ -103,6 +169,15 @@ impl Publish {
             .push(kind, timestamp, body, received, &mut self.events);
         if let Ok(Some(notice)) = &pushed {
             self.note_config(notice);
+        }
+        for event in &self.events {
+            match event {
+                MediaEvent::Start(tracks) => self.lead = tracks.lead(),
+                MediaEvent::Frame(f) if Some(f.track) == self.lead => {
+                    self.pace.note(f.dts, f.received)
+                }
+                _ => {}
+            }
         }
         let refusal = pushed.err().map(|e| self.refusal(e));
         if refusal.is_some() {

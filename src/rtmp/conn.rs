@@ -20,7 +20,7 @@ use crate::flv::demux::TagKind;
 use crate::ingest::{Ingest, Publish, Refusal, StreamMetadata};
 use crate::media::RtmpTimestamp;
 use crate::rtmp::amf0::Value;
-use crate::rtmp::merged_read::{self, Drained};
+use crate::rtmp::merged_read::{self, ReadMode};
 use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
@@ -131,6 +131,9 @@ impl Conn {
         let mut publish_deadline = tokio::time::Instant::now() + handshake_timeout;
         let mut input = BytesMut::with_capacity(READ_SIZE);
 
+        if let Err(e) = merged_read::enable_receive_times(rd.as_ref()) {
+            debug!("receive times not enabled: {e}");
+        }
         let mut handshake = Handshake::new();
         loop {
             input.reserve(READ_SIZE);
@@ -161,6 +164,7 @@ impl Conn {
         let mut connected = false;
         let mut last_heard = Instant::now();
         let mut merged = false;
+        let mut low_water_raised = false;
         let mut peer_closed = false;
         let check_every = ping_every.min(silence_limit);
         let mut ping =
@@ -199,20 +203,29 @@ impl Conn {
             }
 
             let stop = self.publishing.as_ref().map(Publish::stop_token);
-            // A publishing connection reads on the merged-read grid (see `merged_read`).
-            let merge = self.publishing.is_some();
-            if merge != merged {
-                merged = merge;
+            // A publishing connection reads on the merged-read grid, and promptly while a
+            // frame an output waits for is due (see `merged_read`).
+            let due = self.publishing.as_ref().and_then(Publish::due);
+            let mode = match self.publishing {
+                Some(_) => Some(merged_read::mode_at(Instant::now(), due)),
+                None => None,
+            };
+            let merge = mode == Some(ReadMode::Merged);
+            if mode.is_some() != merged {
+                merged = mode.is_some();
                 if !merged {
                     // Stopped publishing: it may publish again, within the same time.
                     publish_deadline = tokio::time::Instant::now() + handshake_timeout;
                 }
-                if let Err(e) = merged_read::set_low_water(rd.as_ref(), merged) {
+            }
+            if merge != low_water_raised {
+                low_water_raised = merge;
+                if let Err(e) = merged_read::set_low_water(rd.as_ref(), merge) {
                     debug!("receive low-water mark not set: {e}");
                 }
             }
             input.reserve(READ_SIZE);
-            tokio::select! {
+            let drained = tokio::select! {
                 // Stopping first: once taken over, nothing more of this publisher's media
                 // may reach the stream.
                 biased;
@@ -230,27 +243,9 @@ impl Conn {
                 _ = ctx.shutdown.cancelled() => {
                     return Ok(());
                 }
-                read = rd.read_buf(&mut input), if !merged => {
-                    let n = read?;
-                    if n == 0 {
-                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-                    }
-                    self.count_in(n);
-                    last_heard = Instant::now();
-                    self.received = last_heard;
-                }
-                _ = tokio::time::sleep_until(merged_read::next_tick(ctx.epoch)), if merged => {
-                    let (n, closed) = match merged_read::drain(rd.as_ref(), &mut input)? {
-                        Drained::Bytes(n) => (n, false),
-                        Drained::Closed(n) => (n, true),
-                    };
-                    if n > 0 {
-                        self.count_in(n);
-                        last_heard = Instant::now();
-                        self.received = last_heard;
-                    }
-                    // What came before the end is processed first, at the top of the loop.
-                    peer_closed = closed;
+                read = merged_read::read_ready(rd.as_ref(), &mut input), if !merge => Some(read?),
+                _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due)), if merge => {
+                    Some(merged_read::drain(rd.as_ref(), &mut input)?)
                 }
                 _ = tokio::time::sleep_until(publish_deadline), if !merged => {
                     // Playback is not offered: a client is here to publish, and one that
@@ -275,7 +270,17 @@ impl Conn {
                         session.ping_request(ms, &mut self.out);
                         self.flush(&mut wr).await?;
                     }
+                    None
                 }
+            };
+            if let Some(drained) = drained {
+                if drained.bytes > 0 {
+                    self.count_in(drained.bytes);
+                    last_heard = Instant::now();
+                    self.received = drained.arrived.unwrap_or(last_heard);
+                }
+                // What came before the end is processed first, at the top of the loop.
+                peer_closed = drained.closed;
             }
         }
     }

@@ -1,23 +1,43 @@
-//! Merged reads for connections that publish a stream.
+//! Merged reads for connections that publish a stream, with prompt reads where latency
+//! counts.
 //!
 //! An encoder sends a message every few milliseconds. Reading each as it arrives costs the
 //! process a wakeup per message, and on a host with hundreds of streams those wakeups are most
 //! of the CPU the server uses. While a stream is published, its connection instead reads on
 //! the ticks of one server-wide grid, taking everything that arrived since the last tick at
 //! once (SRS calls this merged read), and the socket's receive low-water mark is raised so
-//! the kernel does not wake the process for each message in between. The delay this adds,
-//! at most one tick, is small next to a segment's length; the end of the stream and socket
-//! errors are seen at the next tick too.
+//! the kernel does not wake the process for each message in between.
+//!
+//! A tick's delay (up to [`TICK`]) matters only for the frame that completes a part or a
+//! segment: that frame is what a blocked player is waiting for. The outputs say which decode
+//! time they wait for next; from the arrival of the frames before it, the connection knows
+//! when that frame is due, and shortly before that ([`PROMPT_LEAD`]) it reads as data
+//! arrives (low-water mark 1), until the frame is in (or [`PROMPT_LIMIT`] has passed), then
+//! goes back to the grid. A stream costs a few prompt wakeups per part instead of one per
+//! message.
+//!
+//! Reads take the kernel's receive time of the newest data they return (`SO_TIMESTAMPNS`),
+//! so a frame's arrival is known however late it was read.
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 /// The grid's period.
 pub const TICK: Duration = Duration::from_millis(40);
+
+/// How long before a frame an output waits for is due the connection starts reading
+/// promptly: encoders send frames within a few milliseconds of their pace, and audio
+/// interleaving (a video frame queued behind the audio frame before it, up to one AAC frame)
+/// moves a frame by up to about 20 ms.
+pub const PROMPT_LEAD: Duration = Duration::from_millis(25);
+
+/// How long after a frame was due prompt reading goes on without it (a late or missing
+/// keyframe, a paused encoder) before the connection returns to the grid.
+pub const PROMPT_LIMIT: Duration = Duration::from_millis(150);
 
 /// SO_RCVLOWAT while merged reads are on: more than any encoder sends in a tick (256 KiB in
 /// 40 ms is 52 Mb/s), so the kernel only wakes the process for unusual bursts.
@@ -30,6 +50,10 @@ const MAX_PER_TICK: usize = 4 * 1024 * 1024;
 /// Bytes asked of the socket per `recv`.
 const RECV_SIZE: usize = 64 * 1024;
 
+/// Room for the control message a receive timestamp comes in (a `cmsghdr` and a `timespec`),
+/// in 8-byte words so that it is aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = 8;
+
 /// The next tick of the grid that started at `epoch`.
 pub fn next_tick(epoch: Instant) -> tokio::time::Instant {
     let tick = TICK.as_nanos();
@@ -37,16 +61,56 @@ pub fn next_tick(epoch: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(epoch) + Duration::from_nanos(next as u64)
 }
 
+/// How a publishing connection reads now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// On the grid, low-water mark raised.
+    Merged,
+    /// As data arrives: a frame an output waits for is due.
+    Prompt,
+}
+
+/// The read mode at `now`, given when the frame an output waits for is due (`due`).
+pub fn mode_at(now: Instant, due: Option<Instant>) -> ReadMode {
+    match due {
+        Some(due)
+            if now + PROMPT_LEAD >= due && now.saturating_duration_since(due) < PROMPT_LIMIT =>
+        {
+            ReadMode::Prompt
+        }
+        _ => ReadMode::Merged,
+    }
+}
+
+/// When merged reading should next wake: the next tick, or earlier when prompt reading is
+/// due to start before it.
+pub fn wake_at(epoch: Instant, due: Option<Instant>) -> tokio::time::Instant {
+    let tick = next_tick(epoch);
+    match due.and_then(|d| d.checked_sub(PROMPT_LEAD)) {
+        Some(start) => tick.min(tokio::time::Instant::from_std(start)),
+        None => tick,
+    }
+}
+
 /// Raises (`merged`) or restores the socket's receive low-water mark.
 pub fn set_low_water(stream: &TcpStream, merged: bool) -> io::Result<()> {
     let value: libc::c_int = if merged { LOW_WATER } else { 1 };
+    set_int_option(stream, libc::SO_RCVLOWAT, value)
+}
+
+/// Asks the kernel to give every read the receive time of the data it returns.
+pub fn enable_receive_times(stream: &TcpStream) -> io::Result<()> {
+    set_int_option(stream, libc::SO_TIMESTAMPNS, 1)
+}
+
+fn set_int_option(stream: &TcpStream, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid c_int on the stack,
     // on a descriptor `stream` owns.
     let r = unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
+            option,
             (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -59,51 +123,121 @@ pub fn set_low_water(stream: &TcpStream, merged: bool) -> io::Result<()> {
 }
 
 /// What [`drain`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Drained {
-    /// This many bytes (possibly none) were appended.
-    Bytes(usize),
-    /// The peer closed the connection (after the bytes appended before, if any).
-    Closed(usize),
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Bytes appended (possibly none).
+    pub bytes: usize,
+    /// The peer closed the connection (after those bytes).
+    pub closed: bool,
+    /// When the newest of those bytes reached the socket, as the kernel stamped it.
+    pub arrived: Option<Instant>,
 }
 
 /// Appends what the socket holds now to `buf`, without waiting. The low-water mark does not
-/// apply: a non-blocking receive returns whatever is there.
+/// apply: a non-blocking receive returns whatever is there. Used on the grid, outside the
+/// runtime's readiness tracking.
 pub fn drain(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
-    let mut total = 0;
-    while total < MAX_PER_TICK {
-        buf.reserve(RECV_SIZE);
-        let spare = buf.spare_capacity_mut();
-        let len = spare.len().min(MAX_PER_TICK - total);
-        // SAFETY: `recv` writes at most `len` bytes into the spare capacity, which is valid
-        // for writes of that many bytes; only the bytes it reports written are exposed.
-        let n = unsafe {
-            libc::recv(
-                stream.as_raw_fd(),
-                spare.as_mut_ptr().cast(),
-                len,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => return Ok(Drained::Closed(total)),
-            n if n > 0 => {
-                let n = n as usize;
-                // SAFETY: the kernel initialised `n` bytes of the spare capacity.
-                unsafe { buf.set_len(buf.len() + n) };
-                total += n;
-            }
-            _ => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => break,
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
+    let mut drained = Drained::default();
+    while drained.bytes < MAX_PER_TICK && !drained.closed {
+        match receive(stream, buf, MAX_PER_TICK - drained.bytes, &mut drained) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
-    Ok(Drained::Bytes(total))
+    Ok(drained)
+}
+
+/// Waits until the socket is readable, then appends what it holds (as [`drain`] does), through
+/// the runtime's readiness tracking.
+pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
+    loop {
+        stream.readable().await?;
+        let mut drained = Drained::default();
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            while drained.bytes < MAX_PER_TICK && !drained.closed {
+                match receive(stream, buf, MAX_PER_TICK - drained.bytes, &mut drained) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Would block after some bytes: done for now, readiness stays as it is.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained.bytes > 0 => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        match got {
+            Ok(()) => return Ok(drained),
+            // Nothing after all: readiness was cleared, wait again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One non-blocking `recvmsg` of at most `limit` bytes into `buf`'s spare capacity.
+fn receive(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    limit: usize,
+    drained: &mut Drained,
+) -> io::Result<()> {
+    buf.reserve(RECV_SIZE);
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(limit);
+    let mut iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let mut control = [0u64; CONTROL_WORDS];
+    // SAFETY: an all-zero msghdr is a valid empty one; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `recvmsg` writes at most `len` bytes into the spare capacity, which is valid for
+    // writes of that many bytes, and at most `msg_controllen` bytes of control data.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        drained.closed = true;
+        return Ok(());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    drained.bytes += n;
+    if let Some(at) = receive_time(&msg) {
+        drained.arrived = Some(drained.arrived.map_or(at, |a| a.max(at)));
+    }
+    Ok(())
+}
+
+/// The `SCM_TIMESTAMPNS` control message of a received `msg`, as an [`Instant`].
+fn receive_time(msg: &libc::msghdr) -> Option<Instant> {
+    // SAFETY: `msg` was filled by `recvmsg`; the CMSG macros walk its control buffer within
+    // `msg_controllen`, and a timestamp message carries a whole `timespec`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let wall = SystemTime::UNIX_EPOCH
+                    + Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32);
+                // The kernel stamps with the wall clock: how long ago that was, on the
+                // monotonic clock.
+                let ago = SystemTime::now().duration_since(wall).unwrap_or_default();
+                return Instant::now().checked_sub(ago);
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -119,32 +253,76 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         set_low_water(&server, true).unwrap();
+        enable_receive_times(&server).unwrap();
         let mut buf = BytesMut::new();
-        assert_eq!(drain(&server, &mut buf).unwrap(), Drained::Bytes(0));
+        assert_eq!(drain(&server, &mut buf).unwrap(), Drained::default());
         client.write_all(b"hello").await.unwrap();
         client.flush().await.unwrap();
         // Below the low-water mark, so nothing wakes a reader; the drain takes it anyway.
+        let sent = Instant::now();
         let mut got = 0;
+        let mut arrived = None;
         for _ in 0..100 {
-            if let Drained::Bytes(n) = drain(&server, &mut buf).unwrap() {
-                got += n;
-            }
+            let d = drain(&server, &mut buf).unwrap();
+            got += d.bytes;
+            arrived = arrived.or(d.arrived);
             if got == 5 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(&buf[..], b"hello");
+        // The kernel's receive time, not the read's: at or after the send, before now.
+        let arrived = arrived.expect("a receive time");
+        assert!(arrived + Duration::from_millis(5) >= sent && arrived <= Instant::now());
         drop(client);
         let mut closed = false;
         for _ in 0..100 {
-            if drain(&server, &mut buf).unwrap() == Drained::Closed(0) {
+            if drain(&server, &mut buf).unwrap().closed {
                 closed = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(closed);
+    }
+
+    #[tokio::test]
+    async fn a_ready_read_waits_for_data_below_the_low_water_mark_when_it_is_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        set_low_water(&server, false).unwrap();
+        let mut buf = BytesMut::new();
+        let reader = async {
+            let d = read_ready(&server, &mut buf).await.unwrap();
+            (d.bytes, d.closed)
+        };
+        let writer = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.write_all(b"abc").await.unwrap();
+        };
+        let ((bytes, closed), ()) = tokio::join!(reader, writer);
+        assert_eq!((bytes, closed), (3, false));
+        assert_eq!(&buf[..], b"abc");
+    }
+
+    #[test]
+    fn prompt_reading_starts_shortly_before_a_due_frame_and_gives_up_after_a_while() {
+        let now = Instant::now();
+        assert_eq!(mode_at(now, None), ReadMode::Merged);
+        assert_eq!(mode_at(now, Some(now + PROMPT_LEAD * 2)), ReadMode::Merged);
+        assert_eq!(mode_at(now, Some(now + PROMPT_LEAD / 2)), ReadMode::Prompt);
+        assert_eq!(mode_at(now + PROMPT_LIMIT / 2, Some(now)), ReadMode::Prompt);
+        assert_eq!(mode_at(now + PROMPT_LIMIT, Some(now)), ReadMode::Merged);
+        // The grid wakes early for a due frame, never later than its next tick.
+        let epoch = now - Duration::from_millis(1);
+        let due = now + PROMPT_LEAD + Duration::from_millis(5);
+        let wake = wake_at(epoch, Some(due));
+        assert_eq!(wake, tokio::time::Instant::from_std(due - PROMPT_LEAD).min(next_tick(epoch)));
+        assert_eq!(wake_at(epoch, None), next_tick(epoch));
     }
 
     #[test]

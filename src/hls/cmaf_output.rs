@@ -1,0 +1,497 @@
+//! The CMAF HLS output, sans-IO: a stream's [`MediaEvent`]s in, fragmented-MP4 initialization
+//! sections, parts and segment boundaries out ([`CmafEvent`]s, which the Low-Latency window in
+//! `hls::ll_stream` names, lists and serves as `llhls.m3u8`).
+//!
+//! Segments are cut where the classic output cuts them (the same [`Segmenter`] rules: on a
+//! keyframe once `hls.time` is reached), so a player that does not know Low-Latency HLS plays
+//! `llhls.m3u8` as a normal live playlist. Each segment is a run of parts of about `hls.part`:
+//! one `moof`+`mdat` fragment each, with a `traf` per track that has samples in it. A part
+//! closes on the frame of the lead track (video, or audio in an audio-only stream) that
+//! brings it nearest the part target, the moment that frame arrives: waiting for the next
+//! frame would add a frame's time to every part's latency. That last frame's duration is the
+//! frame rate's; the next part's decode time is where its first frame really is.
+//!
+//! Timing: video on the stream's 90 kHz line (decode time from DTS, per-sample durations from
+//! the next sample's DTS, signed composition offsets in a version 1 `trun`, so B-frames play
+//! without an edit list); audio on its sample rate, counted in whole frames so that parts
+//! join without gaps, re-anchored to the frames' timestamps when they drift apart by more
+//! than [`MAX_AUDIO_DRIFT`]. A codec change starts a new initialization section and a
+//! segment with a discontinuity at the next keyframe.
+//!
+//! Spec: ISO/IEC 23000-19 (CMAF fragments and headers); ISO/IEC 14496-12 §8.8 (movie
+//! fragments); RFC 8216bis §3.1.2 (fMP4 segments), §4.4.4.9 (Partial Segments), §4.4.3.7
+//! (Part Target Duration).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::hls::ll_stream::CmafEvent;
+use crate::hls::segmenter::{Placement, Sample, SampleKind, Segmenter, SegmenterConfig};
+use crate::hls::ts_output::SegmentRules;
+use crate::media::codec::{CodecConfig, TrackKind};
+use crate::media::frame::{Ending, Frame, MediaEvent, TrackId, Tracks};
+use crate::media::{Duration90k, Timestamp90k};
+use crate::mp4::{self, Mp4Error, SampleEntry, SampleInfo, TrackConfig, TrackRun};
+
+/// The video timescale: the stream's 90 kHz line, so decode times are the DTS as it is.
+const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// How far the counted audio clock may drift from the frames' own timestamps before it is
+/// re-anchored to them: two AAC frames at 48 kHz. RTMP stamps audio to the millisecond, so
+/// a steady encoder stays within one.
+pub const MAX_AUDIO_DRIFT: Duration90k = Duration90k(3_840);
+
+/// What the CMAF output reports besides its media.
+#[derive(Clone, Debug)]
+pub enum CmafAdvice {
+    /// Keyframes are further apart than the segment target allows.
+    LongKeyframeInterval { interval: Duration90k },
+    /// A segment was cut without a keyframe because it reached its length limit.
+    ForcedCut { length: Duration90k },
+}
+
+/// One stream's CMAF output, across its publishers.
+pub struct CmafOutput {
+    rules: SegmentRules,
+    part_target: Duration90k,
+    /// EXT-X-TARGETDURATION once a segment fixed it (it holds for the stream's life).
+    target_duration: Option<u32>,
+    /// The next fragment's sequence number (`mfhd`): increasing over the stream's life.
+    sequence: u32,
+    publish: Option<Publish>,
+}
+
+/// The output for the current publisher.
+struct Publish {
+    tracks: Vec<TrackState>,
+    lead: Option<TrackId>,
+    segmenter: Segmenter,
+    /// The initialization section no longer matches the tracks' configurations: a new one
+    /// goes out at the next segment start.
+    init_stale: bool,
+    /// A segment is open (parts go into it).
+    segment_open: bool,
+    part: OpenPart,
+    /// Where the last part closed on the lead track, and the lead track's latest frame
+    /// duration (for when the next part is due).
+    last_part_end: Option<Timestamp90k>,
+    lead_frame_duration: Duration90k,
+}
+
+struct TrackState {
+    kind: TrackKind,
+    config: Option<Arc<CodecConfig>>,
+    timescale: u32,
+    /// Audio: the decode time of the next frame, counted in samples.
+    audio_clock: Option<u64>,
+    run: Run,
+}
+
+/// One track's samples in the open part.
+#[derive(Default)]
+struct Run {
+    base_decode_time: u64,
+    samples: Vec<SampleInfo>,
+    payloads: Vec<Bytes>,
+    /// Decode time of the last sample, in the track's timescale.
+    last_decode_time: u64,
+}
+
+/// The part being gathered.
+#[derive(Default)]
+struct OpenPart {
+    /// Decode time of its first lead-track sample, and the end of its last.
+    start: Option<Timestamp90k>,
+    end: Timestamp90k,
+    /// It starts with a keyframe of the lead track.
+    independent: bool,
+    bytes: usize,
+}
+
+impl CmafOutput {
+    /// `part_target`: `hls.part`, the length parts are cut to.
+    pub fn new(rules: SegmentRules, part_target: Duration90k) -> CmafOutput {
+        CmafOutput {
+            rules,
+            part_target,
+            target_duration: None,
+            sequence: 1,
+            publish: None,
+        }
+    }
+
+    /// Takes one event of the stream; what it makes goes to `out`, advice to `advice`.
+    pub fn push(
+        &mut self,
+        event: &MediaEvent,
+        out: &mut Vec<CmafEvent>,
+        advice: &mut Vec<CmafAdvice>,
+    ) -> Result<(), Mp4Error> {
+        match event {
+            MediaEvent::Start(tracks) => {
+                // A publisher still open was taken over: the window closes the segment it
+                // had listed parts of; the part not yet out is dropped.
+                self.publish = Some(self.start(tracks));
+                Ok(())
+            }
+            MediaEvent::Config(track, config) => {
+                if let Some(p) = self.publish.as_mut() {
+                    if let Some(t) = p.tracks.get_mut(usize::from(track.0)) {
+                        let changed = t.config.as_ref() != Some(config);
+                        t.config = Some(config.clone());
+                        if changed && p.segment_open {
+                            p.init_stale = true;
+                            p.segmenter.mark_discontinuity();
+                        }
+                    }
+                }
+                Ok(())
+            }
+            MediaEvent::Frame(frame) => self.frame(frame, out, advice),
+            MediaEvent::End(Ending::Stopped) => self.finish(out),
+            MediaEvent::End(Ending::Broken) => {
+                self.publish = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Payload bytes of the part being gathered (slices of the publisher's messages).
+    pub fn open_part_bytes(&self) -> usize {
+        self.publish.as_ref().map_or(0, |p| p.part.bytes)
+    }
+
+    /// The distance between the encoder's last two keyframes.
+    pub fn keyframe_interval(&self) -> Option<Duration90k> {
+        self.publish.as_ref()?.segmenter.keyframe_interval()
+    }
+
+    /// The decode time of the lead-track frame that will complete the open part (or the next
+    /// one): the frame a blocked player waits for.
+    pub fn awaited(&self) -> Option<Timestamp90k> {
+        let p = self.publish.as_ref()?;
+        let start = p.part.start.or(p.last_part_end)?;
+        let early = Duration90k(p.lead_frame_duration.ticks() * 3 / 2);
+        Some((start + self.part_target).saturating_sub(early))
+    }
+
+    /// Drops the part being gathered: the next part starts afresh (after an error that
+    /// leaves it unwritable).
+    pub fn discard_part(&mut self) {
+        if let Some(p) = self.publish.as_mut() {
+            p.clear_part();
+        }
+    }
+
+    fn start(&self, tracks: &Tracks) -> Publish {
+        let states = tracks
+            .tracks
+            .iter()
+            .map(|t| TrackState {
+                kind: t.kind,
+                config: t.config.clone(),
+                timescale: VIDEO_TIMESCALE,
+                audio_clock: None,
+                run: Run::default(),
+            })
+            .collect();
+        Publish {
+            tracks: states,
+            lead: tracks.lead(),
+            segmenter: Segmenter::new(SegmenterConfig {
+                segment_target: self.rules.segment_target,
+                max_segment: self.rules.max_segment,
+                target_duration: self.target_duration,
+                has_video: tracks.has_video(),
+            }),
+            init_stale: true,
+            segment_open: false,
+            part: OpenPart::default(),
+            last_part_end: None,
+            lead_frame_duration: Duration90k::ZERO,
+        }
+    }
+
+    fn frame(
+        &mut self,
+        frame: &Frame,
+        out: &mut Vec<CmafEvent>,
+        advice: &mut Vec<CmafAdvice>,
+    ) -> Result<(), Mp4Error> {
+        let Some(p) = self.publish.as_mut() else {
+            return Ok(());
+        };
+        let index = usize::from(frame.track.0);
+        let Some(track) = p.tracks.get(index) else {
+            return Ok(());
+        };
+        // Nothing is written until every track can be described in the initialization
+        // section (a track announced by metadata may send its configuration late).
+        if track.config.is_none() || (!p.segment_open && p.tracks.iter().any(|t| t.config.is_none())) {
+            return Ok(());
+        }
+        let is_video = track.kind == TrackKind::Video;
+        let is_lead = Some(frame.track) == p.lead;
+        let sample = Sample {
+            kind: match (is_video, frame.keyframe) {
+                (true, true) => SampleKind::Keyframe,
+                (true, false) => SampleKind::Video,
+                (false, _) => SampleKind::Audio,
+            },
+            pts: frame.pts,
+            dts: frame.dts,
+            duration: frame.duration,
+            discontinuity: frame.discontinuity,
+        };
+        let decision = p.segmenter.push(&sample);
+        if let Some(interval) = decision.long_keyframe_interval {
+            advice.push(CmafAdvice::LongKeyframeInterval { interval });
+        }
+        match decision.placement {
+            Placement::Drop => return Ok(()),
+            Placement::Append => {}
+            Placement::Start { closed } => {
+                if let Some(closed) = closed {
+                    self.sequence = p.close_part(self.sequence, out)?;
+                    if closed.forced {
+                        advice.push(CmafAdvice::ForcedCut {
+                            length: closed.timing.duration,
+                        });
+                    }
+                    self.target_duration = Some(closed.timing.target_duration);
+                    out.push(CmafEvent::SegmentEnd {
+                        duration: closed.timing.duration,
+                        target_duration: closed.timing.target_duration,
+                    });
+                }
+                if p.init_stale {
+                    out.push(CmafEvent::Init(p.init()?));
+                    p.init_stale = false;
+                    // Samples of the old configuration's timescales are gone with the part.
+                    for t in &mut p.tracks {
+                        t.timescale = t.timescale();
+                        t.audio_clock = None;
+                    }
+                }
+                p.segment_open = true;
+                out.push(CmafEvent::SegmentStart {
+                    discontinuity: p.segmenter.open_discontinuity(),
+                    independent: sample.kind != SampleKind::Video,
+                });
+            }
+        }
+        p.append(index, frame);
+        if is_lead {
+            p.lead_frame_duration = frame.duration;
+            let part = &mut p.part;
+            if part.start.is_none() {
+                part.start = Some(frame.dts);
+                part.independent = frame.keyframe;
+            }
+            let start = part.start.unwrap_or(frame.dts);
+            part.end = part.end.max(frame.dts + frame.duration);
+            // Closed on the frame that brings it nearest the target: one more would pass the
+            // target by more than half a frame.
+            let length = part.end.saturating_since(start);
+            if length + Duration90k(frame.duration.ticks() / 2) >= self.part_target {
+                self.sequence = p.close_part(self.sequence, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The publisher stopped: the last part and the open segment close.
+    fn finish(&mut self, out: &mut Vec<CmafEvent>) -> Result<(), Mp4Error> {
+        let Some(mut p) = self.publish.take() else {
+            return Ok(());
+        };
+        if !p.segment_open {
+            return Ok(());
+        }
+        self.sequence = p.close_part(self.sequence, out)?;
+        if let Some(timing) = p.segmenter.finish() {
+            self.target_duration = Some(timing.target_duration);
+            out.push(CmafEvent::SegmentEnd {
+                duration: timing.duration,
+                target_duration: timing.target_duration,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl TrackState {
+    /// Video on the 90 kHz line; audio on its sample rate.
+    fn timescale(&self) -> u32 {
+        match self.config.as_deref() {
+            Some(CodecConfig::Aac(aac)) => aac.config.sampling_frequency,
+            _ => VIDEO_TIMESCALE,
+        }
+    }
+}
+
+impl Publish {
+    /// The initialization section for the tracks as they are now.
+    fn init(&self) -> Result<Bytes, Mp4Error> {
+        let mut configs = Vec::with_capacity(self.tracks.len());
+        for (i, t) in self.tracks.iter().enumerate() {
+            let entry = match t.config.as_deref() {
+                Some(CodecConfig::H264(h)) => SampleEntry::Avc {
+                    width: u16::try_from(h.info.width).unwrap_or(u16::MAX),
+                    height: u16::try_from(h.info.height).unwrap_or(u16::MAX),
+                    record: h.record.record().clone(),
+                },
+                Some(CodecConfig::Aac(a)) => SampleEntry::Aac {
+                    sample_rate: a.config.sampling_frequency,
+                    channels: u16::from(a.info.channels),
+                    config: a.raw.clone(),
+                },
+                None => {
+                    return Err(Mp4Error::Empty {
+                        what: "codec configuration",
+                    });
+                }
+            };
+            configs.push(TrackConfig {
+                id: mp4_track(i)?,
+                timescale: t.timescale(),
+                entry,
+            });
+        }
+        let mut out = BytesMut::new();
+        mp4::write_init(&configs, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Adds a frame to its track's run in the open part.
+    fn append(&mut self, index: usize, frame: &Frame) {
+        let track = &mut self.tracks[index];
+        let run = &mut track.run;
+        let (decode_time, duration) = match track.kind {
+            TrackKind::Video => (frame.dts.ticks(), frame.duration.ticks()),
+            TrackKind::Audio => {
+                let rate = u64::from(track.timescale);
+                let samples = match track.config.as_deref() {
+                    Some(CodecConfig::Aac(a)) => u64::from(a.samples_per_frame()),
+                    _ => 1024,
+                };
+                let stamped = rescale(frame.pts.ticks(), rate);
+                let drift = rescale(MAX_AUDIO_DRIFT.ticks(), rate);
+                let time = match track.audio_clock {
+                    Some(clock) if clock.abs_diff(stamped) <= drift => clock,
+                    _ => stamped,
+                };
+                track.audio_clock = Some(time + samples);
+                (time, samples)
+            }
+        };
+        if let Some(last) = run.samples.last_mut() {
+            // The previous sample lasts until this one starts.
+            let gap = decode_time.saturating_sub(run.last_decode_time);
+            if gap > 0 {
+                last.duration = u32::try_from(gap).unwrap_or(u32::MAX);
+            }
+        } else {
+            run.base_decode_time = decode_time;
+        }
+        run.last_decode_time = decode_time;
+        let composition_offset = match track.kind {
+            TrackKind::Video => {
+                i32::try_from(frame.pts.ticks() as i64 - frame.dts.ticks() as i64).unwrap_or(0)
+            }
+            TrackKind::Audio => 0,
+        };
+        run.samples.push(SampleInfo {
+            duration: u32::try_from(duration).unwrap_or(u32::MAX),
+            size: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            sync: frame.keyframe,
+            composition_offset,
+        });
+        run.payloads.push(frame.data.clone());
+        self.part.bytes += frame.data.len();
+    }
+
+    /// Writes the open part as one fragment (if it has samples) and starts the next; returns
+    /// the next fragment sequence number.
+    fn close_part(&mut self, sequence: u32, out: &mut Vec<CmafEvent>) -> Result<u32, Mp4Error> {
+        if self.tracks.iter().all(|t| t.run.samples.is_empty()) {
+            self.clear_part();
+            return Ok(sequence);
+        }
+        let mut runs = Vec::with_capacity(self.tracks.len());
+        let mut payloads: Vec<&[u8]> = Vec::new();
+        for (i, t) in self.tracks.iter().enumerate() {
+            if t.run.samples.is_empty() {
+                continue;
+            }
+            runs.push(TrackRun {
+                track: mp4_track(i)?,
+                base_decode_time: t.run.base_decode_time,
+                samples: &t.run.samples,
+            });
+            payloads.extend(t.run.payloads.iter().map(|b| &b[..]));
+        }
+        let mut data = BytesMut::with_capacity(self.part.bytes + 256 + 16 * payloads.len());
+        let written = mp4::write_fragment(sequence, &runs, &payloads, &mut data);
+        drop(runs);
+        let duration = self.part_duration();
+        let independent = self.part.independent || self.lead_is_audio();
+        if self.part.start.is_some() {
+            self.last_part_end = Some(self.part.end);
+        }
+        self.clear_part();
+        written?;
+        out.push(CmafEvent::Part {
+            data: data.freeze(),
+            duration,
+            independent,
+        });
+        Ok(sequence.wrapping_add(1).max(1))
+    }
+
+    /// The part's length on the lead track; without lead samples, the longest run's.
+    fn part_duration(&self) -> Duration90k {
+        if let Some(start) = self.part.start {
+            return self.part.end.saturating_since(start);
+        }
+        self.tracks
+            .iter()
+            .filter(|t| !t.run.samples.is_empty())
+            .map(|t| {
+                let units: u64 = t.run.samples.iter().map(|s| u64::from(s.duration)).sum();
+                Duration90k(units * Duration90k::HZ / u64::from(t.timescale.max(1)))
+            })
+            .max()
+            .unwrap_or(Duration90k::ZERO)
+    }
+
+    fn lead_is_audio(&self) -> bool {
+        self.lead
+            .and_then(|l| self.tracks.get(usize::from(l.0)))
+            .is_some_and(|t| t.kind == TrackKind::Audio)
+    }
+
+    fn clear_part(&mut self) {
+        for t in &mut self.tracks {
+            t.run.samples.clear();
+            t.run.payloads.clear();
+        }
+        self.part = OpenPart::default();
+    }
+}
+
+/// The ISO BMFF track ID of the track at `index`: 1-based.
+fn mp4_track(index: usize) -> Result<mp4::TrackId, Mp4Error> {
+    let too_many = || Mp4Error::TooManyTracks {
+        count: index + 1,
+        limit: mp4::MAX_TRACKS,
+    };
+    mp4::TrackId::new(u32::try_from(index + 1).map_err(|_| too_many())?)
+}
+
+/// `ticks` of the 90 kHz clock in units of `rate` a second, rounded to nearest.
+fn rescale(ticks: u64, rate: u64) -> u64 {
+    ((u128::from(ticks) * u128::from(rate) + u128::from(Duration90k::HZ / 2))
+        / u128::from(Duration90k::HZ)) as u64
+}
