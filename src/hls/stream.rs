@@ -286,6 +286,8 @@ impl HlsStream {
             discontinuity,
             independent: segment.independent,
             program_date_time,
+            map: None,
+            parts: Vec::new(),
         });
         if !self.vod {
             self.listed.push_back(Arc::clone(&served));
