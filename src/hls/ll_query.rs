@@ -227,21 +227,21 @@ fn integer(value: Decoded<'_>, param: &'static str, max: u64) -> Result<u64, Que
 
 /// `YES` or `v2`, as written (enumerated-strings are case-sensitive, RFC 8216 §4.2).
 fn skip(value: Decoded<'_>) -> Result<Skip, QueryError> {
-    /// Longer than any accepted value: reading stops there.
-    const MAX_LEN: usize = 3;
-    let mut buf = [0u8; MAX_LEN];
-    let mut len = 0;
+    /// Bytes kept: as long as the longest accepted value.
+    const KEPT: usize = 3;
+    let mut kept = [0u8; KEPT];
+    let mut len = 0usize;
+    // Every byte is decoded, so a broken escape is reported wherever it is.
     for byte in value {
         let byte = byte?;
-        if len == MAX_LEN {
-            return Err(QueryError::BadSkip);
+        if let Some(slot) = kept.get_mut(len) {
+            *slot = byte;
         }
-        buf[len] = byte;
-        len += 1;
+        len = len.saturating_add(1);
     }
-    match &buf[..len] {
-        b"YES" => Ok(Skip::Yes),
-        b"v2" => Ok(Skip::V2),
+    match kept.get(..len) {
+        Some(b"YES") => Ok(Skip::Yes),
+        Some(b"v2") => Ok(Skip::V2),
         _ => Err(QueryError::BadSkip),
     }
 }

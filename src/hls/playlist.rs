@@ -953,7 +953,12 @@ mod tests {
         let text = render(&p);
         assert!(!text.contains("PRELOAD-HINT"), "{text}");
         assert!(
-            text.ends_with("#EXT-X-PART:DURATION=0.500,URI=\"a-5.3.m4s\"\n#EXTINF:2.000,\na-5.m4s\n#EXT-X-ENDLIST\n"),
+            text.ends_with(
+                "#EXT-X-PART:DURATION=0.500,URI=\"a-5.3.m4s\"\n\
+                 #EXTINF:2.000,\n\
+                 a-5.m4s\n\
+                 #EXT-X-ENDLIST\n"
+            ),
             "{text}"
         );
     }
@@ -1004,7 +1009,10 @@ mod tests {
         };
         let text = render(&p);
         assert!(
-            text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.002\n#EXT-X-PART-INF:PART-TARGET=0.334\n"),
+            text.contains(
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.002\n\
+                 #EXT-X-PART-INF:PART-TARGET=0.334\n"
+            ),
             "{text}"
         );
         assert!(
