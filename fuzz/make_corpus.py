@@ -248,6 +248,28 @@ def remux():
         write("remux", "file-" + name, b"\x00\x00\x00\x08" + data[:60000])
 
 
+def ll_query():
+    # Mode byte 0: the rest is a query as players send it (hls.js, Safari), with cache
+    # busters, escapes and the errors a 400 explains.
+    queries = {
+        "blocking": b"_HLS_msn=273&_HLS_part=2",
+        "blocking-delta": b"_HLS_msn=273&_HLS_part=3&_HLS_skip=YES",
+        "delta-v2": b"_HLS_skip=v2",
+        "cache-buster": b"t=1700000000123&_HLS_msn=5&token=a%2Bb%3D",
+        "escaped": b"%5FHLS_msn=%31%32&_HLS_part=0",
+        "part-without-msn": b"_HLS_part=1",
+        "repeated": b"_HLS_msn=1&_HLS_msn=2",
+        "negative": b"_HLS_msn=-1",
+        "too-large": b"_HLS_msn=9007199254740992",
+        "malformed": b"_HLS_msn=%3",
+        "bad-skip": b"_HLS_skip=yes",
+    }
+    for name, query in queries.items():
+        write("ll_query", name, b"\x00" + query)
+    # Mode byte 1: round trip of directives among other parameters.
+    write("ll_query", "round-trip", b"\x01\x01\x00\x00\x01\x11\x00\x01\x05\x01\x02\x04\x03t=1\x05")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -257,6 +279,7 @@ def main():
     session()
     flv()
     remux()
+    ll_query()
 
 
 if __name__ == "__main__":

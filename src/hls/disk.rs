@@ -10,7 +10,7 @@
 //! and graceful shutdown can wait on its `JoinHandle` (with its own time limit).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::ll_stream::PLAYLIST_NAME as LL_PLAYLIST_NAME;
 use super::stream::{DiskAction, PLAYLIST_NAME};
 
 /// At most one log line per kind of trouble (queue full, file error) in this period: a full
@@ -85,6 +86,7 @@ impl DiskStats {
 fn write_size(action: &DiskAction) -> u64 {
     match action {
         DiskAction::WriteSegment { data, .. } => data.len() as u64,
+        DiskAction::WritePieces { pieces, .. } => pieces.iter().map(|p| p.len() as u64).sum(),
         DiskAction::WritePlaylist { text, .. } => text.len() as u64,
         DiskAction::Delete { .. } | DiskAction::RemoveStreamDir { .. } => 0,
     }
@@ -276,13 +278,18 @@ impl MediaRoot {
 
     /// Removes what earlier runs left of their streams under `{root}/{app}/` (a crash, or a
     /// stop before the files' grace period was over): in each folder named like a stream,
-    /// the playlist, its temporary file and the segments, then the folder once empty.
-    /// Anything else is left alone. Returns the number of folders emptied.
+    /// the playlists (classic and Low-Latency), their temporary files, the segments and the
+    /// initialization sections, then the folder once empty. Anything else is left alone.
+    /// Returns the number of folders emptied.
     pub fn remove_stale_streams(&self, app: &str) -> usize {
+        /// Endings of the media files the streams write: MPEG-TS segments, CMAF segments,
+        /// CMAF initialization sections.
+        const MEDIA_ENDINGS: [&str; 3] = [".ts", ".m4s", ".mp4"];
         let Ok(entries) = fs::read_dir(self.0.join(app)) else {
             return 0;
         };
-        let playlist_tmp = temporary_sibling(Path::new(PLAYLIST_NAME));
+        let playlists = [PLAYLIST_NAME, LL_PLAYLIST_NAME];
+        let temporaries = playlists.map(|name| temporary_sibling(Path::new(name)));
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -297,9 +304,11 @@ impl MediaRoot {
             };
             for file in files.flatten() {
                 let file_name = file.file_name();
-                let ours = file_name == PLAYLIST_NAME
-                    || file_name == playlist_tmp.as_os_str()
-                    || file_name.to_str().is_some_and(|n| n.ends_with(".ts"));
+                let ours = playlists.iter().any(|p| file_name == *p)
+                    || temporaries.iter().any(|t| file_name == t.as_os_str())
+                    || file_name
+                        .to_str()
+                        .is_some_and(|n| MEDIA_ENDINGS.iter().any(|e| n.ends_with(e)));
                 if ours && file.file_type().is_ok_and(|t| t.is_file()) {
                     let _ = fs::remove_file(file.path());
                 }
@@ -316,13 +325,19 @@ impl MediaRoot {
         match action {
             DiskAction::WriteSegment { path, data } => {
                 let full = self.resolve(&path)?;
-                write_creating_parent(&full, &data)?;
+                write_creating_parent(&full, &[data.as_ref()])?;
                 return Ok(data.len());
+            }
+            DiskAction::WritePieces { path, pieces } => {
+                let full = self.resolve(&path)?;
+                let slices: Vec<&[u8]> = pieces.iter().map(|p| p.as_ref()).collect();
+                write_creating_parent(&full, &slices)?;
+                return Ok(slices.iter().map(|s| s.len()).sum());
             }
             DiskAction::WritePlaylist { path, text } => {
                 let full = self.resolve(&path)?;
                 let tmp = temporary_sibling(&full);
-                let replaced = write_creating_parent(&tmp, &text)
+                let replaced = write_creating_parent(&tmp, &[text.as_ref()])
                     .and_then(|()| fs::rename(&tmp, &full).map_err(io_error("rename into", &full)));
                 if let Err(error) = replaced {
                     // Best effort: a temporary file left now is only litter.
@@ -363,18 +378,24 @@ impl MediaRoot {
     }
 }
 
-/// Writes `data` to `path`, creating its folder when it does not exist yet. The folder is
-/// made on the first write only, not checked on every one.
-fn write_creating_parent(path: &Path, data: &[u8]) -> Result<(), DiskError> {
-    match fs::write(path, data) {
+/// Writes `pieces`, one after the other, to a new file at `path` (replacing any), creating
+/// its folder when it does not exist yet. The folder is made on the first write only, not
+/// checked on every one.
+fn write_creating_parent(path: &Path, pieces: &[&[u8]]) -> Result<(), DiskError> {
+    let file = match fs::File::create(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(io_error("create folder", parent))?;
             }
-            fs::write(path, data).map_err(io_error("write", path))
+            fs::File::create(path)
         }
-        other => other.map_err(io_error("write", path)),
+        other => other,
+    };
+    let mut file = file.map_err(io_error("write", path))?;
+    for piece in pieces {
+        file.write_all(piece).map_err(io_error("write", path))?;
     }
+    Ok(())
 }
 
 /// `.{name}.tmp` beside `path`: same folder, so the rename is atomic; hidden, so a folder
@@ -413,6 +434,10 @@ mod tests {
             ("k2/index.m3u8", "x"),
             ("k2/.index.m3u8.tmp", "x"),
             ("k2/b-7.ts", "x"),
+            ("k2/llhls.m3u8", "x"),
+            ("k2/.llhls.m3u8.tmp", "x"),
+            ("k2/b-7.m4s", "x"),
+            ("k2/b-init-0.mp4", "x"),
             (".hidden/a.ts", "keep"),
         ] {
             let p = live.join(path);
@@ -504,6 +529,51 @@ mod tests {
             (2, 10, 0, 0)
         );
         assert_eq!(stats.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn writes_a_segment_from_its_pieces() {
+        let dir = TempDir::new("pieces");
+        let pieces = vec![
+            Bytes::from_static(b"moof1mdat1"),
+            Bytes::new(),
+            Bytes::from_static(b"moof2mdat2"),
+        ];
+        let stats = run(
+            &dir.0,
+            vec![
+                DiskAction::WritePieces {
+                    path: PathBuf::from("live/k/a-0.m4s"),
+                    pieces: pieces.clone(),
+                },
+                // Written again over a longer file: nothing of the old one is left.
+                segment("live/k/a-1.m4s", b"0123456789abcdefghijklmnopqrstuvwxyz"),
+                DiskAction::WritePieces {
+                    path: PathBuf::from("live/k/a-1.m4s"),
+                    pieces: vec![Bytes::from_static(b"short")],
+                },
+            ],
+        )
+        .await;
+        assert_eq!(
+            fs::read(dir.0.join("live/k/a-0.m4s")).expect("segment"),
+            b"moof1mdat1moof2mdat2"
+        );
+        assert_eq!(
+            fs::read(dir.0.join("live/k/a-1.m4s")).expect("segment"),
+            b"short"
+        );
+        assert_eq!(
+            (stats.writes(), stats.bytes_written(), stats.errors()),
+            (3, 20 + 36 + 5, 0)
+        );
+        assert_eq!(
+            write_size(&DiskAction::WritePieces {
+                path: PathBuf::new(),
+                pieces
+            }),
+            20
+        );
     }
 
     #[tokio::test]

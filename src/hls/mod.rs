@@ -1,10 +1,15 @@
-//! HLS output: segmenting, playlists, the per-stream segment window and the disk writer.
+//! HLS output: segmenting, playlists, the per-stream segment windows (classic MPEG-TS and
+//! Low-Latency CMAF), Blocking Playlist Reload and the disk writer.
 //!
-//! Spec: RFC 8216; Apple "HLS Authoring Specification for Apple Devices".
+//! Spec: RFC 8216; RFC 8216bis (draft-pantos-hls-rfc8216bis, Low-Latency HLS); Apple "HLS
+//! Authoring Specification for Apple Devices".
 
+pub mod blocking;
 pub mod buffer_pool;
 // pub mod cmaf_output;
 pub mod disk;
+pub mod ll_query;
+pub mod ll_stream;
 pub mod playlist;
 pub mod segment;
 pub mod segmenter;

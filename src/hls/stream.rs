@@ -131,6 +131,9 @@ pub struct PlaylistSnapshot {
 pub enum DiskAction {
     /// Write a new segment file.
     WriteSegment { path: PathBuf, data: Bytes },
+    /// Write a new segment file whose bytes are these pieces in order (a CMAF segment kept
+    /// as its parts, never joined into one buffer).
+    WritePieces { path: PathBuf, pieces: Vec<Bytes> },
     /// Replace the playlist file: written to a temporary file and renamed over it, so a
     /// reader never sees it half-written.
     WritePlaylist { path: PathBuf, text: Bytes },
@@ -286,6 +289,8 @@ impl HlsStream {
             discontinuity,
             independent: segment.independent,
             program_date_time,
+            map: None,
+            parts: Vec::new(),
         });
         if !self.vod {
             self.listed.push_back(Arc::clone(&served));
@@ -476,21 +481,21 @@ impl HlsStream {
 
 /// `now + a + b` as a deadline. [`to_std`] keeps each under 65 years, so the clock holds
 /// it; were it not to, the deadline is `now`.
-fn later(now: Instant, a: Duration90k, b: Duration90k) -> Instant {
+pub(super) fn later(now: Instant, a: Duration90k, b: Duration90k) -> Instant {
     now.checked_add(to_std(a))
         .and_then(|t| t.checked_add(to_std(b)))
         .unwrap_or(now)
 }
 
 /// `d` as a std Duration, saturating at about 65 years (only absurd input gets there).
-fn to_std(d: Duration90k) -> Duration {
+pub(super) fn to_std(d: Duration90k) -> Duration {
     // 1 tick = 1e9 / 90_000 ns = 100_000 / 9 ns.
     Duration::from_nanos(d.ticks().saturating_mul(100_000) / 9)
 }
 
 /// The creation wall-clock time in milliseconds since the Unix epoch, base 36 (`[0-9a-z]`,
 /// URL-safe, 8 characters until 2059).
-fn name_prefix(wall: SystemTime) -> String {
+pub(super) fn name_prefix(wall: SystemTime) -> String {
     const RADIX: u32 = 36;
     let mut millis = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let mut digits = Vec::new();
@@ -506,7 +511,7 @@ fn name_prefix(wall: SystemTime) -> String {
 }
 
 /// A strong ETag for a playlist text: the start of its SHA-256, in hex, quoted.
-fn etag(text: &[u8]) -> String {
+pub(super) fn etag(text: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text);
     let mut tag = String::with_capacity(2 + 2 * ETAG_BYTES);
     tag.push('"');
