@@ -173,7 +173,10 @@ impl CmafOutput {
         let p = self.publish.as_ref()?;
         let start = p.part.start.or(p.last_part_end)?;
         let early = Duration90k(p.lead_frame_duration.ticks() * 3 / 2);
-        Some((start + self.part_target).saturating_sub(early))
+        let part = (start + self.part_target).saturating_sub(early);
+        // A segment cut closes the part early.
+        let cut = p.segmenter.next_cut(p.lead_frame_duration);
+        Some(cut.map_or(part, |cut| cut.min(part)))
     }
 
     /// Drops the part being gathered: the next part starts afresh (after an error that
@@ -228,7 +231,9 @@ impl CmafOutput {
         };
         // Nothing is written until every track can be described in the initialization
         // section (a track announced by metadata may send its configuration late).
-        if track.config.is_none() || (!p.segment_open && p.tracks.iter().any(|t| t.config.is_none())) {
+        if track.config.is_none()
+            || (!p.segment_open && p.tracks.iter().any(|t| t.config.is_none()))
+        {
             return Ok(());
         }
         let is_video = track.kind == TrackKind::Video;
@@ -253,7 +258,11 @@ impl CmafOutput {
             Placement::Append => {}
             Placement::Start { closed } => {
                 if let Some(closed) = closed {
-                    self.sequence = p.close_part(self.sequence, out)?;
+                    // Samples after the last lead frame (audio interleaved behind it) open the
+                    // next segment's first part rather than make a part of their own.
+                    if p.part.start.is_some() {
+                        self.sequence = p.close_part(self.sequence, out)?;
+                    }
                     if closed.forced {
                         advice.push(CmafAdvice::ForcedCut {
                             length: closed.timing.duration,
@@ -290,7 +299,11 @@ impl CmafOutput {
                 part.independent = frame.keyframe;
             }
             let start = part.start.unwrap_or(frame.dts);
-            part.end = part.end.max(frame.dts + frame.duration);
+            // The next frame's decode time, on the millisecond clock publishers stamp with.
+            let next = frame.dts + frame.duration;
+            part.end = part
+                .end
+                .max(if is_video { on_millisecond(next) } else { next });
             // Closed on the frame that brings it nearest the target: one more would pass the
             // target by more than half a frame.
             let length = part.end.saturating_since(start);
@@ -450,20 +463,27 @@ impl Publish {
         Ok(sequence.wrapping_add(1).max(1))
     }
 
-    /// The part's length on the lead track; without lead samples, the longest run's.
+    /// The part's length on the lead track. Without lead samples (the audio that follows
+    /// the last video frame of a stream), from where the last part ended to where its
+    /// samples end.
     fn part_duration(&self) -> Duration90k {
         if let Some(start) = self.part.start {
             return self.part.end.saturating_since(start);
         }
-        self.tracks
-            .iter()
-            .filter(|t| !t.run.samples.is_empty())
+        let runs = self.tracks.iter().filter(|t| !t.run.samples.is_empty());
+        let start = runs
+            .clone()
+            .map(|t| to_90k(t.run.base_decode_time, t.timescale))
+            .min()
+            .unwrap_or_default();
+        let end = runs
             .map(|t| {
                 let units: u64 = t.run.samples.iter().map(|s| u64::from(s.duration)).sum();
-                Duration90k(units * Duration90k::HZ / u64::from(t.timescale.max(1)))
+                to_90k(t.run.base_decode_time + units, t.timescale)
             })
             .max()
-            .unwrap_or(Duration90k::ZERO)
+            .unwrap_or_default();
+        end.saturating_since(self.last_part_end.map_or(start, |last| last.max(start)))
     }
 
     fn lead_is_audio(&self) -> bool {
@@ -481,6 +501,12 @@ impl Publish {
     }
 }
 
+/// `t` rounded to the nearest millisecond: RTMP and FLV stamp frames in milliseconds, so that
+/// is where the next frame's decode time will be.
+fn on_millisecond(t: Timestamp90k) -> Timestamp90k {
+    Timestamp90k((t.ticks() + 45) / 90 * 90)
+}
+
 /// The ISO BMFF track ID of the track at `index`: 1-based.
 fn mp4_track(index: usize) -> Result<mp4::TrackId, Mp4Error> {
     let too_many = || Mp4Error::TooManyTracks {
@@ -490,8 +516,276 @@ fn mp4_track(index: usize) -> Result<mp4::TrackId, Mp4Error> {
     mp4::TrackId::new(u32::try_from(index + 1).map_err(|_| too_many())?)
 }
 
+/// `units` of a clock of `rate` a second on the 90 kHz clock, rounded down.
+fn to_90k(units: u64, rate: u32) -> Timestamp90k {
+    Timestamp90k((u128::from(units) * u128::from(Duration90k::HZ) / u128::from(rate.max(1))) as u64)
+}
+
 /// `ticks` of the 90 kHz clock in units of `rate` a second, rounded to nearest.
 fn rescale(ticks: u64, rate: u64) -> u64 {
     ((u128::from(ticks) * u128::from(rate) + u128::from(Duration90k::HZ / 2))
         / u128::from(Duration90k::HZ)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use mp4_atom::{Decode, Moof};
+
+    use super::*;
+    use crate::flv::demux::{FlvDemuxer, TagKind};
+    use crate::flv::file::{FlvFile, FlvItem};
+    use crate::hls::ts_output::{TsEvent, TsOutput};
+
+    const PART: Duration90k = Duration90k(18_000);
+
+    /// The media events of a test file, as the demuxer makes them.
+    fn events(name: &str) -> Vec<MediaEvent> {
+        let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = Bytes::from(std::fs::read(path).unwrap());
+        let mut demux = FlvDemuxer::new();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        for item in FlvFile::new(file) {
+            match item.unwrap() {
+                FlvItem::Header(h) => demux.expect_tracks(h.type_flags_video, h.type_flags_audio),
+                FlvItem::Tag(tag) => {
+                    if let Some(kind) = TagKind::of(tag.tag_type) {
+                        demux
+                            .push(kind, tag.timestamp, tag.body, now, &mut out)
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        demux.finish(&mut out);
+        out.push(MediaEvent::End(Ending::Stopped));
+        out
+    }
+
+    fn run(events: &[MediaEvent]) -> Vec<CmafEvent> {
+        let mut cmaf = CmafOutput::new(SegmentRules::default(), PART);
+        let (mut out, mut advice) = (Vec::new(), Vec::new());
+        for e in events {
+            cmaf.push(e, &mut out, &mut advice).unwrap();
+        }
+        out
+    }
+
+    /// (base decode time, sample durations) per track id, of one part's moof.
+    fn runs(part: &[u8]) -> Vec<(u32, u64, Vec<u32>)> {
+        let mut buf = part;
+        let moof = Moof::decode(&mut buf).unwrap();
+        moof.traf
+            .iter()
+            .map(|traf| {
+                let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                let durations = traf.trun[0]
+                    .samples
+                    .iter()
+                    .map(|s| s.duration.unwrap())
+                    .collect();
+                (traf.tfhd.track_id, tfdt, durations)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn segments_are_cut_where_the_ts_output_cuts_them_and_parts_fill_them() {
+        for file in ["h264_aac.flv", "video_only.flv", "audio_only.flv"] {
+            let events = events(file);
+            let mut ts = TsOutput::new(SegmentRules::default(), None);
+            let mut made = Vec::new();
+            for e in &events {
+                ts.push(e, &mut made).unwrap();
+            }
+            let ts_durations: Vec<_> = made
+                .iter()
+                .filter_map(|e| match e {
+                    TsEvent::Segment(s) => Some(s.duration),
+                    _ => None,
+                })
+                .collect();
+            let out = run(&events);
+            assert!(matches!(out[0], CmafEvent::Init(_)), "{file}: init first");
+            assert_eq!(
+                out.iter()
+                    .filter(|e| matches!(e, CmafEvent::Init(_)))
+                    .count(),
+                1,
+                "{file}"
+            );
+            let mut durations = Vec::new();
+            let mut parts_in_segment = Vec::new();
+            let mut open = false;
+            for e in &out[1..] {
+                match e {
+                    CmafEvent::SegmentStart { independent, .. } => {
+                        assert!(!open, "{file}: segments do not nest");
+                        assert!(independent, "{file}: every segment starts on a keyframe");
+                        open = true;
+                        parts_in_segment.clear();
+                    }
+                    CmafEvent::Part {
+                        duration,
+                        independent,
+                        ..
+                    } => {
+                        assert!(open, "{file}: parts belong to a segment");
+                        if parts_in_segment.is_empty() {
+                            assert!(independent, "{file}: a segment's first part is independent");
+                        }
+                        parts_in_segment.push(*duration);
+                    }
+                    CmafEvent::SegmentEnd { duration, .. } => {
+                        assert!(open);
+                        open = false;
+                        durations.push(*duration);
+                        // All parts but the last are about the part target: within half a
+                        // frame (21 ms of audio, 17 ms of 30 fps video).
+                        let (last, rest) = parts_in_segment.split_last().unwrap();
+                        for d in rest {
+                            assert!(d.ticks().abs_diff(PART.ticks()) <= 1_920, "{file}: {d}");
+                        }
+                        assert!(last.ticks() <= PART.ticks() + 1_920, "{file}: {last}");
+                        let sum: u64 = parts_in_segment.iter().map(|d| d.ticks()).sum();
+                        // Parts follow decode times, segments presentation times: they agree
+                        // but for B-frame reordering at the stream's end (100 ms at most).
+                        assert!(
+                            sum.abs_diff(duration.ticks()) <= 9_000,
+                            "{file}: {sum} vs {duration}"
+                        );
+                    }
+                    CmafEvent::Init(_) => unreachable!(),
+                }
+            }
+            assert!(!open, "{file}: the end closes the last segment");
+            assert_eq!(durations, ts_durations, "{file}");
+        }
+    }
+
+    #[test]
+    fn parts_join_without_gaps_on_every_track() {
+        let out = run(&events("h264_aac.flv"));
+        let mut next: std::collections::HashMap<u32, u64> = Default::default();
+        let mut parts = 0;
+        for e in &out {
+            let CmafEvent::Part { data, .. } = e else {
+                continue;
+            };
+            parts += 1;
+            for (track, base, durations) in runs(data) {
+                if let Some(expected) = next.get(&track) {
+                    // Video: the next part starts where its first frame is (the last
+                    // frame's estimated duration may be a tick or so off); audio is counted
+                    // in whole frames, so it joins exactly.
+                    let slack = if track == 2 { 0 } else { 100 };
+                    assert!(
+                        base.abs_diff(*expected) <= slack,
+                        "track {track}: {base} vs {expected}"
+                    );
+                }
+                let span: u64 = durations.iter().map(|d| u64::from(*d)).sum();
+                next.insert(track, base + span);
+                if track == 2 {
+                    assert!(
+                        durations.iter().all(|d| *d == 1024),
+                        "AAC frames are 1024 samples"
+                    );
+                }
+            }
+        }
+        assert!(parts > 40, "{parts} parts in 10 s");
+    }
+
+    #[test]
+    fn the_awaited_frame_is_never_later_than_the_one_that_closes_a_part() {
+        let events = events("h264_aac.flv");
+        let mut cmaf = CmafOutput::new(SegmentRules::default(), PART);
+        let (mut out, mut advice) = (Vec::new(), Vec::new());
+        let mut checked = 0;
+        for e in &events {
+            let awaited = cmaf.awaited();
+            out.clear();
+            cmaf.push(e, &mut out, &mut advice).unwrap();
+            let closed = out.iter().any(|o| matches!(o, CmafEvent::Part { .. }));
+            if let (MediaEvent::Frame(f), true, Some(awaited)) = (e, closed, awaited) {
+                if f.track == TrackId(0) {
+                    assert!(
+                        awaited <= f.dts,
+                        "awaited {awaited:?}, closed by {:?}",
+                        f.dts
+                    );
+                    // And not much earlier: within a frame and a half plus the stream's
+                    // B-frame reordering (the cut rule allows for both).
+                    assert!(f.dts.saturating_since(awaited) <= Duration90k(15_000));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 30, "{checked}");
+    }
+
+    #[test]
+    fn a_new_configuration_starts_a_new_init_section_and_a_discontinuity() {
+        let mut events = events("video_only.flv");
+        let at = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, MediaEvent::Frame(f) if f.keyframe))
+            .map(|(i, _)| i)
+            .nth(1)
+            .unwrap();
+        let MediaEvent::Start(tracks) = &events[0] else {
+            panic!()
+        };
+        let Some(CodecConfig::H264(h)) = tracks.tracks[0].config.as_deref() else {
+            panic!()
+        };
+        let mut changed = h.clone();
+        changed.info.width += 16;
+        events.insert(
+            at,
+            MediaEvent::Config(TrackId(0), Arc::new(CodecConfig::H264(changed))),
+        );
+        let out = run(&events);
+        let inits: Vec<_> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, CmafEvent::Init(_)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(inits.len(), 2);
+        assert!(matches!(
+            out[inits[1] + 1],
+            CmafEvent::SegmentStart {
+                discontinuity: true,
+                independent: true
+            }
+        ));
+        assert!(matches!(out[inits[1] - 1], CmafEvent::SegmentEnd { .. }));
+    }
+
+    #[test]
+    fn a_takeover_drops_the_unfinished_part_and_starts_afresh() {
+        let events = events("h264_aac.flv");
+        let half = events.len() / 2;
+        let mut cmaf = CmafOutput::new(SegmentRules::default(), PART);
+        let (mut out, mut advice) = (Vec::new(), Vec::new());
+        for e in &events[..half] {
+            cmaf.push(e, &mut out, &mut advice).unwrap();
+        }
+        out.clear();
+        // The next publisher: the window closes the half-listed segment; this output only
+        // starts over, with a new initialization section at its first keyframe.
+        cmaf.push(&events[0], &mut out, &mut advice).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(cmaf.open_part_bytes(), 0);
+        for e in &events[1..] {
+            cmaf.push(e, &mut out, &mut advice).unwrap();
+        }
+        assert!(matches!(out[0], CmafEvent::Init(_)));
+        assert!(matches!(out[1], CmafEvent::SegmentStart { .. }));
+    }
 }

@@ -70,8 +70,9 @@ impl Pace {
     fn note(&mut self, dts: Timestamp90k, arrived: Instant) {
         let base = *self.base.get_or_insert(arrived);
         let offset = nanos_since(base, arrived) - dts_nanos(dts);
-        let creep = dts_nanos(Timestamp90k(dts.ticks().saturating_sub(self.last_dts.ticks())))
-            * Self::CREEP_NS_PER_SECOND
+        let creep = dts_nanos(Timestamp90k(
+            dts.ticks().saturating_sub(self.last_dts.ticks()),
+        )) * Self::CREEP_NS_PER_SECOND
             / 1_000_000_000;
         self.offset = Some(self.offset.map_or(offset, |o| (o + creep).min(offset)));
         self.last_dts = dts;
@@ -82,9 +83,13 @@ impl Pace {
         let at = self.offset? + dts_nanos(dts);
         let base = self.base?;
         if at >= 0 {
-            base.checked_add(std::time::Duration::from_nanos(at.min(u64::MAX as i128) as u64))
+            base.checked_add(std::time::Duration::from_nanos(
+                at.min(u64::MAX as i128) as u64
+            ))
         } else {
-            base.checked_sub(std::time::Duration::from_nanos((-at).min(u64::MAX as i128) as u64))
+            base.checked_sub(std::time::Duration::from_nanos(
+                (-at).min(u64::MAX as i128) as u64
+            ))
         }
     }
 }

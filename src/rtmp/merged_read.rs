@@ -228,7 +228,10 @@ fn receive_time(msg: &libc::msghdr) -> Option<Instant> {
             {
                 let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
                 let wall = SystemTime::UNIX_EPOCH
-                    + Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32);
+                    + Duration::new(
+                        ts.tv_sec.max(0) as u64,
+                        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+                    );
                 // The kernel stamps with the wall clock: how long ago that was, on the
                 // monotonic clock.
                 let ago = SystemTime::now().duration_since(wall).unwrap_or_default();
@@ -321,7 +324,10 @@ mod tests {
         let epoch = now - Duration::from_millis(1);
         let due = now + PROMPT_LEAD + Duration::from_millis(5);
         let wake = wake_at(epoch, Some(due));
-        assert_eq!(wake, tokio::time::Instant::from_std(due - PROMPT_LEAD).min(next_tick(epoch)));
+        assert_eq!(
+            wake,
+            tokio::time::Instant::from_std(due - PROMPT_LEAD).min(next_tick(epoch))
+        );
         assert_eq!(wake_at(epoch, None), next_tick(epoch));
     }
 
