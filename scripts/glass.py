@@ -48,6 +48,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.dont_write_bytecode = True  # no __pycache__ left in scripts/
 import stamp_publisher  # noqa: E402
 
 BROWSER = os.path.join(ROOT, "tests/browser")
