@@ -248,12 +248,42 @@ pub struct Publisher {
 impl Publisher {
     /// `ffmpeg -re [input_args] -i FILE -c copy -f flv URL`.
     pub fn start(file: &Path, url: &str, input_args: &[&str]) -> Publisher {
-        let mut child = Command::new("ffmpeg")
+        let mut command = Command::new("ffmpeg");
+        command
             .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
             .args(input_args)
             .arg("-i")
             .arg(file)
-            .args(["-c", "copy", "-f", "flv", url])
+            .args(["-c", "copy", "-f", "flv", url]);
+        Publisher::spawn(command)
+    }
+
+    /// A live encoder: `ffmpeg -re` encoding a test pattern (testsrc2, 1280x720 at 30 fps,
+    /// and a sine tone) with libx264 (veryfast, a keyframe every 2 s: the default
+    /// `hls.time`) and AAC, publishing to `url` for at most `seconds`.
+    pub fn test_pattern(url: &str, seconds: u32) -> Publisher {
+        let mut command = Command::new("ffmpeg");
+        command
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
+            .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+            .args([
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+            .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2"])
+            .args(["-t", &seconds.to_string(), "-f", "flv", url]);
+        Publisher::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Publisher {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,359 @@
+//! A real browser plays the server's live HLS: hls.js 1.7 in Debian's headless Chromium,
+//! driven by `tests/browser/play.mjs`, while a real ffmpeg publishes a live encode.
+//!
+//! Each case names the playlist a viewer loads and hls.js's settings; the player must start,
+//! play for [`PLAY_SECONDS`] with no stall and no fatal error, with decoded frames and the
+//! position advancing. What it needs is installed when missing: `npm ci` in tests/browser
+//! (hls.js and playwright-core, pinned by package-lock.json; nothing downloads a browser)
+//! and Debian's `chromium` (as root, with apt-get).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use common::{Publisher, STREAM_TIMEOUT, ServerProcess, get, wait_for};
+use rustix::process::{Pid, Signal, kill_process_group};
+use serde_json::Value;
+
+/// How long the player plays once it shows its first frame: long enough for hls.js to
+/// reload the playlist and fetch segments many times over (a segment every 2 s).
+const PLAY_SECONDS: u32 = 20;
+/// The most the publisher runs: the wait for the first segments, the browser's start and
+/// the playing time, with room to spare on a busy machine. The test stops it when done.
+const PUBLISH_SECONDS: u32 = 180;
+/// How long the player may take to show its first frame (browser start excluded).
+const FIRST_FRAME_SECONDS: u32 = 60;
+/// How long the player process may run in all before the test gives up on it.
+const PLAYER_TIMEOUT: Duration = Duration::from_secs(240);
+/// Segments the playlist lists before the viewer joins: a full window of the default
+/// `hls.list_size`, as for a viewer joining a stream that runs.
+const SEGMENTS_BEFORE_JOIN: usize = 3;
+/// How long a player asked to stop gets to close its browser before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// What a viewer loads and how hls.js is set up.
+struct Case {
+    /// The playlist under `/live/{key}/`.
+    playlist: &'static str,
+    /// hls.js `lowLatencyMode`.
+    low_latency: bool,
+}
+
+#[test]
+fn hls_js_plays_classic_hls() {
+    plays(Case {
+        playlist: "index.m3u8",
+        low_latency: false,
+    });
+}
+
+/// The stamp row `scripts/stamp_publisher.py` draws reads back with the page's decoder
+/// (`tests/browser/page/stamp.js`), and a damaged row does not read.
+#[test]
+fn glass_to_glass_stamps_read_back() {
+    ensure_node_modules();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frame = dir.path().join("frame.gray");
+    let stamp: u64 = 1_765_000_000_123;
+    let status = Command::new("python3")
+        .arg(repo().join("scripts/stamp_publisher.py"))
+        .arg("--frame-out")
+        .arg(&frame)
+        .args(["--stamp", &stamp.to_string()])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "stamp_publisher.py --frame-out");
+    let read = stamp_check(&frame);
+    assert_eq!(read["stamp"], stamp % (1 << 28), "{read}");
+
+    // One block (the 11th of the row at y = 32..64, 32 px wide) turned mid-gray.
+    let mut pixels = std::fs::read(&frame).expect("frame");
+    for y in 32..64 {
+        pixels[y * 1280 + 320..y * 1280 + 352].fill(128);
+    }
+    std::fs::write(&frame, &pixels).expect("write frame");
+    let read = stamp_check(&frame);
+    assert_eq!(read["stamp"], Value::Null, "{read}");
+    assert_eq!(read["reason"], "ambiguous block", "{read}");
+}
+
+fn stamp_check(frame: &Path) -> Value {
+    let out = Command::new("node")
+        .arg("stamp-check.mjs")
+        .arg(frame)
+        .current_dir(browser_dir())
+        .output()
+        .expect("node runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stamp-check.mjs printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Publishes a live encode, waits for a full playlist, plays it in the browser and checks
+/// what the player saw.
+fn plays(case: Case) {
+    ensure_browser();
+    let server = ServerProcess::start(&[]);
+    let key = "browser";
+    let publisher = Publisher::test_pattern(&server.rtmp_url(key), PUBLISH_SECONDS);
+    let url = server.http_url(&format!("/live/{key}/{}", case.playlist));
+    let listed = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&url);
+        r.status == 200 && r.text().matches("#EXTINF").count() >= SEGMENTS_BEFORE_JOIN
+    });
+    assert!(
+        listed,
+        "{url} did not list {SEGMENTS_BEFORE_JOIN} segments:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+
+    let mut player = Player::start(&url, &case);
+    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
+    let context = || {
+        format!(
+            "player:\n{}\nserver:\n{}\npublisher:\n{}",
+            player.stderr(),
+            server.logs(),
+            publisher.logs()
+        )
+    };
+    assert!(
+        exited,
+        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
+        context()
+    );
+    let result = player.result().unwrap_or_else(|| {
+        panic!(
+            "no result line from play.mjs: {:?}\n{}",
+            player.stdout(),
+            context()
+        )
+    });
+
+    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["started"], true, "{result}");
+    assert_eq!(
+        result["config"]["lowLatencyMode"], case.low_latency,
+        "{result}"
+    );
+    assert_eq!(result["playlist"]["live"], true, "{result}");
+    let played = result["played_s"].as_f64().expect("played_s");
+    assert!(
+        played >= f64::from(PLAY_SECONDS),
+        "played {played} s: {result}"
+    );
+    assert_eq!(result["stalls"], 0, "{result}");
+    assert_eq!(result["fatal"], Value::Array(vec![]), "{result}");
+    let advanced = result["frames"]["advanced"].as_u64().expect("frames");
+    assert!(advanced > 0, "no frame decoded while playing: {result}");
+    let position = result["position_advanced_s"].as_f64().expect("position");
+    assert!(
+        position >= f64::from(PLAY_SECONDS) / 2.0,
+        "the position moved {position} s in {played} s: {result}"
+    );
+    assert_eq!(player.status_code(), Some(0), "{result}");
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn browser_dir() -> PathBuf {
+    repo().join("tests/browser")
+}
+
+/// Installs the browser and the node packages when they are missing, once per test run.
+fn ensure_browser() {
+    static CHROMIUM_READY: OnceLock<()> = OnceLock::new();
+    CHROMIUM_READY.get_or_init(|| {
+        if !Path::new(CHROMIUM).exists() {
+            apt_install("chromium");
+        }
+        assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing");
+    });
+    ensure_node_modules();
+}
+
+/// `npm ci` in tests/browser when node_modules is missing or older than the lockfile.
+fn ensure_node_modules() {
+    static NODE_MODULES_READY: OnceLock<()> = OnceLock::new();
+    NODE_MODULES_READY.get_or_init(|| {
+        let dir = browser_dir();
+        let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let installed = modified(dir.join("node_modules/.package-lock.json"));
+        let locked = modified(dir.join("package-lock.json"));
+        if installed.is_some() && installed >= locked {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is installed (it comes with Node.js)");
+        assert!(status.success(), "npm ci in {}", dir.display());
+    });
+}
+
+/// `apt-get install -y PACKAGE`, as root or through sudo.
+fn apt_install(package: &str) {
+    let root = rustix::process::geteuid().is_root();
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .expect("apt-get runs")
+    };
+    assert!(apt(&["update", "-qq"]).success(), "apt-get update");
+    assert!(
+        apt(&["install", "-y", "-qq", package]).success(),
+        "apt-get install {package}"
+    );
+}
+
+/// `node play.mjs` in a process group of its own; Chromium, which it starts in a group of
+/// its own, is named in a pid file so that it can be ended even if node cannot. Both run
+/// with TMPDIR in a folder of the test's, so the browser profile goes with it.
+struct Player {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    pid_file: PathBuf,
+    status: Option<std::process::ExitStatus>,
+    _scratch: tempfile::TempDir,
+}
+
+impl Player {
+    fn start(url: &str, case: &Case) -> Player {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let pid_file = scratch.path().join("chromium.pid");
+        let mut command = Command::new("node");
+        command
+            .arg("play.mjs")
+            .args(["--url", url])
+            .args(["--seconds", &PLAY_SECONDS.to_string()])
+            .args(["--start-timeout", &FIRST_FRAME_SECONDS.to_string()])
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--verbose")
+            .current_dir(browser_dir())
+            .env("TMPDIR", scratch.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if case.low_latency {
+            command.arg("--low-latency");
+        }
+        let mut child = command.spawn().expect("node runs");
+        let stdout = collect(child.stdout.take().expect("piped"));
+        let stderr = collect(child.stderr.take().expect("piped"));
+        Player {
+            child,
+            stdout,
+            stderr,
+            pid_file,
+            status: None,
+            _scratch: scratch,
+        }
+    }
+
+    fn exited(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("wait");
+        }
+        self.status.is_some()
+    }
+
+    fn status_code(&mut self) -> Option<i32> {
+        self.exited();
+        self.status.and_then(|s| s.code())
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The player's JSON result line, once its output is read to the end.
+    fn result(&self) -> Option<Value> {
+        let mut line = None;
+        wait_for(STOP_TIMEOUT, || {
+            line = self
+                .stdout()
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{') && l.ends_with('}'))
+                .map(str::to_string);
+            line.is_some()
+        });
+        serde_json::from_str(&line?).ok()
+    }
+
+    /// Chromium's process group, if the browser process is still there.
+    fn chromium_group(&self) -> Option<Pid> {
+        let pid: i32 = std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        // The pid file names the browser's pid, which leads its group; check that it is
+        // still that browser before signalling the group.
+        comm.contains("chrom").then(|| Pid::from_raw(pid)).flatten()
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        if !self.exited() {
+            // node ends its browser on SIGTERM; SIGKILL if it does not exit in time.
+            let group = Pid::from_child(&self.child);
+            let _ = kill_process_group(group, Signal::TERM);
+            if !wait_for(STOP_TIMEOUT, || self.exited()) {
+                let _ = kill_process_group(group, Signal::KILL);
+                let _ = self.child.wait();
+            }
+        }
+        if let Some(group) = self.chromium_group() {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+    }
+}
+
+/// Reads a child's pipe to the end on a thread of its own.
+fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut t = sink.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
+}

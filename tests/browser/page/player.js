@@ -1,0 +1,183 @@
+// The page side of play.mjs: plays one HLS playlist with hls.js and records what a viewer
+// would notice. play.mjs calls `startPlayer(options)` and, at the end, `playerReport()`.
+//
+// Recorded:
+// - start: ms from loadSource() to the first presented frame;
+// - stalls: `waiting` events after playback began, and hls.js BUFFER_STALLED_ERRORs;
+// - `ended` events (a live stream must not end while it is published), and whether the
+//   video is paused at the end;
+// - hls.js errors by detail, and every fatal one;
+// - once a second: position, distance to the live edge (hls.latency, and the end of the
+//   seekable range minus the position), buffer ahead, frames decoded and dropped
+//   (getVideoPlaybackQuality());
+// - per presented frame carrying a stamp (page/stamp.js): glass-to-glass in ms, the frame's
+//   expected display time (requestVideoFrameCallback metadata.expectedDisplayTime, on the
+//   wall clock) minus the capture time the frame carries.
+(() => {
+  const video = document.getElementById('video');
+  const state = {
+    startedAt: null,
+    firstFrameMs: null,
+    playing: false,
+    waiting: [],
+    ended: [],
+    bufferStalled: [],
+    errors: {},
+    fatal: [],
+    samples: [],
+    glass: [],
+    stampFailures: {},
+    presented: 0,
+    clock: null,
+    playlist: null,
+  };
+  let hls = null;
+  let band = null;
+
+  const since = () => (performance.now() - state.startedAt) / 1000;
+  const round = (x, digits = 3) => (x == null || !isFinite(x) ? null : Number(x.toFixed(digits)));
+
+  // A canvas one block row high, read back on the CPU for every presented frame.
+  function readStamp() {
+    if (!band) {
+      const canvas = document.createElement('canvas');
+      canvas.width = Stamp.WIDTH;
+      canvas.height = Stamp.BLOCK;
+      band = canvas.getContext('2d', { willReadFrequently: true });
+    }
+    const scale = video.videoWidth / Stamp.WIDTH;
+    band.drawImage(video, 0, Stamp.ROW_Y * scale, video.videoWidth, Stamp.BLOCK * scale,
+      0, 0, Stamp.WIDTH, Stamp.BLOCK);
+    const pixels = band.getImageData(0, 0, Stamp.WIDTH, Stamp.BLOCK).data;
+    return Stamp.decode((x, y) => {
+      const i = ((y - Stamp.ROW_Y) * Stamp.WIDTH + x) * 4;
+      return (pixels[i] + pixels[i + 1] + pixels[i + 2]) / 3;
+    });
+  }
+
+  function presented(displayedAtPerf) {
+    state.presented += 1;
+    if (state.firstFrameMs === null) state.firstFrameMs = round(performance.now() - state.startedAt, 1);
+    if (!state.stamps) return;
+    // Wall clock of the display time: the offset between the two clocks taken now, so a
+    // drift of performance.timeOrigin over a long page life does not enter.
+    const displayedAtWall = Date.now() - performance.now() + displayedAtPerf;
+    const { stamp, reason } = readStamp();
+    if (stamp === null) {
+      state.stampFailures[reason] = (state.stampFailures[reason] || 0) + 1;
+      return;
+    }
+    state.glass.push([round(since(), 3), Stamp.age(stamp, displayedAtWall)]);
+  }
+
+  function onVideoFrame(now, metadata) {
+    presented(metadata.expectedDisplayTime);
+    video.requestVideoFrameCallback(onVideoFrame);
+  }
+
+  // Without requestVideoFrameCallback: a new frame is noticed on the next animation frame
+  // after the position moves, and its display time is that animation frame's.
+  function pollFrames() {
+    let last = -1;
+    const tick = (now) => {
+      if (video.currentTime !== last && video.readyState >= 2) {
+        last = video.currentTime;
+        presented(now);
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }
+
+  function sample() {
+    const q = video.getVideoPlaybackQuality();
+    const seekable = video.seekable.length ? video.seekable.end(video.seekable.length - 1) : null;
+    let ahead = 0;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime + 0.1 && video.currentTime < video.buffered.end(i)) {
+        ahead = video.buffered.end(i) - video.currentTime;
+      }
+    }
+    state.samples.push({
+      t: round(since(), 2),
+      pos: round(video.currentTime),
+      latency: round(hls.latency),
+      behind_edge: seekable === null ? null : round(seekable - video.currentTime),
+      buffer: round(ahead),
+      frames: q.totalVideoFrames,
+      dropped: q.droppedVideoFrames,
+    });
+  }
+
+  window.startPlayer = ({ url, hlsConfig, stamps }) => {
+    if (!Hls.isSupported()) throw new Error('hls.js: MediaSource is not supported here');
+    state.stamps = stamps;
+    state.clock = 'requestVideoFrameCallback' in HTMLVideoElement.prototype
+      ? 'rvfc expectedDisplayTime'
+      : 'requestAnimationFrame after currentTime moved';
+    hls = new Hls(hlsConfig);
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      state.errors[data.details] = (state.errors[data.details] || 0) + 1;
+      if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) state.bufferStalled.push(round(since(), 2));
+      if (data.fatal) {
+        state.fatal.push({ t: round(since(), 2), type: data.type, details: data.details,
+          reason: String(data.reason || data.error || data.response?.code || '') });
+      }
+    });
+    hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
+      const d = data.details;
+      state.playlist = {
+        live: d.live,
+        targetduration: d.targetduration,
+        fragments: d.fragments.length,
+        part_target: d.partTarget || null,
+        parts: d.partList ? d.partList.length : 0,
+        can_block_reload: !!d.canBlockReload,
+        can_skip_until: d.canSkipUntil || 0,
+        preload_hint: !!d.preloadHint,
+      };
+    });
+    video.addEventListener('playing', () => { state.playing = true; });
+    video.addEventListener('ended', () => state.ended.push(round(since(), 2)));
+    video.addEventListener('waiting', () => {
+      if (state.playing) state.waiting.push(round(since(), 2));
+    });
+    if (state.clock.startsWith('rvfc')) video.requestVideoFrameCallback(onVideoFrame);
+    else pollFrames();
+    state.startedAt = performance.now();
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      video.play().catch((e) => state.fatal.push({ t: round(since(), 2), type: 'play', details: String(e) }));
+    });
+    setInterval(sample, 1000);
+    return { version: Hls.version, clock: state.clock };
+  };
+
+  window.playerReport = () => {
+    sample();
+    return {
+      first_frame_ms: state.firstFrameMs,
+      presented: state.presented,
+      waiting: state.waiting,
+      ended: state.ended,
+      paused: video.paused,
+      buffer_stalled: state.bufferStalled,
+      errors: state.errors,
+      fatal: state.fatal,
+      samples: state.samples,
+      glass: state.glass,
+      stamp_failures: state.stampFailures,
+      clock: state.clock,
+      playlist: state.playlist,
+      config: { lowLatencyMode: hls.config.lowLatencyMode, liveSyncDurationCount: hls.config.liveSyncDurationCount },
+    };
+  };
+
+  // play.mjs waits on this before the first frame (time to first frame, fatal errors).
+  window.playerStatus = () => ({
+    first_frame_ms: state.firstFrameMs,
+    fatal: state.fatal.length,
+    presented: state.presented,
+  });
+})();

@@ -1,0 +1,275 @@
+#!/usr/bin/env node
+// Plays one HLS playlist with hls.js in headless Chromium (Debian's /usr/bin/chromium,
+// driven over CDP by playwright-core) for a bounded time, and prints one JSON line of
+// what a viewer would notice: did it start, how long to the first frame, stalls, errors,
+// frames decoded and dropped, the position against the live edge once a second, and, with
+// --stamps, glass-to-glass latency read from frames scripts/stamp_publisher.py stamped.
+//
+//   node play.mjs --url http://127.0.0.1:8000/live/KEY/index.m3u8 [--seconds 20]
+//        [--low-latency] [--hls-config JSON] [--start-timeout 30] [--stamps]
+//        [--warmup 0] [--pid-file FILE] [--verbose]
+//
+// The page and hls.js (from node_modules) are served from http://127.0.0.1 on a port of
+// its own. Chromium runs in a process group of its own with a new empty profile, both
+// removed at the end; --pid-file gets that group's id as soon as it exists, so a caller
+// can end the group if this process is killed before it could.
+//
+// Exit status: 0 when it played the whole time with no stall, no end, no fatal error and
+// frames advancing (and, with --stamps, stamps read); 1 when not (the JSON line says why in
+// `failures`); 2 when the browser could not be run.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+// Flags for Debian's Chromium run headless as root on a machine with no network but
+// loopback: no sandbox (root), no GPU, and nothing that reaches out on its own.
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--window-size=1280,800',
+  '--remote-debugging-port=0',
+];
+// How long Chromium gets to open its DevTools endpoint, and to exit when asked.
+const BROWSER_START_MS = 30_000;
+const BROWSER_STOP_MS = 5_000;
+// How often the page is asked whether it started.
+const POLL_MS = 250;
+
+const { values: opts } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    seconds: { type: 'string', default: '20' },
+    'low-latency': { type: 'boolean', default: false },
+    'hls-config': { type: 'string', default: '{}' },
+    'start-timeout': { type: 'string', default: '30' },
+    stamps: { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '0' },
+    'pid-file': { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+if (!opts.url) {
+  console.error('usage: node play.mjs --url PLAYLIST_URL [--seconds 20] [--low-latency] ...');
+  process.exit(2);
+}
+const seconds = Number(opts.seconds);
+const startTimeout = Number(opts['start-timeout']);
+const warmup = Number(opts.warmup);
+const hlsConfig = { lowLatencyMode: opts['low-latency'], ...JSON.parse(opts['hls-config']) };
+const log = (...args) => { if (opts.verbose) console.error('[play]', ...args); };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The page, its scripts and hls.js, served from 127.0.0.1.
+const FILES = {
+  '/': ['page/index.html', 'text/html'],
+  '/player.js': ['page/player.js', 'text/javascript'],
+  '/stamp.js': ['page/stamp.js', 'text/javascript'],
+  '/hls.js': ['node_modules/hls.js/dist/hls.min.js', 'text/javascript'],
+};
+function servePage() {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    const file = FILES[path];
+    if (!file) {
+      res.writeHead(path === '/favicon.ico' ? 204 : 404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' });
+    res.end(readFileSync(join(HERE, file[0])));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// Chromium in a process group of its own (detached), with a new empty profile.
+function startChromium(profile) {
+  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  if (opts['pid-file'] && child.pid) writeFileSync(opts['pid-file'], `${child.pid}\n`);
+  const endpoint = new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no DevTools endpoint from chromium:\n${seen}`)), BROWSER_START_MS);
+    child.stderr.on('data', (chunk) => {
+      seen += chunk;
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+      if (seen.length > 65536) seen = seen.slice(-65536);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`chromium exited (${code ?? signal}) before it listened:\n${seen}`));
+    });
+  });
+  endpoint.catch(() => {});
+  return { child, endpoint };
+}
+
+// Ends Chromium's process group: SIGTERM, then SIGKILL if it is still there.
+async function stopChromium(child) {
+  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const group = (sig) => { try { process.kill(-child.pid, sig); } catch { /* gone */ } };
+  group('SIGTERM');
+  if (await Promise.race([exited.then(() => true), sleep(BROWSER_STOP_MS).then(() => false)])) {
+    group('SIGKILL'); // helpers that outlived the browser process
+    return;
+  }
+  group('SIGKILL');
+  await exited;
+}
+
+function quantile(sorted, q) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/// median, p90, p99, min, max (nearest rank) of `values`, null when empty.
+function summary(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  return { n: s.length, median: quantile(s, 0.5), p90: quantile(s, 0.9), p99: quantile(s, 0.99), min: s[0], max: s[s.length - 1] };
+}
+
+// Judges a page report against what a viewer expects; returns the result line.
+function judge(report, meta) {
+  const failures = [];
+  const started = report.first_frame_ms !== null;
+  if (!started) failures.push(`no frame within ${startTimeout} s`);
+  if (report.fatal.length) failures.push(`fatal hls.js errors: ${JSON.stringify(report.fatal)}`);
+  if (report.waiting.length) failures.push(`stalled (waiting) at ${report.waiting.join(', ')} s`);
+  if (report.buffer_stalled.length) failures.push(`buffer stalled at ${report.buffer_stalled.join(', ')} s`);
+  if (report.ended.length) failures.push(`playback ended at ${report.ended.join(', ')} s`);
+  if (started && report.paused) failures.push('paused at the end');
+  if (meta.page_errors.length) failures.push(`page errors: ${meta.page_errors.join('; ')}`);
+  const playing = report.samples.filter((s) => s.frames > 0);
+  const first = playing[0];
+  const last = playing[playing.length - 1];
+  const framesAdvanced = first && last ? last.frames - first.frames : 0;
+  const positionAdvanced = first && last ? last.pos - first.pos : 0;
+  if (started && framesAdvanced <= 0) failures.push('decoded frames did not advance');
+  if (started && positionAdvanced < meta.played_s / 2) {
+    failures.push(`position advanced ${positionAdvanced.toFixed(1)} s in ${meta.played_s.toFixed(1)} s of playback`);
+  }
+  if (opts.stamps && started && !report.glass.length) {
+    failures.push(`no stamp read from any frame: ${JSON.stringify(report.stamp_failures)}`);
+  }
+  const afterWarmup = (t) => t >= report.first_frame_ms / 1000 + warmup;
+  const q = last ? { decoded: last.frames, dropped: last.dropped, advanced: framesAdvanced } : null;
+  return {
+    ok: failures.length === 0,
+    failures,
+    url: opts.url,
+    hls_js: meta.hls_js,
+    config: report.config,
+    playlist: report.playlist,
+    started,
+    first_frame_ms: report.first_frame_ms,
+    played_s: Number(meta.played_s.toFixed(2)),
+    position_advanced_s: Number(positionAdvanced.toFixed(3)),
+    stalls: report.waiting.length + report.buffer_stalled.length,
+    waiting: report.waiting,
+    buffer_stalled: report.buffer_stalled,
+    ended: report.ended,
+    paused: report.paused,
+    fatal: report.fatal,
+    errors: report.errors,
+    frames: q,
+    presented: report.presented,
+    latency_s: summary(report.samples.filter((s) => afterWarmup(s.t) && s.latency !== null).map((s) => s.latency)),
+    behind_edge_s: summary(report.samples.filter((s) => afterWarmup(s.t) && s.behind_edge !== null).map((s) => s.behind_edge)),
+    live_edge: report.samples,
+    glass: opts.stamps ? {
+      clock: report.clock,
+      warmup_s: warmup,
+      ms: summary(report.glass.filter(([t]) => afterWarmup(t)).map(([, ms]) => ms)),
+      unreadable: report.stamp_failures,
+      samples: report.glass,
+    } : null,
+  };
+}
+
+let chromiumChild = null;
+let profile = null;
+let pageServer = null;
+async function cleanup() {
+  await stopChromium(chromiumChild);
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  pageServer?.close();
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => { cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143)); });
+}
+
+async function main() {
+  pageServer = await servePage();
+  const pageUrl = `http://127.0.0.1:${pageServer.address().port}/`;
+  profile = mkdtempSync(join(tmpdir(), 'play-chromium-'));
+  const { child, endpoint } = startChromium(profile);
+  chromiumChild = child;
+  let browser;
+  try {
+    browser = await chromium.connectOverCDP(await endpoint);
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, failures: [`browser: ${e.message}`], url: opts.url }));
+    return 2;
+  }
+  log('chromium', child.pid, browser.version());
+  const context = browser.contexts()[0];
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => log('console', m.type(), m.text()));
+  await page.goto(pageUrl);
+  const info = await page.evaluate((o) => window.startPlayer(o), { url: opts.url, hlsConfig, stamps: opts.stamps });
+  log('hls.js', info.version, info.clock, JSON.stringify(hlsConfig));
+
+  const startDeadline = Date.now() + startTimeout * 1000;
+  let status = await page.evaluate(() => window.playerStatus());
+  while (status.first_frame_ms === null && status.fatal === 0 && Date.now() < startDeadline) {
+    await sleep(POLL_MS);
+    status = await page.evaluate(() => window.playerStatus());
+  }
+  let playedMs = 0;
+  if (status.first_frame_ms !== null) {
+    log('first frame after', status.first_frame_ms, 'ms');
+    const playStart = Date.now();
+    while (Date.now() - playStart < seconds * 1000) {
+      await sleep(Math.min(1000, seconds * 1000 - (Date.now() - playStart)));
+      if ((await page.evaluate(() => window.playerStatus())).fatal) break;
+    }
+    playedMs = Date.now() - playStart;
+  }
+  const report = await page.evaluate(() => window.playerReport());
+  await browser.close();
+  const result = judge(report, { hls_js: info.version, played_s: playedMs / 1000, page_errors: pageErrors });
+  console.log(JSON.stringify(result));
+  return result.ok ? 0 : 1;
+}
+
+let code = 2;
+try {
+  code = await main();
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, failures: [`harness: ${e.stack || e}`], url: opts.url }));
+} finally {
+  await cleanup();
+}
+process.exit(code);
