@@ -57,6 +57,9 @@ pub struct Metrics {
     /// Seconds from the arrival of the media that closes a segment to that segment being
     /// listed in the playlist.
     pub segment_publish_seconds: Histogram,
+    /// Seconds from the arrival of a part's last frame (the kernel's receive time) to the part
+    /// being listed in its Low-Latency playlist, blocked requests for it answered.
+    pub part_publish_seconds: Histogram,
     /// Media events outputs lost because they fell behind their stream's fan-out.
     pub media_events_lost_total: Counter<u64, AtomicU64>,
 }
@@ -82,6 +85,8 @@ impl Default for Metrics {
             stream_service_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             // 10 µs to about 160 ms.
             segment_publish_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
+            // 10 µs to about 160 ms.
+            part_publish_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
             media_events_lost_total: Counter::default(),
         }
     }
@@ -172,6 +177,12 @@ impl Metrics {
             "segment_publish_seconds",
             "Time from the media that closes a segment arriving to the segment being listed",
             self.segment_publish_seconds.clone(),
+        );
+        r.register(
+            "part_publish_seconds",
+            "Time from the arrival of a part's last frame (kernel receive time) to the part \
+             being listed in its Low-Latency playlist",
+            self.part_publish_seconds.clone(),
         );
         r.register(
             "media_events_lost",

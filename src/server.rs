@@ -152,6 +152,7 @@ impl Server {
             app: config.rtmp.app.clone(),
             mediaroot: config.http.mediaroot.clone(),
             keep: config.hls.keep,
+            hls_time: config.hls.time,
             allow_origin: config.http.allow_origin.clone(),
             max_connections: config.http.max_connections,
             registry: registry.clone(),

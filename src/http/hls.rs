@@ -1,7 +1,18 @@
-//! Playlists and segments, from memory (and, with `hls.keep`, from disk once they left it).
+//! Playlists, segments, parts and initialization sections, from memory (and, with `hls.keep`,
+//! from disk once they left it): the classic `index.m3u8` with its `.ts` segments, and the
+//! Low-Latency `llhls.m3u8` with its `.m4s` segments and parts and `.mp4` initialization
+//! sections.
 //!
-//! Cache rules a CDN can trust: a live playlist changes every segment, so it may be cached
-//! for a second at most; a segment's name is never reused, so it is immutable.
+//! A Low-Latency playlist request with `_HLS_msn` (and `_HLS_part`) is held until the
+//! playlist holds what it asks for (Blocking Playlist Reload), and a request for the part the
+//! playlist's preload hint names is held until that part exists; both give up after three
+//! target durations with 503, as RFC 8216bis §6.2.5.2 asks.
+//!
+//! Cache rules a CDN can trust: a live playlist changes every segment (a Low-Latency one
+//! every part), so it may be cached for a second at most; a playlist answered for a request
+//! with `_HLS_msn` holds at least what that URL asked for whenever it is served, so it may be
+//! cached as long as segments stay available; a segment's, part's or initialization section's
+//! name is never reused, so they are immutable.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -9,31 +20,68 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::HttpContext;
+use crate::hls::blocking::{self, Readiness};
+use crate::hls::ll_query;
+use crate::hls::ll_stream::LlStream;
+use crate::hls::served::Served;
+use crate::hls::stream::PlaylistSnapshot;
 use crate::hub::key::StreamKey;
+use crate::hub::stream::Stream;
 
-/// Longest segment file name accepted in a URL; the server's own names are far shorter.
+/// Longest media file name accepted in a URL; the server's own names are far shorter.
 const MAX_SEGMENT_NAME: usize = 64;
 
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const SEGMENT_TYPE: &str = "video/mp2t";
+/// Fragmented MP4: CMAF segments, parts and initialization sections.
+pub const MP4_TYPE: &str = "video/mp4";
 const PLAYLIST_CACHE: &str = "public, max-age=1";
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
-/// A segment file name: `[A-Za-z0-9_-]{1,64}.ts`, nothing a path could misread.
-fn is_segment_name(file: &str) -> bool {
-    file.len() <= MAX_SEGMENT_NAME
-        && file.strip_suffix(".ts").is_some_and(|stem| {
-            !stem.is_empty()
-                && stem
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+/// The classic playlist's file name.
+const CLASSIC_PLAYLIST: &str = "index.m3u8";
+
+/// What kind of media file a name is, by its form: `[A-Za-z0-9_-]` words joined by single
+/// dots, at most [`MAX_SEGMENT_NAME`] bytes, ending `.ts`, `.m4s` or `.mp4`; nothing a path
+/// could misread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaFile {
+    /// A classic MPEG-TS segment.
+    Ts,
+    /// A CMAF segment or part.
+    M4s,
+    /// A CMAF initialization section.
+    Mp4,
+}
+
+fn media_file(file: &str) -> Option<MediaFile> {
+    if file.len() > MAX_SEGMENT_NAME {
+        return None;
+    }
+    let (stem, kind) = if let Some(stem) = file.strip_suffix(".ts") {
+        (stem, MediaFile::Ts)
+    } else if let Some(stem) = file.strip_suffix(".m4s") {
+        (stem, MediaFile::M4s)
+    } else {
+        (file.strip_suffix(".mp4")?, MediaFile::Mp4)
+    };
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    // Only CMAF parts (`{prefix}-{msn}.{index}`) have a dot in their stem.
+    let words_ok = match kind {
+        MediaFile::Ts => word(stem),
+        _ => stem.split('.').count() <= 2 && stem.split('.').all(word),
+    };
+    words_ok.then_some(kind)
 }
 
 fn not_found() -> Response {
@@ -77,15 +125,17 @@ fn player_id(peer: SocketAddr, headers: &HeaderMap) -> u64 {
     h.finish()
 }
 
-/// `GET|HEAD /{app}/{name}/{file}`: `index.m3u8` or a `.ts` segment.
+/// `GET|HEAD /{app}/{name}/{file}`: a playlist, segment, part or initialization section.
 pub async fn file(
     State(shared): State<Arc<HttpContext>>,
     Path((app, name, file)): Path<(String, String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let response = serve_file(&shared, &app, &name, &file, peer, &headers).await;
+    let query = query.unwrap_or_default();
+    let response = serve_file(&shared, &app, &name, &file, &query, peer, &headers).await;
     if method == Method::GET && response.status() == StatusCode::OK {
         let len = HttpBody::size_hint(response.body()).exact().unwrap_or(0);
         shared.metrics.http_bytes_out_total.inc_by(len);
@@ -98,6 +148,7 @@ async fn serve_file(
     app: &str,
     name: &str,
     file: &str,
+    query: &str,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Response {
@@ -105,46 +156,286 @@ async fn serve_file(
         return not_found();
     }
     let stream = shared.registry.get(app, name);
-    if file == "index.m3u8" {
+    if file == CLASSIC_PLAYLIST {
         if let Some((stream, playlist)) = stream.as_ref().and_then(|s| Some((s, s.playlist()?))) {
             stream.note_viewer(player_id(peer, headers), Instant::now());
-            let etag = HeaderValue::from_str(&playlist.etag).ok();
-            if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
-                if inm
-                    .as_bytes()
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
-                {
-                    let mut r = StatusCode::NOT_MODIFIED.into_response();
-                    r.headers_mut().insert(header::ETAG, etag.clone());
-                    r.headers_mut().insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static(PLAYLIST_CACHE),
-                    );
-                    return r;
+            return playlist_response(&playlist, headers, PLAYLIST_CACHE);
+        }
+        return from_disk_or_not_found(
+            shared,
+            stream.is_none(),
+            app,
+            name,
+            file,
+            PLAYLIST_TYPE,
+            PLAYLIST_CACHE,
+        )
+        .await;
+    }
+    if file == crate::hls::ll_stream::PLAYLIST_NAME {
+        let directives = match ll_query::parse(query.as_bytes()) {
+            Ok(d) => d,
+            Err(e) => return bad_request(&e.to_string()),
+        };
+        let Some((stream, window)) = stream.as_ref().and_then(|s| Some((s, s.cmaf.as_ref()?)))
+        else {
+            return from_disk_or_not_found(
+                shared,
+                stream.is_none(),
+                app,
+                name,
+                file,
+                PLAYLIST_TYPE,
+                PLAYLIST_CACHE,
+            )
+            .await;
+        };
+        stream.note_viewer(player_id(peer, headers), Instant::now());
+        return ll_playlist(shared, stream, window, directives, headers).await;
+    }
+    let Some(kind) = media_file(file) else {
+        return not_found();
+    };
+    match (kind, stream.as_ref()) {
+        (MediaFile::Ts, Some(stream)) => {
+            if let Some(segment) = stream.segment(file) {
+                return body(SEGMENT_TYPE, SEGMENT_CACHE, segment.data.clone());
+            }
+        }
+        (MediaFile::M4s | MediaFile::Mp4, Some(stream)) => {
+            if let Some(window) = &stream.cmaf {
+                if let Some(response) = cmaf_file(shared, stream, window, kind, file).await {
+                    return response;
                 }
             }
-            let mut r = body(PLAYLIST_TYPE, PLAYLIST_CACHE, playlist.text.clone());
-            if let Some(etag) = etag {
-                r.headers_mut().insert(header::ETAG, etag);
-            }
+        }
+        (_, None) => {}
+    }
+    let content_type = match kind {
+        MediaFile::Ts => SEGMENT_TYPE,
+        MediaFile::M4s | MediaFile::Mp4 => MP4_TYPE,
+    };
+    from_disk_or_not_found(shared, true, app, name, file, content_type, SEGMENT_CACHE).await
+}
+
+/// A playlist snapshot as a response, or 304 when the client has it (`If-None-Match`).
+fn playlist_response(
+    playlist: &PlaylistSnapshot,
+    headers: &HeaderMap,
+    cache: &'static str,
+) -> Response {
+    let etag = HeaderValue::from_str(&playlist.etag).ok();
+    if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
+        if inm
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
+        {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            r.headers_mut().insert(header::ETAG, etag.clone());
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             return r;
         }
-        if stream.is_none() && shared.keep {
-            return from_disk(shared, app, name, file, PLAYLIST_TYPE, PLAYLIST_CACHE).await;
+    }
+    let mut r = body(PLAYLIST_TYPE, cache, playlist.text.clone());
+    if let Some(etag) = etag {
+        r.headers_mut().insert(header::ETAG, etag);
+    }
+    r
+}
+
+/// `llhls.m3u8`: the Low-Latency playlist (its delta update with `_HLS_skip`), held while a
+/// blocking request asks for what it does not hold yet.
+async fn ll_playlist(
+    shared: &HttpContext,
+    stream: &Stream,
+    window: &Served<LlStream>,
+    directives: ll_query::DeliveryDirectives,
+    headers: &HeaderMap,
+) -> Response {
+    let blocking = directives.blocking();
+    if let Some(request) = blocking {
+        let target_duration = window
+            .read(LlStream::target_duration)
+            .unwrap_or(shared.hls_time);
+        let deadline = tokio::time::Instant::now() + blocking::hold_limit(target_duration);
+        let mut position = stream.position();
+        loop {
+            match blocking::readiness(&position.borrow_and_update(), request) {
+                Readiness::Ready => break,
+                Readiness::TooFarAhead => {
+                    return bad_request(&format!(
+                        "_HLS_msn={} is more than {} segments past the playlist's last",
+                        request.msn,
+                        blocking::MAX_SEGMENTS_AHEAD
+                    ));
+                }
+                Readiness::Wait => {}
+            }
+            tokio::select! {
+                changed = position.changed() => {
+                    if changed.is_err() {
+                        return not_found();
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return unavailable(),
+            }
         }
+    }
+    let Some(playlist) = window.read(|w| w.playlist(directives.delta())) else {
         return not_found();
+    };
+    // What a request with _HLS_msn asked for is in every later version of the playlist, so
+    // a cache may keep the answer for that URL as long as segments stay available.
+    let cache = if blocking.is_some() {
+        BLOCKING_PLAYLIST_CACHE
+    } else {
+        PLAYLIST_CACHE
+    };
+    playlist_response(&playlist, headers, cache)
+}
+
+/// A blocking playlist request's answer may be cached this long: a few target durations,
+/// the time its segments stay available at least.
+const BLOCKING_PLAYLIST_CACHE: &str = "public, max-age=6";
+
+/// A CMAF segment, part or initialization section from memory; a request for the part the
+/// preload hint names is held until that part exists. `None`: not in memory.
+async fn cmaf_file(
+    shared: &HttpContext,
+    stream: &Stream,
+    window: &Served<LlStream>,
+    kind: MediaFile,
+    file: &str,
+) -> Option<Response> {
+    if kind == MediaFile::Mp4 {
+        return window
+            .read(|w| w.init(file))
+            .map(|data| body(MP4_TYPE, SEGMENT_CACHE, data));
     }
-    if !is_segment_name(file) {
-        return not_found();
+    if let Some(segment) = window.read(|w| w.segment(file)) {
+        let pieces: Vec<Bytes> = segment.pieces().cloned().collect();
+        return Some(pieces_body(MP4_TYPE, SEGMENT_CACHE, pieces));
     }
-    if let Some(segment) = stream.as_ref().and_then(|s| s.segment(file)) {
-        return body(SEGMENT_TYPE, SEGMENT_CACHE, segment.data.clone());
+    if let Some(part) = window.read(|w| w.part(file)) {
+        return Some(body(MP4_TYPE, SEGMENT_CACHE, part));
     }
-    if shared.keep {
-        return from_disk(shared, app, name, file, SEGMENT_TYPE, SEGMENT_CACHE).await;
+    if !window.read(|w| w.is_hinted(file)) {
+        return None;
+    }
+    // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6).
+    let target_duration = window
+        .read(LlStream::target_duration)
+        .unwrap_or(shared.hls_time);
+    let deadline = tokio::time::Instant::now() + blocking::hold_limit(target_duration);
+    let mut position = stream.position();
+    loop {
+        tokio::select! {
+            changed = position.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Some(unavailable()),
+        }
+        if let Some(part) = window.read(|w| w.part(file)) {
+            return Some(body(MP4_TYPE, SEGMENT_CACHE, part));
+        }
+        if !window.read(|w| w.is_hinted(file)) {
+            return None;
+        }
+    }
+}
+
+/// 400 with the reason.
+fn bad_request(reason: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+/// 503: what was waited for did not come in time.
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        "not available within three target durations\n",
+    )
+        .into_response()
+}
+
+/// A file from disk when `hls.keep` is on and `allowed`, else 404.
+async fn from_disk_or_not_found(
+    shared: &HttpContext,
+    allowed: bool,
+    app: &str,
+    name: &str,
+    file: &str,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
+    if allowed && shared.keep {
+        return from_disk(shared, app, name, file, content_type, cache).await;
     }
     not_found()
+}
+
+/// A response whose body is `pieces` in order, sent without joining them.
+fn pieces_body(content_type: &'static str, cache: &'static str, pieces: Vec<Bytes>) -> Response {
+    let len: usize = pieces.iter().map(Bytes::len).sum();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        Body::new(Pieces::new(pieces)),
+    )
+        .into_response()
+}
+
+/// An HTTP body made of `Bytes` pieces, each sent as it is.
+struct Pieces {
+    pieces: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Pieces {
+    fn new(pieces: Vec<Bytes>) -> Pieces {
+        let remaining = pieces.iter().map(|p| p.len() as u64).sum();
+        Pieces {
+            pieces: pieces.into(),
+            remaining,
+        }
+    }
+}
+
+impl HttpBody for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let next = self.pieces.pop_front();
+        if let Some(piece) = &next {
+            self.remaining -= piece.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|p| Ok(hyper::body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// A kept file that is no longer in memory. Every path part was validated above.
@@ -168,9 +459,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segment_names_are_plain() {
-        assert!(is_segment_name("a1b2-17.ts"));
-        assert!(is_segment_name("x_1.ts"));
+    fn media_file_names_are_plain() {
+        assert_eq!(media_file("a1b2-17.ts"), Some(MediaFile::Ts));
+        assert_eq!(media_file("x_1.ts"), Some(MediaFile::Ts));
+        assert_eq!(media_file("a1b2-17.m4s"), Some(MediaFile::M4s));
+        assert_eq!(media_file("a1b2-17.3.m4s"), Some(MediaFile::M4s));
+        assert_eq!(media_file("a1b2-init-0.mp4"), Some(MediaFile::Mp4));
         for bad in [
             ".ts",
             "../x.ts",
@@ -180,12 +474,18 @@ mod tests {
             "a\0.ts",
             "index.m3u8",
             "x.TS",
+            ".m4s",
+            "a..b.m4s",
+            "a.b.c.m4s",
+            ".a.m4s",
+            "a..m4s",
+            "../a.mp4",
         ] {
-            assert!(!is_segment_name(bad), "{bad:?}");
+            assert_eq!(media_file(bad), None, "{bad:?}");
         }
-        assert!(!is_segment_name(&format!(
-            "{}.ts",
-            "a".repeat(MAX_SEGMENT_NAME)
-        )));
+        assert_eq!(
+            media_file(&format!("{}.ts", "a".repeat(MAX_SEGMENT_NAME))),
+            None
+        );
     }
 }

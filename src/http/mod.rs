@@ -46,6 +46,8 @@ pub struct HttpContext {
     pub mediaroot: PathBuf,
     /// Files stay on disk after they leave memory (`hls.keep`), and are served from there.
     pub keep: bool,
+    /// Target duration assumed before a stream's first segment fixed one (`hls.time`).
+    pub hls_time: u32,
     /// CORS allowed origins (`http.allow_origin`).
     pub allow_origin: String,
     /// Most HTTP connections at once (`http.max_connections`).

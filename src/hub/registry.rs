@@ -179,6 +179,7 @@ mod tests {
                     key.clone(),
                     FanOut::new(Limits::default()),
                     None,
+                    None,
                 ))
             }),
         )

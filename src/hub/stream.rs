@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::flv::aac::AudioInfo;
 use crate::flv::avc::VideoInfo;
+use crate::hls::blocking::Position;
+use crate::hls::ll_stream::LlStream;
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
 use crate::hub::key::StreamKey;
@@ -70,11 +72,15 @@ pub struct Stream {
     pub fanout: FanOut,
     /// The classic TS output's window (`index.m3u8`), when that output is on.
     pub ts: Option<Arc<Served<HlsStream>>>,
+    /// The CMAF output's Low-Latency window (`llhls.m3u8`), when that output is on, and where
+    /// it stands (blocking playlist requests and hinted parts wait on it).
+    pub cmaf: Option<Arc<Served<LlStream>>>,
+    position: watch::Sender<Position>,
     publisher: Mutex<Option<Publisher>>,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
-    /// Bytes of the segment the TS output is writing.
-    open_segment_bytes: AtomicUsize,
+    /// Per output, bytes of the segment or part it is writing.
+    open_bytes: [AtomicUsize; OUTPUT_KINDS],
     media: Mutex<MediaInfo>,
     /// Ingest bitrate in bits per second over the last measuring window.
     bitrate: AtomicU64,
@@ -109,6 +115,7 @@ impl Stream {
         key: StreamKey,
         fanout: FanOut,
         ts: Option<Arc<Served<HlsStream>>>,
+        cmaf: Option<Arc<Served<LlStream>>>,
     ) -> Stream {
         Stream {
             app,
@@ -116,9 +123,11 @@ impl Stream {
             key,
             fanout,
             ts,
+            cmaf,
+            position: watch::Sender::new(Position::default()),
             publisher: Mutex::new(None),
             bytes_in: AtomicU64::new(0),
-            open_segment_bytes: AtomicUsize::new(0),
+            open_bytes: std::array::from_fn(|_| AtomicUsize::new(0)),
             media: Mutex::new(MediaInfo::default()),
             bitrate: AtomicU64::new(0),
             bitrate_window: Mutex::new((Instant::now(), 0)),
@@ -162,7 +171,9 @@ impl Stream {
     /// starts afresh, and only the new publisher's media reaches the outputs.
     pub(crate) fn begin_publisher(&self, id: u64) {
         *lock(&self.media) = MediaInfo::default();
-        self.open_segment_bytes.store(0, Ordering::Relaxed);
+        for bytes in &self.open_bytes {
+            bytes.store(0, Ordering::Relaxed);
+        }
         self.fanout.set_publisher(id);
     }
 
@@ -182,9 +193,32 @@ impl Stream {
 
     /// Drops what has outlived its availability; true when nothing is left to serve.
     pub(crate) fn sweep(&self, now: Instant) -> bool {
-        self.ts
+        let ts = self
+            .ts
             .as_ref()
-            .is_none_or(|ts| ts.update(|hls, actions| hls.sweep(now, actions)))
+            .is_none_or(|ts| ts.update(|hls, actions| hls.sweep(now, actions)));
+        let cmaf = self.cmaf.as_ref().is_none_or(|ll| {
+            ll.update(|w, actions| {
+                let gone = w.sweep(now, actions);
+                self.set_position(w.position());
+                gone
+            })
+        });
+        ts && cmaf
+    }
+
+    /// The Low-Latency window changed: where it stands now.
+    pub fn set_position(&self, position: Position) {
+        self.position.send_if_modified(|p| {
+            let changed = *p != position;
+            *p = position;
+            changed
+        });
+    }
+
+    /// Follows where the Low-Latency window stands.
+    pub fn position(&self) -> watch::Receiver<Position> {
+        self.position.subscribe()
     }
 
     pub fn playlist(&self) -> Option<Arc<PlaylistSnapshot>> {
@@ -197,7 +231,11 @@ impl Stream {
 
     /// EXT-X-TARGETDURATION, once the first segment fixed it.
     pub fn target_duration(&self) -> Option<u32> {
-        self.ts.as_ref()?.read(HlsStream::target_duration)
+        match (&self.ts, &self.cmaf) {
+            (Some(ts), _) => ts.read(HlsStream::target_duration),
+            (None, Some(ll)) => ll.read(LlStream::target_duration),
+            (None, None) => None,
+        }
     }
 
     /// Bytes of segments this stream holds in memory: listed, in their grace period, and
@@ -207,18 +245,30 @@ impl Stream {
             .ts
             .as_ref()
             .map_or(0, |ts| ts.read(HlsStream::memory_bytes));
-        ts + self.open_segment_bytes.load(Ordering::Relaxed)
-    }
-
-    /// The TS output holds this many bytes of the segment it is writing.
-    pub fn set_open_segment_bytes(&self, bytes: usize) {
-        self.open_segment_bytes.store(bytes, Ordering::Relaxed);
-    }
-
-    pub fn segments_produced(&self) -> u64 {
-        self.ts
+        let cmaf = self
+            .cmaf
             .as_ref()
-            .map_or(0, |ts| ts.read(HlsStream::segments_produced))
+            .map_or(0, |ll| ll.read(LlStream::memory_bytes));
+        let open: usize = self
+            .open_bytes
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum();
+        ts + cmaf + open
+    }
+
+    /// `output` holds this many bytes of the segment or part it is writing.
+    pub fn set_open_bytes(&self, output: OutputKind, bytes: usize) {
+        self.open_bytes[output as usize].store(bytes, Ordering::Relaxed);
+    }
+
+    /// Segments of the classic output (or, without it, of the CMAF output) so far.
+    pub fn segments_produced(&self) -> u64 {
+        match (&self.ts, &self.cmaf) {
+            (Some(ts), _) => ts.read(HlsStream::segments_produced),
+            (None, Some(ll)) => ll.read(LlStream::segments_produced),
+            (None, None) => 0,
+        }
     }
 
     pub fn add_bytes_in(&self, n: u64) {

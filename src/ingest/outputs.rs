@@ -1,10 +1,11 @@
 //! A stream's outputs: the windows HTTP serves and the tasks that fill them from the stream's
 //! fan-out, each on its own, so that none can hold up the ingest or another output.
 //!
-//! Outputs now: the classic TS HLS output (`index.m3u8`). Each is switched on or off in the
-//! configuration; the registry makes a stream's outputs when the stream first appears
-//! ([`Outputs::create`] is its factory), and they live until the stream is swept away (its
-//! fan-out closes).
+//! Outputs now: the classic TS HLS output (`index.m3u8`) and the CMAF output with Low-Latency
+//! HLS (`llhls.m3u8`). Each is switched on or off in the configuration; the registry makes a
+//! stream's outputs when the stream first appears ([`Outputs::create`] is its factory), and
+//! they live until the stream is swept away (its fan-out closes). The first of them that is
+//! on gives the encoder advice (keyframe interval, cuts without a keyframe) in the log.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -12,12 +13,15 @@ use std::time::{Instant, SystemTime};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::hls::cmaf_output::{CmafAdvice, CmafOutput};
 use crate::hls::disk::DiskWriterHandle;
+use crate::hls::ll_stream::{CmafEvent, LlStream};
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
 use crate::hls::ts_output::{SegmentRules, TsEvent, TsOutput};
 use crate::hub::key::StreamKey;
 use crate::hub::stream::{OutputKind, Stream};
+use crate::media::Duration90k;
 use crate::media::fanout::{FanOut, Limits, Subscription};
 use crate::media::frame::MediaEvent;
 use crate::metrics::Metrics;
@@ -31,15 +35,21 @@ const BATCH: usize = 256;
 pub struct OutputSettings {
     /// The classic TS output (`hls.ts`).
     pub ts: bool,
+    /// The CMAF output (`hls.cmaf`).
+    pub cmaf: bool,
     pub rules: SegmentRules,
+    /// `hls.part`.
+    pub part_target: Duration90k,
     pub window: HlsSettings,
 }
 
 impl OutputSettings {
     pub fn from_config(hls: &crate::config::HlsConfig) -> OutputSettings {
-        let secs = |s: u32| crate::media::Duration90k::from_millis(u64::from(s) * 1000);
+        let secs = |s: u32| Duration90k::from_millis(u64::from(s) * 1000);
         OutputSettings {
             ts: hls.ts,
+            cmaf: hls.cmaf,
+            part_target: Duration90k::from_secs_f64(hls.part),
             rules: SegmentRules {
                 segment_target: secs(hls.time),
                 max_segment: (hls.max_segment > 0).then(|| secs(hls.max_segment)),
@@ -83,9 +93,14 @@ impl Outputs {
             app: app.to_string(),
             key: name.to_string(),
         };
-        let ts = self.settings.ts.then(|| {
-            let window =
-                HlsStream::new(dir, self.settings.window.clone(), false, SystemTime::now());
+        let settings = &self.settings;
+        let wall = SystemTime::now();
+        let ts = settings.ts.then(|| {
+            let window = HlsStream::new(dir.clone(), settings.window.clone(), false, wall);
+            Arc::new(Served::new(window, self.disk.clone()))
+        });
+        let cmaf = settings.cmaf.then(|| {
+            let window = LlStream::new(dir, settings.window.clone(), settings.part_target, wall);
             Arc::new(Served::new(window, self.disk.clone()))
         });
         let stream = Arc::new(Stream::new(
@@ -94,19 +109,70 @@ impl Outputs {
             key.clone(),
             FanOut::new(Limits::default()),
             ts,
+            cmaf,
         ));
+        let advice = Advice {
+            hls_time: settings.rules.segment_target,
+        };
         if let Some(window) = &stream.ts {
             let task = TsTask {
                 stream: stream.clone(),
                 window: window.clone(),
                 subscription: stream.fanout.subscribe(),
-                output: TsOutput::new(self.settings.rules, None),
+                output: TsOutput::new(settings.rules, None),
                 metrics: self.metrics.clone(),
-                hls_time: self.settings.rules.segment_target,
+                advice: Some(advice),
+            };
+            self.tasks.spawn(task.run());
+        }
+        if let Some(window) = &stream.cmaf {
+            let task = CmafTask {
+                stream: stream.clone(),
+                window: window.clone(),
+                subscription: stream.fanout.subscribe(),
+                output: CmafOutput::new(settings.rules, settings.part_target),
+                metrics: self.metrics.clone(),
+                advice: (!settings.ts).then_some(advice),
             };
             self.tasks.spawn(task.run());
         }
         stream
+    }
+}
+
+/// Encoder advice in the log, from one output per stream.
+#[derive(Clone, Copy)]
+struct Advice {
+    hls_time: Duration90k,
+}
+
+impl Advice {
+    fn long_keyframe_interval(&self, stream: &Stream, interval: Duration90k) {
+        let target = self.hls_time.as_secs_f64();
+        warn!(
+            stream = %stream.name,
+            "the encoder's keyframe interval ({interval}) is longer than hls.time ({target} s): \
+             segments follow keyframes, not the setting; set the encoder's keyframe interval to {target} s"
+        );
+    }
+
+    fn forced_cut(&self, stream: &Stream, length: Duration90k) {
+        warn!(
+            stream = %stream.name,
+            "no keyframe for {length}: segment cut without one; players joining there wait for the next keyframe"
+        );
+    }
+}
+
+/// Logs and counts events an output lost by falling behind.
+fn note_lost(stream: &Stream, metrics: &Metrics, output: &str, lost: u64) {
+    if lost > 0 {
+        warn!(
+            stream = %stream.name,
+            lost,
+            "the {output} output fell behind and lost media: it resumes at the next keyframe after a discontinuity"
+        );
+        metrics.media_events_lost_total.inc_by(lost);
     }
 }
 
@@ -117,31 +183,21 @@ struct TsTask {
     subscription: Subscription,
     output: TsOutput,
     metrics: Arc<Metrics>,
-    hls_time: crate::media::Duration90k,
+    advice: Option<Advice>,
 }
 
 impl TsTask {
     async fn run(mut self) {
         let mut events = Vec::with_capacity(BATCH);
         let mut made = Vec::new();
-        // The publisher whose media is going through, and whether it was warned about its
-        // keyframe interval.
+        // The publisher whose media is going through.
         let mut publisher = None;
-        let mut warned = false;
         loop {
             let received = self.subscription.recv(&mut events, BATCH).await;
-            if received.lost > 0 {
-                warn!(
-                    stream = %self.stream.name,
-                    lost = received.lost,
-                    "the TS output fell behind and lost media: it resumes at the next keyframe after a discontinuity"
-                );
-                self.metrics.media_events_lost_total.inc_by(received.lost);
-            }
+            note_lost(&self.stream, &self.metrics, "TS", received.lost);
             for event in events.drain(..) {
                 if let MediaEvent::Start(_) = &event {
                     publisher = self.stream.publisher().map(|p| p.id);
-                    warned = false;
                     self.window.update(|w, actions| w.begin_publisher(actions));
                 }
                 if let Err(e) = self.output.push(&event, &mut made) {
@@ -165,23 +221,21 @@ impl TsTask {
                                 .segment_publish_seconds
                                 .observe(closed_by.elapsed().as_secs_f64());
                             self.metrics.segments_total.inc();
-                            let interval = self.output.keyframe_interval();
-                            self.stream.update_media(|m| m.keyframe_interval = interval);
+                            if self.advice.is_some() {
+                                let interval = self.output.keyframe_interval();
+                                self.stream.update_media(|m| m.keyframe_interval = interval);
+                            }
                         }
-                        TsEvent::LongKeyframeInterval { interval } if !warned => {
-                            warned = true;
-                            let target = self.hls_time.as_secs_f64();
-                            warn!(
-                                stream = %self.stream.name,
-                                "the encoder's keyframe interval ({interval}) is longer than hls.time ({target} s): \
-                                 segments follow keyframes, not the setting; set the encoder's keyframe interval to {target} s"
-                            );
+                        TsEvent::LongKeyframeInterval { interval } => {
+                            if let Some(a) = self.advice {
+                                a.long_keyframe_interval(&self.stream, interval);
+                            }
                         }
-                        TsEvent::LongKeyframeInterval { .. } => {}
-                        TsEvent::ForcedCut { length } => warn!(
-                            stream = %self.stream.name,
-                            "no keyframe for {length}: segment cut without one; players joining there wait for the next keyframe"
-                        ),
+                        TsEvent::ForcedCut { length } => {
+                            if let Some(a) = self.advice {
+                                a.forced_cut(&self.stream, length);
+                            }
+                        }
                     }
                 }
                 if let MediaEvent::End(_) = event {
@@ -190,11 +244,104 @@ impl TsTask {
                 }
             }
             self.stream
-                .set_open_segment_bytes(self.output.open_segment_bytes());
+                .set_open_bytes(OutputKind::Ts, self.output.open_segment_bytes());
             self.stream
                 .set_awaited(OutputKind::Ts, self.output.awaited());
             if received.closed {
                 debug!(stream = %self.stream.name, "TS output ended");
+                return;
+            }
+        }
+    }
+}
+
+/// The CMAF (Low-Latency HLS) output of one stream.
+struct CmafTask {
+    stream: Arc<Stream>,
+    window: Arc<Served<LlStream>>,
+    subscription: Subscription,
+    output: CmafOutput,
+    metrics: Arc<Metrics>,
+    advice: Option<Advice>,
+}
+
+impl CmafTask {
+    async fn run(mut self) {
+        let mut events = Vec::with_capacity(BATCH);
+        let mut made = Vec::new();
+        let mut advice = Vec::new();
+        let mut publisher = None;
+        loop {
+            let received = self.subscription.recv(&mut events, BATCH).await;
+            note_lost(&self.stream, &self.metrics, "CMAF", received.lost);
+            for event in events.drain(..) {
+                if let MediaEvent::Start(_) = &event {
+                    publisher = self.stream.publisher().map(|p| p.id);
+                    self.window
+                        .update(|w, actions| w.begin_publisher(Instant::now(), actions));
+                }
+                if let Err(e) = self.output.push(&event, &mut made, &mut advice) {
+                    warn!(stream = %self.stream.name, "fMP4 writer refused media, part dropped: {e}");
+                    self.output.discard_part();
+                }
+                for a in advice.drain(..) {
+                    match (self.advice, a) {
+                        (Some(x), CmafAdvice::LongKeyframeInterval { interval }) => {
+                            x.long_keyframe_interval(&self.stream, interval)
+                        }
+                        (Some(x), CmafAdvice::ForcedCut { length }) => {
+                            x.forced_cut(&self.stream, length)
+                        }
+                        (None, _) => {}
+                    }
+                }
+                if !made.is_empty() {
+                    let closed_by = match &event {
+                        MediaEvent::Frame(f) => f.received,
+                        _ => Instant::now(),
+                    };
+                    let parts = made
+                        .iter()
+                        .filter(|e| matches!(e, CmafEvent::Part { .. }))
+                        .count();
+                    let segments = made
+                        .iter()
+                        .filter(|e| matches!(e, CmafEvent::SegmentEnd { .. }))
+                        .count();
+                    // A part, a segment's end and the next one's start go to the window
+                    // together: its playlist is rendered once, and its preload hint never
+                    // names a part that will not come.
+                    self.window.update(|w, actions| {
+                        w.push(made.drain(..), Instant::now(), SystemTime::now(), actions);
+                        self.stream.set_position(w.position());
+                    });
+                    let listed = closed_by.elapsed().as_secs_f64();
+                    for _ in 0..parts {
+                        self.metrics.part_publish_seconds.observe(listed);
+                    }
+                    if segments > 0 {
+                        if let Some(id) = publisher {
+                            self.stream.mark_playable(id);
+                        }
+                        if self.advice.is_some() {
+                            let interval = self.output.keyframe_interval();
+                            self.stream.update_media(|m| m.keyframe_interval = interval);
+                        }
+                    }
+                }
+                if let MediaEvent::End(_) = event {
+                    self.window.update(|w, actions| {
+                        w.end(Instant::now(), actions);
+                        self.stream.set_position(w.position());
+                    });
+                }
+            }
+            self.stream
+                .set_open_bytes(OutputKind::Cmaf, self.output.open_part_bytes());
+            self.stream
+                .set_awaited(OutputKind::Cmaf, self.output.awaited());
+            if received.closed {
+                debug!(stream = %self.stream.name, "CMAF output ended");
                 return;
             }
         }

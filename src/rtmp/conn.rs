@@ -206,10 +206,10 @@ impl Conn {
             // A publishing connection reads on the merged-read grid, and promptly while a
             // frame an output waits for is due (see `merged_read`).
             let due = self.publishing.as_ref().and_then(Publish::due);
-            let mode = match self.publishing {
-                Some(_) => Some(merged_read::mode_at(Instant::now(), due)),
-                None => None,
-            };
+            let mode = self
+                .publishing
+                .as_ref()
+                .map(|_| merged_read::mode_at(Instant::now(), due));
             let merge = mode == Some(ReadMode::Merged);
             if mode.is_some() != merged {
                 merged = mode.is_some();
