@@ -253,7 +253,12 @@ impl Segmenter {
         if !sample.discontinuity && interval <= self.length_limit() {
             self.longest_gop = self.longest_gop.max(interval);
         }
-        if interval > self.config.segment_target && !self.long_keyframe_interval_reported {
+        // The cut rule takes a keyframe within a frame and a half of the target as on it; an
+        // interval within the same slack past the target makes segments of about hls.time
+        // too, so it is no reason to advise the encoder.
+        let slack = Duration90k(sample.duration.ticks() * 3 / 2);
+        if interval > self.config.segment_target + slack && !self.long_keyframe_interval_reported
+        {
             self.long_keyframe_interval_reported = true;
             return Some(interval);
         }
@@ -575,6 +580,29 @@ mod tests {
             }
         }
         assert_eq!(reports, [Duration90k(3 * SECOND)]);
+    }
+
+    #[test]
+    fn an_interval_the_cut_rule_accepts_is_not_reported() {
+        // 2.006 s between keyframes against hls.time = 2: cut there, no advice.
+        let mut s = Segmenter::new(config(true));
+        let gop = 2 * SECOND + 540;
+        let mut cuts = 0;
+        for k in 0..5u64 {
+            for f in 0..60u64 {
+                let d = s.push(&video(k * gop + f * FRAME, f == 0));
+                assert_eq!(d.long_keyframe_interval, None, "keyframe {k}");
+                cuts += usize::from(matches!(d.placement, Placement::Start { closed: Some(_) }));
+            }
+        }
+        assert_eq!(cuts, 4, "every keyframe cuts");
+        // A frame and a half past the target is still fine; two frames are not.
+        let mut s = Segmenter::new(config(true));
+        s.push(&video(0, true));
+        let d = s.push(&video(2 * SECOND + FRAME * 3 / 2, true));
+        assert_eq!(d.long_keyframe_interval, None);
+        let d = s.push(&video(4 * SECOND + 2 * FRAME + FRAME * 3 / 2 + 1, true));
+        assert!(d.long_keyframe_interval.is_some());
     }
 
     #[test]
