@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::config::{self, Config, ConfigError, Overrides};
+use crate::offline::Format;
 
 /// What the command line asked for.
 pub enum Invocation {
@@ -21,6 +22,7 @@ pub enum Invocation {
         config: Config,
     },
     Remux {
+        format: Format,
         input: PathBuf,
         output: PathBuf,
         config: Config,
@@ -106,6 +108,13 @@ fn command() -> Command {
         Command::new("remux")
             .about("Remux an FLV file to HLS (VOD playlist, every segment kept)")
             .arg(
+                Arg::new("format")
+                    .long("format")
+                    .help("Segment format: ts (MPEG-TS, as index.m3u8) or cmaf (fragmented MP4, as llhls.m3u8)")
+                    .value_parser(["ts", "cmaf"])
+                    .default_value("ts"),
+            )
+            .arg(
                 Arg::new("input")
                     .required(true)
                     .value_parser(clap::value_parser!(PathBuf)),
@@ -162,6 +171,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Cli
             config: config_from(sub, &env)?,
         },
         Some(("remux", sub)) => Invocation::Remux {
+            format: match sub.get_one::<String>("format").map(String::as_str) {
+                Some("cmaf") => Format::Cmaf,
+                _ => Format::Ts,
+            },
             input: sub.get_one::<PathBuf>("input").cloned().expect("required"),
             output: sub.get_one::<PathBuf>("output").cloned().expect("required"),
             config: config_from(sub, &env)?,

@@ -37,12 +37,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Invocation::Remux {
+            format,
             input,
             output,
             config,
         } => {
             init_logging(&config);
-            match rtmp_server::offline::remux_file(&input, &output, &config) {
+            match rtmp_server::offline::remux_file(&input, &output, &config, format) {
                 Ok(summary) => {
                     println!("{summary}");
                     ExitCode::SUCCESS

@@ -182,3 +182,49 @@ fn a_gstreamer_encode_with_scene_cuts_gives_whole_gop_segments() {
         );
     }
 }
+
+#[test]
+fn cmaf_remux_plays_every_frame_of_the_source() {
+    for (file, streams) in [
+        ("flv/h264_aac.flv", ["h264", "aac"].as_slice()),
+        ("flv/audio_only.flv", ["aac"].as_slice()),
+        ("flv/video_only.flv", ["h264"].as_slice()),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let source = testdata(file);
+        let result = Command::new(env!("CARGO_BIN_EXE_rtmp-server"))
+            .args(["remux", "--format", "cmaf"])
+            .arg(&source)
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let path = out.path().join("index.m3u8");
+        let playlist = parse_playlist(&std::fs::read_to_string(&path).unwrap());
+        assert!(playlist.ended, "{file}");
+        assert!(playlist.text.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{file}");
+        assert!(playlist.text.contains("#EXT-X-MAP:URI="), "{file}");
+        assert!(
+            playlist.entries.iter().all(|e| e.uri.ends_with(".m4s")),
+            "{file}"
+        );
+        let probed = probe_streams(&path);
+        // ffprobe lists an HLS input's streams once per program and once more on their own.
+        let mut codecs: Vec<_> = probed
+            .lines()
+            .filter_map(|l| l.split('|').find_map(|f| f.strip_prefix("codec_name=")))
+            .collect();
+        codecs.sort_unstable();
+        codecs.dedup();
+        let mut expected = streams.to_vec();
+        expected.sort_unstable();
+        assert_eq!(codecs, expected, "{file}: {probed}");
+        assert_eq!(decode_errors(&path), "", "{file}: decodes without an error");
+        // B-frames (h264_aac.flv has them) keep their order and timing: composition offsets.
+        assert_same_frames(&source, &[path]);
+    }
+}

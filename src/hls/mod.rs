@@ -7,6 +7,7 @@
 pub mod blocking;
 pub mod buffer_pool;
 pub mod cmaf_output;
+pub mod cmaf_vod;
 pub mod disk;
 pub mod ll_query;
 pub mod ll_stream;

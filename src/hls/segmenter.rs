@@ -257,8 +257,7 @@ impl Segmenter {
         // interval within the same slack past the target makes segments of about hls.time
         // too, so it is no reason to advise the encoder.
         let slack = Duration90k(sample.duration.ticks() * 3 / 2);
-        if interval > self.config.segment_target + slack && !self.long_keyframe_interval_reported
-        {
+        if interval > self.config.segment_target + slack && !self.long_keyframe_interval_reported {
             self.long_keyframe_interval_reported = true;
             return Some(interval);
         }

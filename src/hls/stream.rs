@@ -495,7 +495,7 @@ pub(super) fn to_std(d: Duration90k) -> Duration {
 
 /// The creation wall-clock time in milliseconds since the Unix epoch, base 36 (`[0-9a-z]`,
 /// URL-safe, 8 characters until 2059).
-pub(super) fn name_prefix(wall: SystemTime) -> String {
+pub(crate) fn name_prefix(wall: SystemTime) -> String {
     const RADIX: u32 = 36;
     let mut millis = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let mut digits = Vec::new();
