@@ -1,6 +1,6 @@
 //! Stream-key validation against the platform's stream-service.
 //!
-//! Contract (DESIGN.md): `GET {stream_service}/api/streams/{key}`. A 2xx answer with a JSON
+//! Contract (README.md, "Stream keys"): `GET {stream_service}/api/streams/{key}`. A 2xx answer with a JSON
 //! object accepts the key unless the object says it is not usable (`active`/`isActive`
 //! false, or `expiresAt`/`expires_at` in the past). 401/403/404 reject it. Anything else
 //! (time-out, refused connection, 5xx, a body that is not a JSON object) rejects it too, with

@@ -1,7 +1,7 @@
 //! The command line: subcommands, and one flag per config option.
 //!
 //! `rtmp-server` alone runs the server. Every config option `section.name` is also the flag
-//! `--section-name VALUE`; the flags named in DESIGN.md (`--media-root`, `--stream-service`,
+//! `--section-name VALUE`; the short flags users know (`--media-root`, `--stream-service`,
 //! `--on-publish`, `--on-unpublish`) are aliases of theirs.
 
 use std::ffi::OsString;
@@ -32,7 +32,7 @@ pub enum Invocation {
     },
 }
 
-/// Short flag names users know from DESIGN.md and the original service.
+/// Short flag names users know from the README and the original service.
 fn aliases(dotted: &str) -> &'static [&'static str] {
     match dotted {
         "http.mediaroot" => &["media-root"],

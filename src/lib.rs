@@ -1,20 +1,15 @@
-//! rtmp-server: RTMP ingest remuxed to HLS, without FFmpeg.
-//!
-//! Data flows one way:
+//! rtmp-server: RTMP ingest to HLS (classic MPEG-TS and Low-Latency CMAF), without FFmpeg.
 //!
 //! ```text
-//! TCP accept -> rtmp::conn (one task per connection)
-//!   handshake -> chunk decoder -> messages -> session state machine (connect, publish, ...)
-//!   publish: stream key check -> hub::registry claims the key
-//!   audio/video messages = FLV tag bodies -> remux (AVCC -> Annex B, AAC -> ADTS, PES, TS)
-//!   -> segmenter (cut on a keyframe at >= hls.time) -> per-stream playlist + segment window
-//!                                                     -> disk writer (background, bounded)
-//! HTTP <- playlists and segments from memory ; stats, metrics, health
+//! rtmp::conn -> ingest (key check, claim, flv::demux -> media events)
+//!            -> the stream's media::fanout -> TS task (hls::ts_output -> index.m3u8)
+//!                                          -> CMAF task (hls::cmaf_output -> llhls.m3u8)
+//! http <- windows in memory (hub::stream); hls::disk writes the files
 //! ```
 //!
-//! Protocol and format code (`rtmp`, `flv`, `ts`, `mp4`, `hls`) is sans-IO: it takes bytes and
-//! values and returns bytes and events. Only `rtmp::conn`, `server`, `http` and the disk
-//! writer touch sockets and files.
+//! Protocol, format and window code (`rtmp`, `flv`, `ts`, `mp4`, `hls`, `media`) is sans-IO:
+//! it takes bytes, values and clocks and returns bytes, values and events. ARCHITECTURE.md
+//! describes the layers, threads, bounds and where each output plugs in.
 
 pub mod auth;
 pub mod cli;

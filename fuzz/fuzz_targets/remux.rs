@@ -1,4 +1,6 @@
-//! The whole remux pipeline (`remux::Remuxer`): FLV tag bodies in, MPEG-TS segments out.
+//! The whole remux pipeline (`remux::Remuxer`): FLV tag bodies in, MPEG-TS segments out;
+//! and, on the same tags, the demuxer's media events through the CMAF output into a
+//! Low-Latency window.
 //!
 //! Input: four configuration bytes (segment target, max segment, carried-over target
 //! duration, flags: track hint, whether to go on after an error, FLV file mode), then
@@ -18,7 +20,11 @@
 //! counters continuous per PID across all segments (a packet without payload repeats the
 //! counter, ISO/IEC 13818-1 §2.4.3.3), readable by mpeg2ts; the target duration is the
 //! same for every segment (the configured one when given) and each EXTINF, rounded to the
-//! nearest integer, is at most it (RFC 8216 §4.3.3.1).
+//! nearest integer, is at most it (RFC 8216 §4.3.3.1). For CMAF: the fMP4 writer never refuses
+//! what the CMAF output gives it; an initialization section comes before any segment and
+//! never inside one, parts only inside segments, each part one moof (mfhd first, sequence
+//! increasing) and one mdat filling it; the target duration rule as for TS; the window
+//! takes every event.
 //!
 //! Replaying an input with `REMUX_TRACE=1` in the environment prints every tag pushed and
 //! every segment made.
@@ -26,7 +32,14 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use rtmp_server::flv::file::FlvFile;
+use std::time::Instant;
+
+use rtmp_server::flv::demux::FlvDemuxer;
+use rtmp_server::flv::file::{FlvFile, FlvItem};
+use rtmp_server::hls::cmaf_output::CmafOutput;
+use rtmp_server::hls::ts_output::SegmentRules;
+use rtmp_server::media::frame::{Ending, MediaEvent};
+use rtmp_server_fuzz::cmaf::CmafCheck;
 use rtmp_server::media::{Duration90k, RtmpTimestamp};
 use rtmp_server::remux::{RemuxConfig, RemuxError, RemuxEvent, Remuxer, TagKind};
 use rtmp_server_fuzz::input::Input;
@@ -166,6 +179,70 @@ fn timestamp(
     }
 }
 
+/// The CMAF side: the demuxer, the CMAF output and the checks on what it makes.
+struct Cmaf {
+    demux: FlvDemuxer,
+    output: CmafOutput,
+    check: CmafCheck,
+    media: Vec<MediaEvent>,
+    made: Vec<rtmp_server::hls::ll_stream::CmafEvent>,
+    broken: bool,
+}
+
+impl Cmaf {
+    fn new(config: &RemuxConfig) -> Cmaf {
+        let rules = SegmentRules {
+            segment_target: config.segment_target,
+            max_segment: config.max_segment,
+        };
+        Cmaf {
+            demux: FlvDemuxer::new(),
+            output: CmafOutput::new(rules, Duration90k(18_000)),
+            check: CmafCheck::default(),
+            media: Vec::new(),
+            made: Vec::new(),
+            broken: false,
+        }
+    }
+
+    fn push(&mut self, kind: TagKind, timestamp: RtmpTimestamp, body: Bytes) {
+        if self.broken {
+            return;
+        }
+        let pushed = self
+            .demux
+            .push(kind, timestamp, body, Instant::now(), &mut self.media);
+        if pushed.is_err() {
+            self.broken = true;
+            self.media.push(MediaEvent::End(Ending::Broken));
+        }
+        self.run();
+    }
+
+    fn finish(&mut self) {
+        if !self.broken {
+            self.demux.finish(&mut self.media);
+            self.media.push(MediaEvent::End(Ending::Stopped));
+            self.run();
+            self.check.end();
+        }
+    }
+
+    fn run(&mut self) {
+        let mut advice = Vec::new();
+        for event in self.media.drain(..) {
+            if let MediaEvent::Start(_) = event {
+                self.check.new_publisher();
+            }
+            if let Err(e) = self.output.push(&event, &mut self.made, &mut advice) {
+                panic!("the fMP4 writer refused the CMAF output's media: {e}");
+            }
+            self.check.check(&self.made);
+            self.made.clear();
+        }
+    }
+}
+
 /// Feeds one tag; whether to go on.
 fn push(
     remuxer: &mut Remuxer,
@@ -238,17 +315,32 @@ fuzz_target!(|data: &[u8]| {
     let flags = input.byte();
     let keep_going = flags & 0x04 != 0;
     let mut remuxer = Remuxer::new(config);
-    match flags & 0x03 {
-        1 => remuxer.expect_tracks(true, false),
-        2 => remuxer.expect_tracks(false, true),
-        3 => remuxer.expect_tracks(true, true),
-        _ => {}
+    let mut cmaf = Cmaf::new(&config);
+    let hint = match flags & 0x03 {
+        1 => Some((true, false)),
+        2 => Some((false, true)),
+        3 => Some((true, true)),
+        _ => None,
+    };
+    if let Some((video, audio)) = hint {
+        remuxer.expect_tracks(video, audio);
+        cmaf.demux.expect_tracks(video, audio);
     }
     let mut events = Vec::new();
 
     if flags & 0x08 != 0 {
         for item in FlvFile::new(Bytes::copy_from_slice(input.rest())) {
             let Ok(item) = item else { break };
+            match &item {
+                FlvItem::Header(h) => cmaf
+                    .demux
+                    .expect_tracks(h.type_flags_video, h.type_flags_audio),
+                FlvItem::Tag(tag) => {
+                    if let Some(kind) = TagKind::of(tag.tag_type) {
+                        cmaf.push(kind, tag.timestamp, tag.body.clone());
+                    }
+                }
+            }
             match remuxer.push_file_item(item, &mut events) {
                 Ok(()) => {}
                 Err(RemuxError::Mux(e)) => {
@@ -269,11 +361,13 @@ fuzz_target!(|data: &[u8]| {
             let (kind, body, own) = body(op, &mut input);
             let at = timestamp(op, &mut input, previous, own, base);
             previous = at;
+            cmaf.push(kind, at, body.clone());
             if !push(&mut remuxer, kind, at, body, &mut events, keep_going) {
                 break;
             }
         }
     }
     remuxer.finish(&mut events);
+    cmaf.finish();
     check(&events, &config);
 });

@@ -3,6 +3,7 @@
 //! files so that the remux target starts from real H.264/AAC.
 
 pub mod alloc;
+pub mod cmaf;
 pub mod input;
 pub mod media;
 pub mod ts;
