@@ -3,27 +3,32 @@
 //! producing a VOD playlist with every segment kept.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use crate::config::Config;
 use crate::flv::demux::{FlvDemuxer, TagKind};
-use crate::flv::file::{FlvItem, FlvReader};
+use crate::flv::file::{FlvFile, FlvItem};
 use crate::hls::cmaf_output::CmafOutput;
 use crate::hls::cmaf_vod::CmafVod;
 use crate::hls::disk::MediaRoot;
 use crate::hls::ll_stream::CmafEvent;
-use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
+use crate::hls::stream::{DiskAction, HlsSettings, HlsStream, StreamDir};
 use crate::media::Duration90k;
 use crate::media::frame::{Ending, MediaEvent};
 use crate::remux::{RemuxEvent, Remuxer};
 
-/// Bytes read from the input file at a time.
-const READ_SIZE: usize = 1 << 20;
+/// Disk actions queued for the writer thread at most: a few segments, so the remux runs
+/// ahead of the writes while segment buffers still come back for reuse before new ones are
+/// needed.
+const WRITE_QUEUE: usize = 4;
+
+/// Writer threads at most.
+const MAX_WRITERS: usize = 4;
 
 /// What an offline remux produced.
 pub struct Summary {
@@ -57,31 +62,140 @@ pub enum Format {
 }
 
 /// Remuxes the FLV file `input` into `output` (created if needed): segments and a VOD
-/// `index.m3u8`.
+/// `index.m3u8`. The file is mapped, not read (tag bodies are slices of it), and the output
+/// is written by a thread of its own while the remux goes on.
 pub fn remux_file(
     input: &Path,
     output: &Path,
     config: &Config,
     format: Format,
 ) -> anyhow::Result<Summary> {
+    let data = read_input(input)?;
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    let writer = Writer::start(MediaRoot::new(output.to_path_buf()));
+    let items = FlvFile::new(data);
+    let remuxed = match format {
+        Format::Ts => remux_ts(items, input, config, &writer),
+        Format::Cmaf => remux_cmaf(items, input, config, &writer),
+    };
+    // A write error stops the remux (the queue refuses more); it is the error to report.
+    let written = writer.finish();
+    let (segments, duration) = match (remuxed, written) {
+        (_, Err(e)) => return Err(e).with_context(|| format!("writing {}", output.display())),
+        (Err(e), Ok(())) => return Err(e),
+        (Ok(done), Ok(())) => done,
+    };
+    Ok(Summary {
+        segments,
+        duration,
+        output: output.to_path_buf(),
+    })
+}
+
+/// The input's bytes: a regular file mapped into memory, anything else (a pipe) read.
+fn read_input(input: &Path) -> anyhow::Result<Bytes> {
     let file =
         std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    let root = MediaRoot::new(output.to_path_buf());
-    match format {
-        Format::Ts => remux_ts(file, input, output, &root, config),
-        Format::Cmaf => remux_cmaf(file, input, output, &root, config),
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", input.display()))?;
+    if !meta.is_file() {
+        let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+        return Ok(Bytes::from(data));
+    }
+    if meta.len() == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the map is read-only and lives as long as the `Bytes` that own it. Like any tool
+    // that maps its input, the file must not be truncated while it is remuxed.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .with_context(|| format!("mapping {}", input.display()))?;
+    Ok(Bytes::from_owner(map))
+}
+
+/// Writes the output's files on threads of their own (one per core: writing is most of an
+/// offline remux's work, and files are independent), the playlist last, once every segment
+/// it lists is written.
+struct Writer {
+    queue: Option<std::sync::mpsc::SyncSender<DiskAction>>,
+    threads: Vec<std::thread::JoinHandle<Result<(), crate::hls::disk::DiskError>>>,
+    root: Arc<MediaRoot>,
+    /// Playlists, written after the segments.
+    last: std::sync::Mutex<Vec<DiskAction>>,
+}
+
+impl Writer {
+    fn start(root: MediaRoot) -> Writer {
+        let root = Arc::new(root);
+        let (queue, actions) = std::sync::mpsc::sync_channel::<DiskAction>(WRITE_QUEUE);
+        let actions = Arc::new(std::sync::Mutex::new(actions));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (0..cores.clamp(1, MAX_WRITERS))
+            .map(|_| {
+                let (root, actions) = (root.clone(), actions.clone());
+                std::thread::spawn(move || {
+                    loop {
+                        let next = actions.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(action) = next else { return Ok(()) };
+                        root.apply(action)?;
+                    }
+                })
+            })
+            .collect();
+        Writer {
+            queue: Some(queue),
+            threads,
+            root,
+            last: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues `actions` (drained); fails once a writer has stopped on an error.
+    fn write(&self, actions: &mut Vec<DiskAction>) -> anyhow::Result<()> {
+        let queue = self.queue.as_ref().expect("open until finish");
+        for action in actions.drain(..) {
+            if let DiskAction::WritePlaylist { .. } = action {
+                self.last
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(action);
+                continue;
+            }
+            queue
+                .send(action)
+                .map_err(|_| anyhow::anyhow!("the file writer stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued write, then writes the playlist; the first error, if any.
+    fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.queue.take());
+        let mut result = Ok(());
+        for thread in self.threads.drain(..) {
+            let joined = match thread.join() {
+                Ok(r) => r.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("the file writer panicked")),
+            };
+            if result.is_ok() {
+                result = joined;
+            }
+        }
+        result?;
+        for action in self.last.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            self.root.apply(action)?;
+        }
+        Ok(())
     }
 }
 
-/// The MPEG-TS remux.
+/// The MPEG-TS remux; returns the segments made and the media time they span.
 fn remux_ts(
-    mut file: std::fs::File,
+    items: FlvFile,
     input: &Path,
-    output: &Path,
-    root: &MediaRoot,
     config: &Config,
-) -> anyhow::Result<Summary> {
+    writer: &Writer,
+) -> anyhow::Result<(u64, Duration90k)> {
     // The output folder is the stream folder itself.
     let dir = StreamDir {
         app: String::new(),
@@ -108,35 +222,28 @@ fn remux_ts(
             if end {
                 hls.end(Instant::now(), &mut actions);
             }
-            for action in actions.drain(..) {
-                root.apply(action)?;
-            }
-            Ok(())
+            writer.write(&mut actions)
         };
-    for_each_item(&mut file, input, |item| {
+    for item in items {
+        let item = item.with_context(|| format!("reading {}", input.display()))?;
         remuxer
             .push_file_item(item, &mut events)
             .with_context(|| format!("remuxing {}", input.display()))?;
-        apply(&mut events, &mut hls, false)
-    })?;
+        apply(&mut events, &mut hls, false)?;
+    }
     remuxer.finish(&mut events);
     apply(&mut events, &mut hls, true)?;
-    Ok(Summary {
-        segments: hls.segments_produced(),
-        duration,
-        output: output.to_path_buf(),
-    })
+    Ok((hls.segments_produced(), duration))
 }
 
 /// The CMAF remux: the demuxer's media events through the CMAF output into a VOD
-/// presentation.
+/// presentation; returns the segments made and the media time they span.
 fn remux_cmaf(
-    mut file: std::fs::File,
+    items: FlvFile,
     input: &Path,
-    output: &Path,
-    root: &MediaRoot,
     config: &Config,
-) -> anyhow::Result<Summary> {
+    writer: &Writer,
+) -> anyhow::Result<(u64, Duration90k)> {
     let rules = crate::ingest::outputs::OutputSettings::from_config(&config.hls);
     let mut demux = FlvDemuxer::new();
     let mut cmaf = CmafOutput::new(rules.rules, rules.part_target);
@@ -157,14 +264,11 @@ fn remux_cmaf(
                 vod.push(e, &mut actions);
             }
         }
-        for action in actions.drain(..) {
-            root.apply(action)?;
-        }
-        Ok(())
+        writer.write(&mut actions)
     };
     let now = Instant::now();
-    for_each_item(&mut file, input, |item| {
-        match item {
+    for item in items {
+        match item.with_context(|| format!("reading {}", input.display()))? {
             FlvItem::Header(h) => demux.expect_tracks(h.type_flags_video, h.type_flags_audio),
             FlvItem::Tag(tag) => {
                 if let Some(kind) = TagKind::of(tag.tag_type) {
@@ -174,52 +278,14 @@ fn remux_cmaf(
                 }
             }
         }
-        apply(&mut media, &mut vod)
-    })?;
+        apply(&mut media, &mut vod)?;
+    }
     demux.finish(&mut media);
     media.push(MediaEvent::End(Ending::Stopped));
     apply(&mut media, &mut vod)?;
     let segments = vod.segments() as u64;
     let mut last = Vec::new();
     vod.finish(&mut last);
-    for action in last {
-        root.apply(action)?;
-    }
-    Ok(Summary {
-        segments,
-        duration,
-        output: output.to_path_buf(),
-    })
-}
-
-/// Reads the FLV file `file` (named `input`) a megabyte at a time and hands each item to `f`.
-fn for_each_item(
-    file: &mut std::fs::File,
-    input: &Path,
-    mut f: impl FnMut(FlvItem) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut reader = FlvReader::new();
-    let mut buf = BytesMut::with_capacity(READ_SIZE);
-    loop {
-        buf.reserve(READ_SIZE);
-        let spare = buf.spare_capacity_mut().len().min(READ_SIZE);
-        let start = buf.len();
-        buf.resize(start + spare, 0);
-        let n = file
-            .read(&mut buf[start..])
-            .with_context(|| format!("reading {}", input.display()))?;
-        buf.truncate(start + n);
-        if n == 0 {
-            reader
-                .finish(&buf)
-                .with_context(|| format!("{} ends early", input.display()))?;
-            return Ok(());
-        }
-        while let Some(item) = reader
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", input.display()))?
-        {
-            f(item)?;
-        }
-    }
+    writer.write(&mut last)?;
+    Ok((segments, duration))
 }

@@ -99,14 +99,16 @@ impl BufferPool {
 }
 
 /// Gives the system back the whole pages of `buffer` past its contents, which a longer
-/// segment it held before left resident: a held segment then costs its own size, and a
-/// spare buffer the size of the segment it last held.
+/// segment it held before left resident, when they are more than [`RELEASE_FRACTION`] of it:
+/// a held segment then costs at most a third more than its own size. A buffer sized for a
+/// segment like the one before keeps its small slack: releasing it would cost a system call
+/// and, with other threads running, a TLB shootdown per segment for next to nothing.
 fn release_pages_past(buffer: &BytesMut) {
     let page = page_size();
     let start = buffer.as_ptr() as usize;
     let from = (start + buffer.len()).next_multiple_of(page);
     let to = (start + buffer.capacity()) / page * page;
-    if to > from {
+    if to > from && (to - from) * RELEASE_FRACTION > buffer.capacity() {
         // SAFETY: [from, to) lies inside the buffer's own allocation, past its initialised
         // bytes, so no Rust value lives there and no allocator bookkeeping either (that sits
         // outside the capacity). MADV_DONTNEED on private anonymous memory only makes those
@@ -116,6 +118,9 @@ fn release_pages_past(buffer: &BytesMut) {
         }
     }
 }
+
+/// Pages past a segment's end are released when they are more than a quarter of its buffer.
+const RELEASE_FRACTION: usize = 4;
 
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
