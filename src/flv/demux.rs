@@ -255,32 +255,9 @@ impl FlvDemuxer {
                     AvcPacket::Nalu {
                         composition_time,
                         data,
-                    } => {
-                        if self.avc.is_none() {
-                            self.dropped.video_before_config += 1;
-                            warn_once(
-                                self.dropped.video_before_config,
-                                "H.264 frame before any AVC sequence header",
-                            );
-                            return Ok(None);
-                        }
-                        if self.decided.is_none() {
-                            self.hold(kind, timestamp, body, received, out)?;
-                            return Ok(None);
-                        }
-                        let frame = self
-                            .video_frame(
-                                timestamp,
-                                frame_type,
-                                composition_time,
-                                data,
-                                received,
-                                out,
-                            )
-                            .map_err(malformed)?;
-                        self.check_stretch(out, frame)?;
-                        Ok(None)
-                    }
+                    } => self.media_tag(kind, timestamp, body, received, out, |d, out| {
+                        d.video_frame(timestamp, frame_type, composition_time, data, received, out)
+                    }),
                     AvcPacket::EndOfSequence => Ok(None),
                 }
             }
@@ -291,28 +268,56 @@ impl FlvDemuxer {
                     Ok(notice)
                 }
                 AudioTag::Aac(AacPacket::Raw(frame)) => {
-                    if self.aac.is_none() {
-                        self.dropped.audio_before_config += 1;
-                        warn_once(
-                            self.dropped.audio_before_config,
-                            "AAC frame before any AudioSpecificConfig",
-                        );
-                        return Ok(None);
-                    }
-                    if self.decided.is_none() {
-                        self.hold(kind, timestamp, body, received, out)?;
-                        return Ok(None);
-                    }
-                    let frame = self
-                        .audio_frame(timestamp, frame, received, out)
-                        .map_err(malformed)?;
-                    self.check_stretch(out, frame)?;
-                    Ok(None)
+                    self.media_tag(kind, timestamp, body, received, out, |d, out| {
+                        d.audio_frame(timestamp, frame, received, out)
+                    })
                 }
                 AudioTag::AacSequenceEnd => Ok(None),
                 AudioTag::Other(codec) => Err(DemuxError::UnsupportedAudioCodec(codec.to_string())),
             },
         }
+    }
+
+    /// A tag with a frame: left out (and counted) before its track's configuration, held
+    /// while the track set is undecided, else made into a frame by `make` (which returns
+    /// where in `out` the frame went, if it made one) and counted into the byte-rate check.
+    fn media_tag(
+        &mut self,
+        kind: TagKind,
+        timestamp: RtmpTimestamp,
+        body: Bytes,
+        received: Instant,
+        out: &mut Vec<MediaEvent>,
+        make: impl FnOnce(&mut Self, &mut Vec<MediaEvent>) -> Result<Option<usize>, FlvError>,
+    ) -> Result<Option<ConfigNotice>, DemuxError> {
+        let (configured, dropped, reason) = match kind {
+            TagKind::Video => (
+                self.avc.is_some(),
+                &mut self.dropped.video_before_config,
+                "H.264 frame before any AVC sequence header",
+            ),
+            TagKind::Audio => (
+                self.aac.is_some(),
+                &mut self.dropped.audio_before_config,
+                "AAC frame before any AudioSpecificConfig",
+            ),
+        };
+        if !configured {
+            *dropped += 1;
+            warn_once(*dropped, reason);
+            return Ok(None);
+        }
+        if self.decided.is_none() {
+            self.hold(kind, timestamp, body, received, out)?;
+            return Ok(None);
+        }
+        let frame = make(self, out).map_err(|source| DemuxError::Malformed {
+            kind,
+            timestamp,
+            source,
+        })?;
+        self.check_stretch(out, frame)?;
+        Ok(None)
     }
 
     /// The publisher stopped: media still held (the track set was never decided) goes out

@@ -252,59 +252,54 @@ impl TsOutput {
             duration: frame.duration,
             discontinuity: frame.discontinuity,
         };
-        match config {
+        // What the frame becomes, worked out before it is placed: an access unit that fails
+        // here (the demuxer checked it) is left out without touching the segmenter.
+        let adts_header = match config {
             CodecConfig::H264(h264) => {
-                // The demuxer checked the access unit; one that fails here is left out.
                 if split_avcc(&frame.data, h264.record.length_size, &mut self.nals).is_err() {
                     return Ok(());
                 }
                 annex_b_pieces(&self.nals, &h264.record, &mut self.pieces);
-                if !publish.place(
-                    &sample,
-                    out,
-                    &mut self.dropped_before_first_segment,
-                    &mut self.target_duration,
-                )? {
-                    return Ok(());
-                }
-                publish.flush_audio()?;
-                publish.muxer.put_video(
-                    &mut publish.segment,
-                    frame.pts,
-                    frame.dts,
-                    frame.keyframe,
-                    &self.pieces,
-                )
+                None
             }
-            CodecConfig::Aac(aac) => {
-                let Ok(header) = aac.adts.header(frame.data.len()) else {
-                    return Ok(());
-                };
-                if !publish.place(
-                    &sample,
-                    out,
-                    &mut self.dropped_before_first_segment,
-                    &mut self.target_duration,
-                )? {
-                    return Ok(());
-                }
-                let frame_size = ADTS_HEADER_SIZE + frame.data.len();
-                if let Some(first) = publish.audio_pes.first_pts {
-                    let span = frame.pts.saturating_since(first) + sample.duration;
-                    if span > AUDIO_PES_MAX_SPAN
-                        || publish.audio_pes.data.len() + frame_size > MAX_AUDIO_PES_PAYLOAD
-                    {
-                        publish.flush_audio()?;
-                    }
-                }
-                let pending = &mut publish.audio_pes;
-                pending.first_pts.get_or_insert(frame.pts);
-                pending.data.reserve(frame_size);
-                pending.data.put_slice(&header);
-                pending.data.put_slice(&frame.data);
-                Ok(())
+            CodecConfig::Aac(aac) => match aac.adts.header(frame.data.len()) {
+                Ok(header) => Some(header),
+                Err(_) => return Ok(()),
+            },
+        };
+        if !publish.place(
+            &sample,
+            out,
+            &mut self.dropped_before_first_segment,
+            &mut self.target_duration,
+        )? {
+            return Ok(());
+        }
+        let Some(header) = adts_header else {
+            publish.flush_audio()?;
+            return publish.muxer.put_video(
+                &mut publish.segment,
+                frame.pts,
+                frame.dts,
+                frame.keyframe,
+                &self.pieces,
+            );
+        };
+        let frame_size = ADTS_HEADER_SIZE + frame.data.len();
+        if let Some(first) = publish.audio_pes.first_pts {
+            let span = frame.pts.saturating_since(first) + sample.duration;
+            if span > AUDIO_PES_MAX_SPAN
+                || publish.audio_pes.data.len() + frame_size > MAX_AUDIO_PES_PAYLOAD
+            {
+                publish.flush_audio()?;
             }
         }
+        let pending = &mut publish.audio_pes;
+        pending.first_pts.get_or_insert(frame.pts);
+        pending.data.reserve(frame_size);
+        pending.data.put_slice(&header);
+        pending.data.put_slice(&frame.data);
+        Ok(())
     }
 }
 
