@@ -256,31 +256,23 @@ async fn ll_playlist(
 ) -> Response {
     let blocking = directives.blocking();
     if let Some(request) = blocking {
-        let target_duration = window
-            .read(LlStream::target_duration)
-            .unwrap_or(shared.hls_time);
-        let deadline = tokio::time::Instant::now() + blocking::hold_limit(target_duration);
-        let mut position = stream.position();
-        loop {
-            match blocking::readiness(&position.borrow_and_update(), request) {
-                Readiness::Ready => break,
-                Readiness::TooFarAhead => {
-                    return bad_request(&format!(
-                        "_HLS_msn={} is more than {} segments past the playlist's last",
-                        request.msn,
-                        blocking::MAX_SEGMENTS_AHEAD
-                    ));
-                }
-                Readiness::Wait => {}
-            }
-            tokio::select! {
-                changed = position.changed() => {
-                    if changed.is_err() {
-                        return not_found();
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => return unavailable(),
-            }
+        let held = hold(
+            shared,
+            stream,
+            window,
+            |position| match blocking::readiness(position, request) {
+                Readiness::Ready => Some(Ok(())),
+                Readiness::TooFarAhead => Some(Err(bad_request(&format!(
+                    "_HLS_msn={} is more than {} segments past the playlist's last",
+                    request.msn,
+                    blocking::MAX_SEGMENTS_AHEAD
+                )))),
+                Readiness::Wait => None,
+            },
+        )
+        .await;
+        if let Err(response) = held {
+            return response;
         }
     }
     let Some(playlist) = window.read(|w| w.playlist(directives.delta())) else {
@@ -324,26 +316,47 @@ async fn cmaf_file(
     if !window.read(|w| w.is_hinted(file)) {
         return None;
     }
-    // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6).
+    // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6); a hint that moved
+    // on without it is a part that will not come.
+    let held = hold(shared, stream, window, |_| {
+        if let Some(part) = window.read(|w| w.part(file)) {
+            return Some(Ok(part));
+        }
+        (!window.read(|w| w.is_hinted(file))).then(|| Err(not_found()))
+    })
+    .await;
+    Some(match held {
+        Ok(part) => body(MP4_TYPE, SEGMENT_CACHE, part),
+        Err(response) => response,
+    })
+}
+
+/// Holds a request until `decide` answers (`Some`), asking again each time the stream's
+/// Low-Latency window changes: 503 after three target durations (RFC 8216bis §6.2.5.2), 404
+/// when the stream goes away. A client that goes away drops the wait with its request.
+async fn hold<T>(
+    shared: &HttpContext,
+    stream: &Stream,
+    window: &Served<LlStream>,
+    mut decide: impl FnMut(&blocking::Position) -> Option<Result<T, Response>>,
+) -> Result<T, Response> {
     let target_duration = window
         .read(LlStream::target_duration)
         .unwrap_or(shared.hls_time);
     let deadline = tokio::time::Instant::now() + blocking::hold_limit(target_duration);
     let mut position = stream.position();
     loop {
+        let now = *position.borrow_and_update();
+        if let Some(answer) = decide(&now) {
+            return answer;
+        }
         tokio::select! {
             changed = position.changed() => {
                 if changed.is_err() {
-                    return None;
+                    return Err(not_found());
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => return Some(unavailable()),
-        }
-        if let Some(part) = window.read(|w| w.part(file)) {
-            return Some(body(MP4_TYPE, SEGMENT_CACHE, part));
-        }
-        if !window.read(|w| w.is_hinted(file)) {
-            return None;
+            _ = tokio::time::sleep_until(deadline) => return Err(unavailable()),
         }
     }
 }
