@@ -261,8 +261,8 @@ async fn ll_playlist(
             stream,
             window,
             |position| match blocking::readiness(position, request) {
-                Readiness::Ready => Some(Ok(())),
-                Readiness::TooFarAhead => Some(Err(bad_request(&format!(
+                Readiness::Ready => Some(Held::Ready(())),
+                Readiness::TooFarAhead => Some(Held::Answered(bad_request(&format!(
                     "_HLS_msn={} is more than {} segments past the playlist's last",
                     request.msn,
                     blocking::MAX_SEGMENTS_AHEAD
@@ -271,7 +271,7 @@ async fn ll_playlist(
             },
         )
         .await;
-        if let Err(response) = held {
+        if let Held::Answered(response) = held {
             return response;
         }
     }
@@ -320,15 +320,21 @@ async fn cmaf_file(
     // on without it is a part that will not come.
     let held = hold(shared, stream, window, |_| {
         if let Some(part) = window.read(|w| w.part(file)) {
-            return Some(Ok(part));
+            return Some(Held::Ready(part));
         }
-        (!window.read(|w| w.is_hinted(file))).then(|| Err(not_found()))
+        (!window.read(|w| w.is_hinted(file))).then(|| Held::Answered(not_found()))
     })
     .await;
     Some(match held {
-        Ok(part) => body(MP4_TYPE, SEGMENT_CACHE, part),
-        Err(response) => response,
+        Held::Ready(part) => body(MP4_TYPE, SEGMENT_CACHE, part),
+        Held::Answered(response) => response,
     })
+}
+
+/// How a held request ends: what it waited for is there, or it is answered otherwise.
+enum Held<T> {
+    Ready(T),
+    Answered(Response),
 }
 
 /// Holds a request until `decide` answers (`Some`), asking again each time the stream's
@@ -338,8 +344,8 @@ async fn hold<T>(
     shared: &HttpContext,
     stream: &Stream,
     window: &Served<LlStream>,
-    mut decide: impl FnMut(&blocking::Position) -> Option<Result<T, Response>>,
-) -> Result<T, Response> {
+    mut decide: impl FnMut(&blocking::Position) -> Option<Held<T>>,
+) -> Held<T> {
     let target_duration = window
         .read(LlStream::target_duration)
         .unwrap_or(shared.hls_time);
@@ -353,10 +359,10 @@ async fn hold<T>(
         tokio::select! {
             changed = position.changed() => {
                 if changed.is_err() {
-                    return Err(not_found());
+                    return Held::Answered(not_found());
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => return Err(unavailable()),
+            _ = tokio::time::sleep_until(deadline) => return Held::Answered(unavailable()),
         }
     }
 }
