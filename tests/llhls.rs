@@ -146,12 +146,12 @@ fn assert_reads_back(
 #[test]
 fn every_frame_of_the_test_files_reads_back_from_the_cmaf_output() {
     let server = ServerProcess::start(&["--hls-keep", "--hls-list-size", "100"]);
-    let files = [
+    let sources = [
         ("flv/h264_aac.flv", "bframes", true, true),
         ("flv/audio_only.flv", "audio", false, true),
         ("flv/video_only.flv", "video", true, false),
     ];
-    let pushes: Vec<FfmpegPush> = files
+    let pushes: Vec<FfmpegPush> = sources
         .iter()
         .map(|(file, key, ..)| FfmpegPush::start(&testdata(file), &server.rtmp_url(key)))
         .collect();
@@ -160,31 +160,36 @@ fn every_frame_of_the_test_files_reads_back_from_the_cmaf_output() {
     }
     let scratch = tempfile::tempdir().unwrap();
     // Everything served from memory is fetched first, while the streams' last playlists
-    // are still held there.
-    let served: Vec<LlPlaylist> = files
+    // are held there (parts are served from memory only).
+    let served: Vec<LlPlaylist> = sources
         .iter()
         .map(|(_, key, ..)| wait_ll(&server, key, "ended", |p| p.ended))
         .collect();
-    for ((file, key, video, audio), served) in files.iter().zip(&served) {
-        let http = scratch.path().join(key).join("http");
-        let files = readable_segments(served, &Origin::Http(&server, key), &http);
-        // The parts still listed are their segment's bytes, in order.
-        for s in served.segments.iter().filter(|s| !s.parts.is_empty()) {
-            let joined: Vec<u8> = s
-                .parts
-                .iter()
-                .flat_map(|p| Origin::Http(&server, key).read(&p.uri))
-                .collect();
-            let whole = std::fs::read(http.join(&s.uri)).unwrap();
-            assert!(
-                joined == whole,
-                "{key}: {}'s parts are not its bytes",
-                s.uri
-            );
-            for part in &s.parts {
-                assert_fragment(&Origin::Http(&server, key).read(&part.uri), &part.uri);
+    let downloaded: Vec<Vec<PathBuf>> = sources
+        .iter()
+        .zip(&served)
+        .map(|((_, key, ..), served)| {
+            let http = scratch.path().join(key).join("http");
+            let origin = Origin::Http(&server, key);
+            // The parts still listed are their segment's bytes, in order, each a fragment.
+            for s in served.segments.iter().filter(|s| !s.parts.is_empty()) {
+                let parts: Vec<Vec<u8>> = s.parts.iter().map(|p| origin.read(&p.uri)).collect();
+                for (part, data) in s.parts.iter().zip(&parts) {
+                    assert_fragment(data, &part.uri);
+                }
+                let joined = parts.concat();
+                assert!(
+                    joined == origin.read(&s.uri),
+                    "{key}: {}'s parts are not its bytes",
+                    s.uri
+                );
             }
-        }
+            readable_segments(served, &origin, &http)
+        })
+        .collect();
+    for (((file, key, video, audio), served), files) in sources.iter().zip(&served).zip(&downloaded)
+    {
+        let http = scratch.path().join(key).join("http");
         assert!(
             served.parts().next().is_some(),
             "{key}: no part listed:\n{}",
@@ -212,15 +217,15 @@ fn every_frame_of_the_test_files_reads_back_from_the_cmaf_output() {
             assert!(streams.contains("codec_name=h264"), "{streams}");
         }
         // Each segment, with its init section, decodes on its own.
-        for f in &files {
+        for f in files {
             let errors = decode_errors(f);
             assert!(errors.is_empty(), "{}: {errors}", f.display());
         }
-        assert_same_frames(&testdata(file), &files);
+        assert_same_frames(&testdata(file), files);
         let errors = decode_errors(&http.join(LL_PLAYLIST));
         assert!(errors.is_empty(), "{key} over HTTP: {errors}");
     }
-    for ((file, key, ..), served) in files.iter().zip(&served) {
+    for ((file, key, ..), served) in sources.iter().zip(&served) {
         // The folder: whole segments and init sections, the same bytes, and a playlist
         // without the Low-Latency tags that lists the same segments.
         let dir = server.stream_dir(key);
@@ -361,17 +366,19 @@ fn takeovers_continue_with_discontinuities_and_a_new_map_where_the_init_changed(
     // parts listed up to the last one, which is never finished.
     let first = publish_and_pause(&server, key, &both);
     let open_listed = |p: &LlPlaylist| p.open_parts.iter().map(|part| part.duration).sum::<f64>();
-    let p1 = wait_ll(&server, key, "listed the first publisher's media", |p| {
+    wait_ll(&server, key, "listed the first publisher's media", |p| {
         p.last_msn() == Some(3) && open_listed(p) >= 1.6
     });
+    let p1 = settled(&server, key);
     assert_well_formed(&p1, true);
     seen.add(&p1);
     // The second one, with the same file (the same codec parameters), takes over.
     let second = publish_and_pause(&server, key, &both);
     drop(first);
-    let p2 = wait_ll(&server, key, "listed the second publisher's media", |p| {
+    wait_ll(&server, key, "listed the second publisher's media", |p| {
         p.last_msn() == Some(8) && open_listed(p) >= 1.6
     });
+    let p2 = settled(&server, key);
     assert_well_formed(&p2, true);
     seen.add(&p2);
     // The third one sends video only: a new init section.
@@ -403,8 +410,19 @@ fn takeovers_continue_with_discontinuities_and_a_new_map_where_the_init_changed(
     let [second_start, third_start] = starts[..] else {
         panic!("two discontinuities expected: {starts:?}\n{}", p3.text);
     };
-    // The first publisher's open segment was closed short with the parts it had: 4 + 1.
-    assert_eq!(second_start, 5, "{}", p2.text);
+    // Each publisher taken over had its open segment closed short with the parts it had
+    // listed (4 + 1 segments each), lasting as long as they do.
+    assert_eq!((second_start, third_start), (5, 10), "{}", p3.text);
+    for (closed, before) in [(&all[4], &p1), (&all[9], &p2)] {
+        assert!(
+            (closed.duration - open_listed(before)).abs() <= 0.001 * before.open_parts.len() as f64,
+            "{} lasts {}, its parts {}:\n{}",
+            closed.uri,
+            closed.duration,
+            open_listed(before),
+            before.text
+        );
+    }
     let first_map = all[0].map.clone();
     assert!(first_map.is_some());
     assert!(
@@ -501,11 +519,6 @@ fn blocking_reloads_wait_for_the_next_part(server: &ServerProcess, key: &str) {
             lists_asked_part(&answer, msn, index),
             "{query} answered without that part:\n{}",
             answer.text
-        );
-        assert_eq!(
-            r.header("cache-control"),
-            Some("public, max-age=6"),
-            "{query}"
         );
         assert_well_formed(&answer, true);
         playlist = answer;
@@ -1161,17 +1174,19 @@ fn thousands_of_held_requests_stay_within_the_cap_and_are_released() {
         .filter(|r| r.closed && r.status().is_none())
         .count();
     assert_eq!(answered.len() + refused, HELD_STORM);
-    // The places left by the request that asked for the metrics, at most.
+    // All the places but those of the last requests for the metrics, if the server had
+    // not seen them closed yet.
     assert!(
-        answered.len() <= HELD_CAP && answered.len() + 2 >= HELD_CAP,
+        answered.len() <= HELD_CAP && answered.len() + 3 >= HELD_CAP,
         "{} held, {refused} refused",
         answered.len()
     );
     for r in &answered {
         assert_eq!(r.status(), Some(503), "{}", r.received());
+        let held = r.held().expect("answered");
         assert!(
-            r.sent.elapsed() >= hold / 2,
-            "answered too soon: {}",
+            held >= hold / 2,
+            "answered after {held:?}: {}",
             r.received()
         );
     }

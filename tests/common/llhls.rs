@@ -74,16 +74,15 @@ pub fn part_position(uri: &str) -> Option<(u64, u64)> {
     Some((msn.parse().ok()?, index.parse().ok()?))
 }
 
-/// The value of `name="..."` or `name=...` in an attribute list.
+/// The value of `name="..."` or `name=...` in an attribute list (the server's quoted
+/// values hold no commas: plain file names).
 fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
-    let at = list
-        .split(',')
-        .position(|a| a.starts_with(&format!("{name}=")))?;
-    // Quoted values here hold no commas (the server's URIs are plain names).
-    let raw = list.split(',').nth(at)?.split_once('=')?.1;
-    Some(raw.trim_matches('"'))
+    list.split(',')
+        .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| v.trim_matches('"'))
 }
 
+/// Parses a Low-Latency media playlist; panics on what the server never writes.
 pub fn parse_ll(text: &str) -> LlPlaylist {
     assert!(text.starts_with("#EXTM3U\n"), "not a playlist: {text}");
     let mut p = LlPlaylist {
@@ -487,6 +486,8 @@ pub fn one_second_gop_flv() -> PathBuf {
 pub struct HeldRequest {
     pub socket: TcpStream,
     pub sent: Instant,
+    /// When the first bytes of the answer arrived.
+    pub answered: Option<Instant>,
     received: Vec<u8>,
     /// The peer closed the connection (end of stream or reset).
     pub closed: bool,
@@ -503,6 +504,7 @@ impl HeldRequest {
         Ok(HeldRequest {
             socket,
             sent: Instant::now(),
+            answered: None,
             received: Vec::new(),
             closed,
         })
@@ -514,7 +516,10 @@ impl HeldRequest {
         while !self.closed {
             match self.socket.read(&mut buf) {
                 Ok(0) => self.closed = true,
-                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.answered.get_or_insert_with(Instant::now);
+                    self.received.extend_from_slice(&buf[..n]);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => self.closed = true,
@@ -530,6 +535,11 @@ impl HeldRequest {
             .next()
             .filter(|_| text.contains("\r\n"))?;
         line.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// How long the request waited for its answer, once answered.
+    pub fn held(&self) -> Option<Duration> {
+        Some(self.answered?.duration_since(self.sent))
     }
 
     pub fn received(&self) -> String {
