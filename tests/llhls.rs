@@ -355,6 +355,12 @@ impl Seen {
     }
 }
 
+/// An AVC or AAC sequence header: a codec configuration, no frame (FLV §E.4.2.1, §E.4.3.1:
+/// the packet type after the first byte is 0).
+fn is_sequence_header(tag: &rtmp_server::flv::file::FlvTag) -> bool {
+    matches!(tag.tag_type, TagType::Video | TagType::Audio) && tag.body.get(1) == Some(&0)
+}
+
 #[test]
 fn takeovers_continue_with_discontinuities_and_a_new_map_where_the_init_changed() {
     let server = ServerProcess::start(&["--hls-keep", "--hls-delete-segments", "false"]);
@@ -372,9 +378,28 @@ fn takeovers_continue_with_discontinuities_and_a_new_map_where_the_init_changed(
     let p1 = settled(&server, key);
     assert_well_formed(&p1, true);
     seen.add(&p1);
-    // The second one, with the same file (the same codec parameters), takes over.
-    let second = publish_and_pause(&server, key, &both);
+    // The second one, with the same file (the same codec parameters), takes over. Its
+    // codec configurations close the first one's open segment: a request blocked on that
+    // segment is answered then, before any of the new media.
+    let waiting = format!("/live/{key}/{LL_PLAYLIST}?_HLS_msn={}", p1.open_msn());
+    let mut blocked = HeldRequest::send(server.http_port, &waiting).expect("connect");
+    let mut second = ClientPublisher::start(&server, key);
     drop(first);
+    for tag in flv_tags(&both)
+        .iter()
+        .take_while(|t| t.tag_type == TagType::ScriptData || is_sequence_header(t))
+    {
+        second.send_tag(tag, tag.timestamp);
+    }
+    let hold = hold_limit(p1.target_duration);
+    assert!(wait_answers(std::slice::from_mut(&mut blocked), hold * 2));
+    assert_eq!(
+        blocked.status(),
+        Some(200),
+        "{waiting} while the takeover closed that segment: {}",
+        blocked.received()
+    );
+    send_file(&mut second, &both);
     wait_ll(&server, key, "listed the second publisher's media", |p| {
         p.last_msn() == Some(8) && open_listed(p) >= 1.6
     });

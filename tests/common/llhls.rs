@@ -431,10 +431,15 @@ impl Drop for FfmpegPush {
 /// after the file, its last segment open.
 pub fn publish_and_pause(server: &ServerProcess, key: &str, file: &Path) -> ClientPublisher {
     let mut publisher = ClientPublisher::start(server, key);
+    send_file(&mut publisher, file);
+    publisher
+}
+
+/// Sends every tag of `file` as the file stamps it, as fast as the socket takes them.
+pub fn send_file(publisher: &mut ClientPublisher, file: &Path) {
     for tag in flv_tags(file) {
         publisher.send_tag(&tag, tag.timestamp);
     }
-    publisher
 }
 
 /// A 12 s H.264 (High, B-frames, 320x180 at 30 fps) and AAC (48 kHz stereo) FLV with a
