@@ -54,6 +54,16 @@ fn hls_js_plays_classic_hls() {
     });
 }
 
+/// hls.js in low-latency mode on `llhls.m3u8`: it must play as classic HLS does, and do so
+/// the low-latency way, loading parts and reloading the playlist with blocking requests.
+#[test]
+fn hls_js_plays_low_latency_hls() {
+    plays(Case {
+        playlist: "llhls.m3u8",
+        low_latency: true,
+    });
+}
+
 /// The stamp row `scripts/stamp_publisher.py` draws reads back with the page's decoder
 /// (`tests/browser/page/stamp.js`), and a damaged row does not read.
 #[test]
@@ -165,6 +175,23 @@ fn plays(case: Case) {
         "the position moved {position} s in {played} s: {result}"
     );
     assert_eq!(player.status_code(), Some(0), "{result}");
+    if case.low_latency {
+        let playlist = &result["playlist"];
+        assert_eq!(playlist["can_block_reload"], true, "{result}");
+        assert!(
+            playlist["parts"].as_u64() > Some(0),
+            "no part listed: {result}"
+        );
+        let ll = &result["ll"];
+        assert!(
+            ll["parts_loaded"].as_u64() > Some(0),
+            "no part loaded: {result}"
+        );
+        assert!(
+            ll["blocking_reloads"].as_u64() > Some(0),
+            "no blocking reload: {result}"
+        );
+    }
 }
 
 fn repo() -> PathBuf {

@@ -259,8 +259,10 @@ impl CmafOutput {
             Placement::Start { closed } => {
                 if let Some(closed) = closed {
                     // Samples after the last lead frame (audio interleaved behind it) open the
-                    // next segment's first part rather than make a part of their own.
-                    if p.part.start.is_some() {
+                    // next segment's first part rather than make a part of their own, unless
+                    // the next segment starts a discontinuity: they belong to the timeline
+                    // before it, and end the closed segment as a part of their own.
+                    if p.part.start.is_some() || p.segmenter.open_discontinuity() {
                         self.sequence = p.close_part(self.sequence, out)?;
                     }
                     if closed.forced {
@@ -765,6 +767,64 @@ mod tests {
             }
         ));
         assert!(matches!(out[inits[1] - 1], CmafEvent::SegmentEnd { .. }));
+    }
+
+    /// The media events of a test file sent twice on one connection, the second time with
+    /// the clock back at 0 (an encoder that restarted its clock).
+    fn restarted(name: &str) -> Vec<MediaEvent> {
+        let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = Bytes::from(std::fs::read(path).unwrap());
+        let mut demux = FlvDemuxer::new();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        for pass in 0..2 {
+            for item in FlvFile::new(file.clone()) {
+                match item.unwrap() {
+                    FlvItem::Header(h) if pass == 0 => {
+                        demux.expect_tracks(h.type_flags_video, h.type_flags_audio)
+                    }
+                    FlvItem::Header(_) => {}
+                    FlvItem::Tag(tag) => {
+                        if let Some(kind) = TagKind::of(tag.tag_type) {
+                            demux
+                                .push(kind, tag.timestamp, tag.body, now, &mut out)
+                                .unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        demux.finish(&mut out);
+        out.push(MediaEvent::End(Ending::Stopped));
+        out
+    }
+
+    #[test]
+    fn a_clock_restart_leaves_the_old_timeline_before_the_discontinuity() {
+        let out = run(&restarted("h264_aac.flv"));
+        // Audio samples (track 2) on each side of the discontinuity.
+        let mut sides = [0usize; 2];
+        let mut side = 0;
+        for e in &out {
+            match e {
+                CmafEvent::SegmentStart {
+                    discontinuity: true,
+                    ..
+                } => side += 1,
+                CmafEvent::Part { data, .. } => {
+                    for (track, _, durations) in runs(data) {
+                        if track == 2 {
+                            sides[side.min(1)] += durations.len();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(side, 1, "one discontinuity");
+        // The file's 470 AAC frames on each side: the old clock's last frames, which follow
+        // its last video frame, end the segment before the discontinuity.
+        assert_eq!(sides, [470, 470]);
     }
 
     #[test]

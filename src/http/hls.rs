@@ -262,10 +262,8 @@ async fn ll_playlist(
             window,
             |position| match blocking::readiness(position, request) {
                 Readiness::Ready => Some(Held::Ready(())),
-                Readiness::TooFarAhead => Some(Held::Answered(bad_request(&format!(
-                    "_HLS_msn={} is more than {} segments past the playlist's last",
-                    request.msn,
-                    blocking::MAX_SEGMENTS_AHEAD
+                Readiness::TooFarAhead => Some(Held::Answered(bad_request(&too_far_ahead(
+                    position, request,
                 )))),
                 Readiness::Wait => None,
             },
@@ -286,6 +284,26 @@ async fn ll_playlist(
         PLAYLIST_CACHE
     };
     playlist_response(&playlist, headers, cache)
+}
+
+/// Why a blocking request asks too far ahead, for the 400 body: its `_HLS_msn` (more than
+/// two segments past the last), else its `_HLS_part` (past the Advance Part Limit), as
+/// [`blocking::readiness`] decides.
+fn too_far_ahead(position: &blocking::Position, request: blocking::Request) -> String {
+    let last_msn_allowed = position
+        .open_msn()
+        .saturating_add(blocking::MAX_SEGMENTS_AHEAD - 1);
+    match request.part {
+        Some(part) if request.msn <= last_msn_allowed => format!(
+            "_HLS_part={part} of _HLS_msn={} is more than {} parts past the playlist's last part",
+            request.msn, position.advance_part_limit
+        ),
+        _ => format!(
+            "_HLS_msn={} is more than {} segments past the playlist's last",
+            request.msn,
+            blocking::MAX_SEGMENTS_AHEAD
+        ),
+    }
 }
 
 /// A blocking playlist request's answer may be cached this long: a few target durations,
@@ -506,5 +524,35 @@ mod tests {
             media_file(&format!("{}.ts", "a".repeat(MAX_SEGMENT_NAME))),
             None
         );
+    }
+
+    #[test]
+    fn a_refusal_names_the_directive_that_asks_too_far() {
+        // Segment 10 complete, segment 11 open with 2 parts; 15 parts may be asked ahead.
+        let position = blocking::Position {
+            last_msn: Some(10),
+            last_parts: 5,
+            open_parts: 2,
+            ended: false,
+            advance_part_limit: 15,
+        };
+        let ask = |msn, part| blocking::Request { msn, part };
+        for request in [ask(13, None), ask(13, Some(0)), ask(u64::MAX, Some(1))] {
+            assert_eq!(
+                blocking::readiness(&position, request),
+                Readiness::TooFarAhead
+            );
+            let reason = too_far_ahead(&position, request);
+            assert!(reason.starts_with("_HLS_msn="), "{reason}");
+        }
+        for request in [ask(11, Some(17)), ask(12, Some(15))] {
+            assert_eq!(
+                blocking::readiness(&position, request),
+                Readiness::TooFarAhead
+            );
+            let reason = too_far_ahead(&position, request);
+            assert!(reason.starts_with("_HLS_part="), "{reason}");
+            assert!(reason.contains("15 parts"), "{reason}");
+        }
     }
 }

@@ -277,8 +277,12 @@ impl CmafTask {
             for event in events.drain(..) {
                 if let MediaEvent::Start(_) = &event {
                     publisher = self.stream.publisher().map(|p| p.id);
-                    self.window
-                        .update(|w, actions| w.begin_publisher(Instant::now(), actions));
+                    // The segment the old publisher left open closes short: requests held on
+                    // it are answered now.
+                    self.window.update(|w, actions| {
+                        w.begin_publisher(Instant::now(), actions);
+                        self.stream.set_position(w.position());
+                    });
                 }
                 if let Err(e) = self.output.push(&event, &mut made, &mut advice) {
                     warn!(stream = %self.stream.name, "fMP4 writer refused media, part dropped: {e}");

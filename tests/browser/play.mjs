@@ -180,6 +180,7 @@ function judge(report, meta) {
     hls_js: meta.hls_js,
     config: report.config,
     playlist: report.playlist,
+    ll: report.ll,
     started,
     first_frame_ms: report.first_frame_ms,
     played_s: Number(meta.played_s.toFixed(2)),

@@ -4,6 +4,7 @@
 
 pub mod flv;
 pub mod hls_check;
+pub mod llhls;
 pub mod raw;
 pub mod stub;
 

@@ -7,6 +7,7 @@
 // - `ended` events (a live stream must not end while it is published), and whether the
 //   video is paused at the end;
 // - hls.js errors by detail, and every fatal one;
+// - Low-Latency HLS: parts loaded, blocking playlist reloads and delta updates;
 // - once a second: position, distance to the live edge (hls.latency, and the end of the
 //   seekable range minus the position), buffer ahead, frames decoded and dropped
 //   (getVideoPlaybackQuality());
@@ -30,6 +31,9 @@
     presented: 0,
     clock: null,
     playlist: null,
+    // Low-Latency HLS as hls.js used it: parts loaded, playlist loads that were blocking
+    // reloads (_HLS_msn) and delta updates (_HLS_skip).
+    ll: { parts_loaded: 0, blocking_reloads: 0, delta_updates: 0 },
   };
   let hls = null;
   let band = null;
@@ -136,6 +140,12 @@
         can_skip_until: d.canSkipUntil || 0,
         preload_hint: !!d.preloadHint,
       };
+      const directives = data.deliveryDirectives;
+      if (directives && directives.msn !== undefined) state.ll.blocking_reloads += 1;
+      if (directives && directives.skip) state.ll.delta_updates += 1;
+    });
+    hls.on(Hls.Events.FRAG_LOADED, (_, data) => {
+      if (data.part) state.ll.parts_loaded += 1;
     });
     video.addEventListener('playing', () => { state.playing = true; });
     video.addEventListener('ended', () => state.ended.push(round(since(), 2)));
@@ -170,6 +180,7 @@
       stamp_failures: state.stampFailures,
       clock: state.clock,
       playlist: state.playlist,
+      ll: state.ll,
       config: { lowLatencyMode: hls.config.lowLatencyMode, liveSyncDurationCount: hls.config.liveSyncDurationCount },
     };
   };
