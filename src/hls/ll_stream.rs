@@ -26,7 +26,7 @@ use crate::media::Duration90k;
 use super::blocking::{self, Position};
 use super::playlist::{self, LowLatency, MediaPlaylist, MediaSegment, OpenSegment, PartialSegment};
 use super::retention::{HeldSegment, Retention, to_std};
-use super::stream::{DiskAction, HlsSettings, PlaylistSnapshot, StreamDir, etag, name_prefix};
+use super::stream::{DiskAction, HlsSettings, PlaylistSnapshot, StreamDir, name_prefix};
 
 /// The Low-Latency playlist's file name in the stream folder (the URL users have:
 /// `/{app}/{key}/llhls.m3u8`), beside the classic `index.m3u8`.
@@ -192,10 +192,6 @@ impl HeldSegment for LlSegment {
 
     fn duration(&self) -> Duration90k {
         self.duration
-    }
-
-    fn bytes(&self) -> usize {
-        self.len
     }
 }
 
@@ -442,13 +438,10 @@ impl LlStream {
 
     /// Where the stream stands, for Blocking Playlist Reload.
     pub fn position(&self) -> Position {
+        let last = self.held.listed().back();
         Position {
             last_msn: self.segments_produced().checked_sub(1),
-            last_parts: self
-                .held
-                .listed()
-                .back()
-                .map_or(0, |s| s.parts.len() as u64),
+            last_parts: last.map_or(0, |s| s.parts.len() as u64),
             open_parts: self.open.as_ref().map_or(0, |o| o.parts.len() as u64),
             ended: self.held.is_ended(),
             advance_part_limit: blocking::advance_part_limit(self.part_target()),
@@ -477,7 +470,8 @@ impl LlStream {
             .as_ref()
             .map_or(0, |o| o.parts.iter().map(|p| p.data.len()).sum());
         let inits: usize = self.inits.iter().map(|i| i.data.len()).sum();
-        open + self.held.memory_bytes() + inits
+        let held: usize = self.held.held().map(|s| s.len).sum();
+        open + held + inits
     }
 
     fn part_target(&self) -> Duration90k {
@@ -616,8 +610,10 @@ impl LlStream {
             Some(open) => (open.msn, open.parts.len(), open.discontinuity),
             None => return closed,
         };
-        let program_date_time =
-            (index == 0).then(|| self.program_date_time(duration, discontinuity, wall));
+        // The segment's first part has just arrived.
+        let next = self.next_program_date_time;
+        let program_date_time = (index == 0)
+            .then(|| playlist::program_date_time(next, discontinuity, wall, to_std(duration)));
         let uri = format!("{}-{msn}.{index}.m4s", self.prefix);
         if let Some(open) = self.open.as_mut() {
             open.program_date_time = open.program_date_time.or(program_date_time);
@@ -683,15 +679,15 @@ impl LlStream {
             map: Some(Arc::clone(&open.init.name)),
             parts: listed_parts,
         });
-        self.held.list(Arc::new(LlSegment {
+        let segment = Arc::new(LlSegment {
             name,
             msn: open.msn,
             duration,
             parts: open.parts,
             init: open.init,
             len,
-        }));
-        self.slide_window(now);
+        });
+        self.list(segment, now);
         true
     }
 
@@ -744,24 +740,10 @@ impl LlStream {
         ll.part_hold_back = Duration90k(target.ticks() * PART_HOLD_BACK_PARTS);
     }
 
-    /// EXT-X-PROGRAM-DATE-TIME of a segment whose first part has just arrived: continuous
-    /// from the previous segment, or, for the first segment and after a discontinuity, the
-    /// wall clock now minus the part's duration.
-    fn program_date_time(
-        &mut self,
-        first_part: Duration90k,
-        discontinuity: bool,
-        wall: SystemTime,
-    ) -> SystemTime {
-        match self.next_program_date_time {
-            Some(next) if !discontinuity => next,
-            _ => wall.checked_sub(to_std(first_part)).unwrap_or(wall),
-        }
-    }
-
-    /// Removes segments from the front of the window while it holds more than its minimum
-    /// and a delta update would still skip something without them (see [`LlStream`]).
-    fn slide_window(&mut self, now: Instant) {
+    /// Lists a complete segment, and removes segments from the front of the window while it
+    /// holds more than its minimum and a delta update would still skip something without
+    /// them (see [`LlStream`]).
+    fn list(&mut self, segment: Arc<LlSegment>, now: Instant) {
         let min = self.settings.list_size.max(MIN_LIST_SIZE);
         let boundary = self
             .playlist
@@ -769,9 +751,10 @@ impl LlStream {
             .as_ref()
             .and_then(|ll| ll.skip_boundary)
             .unwrap_or(Duration90k::ZERO);
-        self.held.slide(&mut self.playlist, min, now, |rest, next| {
-            rest.saturating_sub(next.duration) >= boundary
-        });
+        let enough =
+            |rest: Duration90k, next: &MediaSegment| rest.saturating_sub(next.duration) >= boundary;
+        self.held
+            .list(segment, &mut self.playlist, min, now, enough);
     }
 
     /// Stops listing the parts of segments whose start is more than three Target Durations
@@ -823,9 +806,9 @@ impl LlStream {
     /// Renders the full playlist and its delta update, and with `to_disk` schedules the
     /// playlist's write.
     fn publish(&mut self, to_disk: bool, actions: &mut Vec<DiskAction>) {
-        let full = Arc::new(snapshot(playlist::render(&self.playlist)));
+        let full = Arc::new(PlaylistSnapshot::new(playlist::render(&self.playlist)));
         self.delta = Some(match playlist::render_delta(&self.playlist) {
-            Some(text) => Arc::new(snapshot(text)),
+            Some(text) => Arc::new(PlaylistSnapshot::new(text)),
             None => Arc::clone(&full),
         });
         self.full = Some(full);
@@ -838,12 +821,12 @@ impl LlStream {
         }
     }
 
-    /// Drops the segments whose availability is over, then the initialization sections no
-    /// held segment uses. While live, they leave the disk too when delete_segments is on;
-    /// after the end the disk is left alone (keep on) or cleared at once (keep off).
+    /// Drops the segments whose availability is over (see [`Retention::expire`]), then the
+    /// initialization sections no held segment uses, their files with the segments'.
     fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
-        let delete = self.settings.delete_segments && !self.held.is_ended();
-        self.held.expire(now, &self.dir, delete, actions);
+        let delete = self
+            .held
+            .expire(now, &self.dir, self.settings.delete_segments, actions);
         let current = self.init.as_ref();
         let held = self.held.held().map(|s| &s.init);
         let open = self.open.as_ref().map(|o| &o.init);
@@ -926,13 +909,6 @@ fn low_latency_tags(part_target: Duration90k) -> LowLatency {
     }
 }
 
-/// A playlist text as served, with its ETag.
-fn snapshot(text: String) -> PlaylistSnapshot {
-    let text = Bytes::from(text);
-    let etag = etag(&text);
-    PlaylistSnapshot { text, etag }
-}
-
 /// `d` rounded up to a whole millisecond, as playlists write bounds.
 fn whole_millis_up(d: Duration90k) -> Duration90k {
     Duration90k(d.ticks().div_ceil(90).saturating_mul(90))
@@ -948,32 +924,16 @@ fn canonical(digits: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
+
+    use crate::hls::retention::{MAX_EXTRA_LISTED, MAX_GRACE_SEGMENTS};
+    use crate::hls::stream::tests::{dir, path, wall};
 
     use super::blocking::{Readiness, Request, readiness};
     use super::*;
-    use crate::hls::retention::{MAX_EXTRA_LISTED, MAX_GRACE_SEGMENTS};
-
-    /// 2023-11-14T22:13:20.000Z; base 36 of this many milliseconds is `loyw3v28`.
-    const WALL_MS: u64 = 1_700_000_000_000;
 
     /// The Part Target Duration of these tests, and every part's duration: 0.5 s.
     const PART: Duration90k = Duration90k(45_000);
-
-    fn wall(ms: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(WALL_MS + ms)
-    }
-
-    fn dir() -> StreamDir {
-        StreamDir {
-            app: "live".to_owned(),
-            key: "abc".to_owned(),
-        }
-    }
-
-    fn path(name: &str) -> PathBuf {
-        PathBuf::from("live/abc").join(name)
-    }
 
     fn start() -> CmafEvent {
         CmafEvent::SegmentStart {

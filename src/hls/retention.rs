@@ -42,8 +42,6 @@ pub(super) trait HeldSegment {
     fn name(&self) -> &str;
     /// EXTINF duration (RFC 8216 §4.3.2.1).
     fn duration(&self) -> Duration90k;
-    /// Bytes it holds in memory.
-    fn bytes(&self) -> usize;
 }
 
 /// A segment that left the playlist and stays servable until `until`.
@@ -95,34 +93,27 @@ impl<S: HeldSegment> Retention<S> {
         self.listed.iter().chain(self.leaving())
     }
 
-    /// Bytes of the segments held.
-    pub fn memory_bytes(&self) -> usize {
-        self.held().map(|s| s.bytes()).sum()
-    }
-
-    /// A segment the caller has just added at the end of its playlist.
-    pub fn list(&mut self, segment: Arc<S>) {
-        self.listed.push_back(segment);
-    }
-
     /// The caller serves `playlist`: its segments' availability after they leave counts its
     /// duration.
     pub fn served(&mut self, playlist: &MediaPlaylist) {
         self.longest_playlist = self.longest_playlist.max(playlist.duration());
     }
 
-    /// Removes segments from the front of `playlist` while it lists more than `min` (at
-    /// least one) and `enough(rest, next)` says the rest would still be enough without the
-    /// first (`rest`: the duration after it, `next`: the segment that would be first), or
-    /// while it lists more than [`MAX_EXTRA_LISTED`] beyond `min`. The segments removed stay
-    /// servable for their duration plus the longest playlist served.
-    pub fn slide(
+    /// Lists `segment`, which the caller has just appended to `playlist`; then removes
+    /// segments from the front of `playlist` while it lists more than `min` (at least one)
+    /// and `enough(rest, next)` says the rest would do without the first (`rest`: the
+    /// duration after it, `next`: the segment that would be first), or while it lists more
+    /// than [`MAX_EXTRA_LISTED`] beyond `min`. The segments removed stay servable for their
+    /// duration plus the longest playlist served.
+    pub fn list(
         &mut self,
+        segment: Arc<S>,
         playlist: &mut MediaPlaylist,
         min: usize,
         now: Instant,
         enough: impl Fn(Duration90k, &MediaSegment) -> bool,
     ) {
+        self.listed.push_back(segment);
         let mut duration = playlist.duration();
         while playlist.segments.len() > min {
             let (Some(first), Some(next)) = (playlist.segments.front(), playlist.segments.get(1))
@@ -144,40 +135,41 @@ impl<S: HeldSegment> Retention<S> {
     }
 
     /// Drops the leaving segments whose availability is over, and the oldest ones past
-    /// [`MAX_GRACE_SEGMENTS`] (logged with `dir`). With `delete`, their files in `dir` are
-    /// deleted.
+    /// [`MAX_GRACE_SEGMENTS`] (logged with `dir`). While live, their files in `dir` go too
+    /// with `delete_segments`; after the end the disk is left alone (keep on) or cleared at
+    /// once (keep off). Returns whether files of the stream are deleted now.
     pub fn expire(
         &mut self,
         now: Instant,
         dir: &Path,
-        delete: bool,
+        delete_segments: bool,
         actions: &mut Vec<DiskAction>,
-    ) {
-        let mut drop_segment = |segment: &S| {
-            if delete {
-                actions.push(DiskAction::Delete {
-                    path: dir.join(segment.name()),
-                });
-            }
-        };
+    ) -> bool {
+        let mut gone = Vec::new();
         self.leaving.retain(|l| {
             let keep = l.until > now;
             if !keep {
-                drop_segment(&l.segment);
+                gone.push(Arc::clone(&l.segment));
             }
             keep
         });
-        while self.leaving.len() > MAX_GRACE_SEGMENTS {
-            let Some(early) = self.leaving.pop_front() else {
-                break;
-            };
+        let early = self.leaving.len().saturating_sub(MAX_GRACE_SEGMENTS);
+        for l in self.leaving.drain(..early) {
             tracing::warn!(
                 dir = %dir.display(),
-                segment = %early.segment.name(),
+                segment = %l.segment.name(),
                 "too many segments in their availability period: dropping the oldest early"
             );
-            drop_segment(&early.segment);
+            gone.push(l.segment);
         }
+        let delete = delete_segments && !self.ended;
+        if delete {
+            let path = |s: Arc<S>| DiskAction::Delete {
+                path: dir.join(s.name()),
+            };
+            actions.extend(gone.into_iter().map(path));
+        }
+        delete
     }
 
     /// The stream ended, and `playlist` is the last one served: its segments stay as long as

@@ -113,10 +113,6 @@ impl HeldSegment for Segment {
     fn duration(&self) -> Duration90k {
         self.duration
     }
-
-    fn bytes(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// The playlist as served: rendered once per change, not per request.
@@ -126,6 +122,15 @@ pub struct PlaylistSnapshot {
     /// A strong entity tag for the text, quotes included: the `ETag` header value
     /// (RFC 9110 §8.8.3).
     pub etag: String,
+}
+
+impl PlaylistSnapshot {
+    /// `text` with its ETag.
+    pub fn new(text: impl Into<Bytes>) -> PlaylistSnapshot {
+        let text = text.into();
+        let etag = etag(&text);
+        PlaylistSnapshot { text, etag }
+    }
 }
 
 /// A file operation for the disk writer. Paths are relative to the media root.
@@ -250,8 +255,14 @@ impl HlsStream {
         // Nothing precedes the first segment, so it never starts with a discontinuity.
         let discontinuity = sequence > 0 && (self.pending_discontinuity || segment.discontinuity);
         self.pending_discontinuity = false;
-        let program_date_time =
-            (!self.vod).then(|| self.program_date_time(segment.duration, discontinuity, wall));
+        // The segment has just ended: all of it has arrived.
+        let program_date_time = (!self.vod).then(|| {
+            let length = to_std(segment.duration);
+            let next = self.next_program_date_time;
+            let start = playlist::program_date_time(next, discontinuity, wall, length);
+            self.next_program_date_time = start.checked_add(length);
+            start
+        });
 
         let name = format!("{}-{sequence}.ts", self.prefix);
         let served = Arc::new(Segment {
@@ -274,10 +285,10 @@ impl HlsStream {
             parts: Vec::new(),
         });
         if !self.vod {
-            self.held.list(Arc::clone(&served));
-            self.slide_window(now);
+            self.list(Arc::clone(&served), now);
             self.publish(actions);
-            self.expire(now, actions);
+            self.held
+                .expire(now, &self.dir, self.settings.delete_segments, actions);
         }
         served
     }
@@ -299,7 +310,8 @@ impl HlsStream {
     /// delete_segments), and after the end, everything when keep is off. Returns true when the
     /// stream is ended and has nothing left to serve (the registry can forget it).
     pub fn sweep(&mut self, now: Instant, actions: &mut Vec<DiskAction>) -> bool {
-        self.expire(now, actions);
+        self.held
+            .expire(now, &self.dir, self.settings.delete_segments, actions);
         if self.held.removal_due(now) {
             self.remove_all(actions);
         }
@@ -329,7 +341,7 @@ impl HlsStream {
     /// Bytes of segment data held in memory: the listed window and the segments still in
     /// their availability period.
     pub fn memory_bytes(&self) -> usize {
-        self.held.memory_bytes()
+        self.held.held().map(|s| s.data.len()).sum()
     }
 
     /// How many segments the stream has produced, over all its publishers.
@@ -337,37 +349,19 @@ impl HlsStream {
         self.playlist.media_sequence + self.playlist.segments.len() as u64
     }
 
-    /// EXT-X-PROGRAM-DATE-TIME of a new segment: continuous from the previous one, or, for
-    /// the first segment and after a discontinuity, the wall clock now (the segment has just
-    /// ended) minus its duration.
-    fn program_date_time(
-        &mut self,
-        duration: Duration90k,
-        discontinuity: bool,
-        wall: SystemTime,
-    ) -> SystemTime {
-        let length = to_std(duration);
-        let start = match self.next_program_date_time {
-            Some(next) if !discontinuity => next,
-            _ => wall.checked_sub(length).unwrap_or(wall),
-        };
-        self.next_program_date_time = start.checked_add(length);
-        start
-    }
-
-    /// Removes segments from the front of the live window while it holds more than
-    /// `list_size` and would keep three target durations without them.
-    fn slide_window(&mut self, now: Instant) {
+    /// Lists a segment just added to the playlist, and removes segments from the front of the
+    /// live window while it holds more than `list_size` and would keep three target
+    /// durations without them.
+    fn list(&mut self, segment: Arc<Segment>, now: Instant) {
         let list_size = self.settings.list_size.max(MIN_LIST_SIZE);
         let min_duration = Duration90k(
             u64::from(self.playlist.target_duration)
                 * MIN_TARGET_DURATIONS_LISTED
                 * Duration90k::HZ,
         );
+        let enough = |rest, _: &MediaSegment| rest >= min_duration;
         self.held
-            .slide(&mut self.playlist, list_size, now, |rest, _| {
-                rest >= min_duration
-            });
+            .list(segment, &mut self.playlist, list_size, now, enough);
     }
 
     /// Renders the playlist into a new snapshot and schedules its write.
@@ -378,16 +372,7 @@ impl HlsStream {
             path: self.dir.join(PLAYLIST_NAME),
             text: text.clone(),
         });
-        let etag = etag(&text);
-        self.snapshot = Some(Arc::new(PlaylistSnapshot { text, etag }));
-    }
-
-    /// Drops the segments whose availability is over. While live, they leave the disk too
-    /// when delete_segments is on; after the end the disk is left alone (keep on) or cleared
-    /// at once (keep off).
-    fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
-        let delete = self.settings.delete_segments && !self.held.is_ended();
-        self.held.expire(now, &self.dir, delete, actions);
+        self.snapshot = Some(Arc::new(PlaylistSnapshot::new(text)));
     }
 
     /// The end of the stream's life: nothing stays in memory; with keep off the folder goes.
@@ -420,7 +405,7 @@ pub(crate) fn name_prefix(wall: SystemTime) -> String {
 }
 
 /// A strong ETag for a playlist text: the start of its SHA-256, in hex, quoted.
-pub(super) fn etag(text: &[u8]) -> String {
+fn etag(text: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text);
     let mut tag = String::with_capacity(2 + 2 * ETAG_BYTES);
     tag.push('"');
@@ -432,29 +417,32 @@ pub(super) fn etag(text: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
+    use crate::hls::retention::{MAX_EXTRA_LISTED, MAX_GRACE_SEGMENTS};
     use crate::media::Timestamp90k;
 
     use super::*;
-    use crate::hls::retention::{MAX_EXTRA_LISTED, MAX_GRACE_SEGMENTS};
 
     /// 2023-11-14T22:13:20.000Z; base 36 of this many milliseconds is `loyw3v28`.
     const WALL_MS: u64 = 1_700_000_000_000;
 
-    fn wall(ms: u64) -> SystemTime {
+    /// `ms` after the wall-clock start of the windows' tests.
+    pub(in crate::hls) fn wall(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(WALL_MS + ms)
     }
 
-    fn dir() -> StreamDir {
+    /// The stream folder of the windows' tests.
+    pub(in crate::hls) fn dir() -> StreamDir {
         StreamDir {
             app: "live".to_owned(),
             key: "abc".to_owned(),
         }
     }
 
-    fn path(name: &str) -> PathBuf {
+    /// A file of [`dir`].
+    pub(in crate::hls) fn path(name: &str) -> PathBuf {
         PathBuf::from("live/abc").join(name)
     }
 
