@@ -293,10 +293,10 @@ impl LlStream {
         playlist.low_latency = Some(low_latency_tags(part_target));
         LlStream {
             dir: dir.path(),
+            held: Retention::new(settings.delete_segments),
             settings,
             prefix: name_prefix(wall),
             playlist,
-            held: Retention::new(),
             open: None,
             init: None,
             inits: VecDeque::new(),
@@ -824,9 +824,7 @@ impl LlStream {
     /// Drops the segments whose availability is over (see [`Retention::expire`]), then the
     /// initialization sections no held segment uses, their files with the segments'.
     fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
-        let delete = self
-            .held
-            .expire(now, &self.dir, self.settings.delete_segments, actions);
+        let delete = self.held.expire(now, &self.dir, actions);
         let current = self.init.as_ref();
         let held = self.held.held().map(|s| &s.init);
         let open = self.open.as_ref().map(|o| &o.init);

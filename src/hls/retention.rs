@@ -5,7 +5,7 @@
 //! (what a segment is made of, how it is named and found).
 //!
 //! Sans-IO: the clock is passed in; the files of segments that go come back as
-//! [`DiskAction`]s when the caller says they are to be deleted.
+//! [`DiskAction`]s (with `hls.delete_segments`, while the stream is live).
 //!
 //! Spec: RFC 8216 §6.2.2: "When the server removes a Media Segment URI from the Playlist,
 //! the corresponding Media Segment MUST remain available to clients for a period of time
@@ -61,6 +61,8 @@ pub(super) struct Retention<S> {
     leaving: VecDeque<Leaving<S>>,
     /// The longest playlist served so far: every segment that leaves it was in no longer one.
     longest_playlist: Duration90k,
+    /// `hls.delete_segments`: segments that go leave the disk too.
+    delete_segments: bool,
     ended: bool,
     /// After the end: when the last playlist's availability is over and the stream's memory
     /// (and, with keep off, folder) goes. `None` before the end and once that is done.
@@ -68,11 +70,12 @@ pub(super) struct Retention<S> {
 }
 
 impl<S: HeldSegment> Retention<S> {
-    pub fn new() -> Retention<S> {
+    pub fn new(delete_segments: bool) -> Retention<S> {
         Retention {
             listed: VecDeque::new(),
             leaving: VecDeque::new(),
             longest_playlist: Duration90k::ZERO,
+            delete_segments,
             ended: false,
             removal_at: None,
         }
@@ -138,13 +141,7 @@ impl<S: HeldSegment> Retention<S> {
     /// [`MAX_GRACE_SEGMENTS`] (logged with `dir`). While live, their files in `dir` go too
     /// with `delete_segments`; after the end the disk is left alone (keep on) or cleared at
     /// once (keep off). Returns whether files of the stream are deleted now.
-    pub fn expire(
-        &mut self,
-        now: Instant,
-        dir: &Path,
-        delete_segments: bool,
-        actions: &mut Vec<DiskAction>,
-    ) -> bool {
+    pub fn expire(&mut self, now: Instant, dir: &Path, actions: &mut Vec<DiskAction>) -> bool {
         let mut gone = Vec::new();
         self.leaving.retain(|l| {
             let keep = l.until > now;
@@ -162,7 +159,7 @@ impl<S: HeldSegment> Retention<S> {
             );
             gone.push(l.segment);
         }
-        let delete = delete_segments && !self.ended;
+        let delete = self.delete_segments && !self.ended;
         if delete {
             let path = |s: Arc<S>| DiskAction::Delete {
                 path: dir.join(s.name()),
@@ -218,7 +215,7 @@ impl<S: HeldSegment> Retention<S> {
 
 /// `now + a + b` as a deadline. [`to_std`] keeps each under 65 years, so the clock holds
 /// it; were it not to, the deadline is `now`.
-pub(super) fn later(now: Instant, a: Duration90k, b: Duration90k) -> Instant {
+fn later(now: Instant, a: Duration90k, b: Duration90k) -> Instant {
     now.checked_add(to_std(a))
         .and_then(|t| t.checked_add(to_std(b)))
         .unwrap_or(now)

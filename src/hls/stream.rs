@@ -194,12 +194,12 @@ impl HlsStream {
         let playlist_type = vod.then_some(PlaylistType::Vod);
         HlsStream {
             dir: dir.path(),
+            held: Retention::new(settings.delete_segments),
             settings,
             vod,
             prefix: name_prefix(wall),
             // The target duration is set by the first segment.
             playlist: MediaPlaylist::new(0, playlist_type),
-            held: Retention::new(),
             snapshot: None,
             next_program_date_time: None,
             pending_discontinuity: false,
@@ -287,8 +287,7 @@ impl HlsStream {
         if !self.vod {
             self.list(Arc::clone(&served), now);
             self.publish(actions);
-            self.held
-                .expire(now, &self.dir, self.settings.delete_segments, actions);
+            self.held.expire(now, &self.dir, actions);
         }
         served
     }
@@ -310,8 +309,7 @@ impl HlsStream {
     /// delete_segments), and after the end, everything when keep is off. Returns true when the
     /// stream is ended and has nothing left to serve (the registry can forget it).
     pub fn sweep(&mut self, now: Instant, actions: &mut Vec<DiskAction>) -> bool {
-        self.held
-            .expire(now, &self.dir, self.settings.delete_segments, actions);
+        self.held.expire(now, &self.dir, actions);
         if self.held.removal_due(now) {
             self.remove_all(actions);
         }
