@@ -25,9 +25,8 @@ use crate::media::Duration90k;
 
 use super::blocking::{self, Position};
 use super::playlist::{self, LowLatency, MediaPlaylist, MediaSegment, OpenSegment, PartialSegment};
-use super::stream::{
-    DiskAction, HlsSettings, PlaylistSnapshot, StreamDir, etag, later, name_prefix, to_std,
-};
+use super::retention::{HeldSegment, Retention, to_std};
+use super::stream::{DiskAction, HlsSettings, PlaylistSnapshot, StreamDir, name_prefix};
 
 /// The Low-Latency playlist's file name in the stream folder (the URL users have:
 /// `/{app}/{key}/llhls.m3u8`), beside the classic `index.m3u8`.
@@ -65,16 +64,6 @@ const PART_HOLD_BACK_PARTS: u64 = 3;
 /// Spec: RFC 8216bis §6.2.2: "EXT-X-PART tags SHOULD be removed from the Playlist after they
 /// are greater than three Target Durations from the end of the Playlist."
 const PART_LISTING_TARGET_DURATIONS: u64 = 3;
-
-/// How many segments beyond the window's minimum the Skip Boundary rule may keep listed
-/// (segments shorter than the Target Duration need more). The cap bounds memory if a stream
-/// produces very short segments, at the cost of a delta update that skips nothing then.
-const MAX_EXTRA_LISTED: usize = 32;
-
-/// How many segments that left the playlist are kept servable at once (as for the classic
-/// window): their grace period is about one playlist long, so a handful are in it at a
-/// time; past the cap the oldest goes early (logged).
-const MAX_GRACE_SEGMENTS: usize = 64;
 
 /// EXT-X-TARGETDURATION is at least this: a zero from the CMAF output would make every
 /// segment too long and the Skip Boundary zero.
@@ -196,6 +185,16 @@ impl fmt::Debug for LlSegment {
     }
 }
 
+impl HeldSegment for LlSegment {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn duration(&self) -> Duration90k {
+        self.duration
+    }
+}
+
 /// The segment being written.
 #[derive(Debug)]
 struct Open {
@@ -205,13 +204,6 @@ struct Open {
     init: Arc<InitSection>,
     program_date_time: Option<SystemTime>,
     parts: Vec<Part>,
-}
-
-/// A segment that left the playlist and stays servable until `until`.
-#[derive(Debug)]
-struct Leaving {
-    segment: Arc<LlSegment>,
-    until: Instant,
 }
 
 /// What a file name in the stream folder names.
@@ -265,9 +257,8 @@ pub struct LlStream {
     /// The listed window (media sequence and Low-Latency tags included). Its media sequence
     /// plus its length is the number of segments completed, and the next one's number.
     playlist: MediaPlaylist,
-    /// The listed segments, in playlist order.
-    listed: VecDeque<Arc<LlSegment>>,
-    leaving: VecDeque<Leaving>,
+    /// The listed segments and those in their availability period.
+    held: Retention<LlSegment>,
     open: Option<Open>,
     /// The initialization section new segments use.
     init: Option<Arc<InitSection>>,
@@ -277,15 +268,10 @@ pub struct LlStream {
     /// The full playlist and its delta update (the same when nothing can be skipped).
     full: Option<Arc<PlaylistSnapshot>>,
     delta: Option<Arc<PlaylistSnapshot>>,
-    /// The longest playlist served so far: every segment that leaves it was in no longer one.
-    longest_playlist: Duration90k,
     /// EXT-X-PROGRAM-DATE-TIME of the next segment when the timeline continues.
     next_program_date_time: Option<SystemTime>,
     /// A new publisher took over: the next segment starts with EXT-X-DISCONTINUITY.
     pending_discontinuity: bool,
-    ended: bool,
-    /// After the end: when the last playlist's availability is over. `None` once done.
-    removal_at: Option<Instant>,
     /// Something was written to the stream folder.
     wrote_files: bool,
     warned_target_duration: bool,
@@ -307,22 +293,18 @@ impl LlStream {
         playlist.low_latency = Some(low_latency_tags(part_target));
         LlStream {
             dir: dir.path(),
+            held: Retention::new(settings.delete_segments),
             settings,
             prefix: name_prefix(wall),
             playlist,
-            listed: VecDeque::new(),
-            leaving: VecDeque::new(),
             open: None,
             init: None,
             inits: VecDeque::new(),
             inits_made: 0,
             full: None,
             delta: None,
-            longest_playlist: Duration90k::ZERO,
             next_program_date_time: None,
             pending_discontinuity: false,
-            ended: false,
-            removal_at: None,
             wrote_files: false,
             warned_target_duration: false,
             warned_part_target: false,
@@ -344,7 +326,7 @@ impl LlStream {
     ) {
         let mut segments_changed = false;
         for event in events {
-            if self.ended {
+            if self.held.is_ended() {
                 tracing::warn!(dir = %self.dir.display(), "CMAF output after the end of the stream: reopening it");
                 self.begin_publisher(now, actions);
             }
@@ -360,10 +342,8 @@ impl LlStream {
     pub fn begin_publisher(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
         let closed = self.close_open(None, now, actions);
         self.pending_discontinuity = true;
-        let reopened = self.ended;
+        let reopened = self.held.reopen();
         if reopened {
-            self.ended = false;
-            self.removal_at = None;
             self.playlist.end_list = false;
         }
         // Written again at once without EXT-X-ENDLIST, not only from the next segment on.
@@ -374,25 +354,15 @@ impl LlStream {
     /// hint, playlist rewritten; when keep is off, the files are scheduled to go after the
     /// grace period. Does nothing when already ended.
     pub fn end(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
-        if self.ended {
+        if self.held.is_ended() {
             return;
         }
         self.close_open(None, now, actions);
-        self.ended = true;
-        if self.segments_produced() == 0 {
-            self.removal_at = Some(now);
-            return;
+        self.held.end(now, &self.playlist);
+        if self.segments_produced() > 0 {
+            self.playlist.end_list = true;
+            self.changed(true, now, actions);
         }
-        self.playlist.end_list = true;
-        self.changed(true, now, actions);
-        // The last playlist's segments stay as long as a segment leaving it would
-        // (RFC 8216 §6.2.2); those already leaving keep their own time.
-        let listed_until = self
-            .listed
-            .iter()
-            .map(|s| later(now, s.duration, self.longest_playlist));
-        let leaving_until = self.leaving.iter().map(|l| l.until);
-        self.removal_at = Some(listed_until.chain(leaving_until).fold(now, Instant::max));
     }
 
     /// Drops segments (and initialization sections) whose availability is over, from memory
@@ -401,11 +371,10 @@ impl LlStream {
     /// is ended and has nothing left to serve.
     pub fn sweep(&mut self, now: Instant, actions: &mut Vec<DiskAction>) -> bool {
         self.expire(now, actions);
-        if self.removal_at.is_some_and(|at| now >= at) {
-            self.removal_at = None;
+        if self.held.removal_due(now) {
             self.remove_all(actions);
         }
-        self.ended && self.removal_at.is_none()
+        self.held.is_gone()
     }
 
     /// The current playlist, full or as its Playlist Delta Update (`skip`, for
@@ -458,7 +427,7 @@ impl LlStream {
     /// the hint moved on without it, answers 404: RFC 8216bis §6.2.6).
     pub fn is_hinted(&self, name: &str) -> bool {
         self.full.is_some()
-            && !self.ended
+            && !self.held.is_ended()
             && self
                 .playlist
                 .low_latency
@@ -469,11 +438,12 @@ impl LlStream {
 
     /// Where the stream stands, for Blocking Playlist Reload.
     pub fn position(&self) -> Position {
+        let last = self.held.listed().back();
         Position {
             last_msn: self.segments_produced().checked_sub(1),
-            last_parts: self.listed.back().map_or(0, |s| s.parts.len() as u64),
+            last_parts: last.map_or(0, |s| s.parts.len() as u64),
             open_parts: self.open.as_ref().map_or(0, |o| o.parts.len() as u64),
-            ended: self.ended,
+            ended: self.held.is_ended(),
             advance_part_limit: blocking::advance_part_limit(self.part_target()),
         }
     }
@@ -484,7 +454,7 @@ impl LlStream {
     }
 
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.held.is_ended()
     }
 
     /// How many segments the stream has completed, over all its publishers.
@@ -499,10 +469,9 @@ impl LlStream {
             .open
             .as_ref()
             .map_or(0, |o| o.parts.iter().map(|p| p.data.len()).sum());
-        let listed: usize = self.listed.iter().map(|s| s.len).sum();
-        let leaving: usize = self.leaving.iter().map(|l| l.segment.len).sum();
         let inits: usize = self.inits.iter().map(|i| i.data.len()).sum();
-        open + listed + leaving + inits
+        let held: usize = self.held.held().map(|s| s.len).sum();
+        open + held + inits
     }
 
     fn part_target(&self) -> Duration90k {
@@ -641,8 +610,10 @@ impl LlStream {
             Some(open) => (open.msn, open.parts.len(), open.discontinuity),
             None => return closed,
         };
-        let program_date_time =
-            (index == 0).then(|| self.program_date_time(duration, discontinuity, wall));
+        // The segment's first part has just arrived.
+        let next = self.next_program_date_time;
+        let program_date_time = (index == 0)
+            .then(|| playlist::program_date_time(next, discontinuity, wall, to_std(duration)));
         let uri = format!("{}-{msn}.{index}.m4s", self.prefix);
         if let Some(open) = self.open.as_mut() {
             open.program_date_time = open.program_date_time.or(program_date_time);
@@ -708,15 +679,15 @@ impl LlStream {
             map: Some(Arc::clone(&open.init.name)),
             parts: listed_parts,
         });
-        self.listed.push_back(Arc::new(LlSegment {
+        let segment = Arc::new(LlSegment {
             name,
             msn: open.msn,
             duration,
             parts: open.parts,
             init: open.init,
             len,
-        }));
-        self.slide_window(now);
+        });
+        self.list(segment, now);
         true
     }
 
@@ -769,24 +740,10 @@ impl LlStream {
         ll.part_hold_back = Duration90k(target.ticks() * PART_HOLD_BACK_PARTS);
     }
 
-    /// EXT-X-PROGRAM-DATE-TIME of a segment whose first part has just arrived: continuous
-    /// from the previous segment, or, for the first segment and after a discontinuity, the
-    /// wall clock now minus the part's duration.
-    fn program_date_time(
-        &mut self,
-        first_part: Duration90k,
-        discontinuity: bool,
-        wall: SystemTime,
-    ) -> SystemTime {
-        match self.next_program_date_time {
-            Some(next) if !discontinuity => next,
-            _ => wall.checked_sub(to_std(first_part)).unwrap_or(wall),
-        }
-    }
-
-    /// Removes segments from the front of the window while it holds more than its minimum
-    /// and a delta update would still skip something without them (see [`LlStream`]).
-    fn slide_window(&mut self, now: Instant) {
+    /// Lists a complete segment, and removes segments from the front of the window while it
+    /// holds more than its minimum and a delta update would still skip something without
+    /// them (see [`LlStream`]).
+    fn list(&mut self, segment: Arc<LlSegment>, now: Instant) {
         let min = self.settings.list_size.max(MIN_LIST_SIZE);
         let boundary = self
             .playlist
@@ -794,26 +751,10 @@ impl LlStream {
             .as_ref()
             .and_then(|ll| ll.skip_boundary)
             .unwrap_or(Duration90k::ZERO);
-        let mut duration = self.playlist.duration();
-        while self.playlist.segments.len() > min {
-            let (Some(first), Some(second)) = (
-                self.playlist.segments.front(),
-                self.playlist.segments.get(1),
-            ) else {
-                break;
-            };
-            let rest = duration.saturating_sub(first.duration);
-            let over_cap = self.playlist.segments.len() > min + MAX_EXTRA_LISTED;
-            if rest.saturating_sub(second.duration) < boundary && !over_cap {
-                break;
-            }
-            duration = rest;
-            self.playlist.remove_first();
-            if let Some(segment) = self.listed.pop_front() {
-                let until = later(now, segment.duration, self.longest_playlist);
-                self.leaving.push_back(Leaving { segment, until });
-            }
-        }
+        let enough =
+            |rest: Duration90k, next: &MediaSegment| rest.saturating_sub(next.duration) >= boundary;
+        self.held
+            .list(segment, &mut self.playlist, min, now, enough);
     }
 
     /// Stops listing the parts of segments whose start is more than three Target Durations
@@ -848,7 +789,7 @@ impl LlStream {
     /// disk when the segments changed, and the deletions due.
     fn changed(&mut self, segments_changed: bool, now: Instant, actions: &mut Vec<DiskAction>) {
         if self.segments_produced() > 0 {
-            let hint = (!self.ended).then(|| {
+            let hint = (!self.held.is_ended()).then(|| {
                 let (msn, index) = match &self.open {
                     Some(open) => (open.msn, open.parts.len()),
                     None => (self.segments_produced(), 0),
@@ -865,13 +806,13 @@ impl LlStream {
     /// Renders the full playlist and its delta update, and with `to_disk` schedules the
     /// playlist's write.
     fn publish(&mut self, to_disk: bool, actions: &mut Vec<DiskAction>) {
-        let full = Arc::new(snapshot(playlist::render(&self.playlist)));
+        let full = Arc::new(PlaylistSnapshot::new(playlist::render(&self.playlist)));
         self.delta = Some(match playlist::render_delta(&self.playlist) {
-            Some(text) => Arc::new(snapshot(text)),
+            Some(text) => Arc::new(PlaylistSnapshot::new(text)),
             None => Arc::clone(&full),
         });
         self.full = Some(full);
-        self.longest_playlist = self.longest_playlist.max(self.playlist.duration());
+        self.held.served(&self.playlist);
         if to_disk {
             actions.push(DiskAction::WritePlaylist {
                 path: self.dir.join(PLAYLIST_NAME),
@@ -880,50 +821,20 @@ impl LlStream {
         }
     }
 
-    /// Drops the leaving segments whose availability is over (and the oldest past
-    /// [`MAX_GRACE_SEGMENTS`]), then the initialization sections no held segment uses. While
-    /// live, they leave the disk too when delete_segments is on; after the end the disk is
-    /// left alone (keep on) or cleared at once (keep off).
+    /// Drops the segments whose availability is over (see [`Retention::expire`]), then the
+    /// initialization sections no held segment uses, their files with the segments'.
     fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
-        let delete = self.settings.delete_segments && !self.ended;
-        let dir = &self.dir;
-        let mut drop_file = |name: &str| {
-            if delete {
-                actions.push(DiskAction::Delete {
-                    path: dir.join(name),
-                });
-            }
-        };
-        self.leaving.retain(|l| {
-            let keep = l.until > now;
-            if !keep {
-                drop_file(&l.segment.name);
-            }
-            keep
-        });
-        while self.leaving.len() > MAX_GRACE_SEGMENTS {
-            let Some(early) = self.leaving.pop_front() else {
-                break;
-            };
-            tracing::warn!(
-                dir = %dir.display(),
-                segment = %early.segment.name,
-                "too many segments in their availability period: dropping the oldest early"
-            );
-            drop_file(&early.segment.name);
-        }
+        let delete = self.held.expire(now, &self.dir, actions);
         let current = self.init.as_ref();
-        let held = self
-            .listed
-            .iter()
-            .chain(self.leaving.iter().map(|l| &l.segment))
-            .map(|s| &s.init)
-            .chain(self.open.as_ref().map(|o| &o.init));
-        let in_use: Vec<&Arc<InitSection>> = held.chain(current).collect();
+        let held = self.held.held().map(|s| &s.init);
+        let open = self.open.as_ref().map(|o| &o.init);
+        let in_use: Vec<&Arc<InitSection>> = held.chain(open).chain(current).collect();
         self.inits.retain(|init| {
             let keep = in_use.iter().any(|u| Arc::ptr_eq(u, init));
-            if !keep {
-                drop_file(&init.name);
+            if !keep && delete {
+                actions.push(DiskAction::Delete {
+                    path: self.dir.join(&*init.name),
+                });
             }
             keep
         });
@@ -932,8 +843,6 @@ impl LlStream {
     /// The end of the stream's life: nothing stays in memory; with keep off the folder goes.
     fn remove_all(&mut self, actions: &mut Vec<DiskAction>) {
         while self.playlist.remove_first().is_some() {}
-        self.listed.clear();
-        self.leaving.clear();
         self.open = None;
         self.init = None;
         self.inits.clear();
@@ -951,13 +860,8 @@ impl LlStream {
         let listed = msn
             .checked_sub(self.playlist.media_sequence)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.listed.get(i));
-        listed.or_else(|| {
-            self.leaving
-                .iter()
-                .map(|l| &l.segment)
-                .find(|s| s.msn == msn)
-        })
+            .and_then(|i| self.held.listed().get(i));
+        listed.or_else(|| self.held.leaving().find(|s| s.msn == msn))
     }
 
     /// What `name` names in this stream's folder: `{prefix}-{msn}.m4s`,
@@ -1003,13 +907,6 @@ fn low_latency_tags(part_target: Duration90k) -> LowLatency {
     }
 }
 
-/// A playlist text as served, with its ETag.
-fn snapshot(text: String) -> PlaylistSnapshot {
-    let text = Bytes::from(text);
-    let etag = etag(&text);
-    PlaylistSnapshot { text, etag }
-}
-
 /// `d` rounded up to a whole millisecond, as playlists write bounds.
 fn whole_millis_up(d: Duration90k) -> Duration90k {
     Duration90k(d.ticks().div_ceil(90).saturating_mul(90))
@@ -1025,31 +922,16 @@ fn canonical(digits: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
+
+    use crate::hls::retention::{MAX_EXTRA_LISTED, MAX_GRACE_SEGMENTS};
+    use crate::hls::stream::tests::{dir, path, wall};
 
     use super::blocking::{Readiness, Request, readiness};
     use super::*;
 
-    /// 2023-11-14T22:13:20.000Z; base 36 of this many milliseconds is `loyw3v28`.
-    const WALL_MS: u64 = 1_700_000_000_000;
-
     /// The Part Target Duration of these tests, and every part's duration: 0.5 s.
     const PART: Duration90k = Duration90k(45_000);
-
-    fn wall(ms: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(WALL_MS + ms)
-    }
-
-    fn dir() -> StreamDir {
-        StreamDir {
-            app: "live".to_owned(),
-            key: "abc".to_owned(),
-        }
-    }
-
-    fn path(name: &str) -> PathBuf {
-        PathBuf::from("live/abc").join(name)
-    }
 
     fn start() -> CmafEvent {
         CmafEvent::SegmentStart {
@@ -1142,7 +1024,7 @@ mod tests {
         }
 
         fn listed(&self) -> Vec<u64> {
-            self.stream.listed.iter().map(|s| s.msn).collect()
+            self.stream.held.listed().iter().map(|s| s.msn).collect()
         }
 
         fn sweep_at(&mut self, ms: u64) -> (bool, Vec<DiskAction>) {
@@ -1480,7 +1362,7 @@ mod tests {
             live.push(vec![start(), part, end(10)]);
         }
         assert_eq!(live.listed().len(), MIN_LIST_SIZE + MAX_EXTRA_LISTED);
-        assert_eq!(live.stream.leaving.len(), MAX_GRACE_SEGMENTS);
+        assert_eq!(live.stream.held.leaving().len(), MAX_GRACE_SEGMENTS);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod ll_query;
 pub mod ll_stream;
 pub mod playlist;
+mod retention;
 pub mod segment;
 pub mod segmenter;
 pub mod served;

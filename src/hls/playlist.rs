@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::media::Duration90k;
 use crate::wallclock::rfc3339_millis;
@@ -268,6 +268,23 @@ struct Form {
 pub fn exceeds_target_duration(duration: Duration90k, target_duration: u32) -> bool {
     let rounded_secs = duration.ticks().saturating_add(Duration90k::HZ / 2) / Duration90k::HZ;
     rounded_secs > u64::from(target_duration)
+}
+
+/// EXT-X-PROGRAM-DATE-TIME of a new segment of which `arrived` of media has come in by
+/// `wall`: `next`, where the previous segment's media ended, while the timeline continues;
+/// for the first segment and after a discontinuity, `wall` minus `arrived`.
+///
+/// Spec: RFC 8216 §4.3.2.6 (EXT-X-PROGRAM-DATE-TIME).
+pub fn program_date_time(
+    next: Option<SystemTime>,
+    discontinuity: bool,
+    wall: SystemTime,
+    arrived: Duration,
+) -> SystemTime {
+    match next {
+        Some(next) if !discontinuity => next,
+        _ => wall.checked_sub(arrived).unwrap_or(wall),
+    }
 }
 
 /// Writes `playlist` as the text of a media playlist file (UTF-8, LF line ends): every
