@@ -259,25 +259,39 @@ mod tests {
         enable_receive_times(&server).unwrap();
         let mut buf = BytesMut::new();
         assert_eq!(drain(&server, &mut buf).unwrap(), Drained::default());
-        let before = Instant::now();
-        client.write_all(b"hello").await.unwrap();
-        client.flush().await.unwrap();
-        // Below the low-water mark, so nothing wakes a reader; the drain takes it anyway.
-        let mut got = 0;
+        // The kernel turns receive stamping on for the whole system a moment after a socket
+        // first asks (a deferred switch), so the first bytes may come unstamped: send until
+        // a read carries a stamp.
         let mut arrived = None;
+        let mut sent = 0;
         for _ in 0..100 {
-            let d = drain(&server, &mut buf).unwrap();
-            got += d.bytes;
-            arrived = arrived.or(d.arrived);
-            if got == 5 {
+            let before = Instant::now();
+            client.write_all(b"hello").await.unwrap();
+            client.flush().await.unwrap();
+            sent += 5;
+            // Below the low-water mark, so nothing wakes a reader; the drain takes it anyway.
+            let mut got = 0;
+            let mut stamp = None;
+            for _ in 0..100 {
+                let d = drain(&server, &mut buf).unwrap();
+                got += d.bytes;
+                stamp = stamp.or(d.arrived);
+                if got == 5 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(got, 5, "what was sent is drained");
+            if let Some(at) = stamp {
+                arrived = Some((before, at));
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(&buf[..], b"hello");
+        assert_eq!(&buf[..], &b"hello".repeat(sent / 5)[..]);
         // The kernel's receive time, not the read's: after the send began, before now (the
         // wall-clock stamp converted to the monotonic clock may be off by a little).
-        let arrived = arrived.expect("a receive time");
+        let (before, arrived) = arrived.expect("a receive time");
         let slack = Duration::from_millis(5);
         assert!(arrived + slack >= before && arrived <= Instant::now() + slack);
         drop(client);
