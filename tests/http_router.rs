@@ -246,9 +246,9 @@ fn uris(playlist: &str) -> Vec<String> {
         .collect()
 }
 
-/// The value of `URI="..."` in the first line starting with `tag`.
+/// The value of `URI="..."` in the last line starting with `tag`.
 fn tag_uri(playlist: &str, tag: &str) -> Option<String> {
-    let line = playlist.lines().filter(|l| l.starts_with(tag)).last()?;
+    let line = playlist.lines().rev().find(|l| l.starts_with(tag))?;
     let rest = &line[line.find("URI=\"")? + 5..];
     Some(rest[..rest.find('"')?].to_string())
 }

@@ -397,7 +397,7 @@ fn malformed_keys_and_unsupported_codecs_are_refused_by_name() {
         // Sorenson H.263: accepted as a key, refused by its first video tag.
         let mut publish = h.publish("old").await.expect("the key is good");
         let tags = flv_tags(&testdata("flv/sorenson_h263.flv"));
-        let refusal = feed(&mut publish, &tags, 0).await.err().expect("refused");
+        let refusal = feed(&mut publish, &tags, 0).await.expect_err("refused");
         assert_eq!(refusal.reason, "unsupported_codec");
         assert_eq!(refusal.code, "NetStream.Publish.Failed");
         assert!(refusal.description.contains("Sorenson"), "{refusal:?}");
