@@ -485,12 +485,8 @@ fn the_stream_service_decides_who_publishes_and_each_refusal_says_why() {
                 "{key}: {refusal:?}"
             );
         }
-        let started = Instant::now();
+        // The service answers "slow" yes after 5 s; the 1 s time-out refuses it first.
         let refusal = h.publish("slow").await.err().expect("refused");
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "the 1 s time-out was not applied"
-        );
         assert_eq!(refusal.reason, "service_unavailable");
         assert!(refusal.description.contains("timed out"), "{refusal:?}");
         assert_eq!(h.metrics.rejected("unknown_key"), 2);
