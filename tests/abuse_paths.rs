@@ -1,6 +1,6 @@
-//! Stream keys and request paths made to escape the media root, over RTMP and HTTP: `..`,
-//! its percent-encodings, slashes, NUL, very long and non-UTF-8 names. None may create,
-//! change or read a file outside the media root, or create a folder inside it.
+//! Stream keys and request paths made to escape the media root, over RTMP and raw HTTP
+//! sockets: `..`, its percent-encodings, slashes, NUL, very long and non-UTF-8 names. None
+//! may create, change or read a file outside the media root, or create a folder inside it.
 
 mod common;
 
@@ -163,33 +163,21 @@ fn keys_and_paths_never_reach_outside_the_media_root() {
     assert!(c.closed_within(CLOSE_TIMEOUT));
     assert_eq!(c.status_codes(), vec!["NetConnection.Connect.Rejected"]);
 
-    // Over HTTP: request lines sent byte for byte (no client normalizes them).
+    // Over HTTP: request lines sent byte for byte, as no client library would send them
+    // (NUL and bytes that are not UTF-8 in the target, a relative target), and two that
+    // any client sends, to show the socket reaches the same validation. Targets a client
+    // can send are checked one by one in process (`http_router.rs`).
     let mut requests: Vec<Vec<u8>> = [
         "GET /live/good/../../../secret.ts",
-        "GET /live/../../secret.ts",
-        "GET /live/good/../../live/index.m3u8",
-        "GET /%2e%2e/%2e%2e/secret.ts",
         "GET /live/%2e%2e/%2e%2e/secret.ts",
-        "GET /live/good/%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.ts",
-        "GET /live/good/..%5c..%5c..%5csecret.ts",
-        "GET /live/..%2f..%2f/secret.ts",
-        "GET //secret.ts",
-        "GET /live/%00/index.m3u8",
-        "GET /live/good%00/index.m3u8",
-        "GET /live/good/index.m3u8%00.ts",
         "GET ../secret.ts",
-        "GET http://127.0.0.1/../secret.ts",
-        "GET /live/%ff%fe/index.m3u8",
-        "DELETE /live/good/index.m3u8",
-        "PUT /live/good/new-1.ts",
-        "POST /live/escape/index.m3u8",
     ]
     .iter()
     .map(|line| line.as_bytes().to_vec())
     .collect();
     requests.push(b"GET /live/go\0od/index.m3u8".to_vec());
     requests.push(b"GET /live/\xff\xfe/index.m3u8".to_vec());
-    requests.push(format!("GET /live/{}/index.m3u8", "k".repeat(5000)).into_bytes());
+    requests.push(b"GET /live/good/\xc0\xae\xc0\xae/secret.ts".to_vec());
     for mut request in requests {
         request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n");
         request.extend_from_slice(b"Connection: close\r\n\r\nsecret");

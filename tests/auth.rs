@@ -1,5 +1,8 @@
 //! Stream-key validation, webhooks and configuration, end to end: a real HTTP stub of the
-//! stream-service, real ffmpeg publishers, the real server binary.
+//! stream-service, real ffmpeg publishers, the real server binary. The decisions themselves
+//! (every kind of answer, caching, re-checks, playback ids, webhook order) are checked in
+//! process in `ingest_layer.rs`; here the options reach the server and real encoders are
+//! let in or turned away.
 
 mod common;
 
@@ -34,13 +37,7 @@ fn the_stream_service_decides_who_publishes() {
         "inactive",
         Answer::json(200, r#"{"key":"inactive","isActive":false}"#),
     );
-    stub.set(
-        "expired",
-        Answer::json(200, r#"{"expiresAt":"2020-01-01T00:00:00Z"}"#),
-    );
-    stub.set("forbidden", Answer::json(403, "{}"));
     stub.set("broken", Answer::json(500, r#"{"error":"db down"}"#));
-    stub.set("notjson", Answer::json(200, "<html>maintenance</html>"));
     stub.set(
         "slow",
         Answer {
@@ -68,7 +65,10 @@ fn the_stream_service_decides_who_publishes() {
     assert_eq!(asked[0].path, "/api/streams/good");
     assert_eq!(asked[0].authorization.as_deref(), Some("Bearer s3cret"));
 
-    for key in ["nosuchkey", "inactive", "expired", "forbidden"] {
+    // Refused through ffmpeg: the encoder is told and disconnected. Why each answer is
+    // refused, with which reason and description, is checked in process for every kind of
+    // answer (`ingest_layer.rs`).
+    for key in ["nosuchkey", "inactive"] {
         assert_refused(&server, key);
     }
     let started = Instant::now();
@@ -77,47 +77,30 @@ fn the_stream_service_decides_who_publishes() {
         started.elapsed() < Duration::from_secs(20),
         "the 1 s time-out was not applied"
     );
-    for key in ["broken", "notjson"] {
-        assert_refused(&server, key);
-    }
-    for reason in [
-        "stream key unknown to the stream-service (HTTP 404)",
-        "stream key is inactive",
-        "stream key expired",
-        "stream-service unavailable: timed out",
-        "stream-service unavailable: HTTP 500",
-        "stream-service unavailable: answer is not JSON",
-    ] {
-        server.assert_logged(reason);
-    }
+    assert_refused(&server, "broken");
     assert_eq!(
         server.metric("rtmp_server_publishes_rejected_total{reason=\"unknown_key\"}"),
-        Some(2.0)
+        Some(1.0)
     );
     assert_eq!(
         server.metric("rtmp_server_publishes_rejected_total{reason=\"inactive_key\"}"),
         Some(1.0)
     );
     assert_eq!(
-        server.metric("rtmp_server_publishes_rejected_total{reason=\"expired_key\"}"),
-        Some(1.0)
-    );
-    assert_eq!(
         server.metric("rtmp_server_publishes_rejected_total{reason=\"service_unavailable\"}"),
-        Some(3.0)
+        Some(2.0)
     );
     assert!(
         server
             .metric("rtmp_server_stream_service_seconds_count")
             .unwrap_or(0.0)
-            >= 8.0
+            >= 5.0
     );
 
-    // Malformed keys are refused before any request is made.
+    // A malformed key is refused before any request is made (every shape of malformed key
+    // is checked in process, and over raw RTMP in `abuse_paths.rs`).
     let before = stub.seen().len();
-    for key in [".hidden", "a!b", &"k".repeat(200)] {
-        assert_refused(&server, key);
-    }
+    assert_refused(&server, ".hidden");
     assert_eq!(
         stub.seen().len(),
         before,
@@ -125,7 +108,7 @@ fn the_stream_service_decides_who_publishes() {
     );
     assert_eq!(
         server.metric("rtmp_server_publishes_rejected_total{reason=\"malformed_key\"}"),
-        Some(3.0)
+        Some(1.0)
     );
 
     // The accepted stream was not disturbed by any of it.
@@ -134,17 +117,6 @@ fn the_stream_service_decides_who_publishes() {
         "{}",
         ok.logs()
     );
-}
-
-#[test]
-fn an_unreachable_stream_service_refuses_every_key() {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let server = ServerProcess::start(&["--stream-service", &url]);
-    assert_refused(&server, "anykey");
-    server.assert_logged("stream-service unavailable: cannot connect");
 }
 
 #[test]
@@ -168,32 +140,15 @@ fn a_key_revoked_while_live_is_stopped_when_rechecked() {
         ffmpeg.wait(STREAM_TIMEOUT).is_some(),
         "the revoked stream kept publishing"
     );
-    server.assert_logged("key re-check: stream key is inactive");
+    assert_eq!(
+        server.metric("rtmp_server_publishes_rejected_total{reason=\"inactive_key\"}"),
+        Some(1.0)
+    );
     let ended = wait_for(STREAM_TIMEOUT, || {
         let r = get(&server.http_url("/live/revoked/index.m3u8"));
         r.status == 200 && parse_playlist(&r.text()).ended
     });
     assert!(ended, "the revoked stream's playlist did not end");
-}
-
-#[test]
-fn positive_answers_are_cached_when_asked() {
-    let stub = StubService::start();
-    stub.set("cached", Answer::json(200, "{}"));
-    let server = ServerProcess::start(&["--stream-service", &stub.url, "--auth-cache", "60"]);
-    for _ in 0..2 {
-        let mut ffmpeg = Publisher::start(
-            &testdata("flv/audio_only.flv"),
-            &server.rtmp_url("cached"),
-            &["-t", "1"],
-        );
-        assert!(
-            ffmpeg.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()),
-            "{}",
-            ffmpeg.logs()
-        );
-    }
-    assert_eq!(stub.seen().len(), 1, "the second publish asked again");
 }
 
 #[test]
@@ -229,7 +184,7 @@ fn playback_ids_hide_the_publishing_key() {
 }
 
 #[test]
-fn webhooks_report_start_and_stop_and_a_dead_target_does_not_disturb_the_stream() {
+fn webhooks_report_start_and_stop_of_a_real_publish() {
     let stub = StubService::start();
     let server = ServerProcess::start(&[
         "--on-publish",
@@ -263,8 +218,10 @@ fn webhooks_report_start_and_stop_and_a_dead_target_does_not_disturb_the_stream(
     assert!(stop["bytes"].as_u64().unwrap() > 800_000, "{stop}");
     let secs = stop["duration_s"].as_f64().unwrap();
     assert!((9.0..20.0).contains(&secs), "{stop}");
+}
 
-    // A webhook target that is down: the stream is remuxed all the same.
+#[test]
+fn a_dead_webhook_target_is_logged_and_does_not_disturb_the_stream() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/hook", closed.local_addr().unwrap());
     drop(closed);
@@ -277,14 +234,17 @@ fn webhooks_report_start_and_stop_and_a_dead_target_does_not_disturb_the_stream(
         "--hls-list-size",
         "100",
     ]);
-    let mut ffmpeg = Publisher::start(&testdata(FILE), &server.rtmp_url("deadhook"), &[]);
-    assert!(
-        ffmpeg.wait(STREAM_TIMEOUT).is_some_and(|s| s.success()),
-        "{}",
-        ffmpeg.logs()
-    );
+    // The project's client sends the file as fast as the socket takes it.
+    let mut publisher = ClientPublisher::start(&server, "deadhook");
+    for tag in flv_tags(&testdata(FILE)) {
+        publisher.send_tag(&tag, tag.timestamp);
+    }
+    // The publish is announced once a segment is listed, while it still publishes.
+    wait_playlist(&server, "deadhook");
+    publisher.finish();
     let (_, segments) = finished_segments(&server, "deadhook");
     assert_same_frames(&testdata(FILE), &segments);
+    // Nothing else reports a lost webhook: the log line is what operators have.
     server.assert_logged("webhook failed");
 }
 

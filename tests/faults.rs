@@ -160,7 +160,14 @@ fn an_encoder_that_crashes_and_reconnects_with_its_clock_at_zero_plays_on() {
         .rposition(|e| e.discontinuity)
         .unwrap();
     assert_same_frames(&source, &segments[last_break..]);
-    server.assert_logged("took_over=true");
+    // Three publishes accepted and none refused: the third was let in while the hung second
+    // still held its connection, so it took the stream over.
+    let publishes = &server.api_server()["publishes"];
+    assert_eq!(publishes["accepted"], 3, "{publishes}");
+    assert_eq!(
+        publishes["rejected"]["already_publishing"], 0,
+        "{publishes}"
+    );
 }
 
 #[test]

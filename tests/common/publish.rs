@@ -1,0 +1,236 @@
+//! Publishers: a real ffmpeg (copying a file, or encoding a test pattern live) and the
+//! project's own RTMP client over a blocking socket.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rtmp_server::flv::file::{FlvFile, FlvItem, FlvTag};
+use rtmp_server::flv::tag::TagType;
+use rtmp_server::media::RtmpTimestamp;
+use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
+
+use super::server::ServerProcess;
+use super::{STREAM_TIMEOUT, capture_stderr, testdata, wait_for};
+
+/// A real ffmpeg publishing a file at real time, copied as-is, over RTMP.
+pub struct Publisher {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Publisher {
+    /// `ffmpeg -re [input_args] -i FILE -c copy -f flv URL`.
+    pub fn start(file: &Path, url: &str, input_args: &[&str]) -> Publisher {
+        let mut command = Command::new("ffmpeg");
+        command
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
+            .args(input_args)
+            .arg("-i")
+            .arg(file)
+            .args(["-c", "copy", "-f", "flv", url]);
+        Publisher::spawn(command)
+    }
+
+    /// A live encoder: `ffmpeg -re` encoding a test pattern (testsrc2, 1280x720 at 30 fps,
+    /// and a sine tone) with libx264 (veryfast, a keyframe every 2 s: the default
+    /// `hls.time`) and AAC, publishing to `url` for at most `seconds`.
+    pub fn test_pattern(url: &str, seconds: u32) -> Publisher {
+        let mut command = Command::new("ffmpeg");
+        command
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
+            .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+            .args([
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+            .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2"])
+            .args(["-t", &seconds.to_string(), "-f", "flv", url]);
+        Publisher::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Publisher {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg is installed (scripts/test.sh installs it)");
+        let log = capture_stderr(&mut child);
+        Publisher { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for ffmpeg to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_for(timeout, || {
+            status = self.child.try_wait().expect("wait");
+            status.is_some()
+        });
+        status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to ffmpeg.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Kills ffmpeg at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tags of an FLV file, bodies as slices of it.
+pub fn flv_tags(path: &Path) -> Vec<FlvTag> {
+    let data = Bytes::from(std::fs::read(path).expect("test file"));
+    FlvFile::new(data)
+        .filter_map(|item| match item.expect("valid FLV") {
+            FlvItem::Tag(tag) => Some(tag),
+            FlvItem::Header(_) => None,
+        })
+        .collect()
+}
+
+/// The project's RTMP client publishing over a blocking socket, for tests that choose every
+/// timestamp. Sends as fast as the socket takes it (the server cuts segments by media time).
+pub struct ClientPublisher {
+    socket: TcpStream,
+    client: PublishClient,
+    input: BytesMut,
+    out: BytesMut,
+    events: Vec<ClientEvent>,
+}
+
+impl ClientPublisher {
+    /// Connects and publishes `key`; returns once NetStream.Publish.Start has arrived.
+    pub fn start(server: &ServerProcess, key: &str) -> ClientPublisher {
+        let socket = TcpStream::connect(("127.0.0.1", server.rtmp_port)).expect("connect");
+        socket
+            .set_read_timeout(Some(STREAM_TIMEOUT))
+            .expect("read timeout");
+        socket
+            .set_write_timeout(Some(STREAM_TIMEOUT))
+            .expect("write timeout");
+        let tc_url = format!("rtmp://127.0.0.1:{}/live", server.rtmp_port);
+        let mut out = BytesMut::new();
+        let client =
+            PublishClient::new(ClientConfig::new("live", &tc_url, key), &mut out).expect("C1");
+        let mut publisher = ClientPublisher {
+            socket,
+            client,
+            input: BytesMut::new(),
+            out,
+            events: Vec::new(),
+        };
+        publisher.flush();
+        while !publisher.events.contains(&ClientEvent::Published) {
+            publisher.read();
+            assert!(
+                !publisher
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::Rejected { .. })),
+                "publish refused: {:?}\n{}",
+                publisher.events,
+                server.logs()
+            );
+        }
+        publisher
+    }
+
+    fn flush(&mut self) {
+        self.socket.write_all(&self.out).expect("write");
+        self.out.clear();
+    }
+
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        let n = self.socket.read(&mut buf).expect("read");
+        assert!(n > 0, "the server closed the connection");
+        self.input.extend_from_slice(&buf[..n]);
+        self.client
+            .feed(&mut self.input, &mut self.out, &mut self.events)
+            .expect("valid server bytes");
+        self.flush();
+    }
+
+    /// Sends one FLV tag as an RTMP message at `timestamp` (script tags as @setDataFrame).
+    pub fn send_tag(&mut self, tag: &FlvTag, timestamp: RtmpTimestamp) {
+        match tag.tag_type {
+            TagType::Audio => {
+                self.client
+                    .send_media(MediaKind::Audio, timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+            TagType::Video => {
+                self.client
+                    .send_media(MediaKind::Video, timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+            TagType::ScriptData => {
+                self.client
+                    .send_metadata(timestamp, &tag.body, &mut self.out)
+                    .expect("publishing");
+            }
+        }
+        self.flush();
+    }
+
+    /// Drops the connection as a crashed encoder or a pulled cable would: no FCUnpublish,
+    /// no deleteStream.
+    pub fn cut(self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Unpublishes and waits for NetStream.Unpublish.Success.
+    pub fn finish(mut self) {
+        self.client.unpublish(&mut self.out).expect("encodable");
+        self.flush();
+        while !self.events.contains(&ClientEvent::Closed) {
+            self.read();
+        }
+    }
+}
+
+/// A real ffmpeg publishing the test file to `key` in a loop, at real time: a stream that
+/// keeps going for as long as a test needs it.
+pub fn live_publisher(server: &ServerProcess, key: &str) -> Publisher {
+    Publisher::start(
+        &testdata("flv/h264_aac.flv"),
+        &server.rtmp_url(key),
+        &["-stream_loop", "-1"],
+    )
+}
