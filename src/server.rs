@@ -30,6 +30,35 @@ use tokio::task::JoinHandle;
 /// [`SEGMENT_BUFFERS`] stays shallow.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Media memory freed since the last trim after which the allocator is asked to return free
+/// heap pages to the system (see [`HeapTrim`]).
+const TRIM_AFTER_FREED: usize = 8 * 1024 * 1024;
+
+/// Returns freed heap memory to the system after a stream lets go of a lot of it (a publish
+/// that ends, an output that drops what it held). Media arrives in many small allocations
+/// (slices of the publishers' read buffers, parts being gathered) made between long-lived
+/// ones, and glibc only gives back free memory at the top of its heap, so without this a
+/// stream's peak stays resident after it ends. `malloc_trim` walks the heap once; it runs
+/// only when media memory fell by [`TRIM_AFTER_FREED`], which is rare.
+#[derive(Default)]
+struct HeapTrim {
+    /// Media memory held at the last trim, or the most held since.
+    high: usize,
+}
+
+impl HeapTrim {
+    fn note(&mut self, held: usize) {
+        self.high = self.high.max(held);
+        if self.high > held + TRIM_AFTER_FREED {
+            // SAFETY: malloc_trim only releases free pages of the allocator's own heap.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            self.high = held;
+        }
+    }
+}
+
 /// How long a stop waits for connections to end their streams and for the disk writer to
 /// flush before the process exits anyway (`docker stop` sends SIGKILL after 10 s).
 const STOP_GRACE: Duration = Duration::from_secs(8);
@@ -324,10 +353,12 @@ async fn accept_rtmp(
 /// segment memory gauges.
 async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut heap = HeapTrim::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let held = registry.sweep(Instant::now());
+                heap.note(held);
                 metrics.segment_memory_bytes.set(held as i64);
                 let spare = SEGMENT_BUFFERS.spare_bytes();
                 metrics.segment_spare_bytes.set(spare as i64);

@@ -42,6 +42,12 @@ const VIDEO_TIMESCALE: u32 = 90_000;
 /// a steady encoder stays within one.
 pub const MAX_AUDIO_DRIFT: Duration90k = Duration90k(3_840);
 
+/// Most payload bytes a part gathers before it closes whatever its length: 80 Mbit/s for
+/// 0.2 s, above any live ingest. Until a part closes, its frames are slices of the
+/// publisher's messages, each a small allocation of its own; an encoder whose timestamps
+/// stand still would otherwise pile them up until the demuxer's byte-rate check ends it.
+pub const MAX_PART_BYTES: usize = 2 * 1024 * 1024;
+
 /// What the CMAF output reports besides its media.
 #[derive(Clone, Debug)]
 pub enum CmafAdvice {
@@ -93,7 +99,10 @@ struct TrackState {
 struct Run {
     base_decode_time: u64,
     samples: Vec<SampleInfo>,
-    payloads: Vec<Bytes>,
+    /// The samples' bytes, copied in as they come (capacity reused from part to part):
+    /// holding the frames themselves would hold the whole read buffers of the messages they
+    /// are slices of until the part closes.
+    payload: BytesMut,
     /// Decode time of the last sample, in the track's timescale.
     last_decode_time: u64,
 }
@@ -293,6 +302,10 @@ impl CmafOutput {
             }
         }
         p.append(index, frame);
+        if p.part.bytes >= MAX_PART_BYTES {
+            self.sequence = p.close_part(self.sequence, out)?;
+            return Ok(());
+        }
         if is_lead {
             p.lead_frame_duration = frame.duration;
             let part = &mut p.part;
@@ -423,7 +436,7 @@ impl Publish {
             sync: frame.keyframe,
             composition_offset,
         });
-        run.payloads.push(frame.data.clone());
+        run.payload.extend_from_slice(&frame.data);
         self.part.bytes += frame.data.len();
     }
 
@@ -435,20 +448,25 @@ impl Publish {
             return Ok(sequence);
         }
         let mut runs = Vec::with_capacity(self.tracks.len());
-        let mut payloads: Vec<&[u8]> = Vec::new();
+        let mut samples = 0;
         for (i, t) in self.tracks.iter().enumerate() {
             if t.run.samples.is_empty() {
                 continue;
             }
+            samples += t.run.samples.len();
             runs.push(TrackRun {
                 track: mp4_track(i)?,
                 base_decode_time: t.run.base_decode_time,
                 samples: &t.run.samples,
             });
-            payloads.extend(t.run.payloads.iter().map(|b| &b[..]));
         }
-        let mut data = BytesMut::with_capacity(self.part.bytes + 256 + 16 * payloads.len());
-        let written = mp4::write_fragment(sequence, &runs, &payloads, &mut data);
+        // The header (about 100 bytes a track and 16 a sample), then each run's bytes.
+        let mut data = BytesMut::with_capacity(self.part.bytes + 256 + 16 * samples);
+        let written = mp4::write_fragment_header(sequence, &runs, &mut data).map(|_| {
+            for t in self.tracks.iter().filter(|t| !t.run.samples.is_empty()) {
+                data.extend_from_slice(&t.run.payload);
+            }
+        });
         drop(runs);
         let duration = self.part_duration();
         let independent = self.part.independent || self.lead_is_audio();
@@ -497,7 +515,7 @@ impl Publish {
     fn clear_part(&mut self) {
         for t in &mut self.tracks {
             t.run.samples.clear();
-            t.run.payloads.clear();
+            t.run.payload.clear();
         }
         self.part = OpenPart::default();
     }
