@@ -696,6 +696,37 @@ fn a_publish_that_ends_before_its_first_segment_is_announced_with_its_end() {
 }
 
 #[test]
+fn a_publish_handed_over_before_its_outputs_run_is_still_announced() {
+    let stub = StubService::start();
+    block_on(async {
+        let h = Harness::start(Setup {
+            on_publish: format!("{}/hooks/publish", stub.url),
+            on_unpublish: format!("{}/hooks/unpublish", stub.url),
+            ..Setup::default()
+        });
+        // The whole file and the end before the outputs get a turn (a fast sender): they
+        // take the publisher's start after it has gone, and still know whose it was.
+        let tags = flv_tags(&testdata("flv/h264_aac.flv"));
+        let mut publish = h.publish("burst").await.expect("accepted");
+        for tag in tags.iter().filter(|t| t.tag_type != TagType::ScriptData) {
+            let kind = TagKind::of(tag.tag_type).expect("a media tag");
+            publish
+                .media(kind, tag.timestamp, tag.body.clone(), Instant::now())
+                .expect("taken");
+        }
+        publish.stop();
+        assert!(
+            wait_until(|| stub.hooks().len() >= 2).await,
+            "hooks: {:?}",
+            stub.hooks()
+        );
+        let names: Vec<String> = stub.hooks().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["publish", "unpublish"]);
+        assert!(h.stream("burst").segments_produced() >= 5);
+    });
+}
+
+#[test]
 fn a_dead_webhook_target_does_not_disturb_the_stream() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/hook", closed.local_addr().unwrap());

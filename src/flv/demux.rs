@@ -134,6 +134,8 @@ pub struct DropCounts {
 
 /// One publish's demuxer.
 pub struct FlvDemuxer {
+    /// The publisher whose media this is, as `Start` events say.
+    publisher: u64,
     hint: Option<(bool, bool)>,
     probe: Probe,
     /// Decided once; the ids of the video and audio tracks in it.
@@ -185,6 +187,7 @@ impl Default for FlvDemuxer {
 impl FlvDemuxer {
     pub fn new() -> FlvDemuxer {
         FlvDemuxer {
+            publisher: 0,
             hint: None,
             probe: Probe::default(),
             decided: None,
@@ -200,6 +203,12 @@ impl FlvDemuxer {
             last_audio_pts: None,
             stall: Stretch::default(),
         }
+    }
+
+    /// The demuxer of publisher `id`'s media (see [`Tracks::publisher`]).
+    pub fn for_publisher(mut self, id: u64) -> FlvDemuxer {
+        self.publisher = id;
+        self
     }
 
     /// Tell the demuxer which tracks to expect (from onMetaData); without it, it decides
@@ -464,7 +473,10 @@ impl FlvDemuxer {
                 Duration90k::from_secs_f64(1.0 / fps)
             });
         tracing::debug!(video, audio, "track set decided");
-        out.push(MediaEvent::Start(Arc::new(Tracks { tracks })));
+        out.push(MediaEvent::Start(Arc::new(Tracks {
+            publisher: self.publisher,
+            tracks,
+        })));
         let held = std::mem::take(&mut self.probe);
         for (kind, timestamp, body, received) in held.tags {
             self.push(kind, timestamp, body, received, out)?;

@@ -196,8 +196,8 @@ impl TsTask {
             let received = self.subscription.recv(&mut events, BATCH).await;
             note_lost(&self.stream, &self.metrics, "TS", received.lost);
             for event in events.drain(..) {
-                if let MediaEvent::Start(_) = &event {
-                    publisher = self.stream.publisher().map(|p| p.id);
+                if let MediaEvent::Start(tracks) = &event {
+                    publisher = Some(tracks.publisher);
                     self.window.update(|w, actions| w.begin_publisher(actions));
                 }
                 if let Err(e) = self.output.push(&event, &mut made) {
@@ -275,8 +275,8 @@ impl CmafTask {
             let received = self.subscription.recv(&mut events, BATCH).await;
             note_lost(&self.stream, &self.metrics, "CMAF", received.lost);
             for event in events.drain(..) {
-                if let MediaEvent::Start(_) = &event {
-                    publisher = self.stream.publisher().map(|p| p.id);
+                if let MediaEvent::Start(tracks) = &event {
+                    publisher = Some(tracks.publisher);
                     // The segment the old publisher left open closes short: requests held on
                     // it are answered now.
                     self.window.update(|w, actions| {

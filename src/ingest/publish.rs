@@ -114,10 +114,10 @@ impl Publish {
     ) -> Publish {
         let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
         Publish {
+            demux: FlvDemuxer::new().for_publisher(publisher.id),
             ingest,
             stream,
             publisher,
-            demux: FlvDemuxer::new(),
             events: Vec::new(),
             bytes: 0,
             announcer: Some(announcer),

@@ -378,6 +378,7 @@ mod tests {
 
     fn start() -> MediaEvent {
         MediaEvent::Start(Arc::new(Tracks {
+            publisher: 1,
             tracks: vec![
                 Track {
                     id: TrackId(0),

@@ -34,6 +34,10 @@ pub struct Track {
 /// track today, video first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tracks {
+    /// The publisher whose media these are: the id the registry gave it (unique for the
+    /// server's life), so that outputs taking the start later still know whose it was; 0
+    /// where there is none (an offline remux).
+    pub publisher: u64,
     pub tracks: Vec<Track>,
 }
 
