@@ -563,6 +563,7 @@ async fn the_stats_api_describes_the_live_streams_and_the_server() {
     assert_eq!(s["name"], "stats");
     assert_eq!(s["app"], "live");
     assert_eq!(s["playlist"], "/live/stats/index.m3u8");
+    assert_eq!(s["ll_playlist"], "/live/stats/llhls.m3u8");
     assert!(s["started_at"].as_str().unwrap().ends_with('Z'), "{s}");
     assert!(s["uptime_s"].as_f64().unwrap() >= 0.0, "{s}");
     assert_eq!(s["client"], "127.0.0.1:40000");

@@ -35,8 +35,10 @@ pub struct StreamStats {
     /// The name HLS is served under: the stream key, or its public playback id.
     pub name: String,
     pub app: String,
-    /// Path of the HLS playlist on this server.
-    pub playlist: String,
+    /// Path of the classic HLS playlist on this server (when the TS output is on).
+    pub playlist: Option<String>,
+    /// Path of the Low-Latency HLS playlist (when the CMAF output is on).
+    pub ll_playlist: Option<String>,
     pub started_at: String,
     pub uptime_s: f64,
     pub client: String,
@@ -74,7 +76,14 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
     Some(StreamStats {
         name: stream.name.to_string(),
         app: stream.app.clone(),
-        playlist: format!("/{}/{}/index.m3u8", stream.app, stream.name),
+        playlist: stream
+            .ts
+            .as_ref()
+            .map(|_| format!("/{}/{}/index.m3u8", stream.app, stream.name)),
+        ll_playlist: stream
+            .cmaf
+            .as_ref()
+            .map(|_| format!("/{}/{}/llhls.m3u8", stream.app, stream.name)),
         started_at: rfc3339_millis(publisher.started),
         uptime_s: now
             .saturating_duration_since(publisher.started_at)
