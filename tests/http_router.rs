@@ -973,17 +973,61 @@ async fn cmaf_files_are_served_and_the_hinted_part_is_held_until_it_exists() {
     assert_eq!(r.header("content-type"), Some("video/mp4"));
     assert_eq!(r.body, Bytes::from_static(b"the hinted part"));
 
+    // The segment ends after that part: the request held for the next hint is answered
+    // with the next segment's first part, not refused.
+    let playlist = server.get("/live/cmaf/llhls.m3u8").await.text();
+    let hinted = tag_uri(&playlist, "#EXT-X-PRELOAD-HINT:").expect("a preload hint");
+    let waiting = held_get(&server, &format!("/live/cmaf/{hinted}")).await;
+    push_cmaf(
+        &stream,
+        vec![
+            CmafEvent::SegmentEnd {
+                duration: Duration90k::from_millis(1000),
+                target_duration: 2,
+            },
+            CmafEvent::SegmentStart {
+                discontinuity: false,
+                independent: true,
+            },
+        ],
+    );
+    advance(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "answered at the segment's end");
+    let playlist = server.get("/live/cmaf/llhls.m3u8").await.text();
+    assert_eq!(
+        tag_uri(&playlist, "#EXT-X-PRELOAD-HINT:"),
+        Some(hinted.clone()),
+        "{playlist}"
+    );
+    push_cmaf(
+        &stream,
+        vec![CmafEvent::Part {
+            data: Bytes::from_static(b"the next segment's first part"),
+            duration: PART,
+            independent: true,
+        }],
+    );
+    advance(Duration::ZERO).await;
+    assert!(waiting.is_finished(), "not answered once the part existed");
+    let r = waiting.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, Bytes::from_static(b"the next segment's first part"));
+
     // A part that is neither listed nor hinted is not found at once; so is one the
     // stream will never have.
     let playlist = server.get("/live/cmaf/llhls.m3u8").await.text();
     let hinted = tag_uri(&playlist, "#EXT-X-PRELOAD-HINT:").expect("a preload hint");
-    let beyond = hinted.replace(".2.m4s", ".3.m4s");
-    assert_ne!(beyond, hinted, "{hinted}");
+    let (stem, number) = hinted
+        .strip_suffix(".m4s")
+        .and_then(|s| s.rsplit_once("-p"))
+        .expect("a part name");
+    let number: u64 = number.parse().expect("a part number");
+    let beyond = format!("{stem}-p{}.m4s", number + 1);
     assert_eq!(
         server.get(&format!("/live/cmaf/{beyond}")).await.status,
         404
     );
-    assert_eq!(server.get("/live/cmaf/nosuch-9.9.m4s").await.status, 404);
+    assert_eq!(server.get("/live/cmaf/nosuch-p9.m4s").await.status, 404);
     // The hinted part, when it does not come, is given up on after three target durations.
     assert_given_up(&server, &format!("/live/cmaf/{hinted}")).await;
 }

@@ -10,7 +10,8 @@
 //!   listed; one too far ahead is refused (400); one not satisfiable in three target
 //!   durations gets 503; the stream's end answers a held request;
 //! - the preload hint: a request for the hinted part is held and answered with that part,
-//!   a moof+mdat fragment;
+//!   a moof+mdat fragment, also when the hint is given as a segment's last part is listed
+//!   (the part that comes is the next segment's first);
 //! - Playlist Delta Updates (`_HLS_skip=YES`) against the full playlist;
 //! - malformed Delivery Directives (400 with the reason), unknown parameters ignored;
 //! - thousands of held requests against the connection cap, and a client leaving while
@@ -45,8 +46,9 @@ fn uris(playlist: &LlPlaylist) -> Vec<&str> {
 }
 
 /// Asserts what every Low-Latency playlist here must hold: the server-control and part-info
-/// tags, parts no longer than the Part Target Duration adding up to their segment, segments
-/// with consecutive numbers and the first part of each independent (with video).
+/// tags, parts no longer than the Part Target Duration adding up to their segment, numbered
+/// one by one across segments with the hint naming the number after the last, segments with
+/// consecutive numbers and the first part of each independent (with video).
 fn assert_well_formed(p: &LlPlaylist, video: bool) {
     let control = p.server_control.as_deref().unwrap_or_else(|| {
         panic!("no EXT-X-SERVER-CONTROL:\n{}", p.text);
@@ -72,6 +74,16 @@ fn assert_well_formed(p: &LlPlaylist, video: bool) {
             part.uri
         );
     }
+    for (before, part) in p.parts().zip(p.parts().skip(1)) {
+        assert_eq!(
+            part.number,
+            before.number + 1,
+            "{} listed after {}:\n{}",
+            part.uri,
+            before.uri,
+            p.text
+        );
+    }
     for (i, s) in p.segments.iter().enumerate() {
         assert_eq!(s.msn, p.segments[0].msn + i as u64);
         assert!(
@@ -83,11 +95,6 @@ fn assert_well_formed(p: &LlPlaylist, video: bool) {
         if s.parts.is_empty() {
             continue;
         }
-        assert!(
-            s.parts.iter().all(|part| part.msn == s.msn),
-            "{}: parts of another segment",
-            s.uri
-        );
         // Parts add up to their segment (each DURATION rounded to the millisecond). The last
         // segment of a timeline (before a discontinuity or the end) is the exception: its
         // EXTINF runs from its first presented frame to the end of its media, its parts from
@@ -118,13 +125,10 @@ fn assert_well_formed(p: &LlPlaylist, video: bool) {
         }
     }
     if let (Some(hint), false) = (&p.preload_hint, p.ended) {
-        let (msn, index) = part_position(hint).expect("hint names a part");
-        assert_eq!(msn, p.open_msn(), "{hint}: hint of another segment");
-        assert_eq!(
-            index,
-            p.open_parts.len() as u64,
-            "{hint}: not the next part"
-        );
+        let number = part_number(hint).expect("hint names a part");
+        if let Some(last) = p.last_part() {
+            assert_eq!(number, last.number + 1, "{hint}: not the next part");
+        }
     }
 }
 
@@ -554,69 +558,106 @@ fn blocking_reloads_wait_for_the_next_part(server: &ServerProcess, key: &str) {
     );
 }
 
-/// How many preload hints the hint check follows at most before one is answered with its
-/// part: a hint for the part after a segment's last one is withdrawn when the segment ends
-/// there (404), which with one-second segments of five parts is every fifth hint.
-const HINTS_TO_FOLLOW: usize = 10;
+/// How many segment ends the hint check tries at most to catch with a playlist whose open
+/// segment has all its parts: it asks for that playlist with a blocking reload, which a busy
+/// machine may answer only after the next keyframe closed the segment.
+const SEGMENT_ENDS_TO_TRY: usize = 5;
+
+/// Requests the part `playlist`'s preload hint names, asserts that it is held until the part
+/// exists and answered with it (one moof+mdat fragment that ffprobe reads with the init
+/// section, listed under that name from then on), and returns that part as listed.
+fn fetch_hinted(
+    server: &ServerProcess,
+    key: &str,
+    playlist: &LlPlaylist,
+    scratch: &std::path::Path,
+) -> Part {
+    let hint = playlist.preload_hint.clone().expect("a preload hint");
+    assert!(part_number(&hint).is_some(), "{hint}: not a part");
+    assert!(
+        playlist.part_named(&hint).is_none(),
+        "{hint} hinted and listed"
+    );
+    let r = get(&media_url(server, key, &hint));
+    assert_eq!(r.status, 200, "{hint}: {}", r.text());
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
+    let samples = assert_fragment(&r.body, &hint);
+    let listed = wait_ll(server, key, "listed the hinted part", |p| {
+        p.part_named(&hint).is_some()
+    });
+    assert_eq!(
+        get(&media_url(server, key, &hint)).body,
+        r.body,
+        "{hint} changed"
+    );
+    let part = listed.part_named(&hint).unwrap().clone();
+    let map = listed
+        .segments
+        .iter()
+        .find(|s| s.msn == part.msn)
+        .or(listed.segments.last())
+        .and_then(|s| s.map.clone())
+        .expect("an EXT-X-MAP");
+    let mut readable = get(&media_url(server, key, &map)).body;
+    readable.extend_from_slice(&r.body);
+    let path = scratch.join("hinted-part.mp4");
+    std::fs::write(&path, readable).unwrap();
+    assert_eq!(
+        probe_packets(&path).len(),
+        samples.iter().sum::<usize>(),
+        "ffprobe reads every sample of {hint}"
+    );
+    part
+}
 
 /// A request for the part the preload hint names is held until the part exists and
-/// answered with it: the part the playlist then lists, one moof+mdat fragment that ffprobe
-/// reads with the init section. When the segment ends before that part, the hint is
-/// withdrawn and the request answered 404 (RFC 8216bis §6.2.6).
+/// answered with it (RFC 8216bis §6.2.6): in the middle of a segment, and at a segment's
+/// end, where the hint in the playlist listing the segment's last part names the part that
+/// comes next, the first of the next segment (the server numbers parts over the stream's
+/// life, so that hint is never withdrawn).
 fn the_hinted_part_is_held_and_sent(server: &ServerProcess, key: &str, scratch: &std::path::Path) {
-    let mut withdrawn = 0;
-    for _ in 0..HINTS_TO_FOLLOW {
-        let (_, playlist) = get_ll(server, key, "");
-        let playlist = playlist.expect("a playlist");
-        let hint = playlist.preload_hint.clone().expect("a preload hint");
-        let (msn, index) = part_position(&hint).expect("the hint names a part");
-        assert!(!playlist.lists_part(msn, index), "{hint} hinted and listed");
-        let r = get(&media_url(server, key, &hint));
-        if r.status == 404 {
-            // The segment ended with the part before: the next part is part 0 of the next
-            // segment, and the hinted one never comes.
-            let moved_on = wait_ll(server, key, "moved on from the hint", |p| {
-                p.segments.iter().any(|s| s.msn == msn)
-            });
-            let segment = moved_on.segments.iter().find(|s| s.msn == msn).unwrap();
+    let (_, playlist) = get_ll(server, key, "");
+    let playlist = playlist.expect("a playlist");
+    fetch_hinted(server, key, &playlist, scratch);
+
+    // Every segment of the stream has as many parts (a keyframe every second exactly).
+    let parts = playlist
+        .segments
+        .iter()
+        .rev()
+        .find(|s| !s.parts.is_empty())
+        .map(|s| s.parts.len() as u64)
+        .expect("a complete segment with its parts listed");
+    let mut tried = Vec::new();
+    for _ in 0..SEGMENT_ENDS_TO_TRY {
+        let (_, now) = get_ll(server, key, "");
+        let open = now.expect("a playlist").open_msn();
+        // The playlist as the open segment's last part is listed, before the keyframe that
+        // ends the segment.
+        let query = format!("_HLS_msn={open}&_HLS_part={}", parts - 1);
+        let (r, at_end) = get_ll(server, key, &query);
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        let at_end = at_end.unwrap();
+        assert_well_formed(&at_end, true);
+        let full = at_end.open_msn() == open && at_end.open_parts.len() as u64 == parts;
+        let part = fetch_hinted(server, key, &at_end, scratch);
+        if full {
             assert_eq!(
-                segment.parts.len() as u64,
-                index,
-                "{hint} answered 404, yet its segment has more parts:\n{}",
-                moved_on.text
+                (part.msn, part.index),
+                (open + 1, 0),
+                "{}: hinted after segment {open}'s last part:\n{}",
+                part.uri,
+                at_end.text
             );
-            assert!(!moved_on.lists_part(msn, index));
-            withdrawn += 1;
-            continue;
+            assert!(part.independent, "{}: a segment's first part", part.uri);
+            return;
         }
-        assert_eq!(r.status, 200, "{hint}: {}", r.text());
-        assert_eq!(r.header("content-type"), Some("video/mp4"));
-        let samples = assert_fragment(&r.body, &hint);
-        let listed = wait_ll(server, key, "listed the hinted part", |p| {
-            p.lists_part(msn, index)
-        });
-        assert_eq!(
-            get(&media_url(server, key, &hint)).body,
-            r.body,
-            "{hint} changed"
-        );
-        let map = listed
-            .segments
-            .last()
-            .and_then(|s| s.map.clone())
-            .expect("an EXT-X-MAP");
-        let mut readable = get(&media_url(server, key, &map)).body;
-        readable.extend_from_slice(&r.body);
-        let path = scratch.join("hinted-part.mp4");
-        std::fs::write(&path, readable).unwrap();
-        assert_eq!(
-            probe_packets(&path).len(),
-            samples.iter().sum::<usize>(),
-            "ffprobe reads every sample of {hint}"
-        );
-        return;
+        tried.push(at_end.text);
     }
-    panic!("{withdrawn} of {HINTS_TO_FOLLOW} hinted parts withdrawn, none sent");
+    panic!(
+        "no playlist with segment's parts all listed and still open in {SEGMENT_ENDS_TO_TRY} tries:\n{}",
+        tried.join("\n")
+    );
 }
 
 /// The `max-age` of a Cache-Control value.

@@ -2,7 +2,9 @@
 //! (initialization sections, segments opening, parts, segments closing), names them, keeps
 //! the live window with the parts of its recent segments, renders the full playlist and its
 //! Playlist Delta Update once per change, says where the stream stands for Blocking Playlist
-//! Reload, and which files to write and delete.
+//! Reload, and which files to write and delete. Parts are named by a number that counts them
+//! over the stream's life, so the preload hint names the part that comes next whichever
+//! segment it opens or continues (see [`LlStream`]).
 //!
 //! Sans-IO: the caller passes the clocks in (`now` for timers, `wall` for dates) and carries
 //! out the [`DiskAction`]s (see `hls::disk`). Not thread-safe by itself; the stream registry
@@ -72,7 +74,7 @@ const MIN_TARGET_DURATION: u32 = 1;
 /// One event of the CMAF output, in the order it produces them. A batch of them that
 /// belongs together (the last part of a segment, its end and the next segment's start) is
 /// best handed to [`LlStream::push`] at once: the playlist is rendered once for the batch,
-/// and no preload hint names a part that the batch shows will not come.
+/// not once with the segment still open and again with it closed.
 #[derive(Clone, Debug)]
 pub enum CmafEvent {
     /// A new initialization section (ftyp+moov); the segments that follow use it
@@ -125,6 +127,9 @@ impl fmt::Debug for InitSection {
 /// One Partial Segment: a moof+mdat fragment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Part {
+    /// Counts the stream's parts from 0 over its whole life (every publisher): the part's
+    /// file name is `{prefix}-p{number}.m4s`.
+    pub number: u64,
     pub data: Bytes,
     pub duration: Duration90k,
     pub independent: bool,
@@ -133,6 +138,7 @@ pub struct Part {
 impl fmt::Debug for Part {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Part")
+            .field("number", &self.number)
             .field("duration", &self.duration)
             .field("independent", &self.independent)
             .field("data_len", &self.data.len())
@@ -151,6 +157,8 @@ pub struct LlSegment {
     pub msn: u64,
     /// EXTINF.
     pub duration: Duration90k,
+    /// The number of its first part; the others follow one by one.
+    pub first_part: u64,
     pub parts: Vec<Part>,
     /// The initialization section it needs.
     pub init: Arc<InitSection>,
@@ -158,6 +166,11 @@ pub struct LlSegment {
 }
 
 impl LlSegment {
+    /// Part `number` of the stream, when it is one of this segment's.
+    pub fn part(&self, number: u64) -> Option<&Part> {
+        part_of(self.first_part, &self.parts, number)
+    }
+
     /// The segment's bytes, in order.
     pub fn pieces(&self) -> impl Iterator<Item = &Bytes> {
         self.parts.iter().map(|p| &p.data)
@@ -179,6 +192,7 @@ impl fmt::Debug for LlSegment {
             .field("name", &self.name)
             .field("msn", &self.msn)
             .field("duration", &self.duration)
+            .field("first_part", &self.first_part)
             .field("parts", &self.parts.len())
             .field("len", &self.len)
             .finish()
@@ -199,6 +213,8 @@ impl HeldSegment for LlSegment {
 #[derive(Debug)]
 struct Open {
     msn: u64,
+    /// The number its first part has (or will have).
+    first_part: u64,
     discontinuity: bool,
     independent: bool,
     init: Arc<InitSection>,
@@ -210,7 +226,7 @@ struct Open {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Name {
     Segment { msn: u64 },
-    Part { msn: u64, index: u64 },
+    Part { number: u64 },
     Init { number: u64 },
 }
 
@@ -242,12 +258,17 @@ enum Name {
 /// **New publisher.** The old publisher's open segment is closed short with the parts it
 /// has: they are listed already, and a server may only remove parts from the start of the
 /// playlist (RFC 8216bis §6.2.1, §6.2.2), so that segment is completed with the EXTINF of its
-/// parts rather than dropped. The hint for its next part is withdrawn, and that name is
-/// answered 404 (RFC 8216bis §6.2.6). The next segment starts with EXT-X-DISCONTINUITY.
+/// parts rather than dropped. The preload hint keeps naming the next part, which is now the
+/// new publisher's first. The next segment starts with EXT-X-DISCONTINUITY.
 ///
-/// **Names.** Segments `{prefix}-{msn}.m4s`, parts `{prefix}-{msn}.{index}.m4s`,
-/// initialization sections `{prefix}-init-{n}.mp4`, with the prefix the classic window
-/// uses (the creation time): names never repeat in a folder.
+/// **Names.** Segments `{prefix}-{msn}.m4s`, parts `{prefix}-p{n}.m4s` with `n` counting
+/// the stream's parts over its whole life (across segments and publishers), initialization
+/// sections `{prefix}-init-{n}.mp4`, with the prefix the classic window uses (the creation
+/// time): names never repeat in a folder. A part's name does not say its segment, so the
+/// preload hint `{prefix}-p{next}.m4s` names the part that comes next whether it continues
+/// the open segment or opens the next one: a player that fetches the hint ahead always gets
+/// that part, also when a segment ends after its last part (RFC 8216bis §6.2.6). Only the
+/// end of the stream leaves a hinted part never to come; the playlist then has no hint.
 #[derive(Debug)]
 pub struct LlStream {
     /// `{app}/{key}` relative to the media root.
@@ -265,6 +286,9 @@ pub struct LlStream {
     /// Every initialization section still used by a held segment, or current; oldest first.
     inits: VecDeque<Arc<InitSection>>,
     inits_made: u64,
+    /// Parts numbered so far over the stream's life: the next part's number, which the
+    /// preload hint names.
+    parts_made: u64,
     /// The full playlist and its delta update (the same when nothing can be skipped).
     full: Option<Arc<PlaylistSnapshot>>,
     delta: Option<Arc<PlaylistSnapshot>>,
@@ -301,6 +325,7 @@ impl LlStream {
             init: None,
             inits: VecDeque::new(),
             inits_made: 0,
+            parts_made: 0,
             full: None,
             delta: None,
             next_program_date_time: None,
@@ -399,15 +424,18 @@ impl LlStream {
     /// A Partial Segment's bytes by file name, while it exists: in the open segment, or in a
     /// segment listed or in its availability period.
     pub fn part(&self, name: &str) -> Option<Bytes> {
-        let Some(Name::Part { msn, index }) = self.parse_name(name) else {
+        let Some(Name::Part { number }) = self.parse_name(name) else {
             return None;
         };
-        let index = usize::try_from(index).ok()?;
-        let parts = match &self.open {
-            Some(open) if open.msn == msn => &open.parts,
-            _ => &self.held_segment(msn)?.parts,
+        let open = self
+            .open
+            .as_ref()
+            .and_then(|o| part_of(o.first_part, &o.parts, number));
+        let part = match open {
+            Some(part) => part,
+            None => self.held_part(number)?,
         };
-        parts.get(index).map(|p| p.data.clone())
+        Some(part.data.clone())
     }
 
     /// An initialization section's bytes by file name, while a held segment (or the next
@@ -422,18 +450,15 @@ impl LlStream {
             .map(|i| i.data.clone())
     }
 
-    /// Whether `name` is the part the served playlist's EXT-X-PRELOAD-HINT names: it does not
-    /// exist yet, and HTTP holds a request for it until [`LlStream::part`] finds it (or, when
-    /// the hint moved on without it, answers 404: RFC 8216bis §6.2.6).
+    /// Whether `name` is the part the served playlist's EXT-X-PRELOAD-HINT names, the next
+    /// part of the stream: it does not exist yet, and HTTP holds a request for it until
+    /// [`LlStream::part`] finds it (or, when the stream ends first, answers 404: RFC 8216bis
+    /// §6.2.6).
     pub fn is_hinted(&self, name: &str) -> bool {
-        self.full.is_some()
-            && !self.held.is_ended()
-            && self
-                .playlist
-                .low_latency
-                .as_ref()
-                .and_then(|ll| ll.preload_hint.as_deref())
-                == Some(name)
+        let next = Some(Name::Part {
+            number: self.parts_made,
+        });
+        self.full.is_some() && !self.held.is_ended() && self.parse_name(name) == next
     }
 
     /// Where the stream stands, for Blocking Playlist Reload.
@@ -565,6 +590,7 @@ impl LlStream {
         let map = Some(Arc::clone(&init.name));
         self.open = Some(Open {
             msn,
+            first_part: self.parts_made,
             discontinuity,
             independent,
             init,
@@ -606,18 +632,21 @@ impl LlStream {
         if duration > self.part_target() {
             self.raise_part_target(duration);
         }
-        let (msn, index, discontinuity) = match &self.open {
-            Some(open) => (open.msn, open.parts.len(), open.discontinuity),
+        let (first, discontinuity) = match &self.open {
+            Some(open) => (open.parts.is_empty(), open.discontinuity),
             None => return closed,
         };
         // The segment's first part has just arrived.
         let next = self.next_program_date_time;
-        let program_date_time = (index == 0)
-            .then(|| playlist::program_date_time(next, discontinuity, wall, to_std(duration)));
-        let uri = format!("{}-{msn}.{index}.m4s", self.prefix);
+        let program_date_time =
+            first.then(|| playlist::program_date_time(next, discontinuity, wall, to_std(duration)));
+        let number = self.parts_made;
+        self.parts_made += 1;
+        let uri = self.part_name(number);
         if let Some(open) = self.open.as_mut() {
             open.program_date_time = open.program_date_time.or(program_date_time);
             open.parts.push(Part {
+                number,
                 data,
                 duration,
                 independent,
@@ -683,6 +712,7 @@ impl LlStream {
             name,
             msn: open.msn,
             duration,
+            first_part: open.first_part,
             parts: open.parts,
             init: open.init,
             len,
@@ -789,13 +819,7 @@ impl LlStream {
     /// disk when the segments changed, and the deletions due.
     fn changed(&mut self, segments_changed: bool, now: Instant, actions: &mut Vec<DiskAction>) {
         if self.segments_produced() > 0 {
-            let hint = (!self.held.is_ended()).then(|| {
-                let (msn, index) = match &self.open {
-                    Some(open) => (open.msn, open.parts.len()),
-                    None => (self.segments_produced(), 0),
-                };
-                format!("{}-{msn}.{index}.m4s", self.prefix)
-            });
+            let hint = (!self.held.is_ended()).then(|| self.part_name(self.parts_made));
             self.ll().preload_hint = hint;
             self.trim_part_listing();
             self.publish(segments_changed, actions);
@@ -864,9 +888,27 @@ impl LlStream {
         listed.or_else(|| self.held.leaving().find(|s| s.msn == msn))
     }
 
-    /// What `name` names in this stream's folder: `{prefix}-{msn}.m4s`,
-    /// `{prefix}-{msn}.{index}.m4s` or `{prefix}-init-{n}.mp4`, numbers in canonical decimal
-    /// (so each resource has exactly one name).
+    /// Part `number` of a segment listed or in its availability period. The listed
+    /// segments' parts follow one another in number, so the one holding it is found by
+    /// bisection.
+    fn held_part(&self, number: u64) -> Option<&Part> {
+        let listed = self.held.listed();
+        let after = listed.partition_point(|s| s.first_part <= number);
+        let in_listed = after
+            .checked_sub(1)
+            .and_then(|i| listed.get(i))
+            .and_then(|s| s.part(number));
+        in_listed.or_else(|| self.held.leaving().find_map(|s| s.part(number)))
+    }
+
+    /// The file name of part `number`.
+    fn part_name(&self, number: u64) -> String {
+        format!("{}-p{number}.m4s", self.prefix)
+    }
+
+    /// What `name` names in this stream's folder: `{prefix}-{msn}.m4s`, `{prefix}-p{n}.m4s`
+    /// or `{prefix}-init-{n}.mp4`, numbers in canonical decimal (so each resource has
+    /// exactly one name).
     fn parse_name(&self, name: &str) -> Option<Name> {
         let rest = name.strip_prefix(self.prefix.as_str())?.strip_prefix('-')?;
         if let Some(number) = rest.strip_prefix("init-") {
@@ -874,10 +916,9 @@ impl LlStream {
             return Some(Name::Init { number });
         }
         let stem = rest.strip_suffix(".m4s")?;
-        Some(match stem.split_once('.') {
-            Some((msn, index)) => Name::Part {
-                msn: canonical(msn)?,
-                index: canonical(index)?,
+        Some(match stem.strip_prefix('p') {
+            Some(number) => Name::Part {
+                number: canonical(number)?,
             },
             None => Name::Segment {
                 msn: canonical(stem)?,
@@ -905,6 +946,13 @@ fn low_latency_tags(part_target: Duration90k) -> LowLatency {
         open_segment: None,
         preload_hint: None,
     }
+}
+
+/// Part `number` of the stream among `parts`, the parts of one segment, numbered from
+/// `first`.
+fn part_of(first: u64, parts: &[Part], number: u64) -> Option<&Part> {
+    let index = usize::try_from(number.checked_sub(first)?).ok()?;
+    parts.get(index).filter(|p| p.number == number)
 }
 
 /// `d` rounded up to a whole millisecond, as playlists write bounds.
@@ -1081,11 +1129,11 @@ mod tests {
             );
         }
         assert_eq!(
-            live.stream.part("loyw3v28-0.2.m4s"),
+            live.stream.part("loyw3v28-p2.m4s"),
             Some(Bytes::from("m0p2"))
         );
         assert!(
-            !live.stream.is_hinted("loyw3v28-0.3.m4s"),
+            !live.stream.is_hinted("loyw3v28-p3.m4s"),
             "nothing served yet"
         );
         let last = live.next_part();
@@ -1127,19 +1175,19 @@ mod tests {
              #EXT-X-INDEPENDENT-SEGMENTS\n\
              #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n\
              #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z\n\
-             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-0.0.m4s\",INDEPENDENT=YES\n\
-             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-0.1.m4s\"\n\
-             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-0.2.m4s\"\n\
-             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-0.3.m4s\"\n\
+             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p0.m4s\",INDEPENDENT=YES\n\
+             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p1.m4s\"\n\
+             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p2.m4s\"\n\
+             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p3.m4s\"\n\
              #EXTINF:2.000,\n\
              loyw3v28-0.m4s\n\
              #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
-             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-1.0.m4s\",INDEPENDENT=YES\n\
-             #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-1.1.m4s\"\n"
+             #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p4.m4s\",INDEPENDENT=YES\n\
+             #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-p5.m4s\"\n"
         );
-        assert!(live.stream.is_hinted("loyw3v28-1.1.m4s"));
-        assert!(!live.stream.is_hinted("loyw3v28-1.0.m4s"));
-        assert_eq!(live.stream.part("loyw3v28-1.1.m4s"), None);
+        assert!(live.stream.is_hinted("loyw3v28-p5.m4s"));
+        assert!(!live.stream.is_hinted("loyw3v28-p4.m4s"));
+        assert_eq!(live.stream.part("loyw3v28-p5.m4s"), None);
         assert_eq!(live.stream.target_duration(), Some(2));
     }
 
@@ -1157,14 +1205,14 @@ mod tests {
         );
         let joined: Vec<u8> = segment.pieces().flat_map(|p| p.to_vec()).collect();
         assert_eq!(joined, b"m1p0m1p1m1p2m1p3");
-        assert_eq!(s.part("loyw3v28-0.3.m4s"), Some(Bytes::from("m0p3")));
-        assert_eq!(s.part("loyw3v28-2.0.m4s"), Some(Bytes::from("m2p0")));
+        assert_eq!(s.part("loyw3v28-p3.m4s"), Some(Bytes::from("m0p3")));
+        assert_eq!(s.part("loyw3v28-p8.m4s"), Some(Bytes::from("m2p0")));
         assert_eq!(s.init("loyw3v28-init-0.mp4"), Some(Bytes::from(vec![0; 8])));
         for missing in [
             "loyw3v28-2.m4s",                    // open, not complete
             "loyw3v28-3.m4s",                    // not yet
             "loyw3v28-01.m4s",                   // not canonical
-            "loyw3v28-1.04.m4s",                 // not canonical
+            "loyw3v28-p4.m4s",                   // a part
             "loyw3v28-+1.m4s",                   // not a number
             "loyw3v28-1.ts",                     // the classic window's name
             "loyw3v29-1.m4s",                    // another stream's prefix
@@ -1175,11 +1223,20 @@ mod tests {
         ] {
             assert!(s.segment(missing).is_none(), "{missing}");
         }
+        // Part 4 is segment 1's first: numbers run on across segments.
+        assert_eq!(s.part("loyw3v28-p4.m4s"), Some(Bytes::from("m1p0")));
         for missing in [
-            "loyw3v28-0.4.m4s",
-            "loyw3v28-2.1.m4s",
-            "loyw3v28-1.m4s",
-            "loyw3v28-00.0.m4s",
+            "loyw3v28-p9.m4s",                    // not yet
+            "loyw3v28-1.m4s",                     // a segment
+            "loyw3v28-p04.m4s",                   // not canonical
+            "loyw3v28-p+4.m4s",                   // not a number
+            "loyw3v28-p.m4s",                     // no number
+            "loyw3v28-P4.m4s",                    // not the server's form
+            "loyw3v28-p4.0.m4s",                  // not a part
+            "loyw3v28-1.0.m4s",                   // not a part name
+            "loyw3v29-p4.m4s",                    // another stream's prefix
+            "loyw3v28-p4.ts",                     // not CMAF
+            "loyw3v28-p18446744073709551616.m4s", // too large
         ] {
             assert!(s.part(missing).is_none(), "{missing}");
         }
@@ -1206,7 +1263,7 @@ mod tests {
         for (i, (piece, on_disk)) in segment.pieces().zip(pieces).enumerate() {
             let part = live
                 .stream
-                .part(&format!("loyw3v28-0.{i}.m4s"))
+                .part(&format!("loyw3v28-p{i}.m4s"))
                 .expect("part");
             assert_eq!(piece.as_ptr(), part.as_ptr(), "part {i} shares its bytes");
             assert_eq!(piece.as_ptr(), on_disk.as_ptr(), "the disk writer too");
@@ -1300,23 +1357,24 @@ mod tests {
         live.segments(6);
         let text = live.text(false);
         // The end is segment 5's end: segments 3 (6 s before it), 4 and 5 keep their parts.
+        // Segment `msn`'s first part is part `4 * msn`.
         for msn in 0..6 {
-            let listed = text.contains(&format!("URI=\"loyw3v28-{msn}.0.m4s\""));
+            let listed = text.contains(&format!("URI=\"loyw3v28-p{}.m4s\"", 4 * msn));
             assert_eq!(listed, msn >= 3, "segment {msn}: {text}");
         }
         // Half a second more: segment 3 starts 6.5 s before the end.
         live.push(vec![start()]);
         live.part();
         let text = live.text(false);
-        assert!(!text.contains("loyw3v28-3.0.m4s"), "{text}");
-        assert!(text.contains("loyw3v28-4.3.m4s"), "{text}");
+        assert!(!text.contains("loyw3v28-p12.m4s"), "{text}");
+        assert!(text.contains("loyw3v28-p19.m4s"), "{text}");
         // Its parts are still servable: the segment is.
         assert_eq!(
-            live.stream.part("loyw3v28-3.0.m4s"),
+            live.stream.part("loyw3v28-p12.m4s"),
             Some(Bytes::from("m3p0"))
         );
         assert_eq!(
-            live.stream.part("loyw3v28-0.0.m4s"),
+            live.stream.part("loyw3v28-p0.m4s"),
             Some(Bytes::from("m0p0"))
         );
     }
@@ -1345,7 +1403,7 @@ mod tests {
             }]
         );
         assert!(live.stream.segment("loyw3v28-0.m4s").is_none());
-        assert!(live.stream.part("loyw3v28-0.0.m4s").is_none());
+        assert!(live.stream.part("loyw3v28-p0.m4s").is_none());
         assert!(live.stream.segment("loyw3v28-1.m4s").is_some());
     }
 
@@ -1388,6 +1446,15 @@ mod tests {
             (p.last_msn, p.last_parts, p.open_parts),
             (Some(1), MAX_PARTS_PER_SEGMENT as u64, 1)
         );
+        // Part numbers run on into the segment opened for the part.
+        let last = 4 + MAX_PARTS_PER_SEGMENT - 1;
+        assert_eq!(
+            live.stream.part(&format!("loyw3v28-p{last}.m4s")),
+            Some(Bytes::from(format!("m1p{}", MAX_PARTS_PER_SEGMENT - 1)))
+        );
+        // Its bytes were named before the cap moved it to segment 2.
+        let data = format!("m1p{MAX_PARTS_PER_SEGMENT}");
+        assert_came(&live, &format!("loyw3v28-p{}.m4s", last + 1), &data);
     }
 
     #[test]
@@ -1397,7 +1464,7 @@ mod tests {
         live.push(vec![start()]);
         live.part();
         live.part();
-        assert!(live.stream.is_hinted("loyw3v28-2.2.m4s"));
+        assert!(live.stream.is_hinted("loyw3v28-p10.m4s"));
         let actions = live.begin_publisher();
         // The half-listed segment is complete with the parts it has.
         assert!(actions.contains(&DiskAction::WritePieces {
@@ -1408,17 +1475,17 @@ mod tests {
         let text = live.text(false);
         assert!(
             text.ends_with(
-                "#EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-2.0.m4s\",INDEPENDENT=YES\n\
-                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-2.1.m4s\"\n\
+                "#EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p8.m4s\",INDEPENDENT=YES\n\
+                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p9.m4s\"\n\
                  #EXTINF:1.000,\n\
                  loyw3v28-2.m4s\n\
-                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-3.0.m4s\"\n"
+                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-p10.m4s\"\n"
             ),
             "{text}"
         );
-        // The hinted part of the old publisher will never come: not found, not held.
-        assert!(!live.stream.is_hinted("loyw3v28-2.2.m4s"));
-        assert_eq!(live.stream.part("loyw3v28-2.2.m4s"), None);
+        // The hint still names the next part: the new publisher's first.
+        assert!(live.stream.is_hinted("loyw3v28-p10.m4s"));
+        assert_eq!(live.stream.part("loyw3v28-p10.m4s"), None);
 
         // The new publisher's CMAF output: new codec parameters, so a new map.
         live.ms += 3000;
@@ -1431,10 +1498,14 @@ mod tests {
                  #EXT-X-DISCONTINUITY\n\
                  #EXT-X-MAP:URI=\"loyw3v28-init-1.mp4\"\n\
                  #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:28.000Z\n\
-                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-3.0.m4s\",INDEPENDENT=YES\n\
-                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-3.1.m4s\"\n"
+                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p10.m4s\",INDEPENDENT=YES\n\
+                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-p11.m4s\"\n"
             ),
             "{text}"
+        );
+        assert_eq!(
+            live.stream.part("loyw3v28-p10.m4s"),
+            Some(Bytes::from("m3p0"))
         );
         let next = live.next_part();
         live.push(vec![next, end(1000), start()]);
@@ -1521,7 +1592,7 @@ mod tests {
         let text = live.text(false);
         assert!(
             text.ends_with(
-                "#EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-2.0.m4s\",INDEPENDENT=YES\n\
+                "#EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p8.m4s\",INDEPENDENT=YES\n\
                  #EXTINF:0.500,\n\
                  loyw3v28-2.m4s\n\
                  #EXT-X-ENDLIST\n"
@@ -1534,7 +1605,7 @@ mod tests {
             &live.stream.playlist(true).expect("delta"),
             &live.stream.playlist(false).expect("full")
         ));
-        assert!(!live.stream.is_hinted("loyw3v28-3.0.m4s"));
+        assert!(!live.stream.is_hinted("loyw3v28-p9.m4s"));
         let p = live.stream.position();
         assert!(p.ended);
         assert_eq!(
@@ -1618,7 +1689,7 @@ mod tests {
         assert!(!written[0].contains("ENDLIST"));
         assert!(
             live.text(false)
-                .ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-2.0.m4s\"\n")
+                .ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"loyw3v28-p8.m4s\"\n")
         );
         live.segment(4);
         assert!(live.text(false).contains("#EXT-X-DISCONTINUITY\n"));
@@ -1713,19 +1784,102 @@ mod tests {
         assert_eq!(readiness(&live.stream.position(), past), Readiness::Ready);
     }
 
+    /// The served playlist's hint is `name`, a part that does not exist yet and that HTTP
+    /// holds requests for.
+    fn assert_hinted(live: &Live, name: &str) {
+        let text = live.text(false);
+        let line = format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{name}\"\n");
+        assert!(text.ends_with(&line), "{text}");
+        assert!(live.stream.is_hinted(name), "{name}");
+        assert_eq!(live.stream.part(name), None, "{name}");
+    }
+
+    /// Part `name` has come with `data`: servable, listed last, no longer hinted.
+    fn assert_came(live: &Live, name: &str, data: &str) {
+        assert_eq!(live.stream.part(name), Some(Bytes::from(data.to_owned())));
+        assert!(!live.stream.is_hinted(name), "{name}");
+        let text = live.text(false);
+        let last_part = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+            .next_back()
+            .and_then(|l| l.split("URI=\"").nth(1))
+            .and_then(|uri| uri.split('"').next());
+        assert_eq!(last_part, Some(name), "{text}");
+    }
+
     #[test]
-    fn hint_never_names_a_part_a_batch_shows_will_not_come() {
+    fn the_hint_names_the_part_that_comes_next_across_segments_and_publishers() {
         let mut live = Live::started();
         live.segment(4);
         live.push(vec![start()]);
-        for _ in 0..3 {
+        for _ in 0..4 {
             live.part();
         }
+        // Segment 1's fourth part on its own, as the CMAF output closes a part once its media
+        // is complete: the hint names the next part, whichever segment it belongs to.
+        assert_came(&live, "loyw3v28-p7.m4s", "m1p3");
+        assert_hinted(&live, "loyw3v28-p8.m4s");
+        // The next keyframe ends segment 1 there: the hint stays, and is answered with the
+        // next segment's first part.
+        live.push(vec![end(2000), start()]);
+        assert!(
+            live.text(false)
+                .contains("#EXTINF:2.000,\nloyw3v28-1.m4s\n"),
+            "segment 1 complete"
+        );
+        assert_hinted(&live, "loyw3v28-p8.m4s");
+        live.part();
+        assert_came(&live, "loyw3v28-p8.m4s", "m2p0");
+        assert_hinted(&live, "loyw3v28-p9.m4s");
+        live.part();
+        assert_came(&live, "loyw3v28-p9.m4s", "m2p1");
+
+        // A new publisher: segment 2 closed short, the hint stays for its first part.
+        live.begin_publisher();
+        assert!(
+            live.text(false)
+                .contains("#EXTINF:1.000,\nloyw3v28-2.m4s\n"),
+            "segment 2 closed short"
+        );
+        assert_hinted(&live, "loyw3v28-p10.m4s");
+        live.push(vec![init(1), start()]);
+        live.part();
+        assert_came(&live, "loyw3v28-p10.m4s", "m3p0");
+        assert_hinted(&live, "loyw3v28-p11.m4s");
+        // The last part with the end and the next start in one batch: the same.
         let last = live.next_part();
-        live.push(vec![last, end(2000), start()]);
-        assert!(live.stream.is_hinted("loyw3v28-2.0.m4s"));
-        let text = live.text(false);
-        assert!(!text.contains("loyw3v28-1.4.m4s"), "{text}");
+        live.push(vec![last, end(1000), start()]);
+        assert_came(&live, "loyw3v28-p11.m4s", "m3p1");
+        assert_hinted(&live, "loyw3v28-p12.m4s");
+
+        // The end: no hint. A republish goes on counting.
+        let ms = live.ms;
+        live.end_at(ms);
+        assert!(!live.text(false).contains("PRELOAD-HINT"));
+        assert!(!live.stream.is_hinted("loyw3v28-p12.m4s"));
+        live.begin_publisher();
+        assert_hinted(&live, "loyw3v28-p12.m4s");
+        live.segment(4);
+        assert_came(&live, "loyw3v28-p15.m4s", "m4p3");
+        assert_eq!(
+            live.stream.part("loyw3v28-p12.m4s"),
+            Some(Bytes::from("m4p0"))
+        );
+        assert_hinted(&live, "loyw3v28-p16.m4s");
+        // Every part of the stream is still servable under its one name.
+        let segments = [(0, 4), (1, 4), (2, 2), (3, 2), (4, 4)];
+        let mut number = 0;
+        for (msn, parts) in segments {
+            for index in 0..parts {
+                assert_eq!(
+                    live.stream.part(&format!("loyw3v28-p{number}.m4s")),
+                    Some(Bytes::from(format!("m{msn}p{index}"))),
+                    "part {number}"
+                );
+                number += 1;
+            }
+        }
     }
 
     #[test]
@@ -1747,7 +1901,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("#EXT-X-PART:DURATION=0.601,URI=\"loyw3v28-1.0.m4s\",INDEPENDENT=YES\n")
+            text.contains("#EXT-X-PART:DURATION=0.601,URI=\"loyw3v28-p4.m4s\",INDEPENDENT=YES\n")
         );
         assert_eq!(live.stream.position().advance_part_limit, 4);
     }
@@ -1787,7 +1941,7 @@ mod tests {
         assert!(
             text.contains(
                 "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
-                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-1.0.m4s\""
+                 #EXT-X-PART:DURATION=0.500,URI=\"loyw3v28-p4.m4s\""
             ),
             "{text}"
         );

@@ -47,9 +47,9 @@ const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 /// The classic playlist's file name.
 const CLASSIC_PLAYLIST: &str = "index.m3u8";
 
-/// What kind of media file a name is, by its form: `[A-Za-z0-9_-]` words joined by single
-/// dots, at most [`MAX_SEGMENT_NAME`] bytes, ending `.ts`, `.m4s` or `.mp4`; nothing a path
-/// could misread.
+/// What kind of media file a name is, by its form: one `[A-Za-z0-9_-]` word (no dot), at
+/// most [`MAX_SEGMENT_NAME`] bytes with its extension, `.ts`, `.m4s` or `.mp4`; nothing a
+/// path could misread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MediaFile {
     /// A classic MPEG-TS segment.
@@ -71,17 +71,11 @@ fn media_file(file: &str) -> Option<MediaFile> {
     } else {
         (file.strip_suffix(".mp4")?, MediaFile::Mp4)
     };
-    let word = |w: &str| {
-        !w.is_empty()
-            && w.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    // Only CMAF parts (`{prefix}-{msn}.{index}`) have a dot in their stem.
-    let words_ok = match kind {
-        MediaFile::Ts => word(stem),
-        _ => stem.split('.').count() <= 2 && stem.split('.').all(word),
-    };
-    words_ok.then_some(kind)
+    let word = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    word.then_some(kind)
 }
 
 fn not_found() -> Response {
@@ -328,25 +322,45 @@ async fn cmaf_file(
         let pieces: Vec<Bytes> = segment.pieces().cloned().collect();
         return Some(pieces_body(MP4_TYPE, SEGMENT_CACHE, pieces));
     }
-    if let Some(part) = window.read(|w| w.part(file)) {
-        return Some(body(MP4_TYPE, SEGMENT_CACHE, part));
+    match window.read(|w| PartLookup::of(w, file)) {
+        PartLookup::Here(part) => return Some(body(MP4_TYPE, SEGMENT_CACHE, part)),
+        PartLookup::Unknown => return None,
+        PartLookup::Hinted => {}
     }
-    if !window.read(|w| w.is_hinted(file)) {
-        return None;
-    }
-    // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6); a hint that moved
-    // on without it is a part that will not come.
+    // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6). The hint names
+    // the stream's next part, so it moves on only with that part, or goes when the stream
+    // ends: then the part will not come.
     let held = hold(shared, stream, window, |_| {
-        if let Some(part) = window.read(|w| w.part(file)) {
-            return Some(Held::Ready(part));
+        match window.read(|w| PartLookup::of(w, file)) {
+            PartLookup::Here(part) => Some(Held::Ready(part)),
+            PartLookup::Hinted => None,
+            PartLookup::Unknown => Some(Held::Answered(not_found())),
         }
-        (!window.read(|w| w.is_hinted(file))).then(|| Held::Answered(not_found()))
     })
     .await;
     Some(match held {
         Held::Ready(part) => body(MP4_TYPE, SEGMENT_CACHE, part),
         Held::Answered(response) => response,
     })
+}
+
+/// A part by file name as the window has it at one moment: read at once, since the part a
+/// request is held for comes exactly when the hint moves on from it.
+enum PartLookup {
+    Here(Bytes),
+    /// The part the preload hint names, not there yet.
+    Hinted,
+    Unknown,
+}
+
+impl PartLookup {
+    fn of(window: &LlStream, file: &str) -> PartLookup {
+        match window.part(file) {
+            Some(part) => PartLookup::Here(part),
+            None if window.is_hinted(file) => PartLookup::Hinted,
+            None => PartLookup::Unknown,
+        }
+    }
 }
 
 /// How a held request ends: what it waited for is there, or it is answered otherwise.
@@ -500,7 +514,7 @@ mod tests {
         assert_eq!(media_file("a1b2-17.ts"), Some(MediaFile::Ts));
         assert_eq!(media_file("x_1.ts"), Some(MediaFile::Ts));
         assert_eq!(media_file("a1b2-17.m4s"), Some(MediaFile::M4s));
-        assert_eq!(media_file("a1b2-17.3.m4s"), Some(MediaFile::M4s));
+        assert_eq!(media_file("a1b2-p17.m4s"), Some(MediaFile::M4s));
         assert_eq!(media_file("a1b2-init-0.mp4"), Some(MediaFile::Mp4));
         for bad in [
             ".ts",
@@ -512,11 +526,14 @@ mod tests {
             "index.m3u8",
             "x.TS",
             ".m4s",
+            "a.b.m4s",
+            "a1b2-17.3.m4s",
             "a..b.m4s",
-            "a.b.c.m4s",
             ".a.m4s",
             "a..m4s",
+            "a%2e.m4s",
             "../a.mp4",
+            "a.b.mp4",
         ] {
             assert_eq!(media_file(bad), None, "{bad:?}");
         }

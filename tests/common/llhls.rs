@@ -20,11 +20,13 @@ use super::{
 /// The Low-Latency playlist's name in a stream's folder and URL.
 pub const LL_PLAYLIST: &str = "llhls.m3u8";
 
-/// One EXT-X-PART tag. Its Media Sequence Number and Part Index are read from the URI the
-/// server writes, `{prefix}-{msn}.{index}.m4s`.
+/// One EXT-X-PART tag. Its number over the stream's life is read from the URI the server
+/// writes, `{prefix}-p{number}.m4s`; its Media Sequence Number and Part Index from where it
+/// is listed (a segment's parts are listed all or none).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub uri: String,
+    pub number: u64,
     pub msn: u64,
     pub index: u64,
     pub duration: f64,
@@ -66,12 +68,11 @@ pub struct LlPlaylist {
     pub ended: bool,
 }
 
-/// `(msn, index)` of a part URI `{prefix}-{msn}.{index}.m4s`.
-pub fn part_position(uri: &str) -> Option<(u64, u64)> {
+/// The number of a part URI `{prefix}-p{number}.m4s`.
+pub fn part_number(uri: &str) -> Option<u64> {
     let stem = uri.strip_suffix(".m4s")?;
-    let (segment, index) = stem.rsplit_once('.')?;
-    let msn = segment.rsplit_once('-')?.1;
-    Some((msn.parse().ok()?, index.parse().ok()?))
+    let number = stem.rsplit_once('-')?.1.strip_prefix('p')?;
+    number.parse().ok()
 }
 
 /// The value of `name="..."` or `name=...` in an attribute list (the server's quoted
@@ -118,12 +119,14 @@ pub fn parse_ll(text: &str) -> LlPlaylist {
             discontinuity = true;
         } else if let Some(v) = line.strip_prefix("#EXT-X-PART:") {
             let uri = attribute(v, "URI").expect("EXT-X-PART URI").to_string();
-            let (msn, index) =
-                part_position(&uri).unwrap_or_else(|| panic!("part URI {uri:?} in:\n{text}"));
+            let number =
+                part_number(&uri).unwrap_or_else(|| panic!("part URI {uri:?} in:\n{text}"));
             parts.push(Part {
                 uri,
-                msn,
-                index,
+                number,
+                // Its segment's number is known at the segment's URI line.
+                msn: 0,
+                index: parts.len() as u64,
                 duration: attribute(v, "DURATION")
                     .and_then(|d| d.parse().ok())
                     .expect("EXT-X-PART DURATION"),
@@ -143,6 +146,9 @@ pub fn parse_ll(text: &str) -> LlPlaylist {
             p.ended = true;
         } else if !line.starts_with('#') && !line.is_empty() {
             let msn = p.media_sequence + p.skipped + p.segments.len() as u64;
+            for part in &mut parts {
+                part.msn = msn;
+            }
             p.segments.push(Segment {
                 msn,
                 uri: line.to_string(),
@@ -153,6 +159,10 @@ pub fn parse_ll(text: &str) -> LlPlaylist {
                 parts: std::mem::take(&mut parts),
             });
         }
+    }
+    let open_msn = p.open_msn();
+    for part in &mut parts {
+        part.msn = open_msn;
     }
     p.open_parts = parts;
     p.open_discontinuity = discontinuity;
@@ -188,6 +198,11 @@ impl LlPlaylist {
     /// Whether the playlist lists part `index` of segment `msn`.
     pub fn lists_part(&self, msn: u64, index: u64) -> bool {
         self.parts().any(|p| p.msn == msn && p.index == index)
+    }
+
+    /// The listed part named `uri`.
+    pub fn part_named(&self, uri: &str) -> Option<&Part> {
+        self.parts().find(|p| p.uri == uri)
     }
 
     /// The init sections the segments use, in order of first use, each once.
