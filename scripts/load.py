@@ -25,7 +25,7 @@ reload viewers of `llhls.m3u8`), and it prints besides:
   `part_publish_seconds` histogram (p50, p99, max bucket; bucket upper bounds);
 - rtmp-load's own figures over its whole run: errors, blocked waits, and from a publisher's
   write of a part's last frame to the blocking answer listing the part and to the part's
-  last byte (p50/p99/max), and its CPU over the window.
+  last byte (p50/p90/p99/max), and its CPU over the window.
 
 With --nginx, the same publishers and file also go to nginx-rtmp (Debian's nginx with
 libnginx-mod-rtmp, HLS on, 2 s fragments; installed with apt-get when missing) and its CPU

@@ -62,6 +62,7 @@ fn upper_bound(index: usize) -> u64 {
 pub struct Latencies {
     pub count: u64,
     pub p50: Duration,
+    pub p90: Duration,
     pub p99: Duration,
     pub max: Duration,
 }
@@ -74,7 +75,7 @@ impl LatencyHistogram {
         self.max_us.fetch_max(us, Ordering::Relaxed);
     }
 
-    /// The count, p50 and p99 (each the top of the bucket the quantile falls in, at most the
+    /// The count, p50, p90 and p99 (each the top of the bucket the quantile falls in, at most the
     /// largest value) and the exact largest value. Read once the recording has ended.
     pub fn latencies(&self) -> Latencies {
         let count = self.count.load(Ordering::Relaxed);
@@ -96,6 +97,7 @@ impl LatencyHistogram {
         Latencies {
             count,
             p50: quantile(0.50),
+            p90: quantile(0.90),
             p99: quantile(0.99),
             max: Duration::from_micros(max_us),
         }
@@ -138,6 +140,7 @@ mod tests {
             us >= ms * 1000 && us <= ms * 1000 + ms * 1000 / 64
         };
         assert!(near(l.p50, 50), "{l:?}");
+        assert!(near(l.p90, 90), "{l:?}");
         assert!(near(l.p99, 99), "{l:?}");
         // A quantile never passes the largest value.
         let one = LatencyHistogram::default();

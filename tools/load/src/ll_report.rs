@@ -237,10 +237,16 @@ impl LlSummary {
     }
 }
 
-/// `p50 X ms, p99 Y ms, max Z ms`.
+/// `p50 A ms, p90 B ms, p99 C ms, max D ms`.
 fn quantiles(l: &Latencies) -> String {
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
-    format!("p50 {}, p99 {}, max {}", ms(l.p50), ms(l.p99), ms(l.max))
+    format!(
+        "p50 {}, p90 {}, p99 {}, max {}",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.max)
+    )
 }
 
 #[cfg(test)]
@@ -285,11 +291,11 @@ mod tests {
              6.0 MiB, 2 errors\n\
              LL errors          0 transport, 1 503, 0 400, 0 other status, 0 playlist, \
              1 framing, 0 parts missing, 0 sequence back, 0 without a new part\n\
-             LL blocked wait    p50 150.0 ms, p99 150.0 ms, max 150.0 ms over 1 requests, sent \
+             LL blocked wait    p50 150.0 ms, p90 150.0 ms, p99 150.0 ms, max 150.0 ms over 1 requests, sent \
              to answered\n\
-             LL part listed     p50 3.0 ms, p99 4.0 ms, max 4.0 ms over 3 parts timed: \
+             LL part listed     p50 3.0 ms, p90 4.0 ms, p99 4.0 ms, max 4.0 ms over 3 parts timed: \
              publisher write of the part's last frame to the blocking answer listing it\n\
-             LL part received   p50 4.0 ms, p99 5.0 ms, max 5.0 ms over the same parts: that \
+             LL part received   p50 4.0 ms, p90 5.0 ms, p99 5.0 ms, max 5.0 ms over the same parts: that \
              write to the part's last byte received\n\
              LL untimed parts   2 listed before asked, 0 not matched to a sent frame; 0 hint \
              misses, 2 reconnects, 2 initialization sections\n\
