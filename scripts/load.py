@@ -226,7 +226,9 @@ def measure_rtmp_server(args, n):
         ingest = threads1.get("rtmp-server", 0) - threads0.get("rtmp-server", 0)
         http_threads = threads1.get("http", 0) - threads0.get("http", 0)
         window = t1 - t0
-        other = (busy1 - busy0) - (cpu1 - cpu0) - (tool1 - tool0)
+        # /proc/stat and the per-process times are counted apart: a quiet machine can show a
+        # few percent below zero.
+        other = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (tool1 - tool0))
         text = fetch(base + "/metrics")
         rss_end = rss_bytes([server.pid])
         segments1 = metric(text, "rtmp_server_segments_total")
