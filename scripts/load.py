@@ -2,7 +2,7 @@
 """Measures rtmp-server under load: N real-time streams from `rtmp-load` (tools/load).
 
     scripts/load.py [--seconds 60] [--streams 1,10,50,100,200] [--viewers 0]
-                    [--file testdata/flv/h264_720p30_3m.flv] [--nginx]
+                    [--ll-viewers 0] [--file testdata/flv/h264_720p30_3m.flv] [--nginx]
 
 For each N it starts the release server, publishes N streams of the file at real time,
 waits for the ramp and the first segments, then measures the server process over a fixed
@@ -14,6 +14,18 @@ window and prints, per N:
 - segments produced versus expected (stream media time / hls.time);
 - playlist freshness: how long after the media that closes a segment arrives the segment is
   listed, from the server's `segment_publish_seconds` histogram (p50, p99, max bucket).
+
+With --ll-viewers M, every stream also has M Low-Latency HLS viewers (rtmp-load's blocking
+reload viewers of `llhls.m3u8`), and it prints besides:
+
+- the CPU of the server's HTTP threads (named `http`) over the window, in all and per 1,000
+  viewers, next to the ingest thread's and the rest of the machine's (other processes, so a
+  run that overlapped other work shows it);
+- how long after its last frame arrives a part is listed, from the server's
+  `part_publish_seconds` histogram (p50, p99, max bucket; bucket upper bounds);
+- rtmp-load's own figures over its whole run: errors, blocked waits, and from a publisher's
+  write of a part's last frame to the blocking answer listing the part and to the part's
+  last byte (p50/p90/p99/max), and its CPU over the window.
 
 With --nginx, the same publishers and file also go to nginx-rtmp (Debian's nginx with
 libnginx-mod-rtmp, HLS on, 2 s fragments; installed with apt-get when missing) and its CPU
@@ -91,6 +103,20 @@ def thread_cpu_seconds(pid):
     return by_name
 
 
+def machine_busy_seconds():
+    """CPU seconds all cores spent busy (not idle or waiting for I/O), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    # guest time is already counted in user.
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def rss_bytes(pids):
     total = 0
     for pid in pids:
@@ -151,8 +177,9 @@ def wait_http(url, timeout=30):
 def start_loadgen(rtmp_url, args, n, duration, ramp, http_url=None):
     cmd = [LOAD_BIN, "--url", rtmp_url, "--file", args.file, "--streams", str(n),
            "--duration", str(duration), "--ramp", str(ramp)]
-    if args.viewers and http_url:
-        cmd += ["--viewers", str(args.viewers), "--http", http_url]
+    if (args.viewers or args.ll_viewers) and http_url:
+        cmd += ["--viewers", str(args.viewers), "--ll-viewers", str(args.ll_viewers),
+                "--http", http_url]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -173,8 +200,10 @@ def measure_rtmp_server(args, n):
         duration = warmup + args.seconds + 2
         loadgen = start_loadgen(f"rtmp://127.0.0.1:{rtmp}/live", args, n, duration, ramp, base)
         time.sleep(warmup)
+        load0 = loadavg()
         cpu0, t0 = cpu_seconds([server.pid]), time.monotonic()
         threads0 = thread_cpu_seconds(server.pid)
+        tool0, busy0 = cpu_seconds([loadgen.pid]), machine_busy_seconds()
         segments0 = metric(fetch(base + "/metrics"), "rtmp_server_segments_total")
         rss_peak = 0
         next_report = args.rss_every
@@ -192,7 +221,14 @@ def measure_rtmp_server(args, n):
                       f"{held / n / 2**20:.2f} MiB/stream)  CPU {cpu:.3f}%/stream", flush=True)
         cpu1, t1 = cpu_seconds([server.pid]), time.monotonic()
         threads1 = thread_cpu_seconds(server.pid)
+        tool1, busy1 = cpu_seconds([loadgen.pid]), machine_busy_seconds()
+        load1 = loadavg()
         ingest = threads1.get("rtmp-server", 0) - threads0.get("rtmp-server", 0)
+        http_threads = threads1.get("http", 0) - threads0.get("http", 0)
+        window = t1 - t0
+        # /proc/stat and the per-process times are counted apart: a quiet machine can show a
+        # few percent below zero.
+        other = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (tool1 - tool0))
         text = fetch(base + "/metrics")
         rss_end = rss_bytes([server.pid])
         segments1 = metric(text, "rtmp_server_segments_total")
@@ -204,7 +240,18 @@ def measure_rtmp_server(args, n):
         failed = next((l.strip() for l in out.splitlines() if l.strip().startswith("streams")), "")
         viewers = next((l.strip() for l in out.splitlines() if l.strip().startswith("viewers")),
                        "no viewers")
+        ll_lines = [l.strip() for l in out.splitlines()
+                    if l.strip().startswith(("LL ", "first LL error", "loadgen CPU"))]
         return {
+            "http_pct": 100 * http_threads / window,
+            "tool_pct": 100 * (tool1 - tool0) / window,
+            "other_pct": 100 * other / window,
+            "load": f"{load0} -> {load1}",
+            "threads": {name: 100 * (threads1.get(name, 0) - threads0.get(name, 0)) / window
+                        for name in threads1},
+            "part_freshness": histogram_quantiles(text, "rtmp_server_part_publish_seconds"),
+            "part_count": metric(text, "rtmp_server_part_publish_seconds_count"),
+            "ll_lines": ll_lines,
             "n": n,
             "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
             "cpu_pct_total": 100 * (cpu1 - cpu0) / (t1 - t0),
@@ -313,6 +360,8 @@ def main():
     p.add_argument("--seconds", type=float, default=60, help="measuring window per run")
     p.add_argument("--streams", default="1,10,50,100,200", help="comma-separated stream counts")
     p.add_argument("--viewers", type=int, default=0, help="HLS viewers per stream")
+    p.add_argument("--ll-viewers", type=int, default=0,
+                   help="Low-Latency HLS viewers per stream (blocking reloads of llhls.m3u8)")
     p.add_argument("--file", default=os.path.join(ROOT, "testdata/flv/h264_720p30_3m.flv"))
     p.add_argument("--nginx", action="store_true", help="measure nginx-rtmp side by side")
     p.add_argument("--rss-every", type=float, default=0,
@@ -323,7 +372,8 @@ def main():
                     "-p", "rtmp-load"], cwd=ROOT, check=True)
     module = ensure_nginx() if args.nginx else None
     print(f"machine: {os.cpu_count()} cores; file {os.path.basename(args.file)}; "
-          f"{args.seconds:.0f} s window; {args.viewers} viewers per stream", flush=True)
+          f"{args.seconds:.0f} s window; {args.viewers} viewers and {args.ll_viewers} "
+          f"Low-Latency viewers per stream", flush=True)
     print(f"{'server':<12}{'N':>5}{'CPU%/stream':>12}{'CPU% all':>10}{'RSS/stream':>12}"
           f"{'window':>9}{'RSS all':>9}{'segments':>14}{'fresh p50/p99/max ms':>24}{'lag':>8}",
           flush=True)
@@ -339,6 +389,22 @@ def main():
             print(f"    loadgen: {r['streams']}", flush=True)
         print(f"    ingest thread {r['ingest_pct']:.1f}% of a core; {r['spare_mib']:.1f} MiB of "
               f"spare segment buffers; {r['viewers']}", flush=True)
+        viewers = n * (args.viewers + args.ll_viewers)
+        per_thousand = (f", {r['http_pct'] * 1000 / viewers:.1f}% per 1,000 viewers"
+                        if viewers else "")
+        print(f"    HTTP threads {r['http_pct']:.1f}% of a core{per_thousand}; rtmp-load "
+              f"{r['tool_pct']:.1f}%; other processes {r['other_pct']:.1f}%; load average "
+              f"{r['load']}", flush=True)
+        threads = ", ".join(f"{name} {pct:.1f}%" for name, pct in sorted(r["threads"].items()))
+        print(f"    server threads over the window: {threads}", flush=True)
+        if args.ll_viewers:
+            fresh = r["part_freshness"]
+            fresh_text = "-" if fresh is None else f"{fresh[0]:.2f}/{fresh[1]:.2f}/{fresh[2]:.2f}"
+            print(f"    server part listed after its last frame (p50/p99/max bucket ms): "
+                  f"{fresh_text} over {int(r['part_count'])} parts", flush=True)
+            print("    rtmp-load, whole run:", flush=True)
+            for line in r["ll_lines"]:
+                print(f"      {line}", flush=True)
         if module:
             g = measure_nginx(args, n, module)
             print(f"{'nginx-rtmp':<12}{n:>5}{g['cpu_pct_per_stream']:>11.3f}%{g['cpu_pct_total']:>9.1f}%"

@@ -68,7 +68,18 @@ fn command() -> Command {
                 .value_name("M")
                 .default_value("0")
                 .value_parser(clap::value_parser!(u32).range(0..=MAX_VIEWERS_PER_STREAM as i64))
-                .help("HLS viewers per stream"),
+                .help("HLS viewers per stream (classic index.m3u8, polled)"),
+        )
+        .arg(
+            Arg::new("ll-viewers")
+                .long("ll-viewers")
+                .value_name("M")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u32).range(0..=MAX_VIEWERS_PER_STREAM as i64))
+                .help(
+                    "Low-Latency HLS viewers per stream (llhls.m3u8, blocking reloads, every \
+                     part fetched and timed from its publisher's write; plain http:// only)",
+                ),
         )
         .arg(
             Arg::new("http")
@@ -99,6 +110,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<BenchOptions, c
             .cloned()
             .expect("has a default"),
         viewers: *m.get_one::<u32>("viewers").expect("has a default") as usize,
+        ll_viewers: *m.get_one::<u32>("ll-viewers").expect("has a default") as usize,
         http: m.get_one::<String>("http").cloned().expect("has a default"),
         ramp: m.get_one::<Duration>("ramp").copied(),
     })
@@ -130,6 +142,8 @@ mod tests {
             "20",
             "--viewers",
             "2",
+            "--ll-viewers",
+            "3",
             "--ramp",
             "0.5",
         ])
@@ -143,6 +157,7 @@ mod tests {
                 duration: Duration::from_secs(20),
                 key_prefix: "bench-".to_owned(),
                 viewers: 2,
+                ll_viewers: 3,
                 http: "http://127.0.0.1:8000".to_owned(),
                 ramp: Some(Duration::from_millis(500)),
             }
@@ -157,6 +172,7 @@ mod tests {
             &["--streams", "2", "--duration=-1"],
             &["--streams", "2", "--duration", "soon"],
             &["--streams", "2", "--duration", "5", "--viewers", "101"],
+            &["--streams", "2", "--duration", "5", "--ll-viewers", "101"],
             &["--streams", "2"],
         ] {
             let args = [&["--url", "rtmp://h/live", "--file", "f.flv"][..], bad].concat();

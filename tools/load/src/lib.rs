@@ -1,5 +1,7 @@
 //! `rtmp-load`: a load generator for rtmp-server that publishes N streams of one FLV file
-//! at real time, optionally with M HLS viewers per stream, and prints what happened. It is a
+//! at real time, optionally with M HLS viewers per stream (classic `index.m3u8` pollers,
+//! Low-Latency `llhls.m3u8` viewers on blocking reloads, or both), and prints what happened,
+//! with the Low-Latency viewers' part latencies measured from the publishers' writes. It is a
 //! tool apart from the server: the server binary carries only the server.
 //!
 //! It is built to cost far less per stream than N ffmpeg processes: the file is read and
@@ -18,15 +20,31 @@
 //! - [`publisher`]: one stream's connection.
 //! - [`playlist`]: the parts of a live playlist a viewer reads.
 //! - [`viewer`]: one HLS viewer.
+//! - [`send_log`]: when each video frame left its publisher.
+//! - [`http1`]: HTTP/1.1 responses on a keep-alive connection, sans-IO.
+//! - [`http_conn`]: one keep-alive connection.
+//! - [`ll_playlist`]: what a Low-Latency viewer reads in `llhls.m3u8`.
+//! - [`fmp4`]: the framing checks of CMAF parts and initialization sections.
+//! - [`latency`]: latency histograms many viewers fill.
+//! - [`ll_viewer`]: one Low-Latency HLS viewer.
+//! - [`ll_report`]: what the Low-Latency viewers did.
 //! - [`report`]: per-stream and per-viewer results and the summary table.
 
 pub mod cli;
+pub mod fmp4;
+pub mod http1;
+pub mod http_conn;
+pub mod latency;
+pub mod ll_playlist;
+pub mod ll_report;
+pub mod ll_viewer;
 pub mod media;
 pub mod pacer;
 pub mod playlist;
 pub mod playout;
 pub mod publisher;
 pub mod report;
+pub mod send_log;
 pub mod target;
 pub mod viewer;
 
@@ -40,11 +58,15 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ll_report::{LlFigures, LlSummary, LlViewerReport};
+use ll_viewer::LlTarget;
 use media::MediaFile;
 use report::{Outcome, StreamReport, Summary, ViewerReport};
 use rtmp_server::flv::FlvError;
+use rtmp_server::hls::ll_stream::PLAYLIST_NAME as LL_PLAYLIST_NAME;
 use rtmp_server::hls::stream::PLAYLIST_NAME;
 use rtmp_server::hub::key::StreamKey;
+use send_log::SendLog;
 use target::RtmpTarget;
 
 /// Most streams one run may publish: each is a task and a TCP connection (plus its viewers'
@@ -80,6 +102,8 @@ pub struct BenchOptions {
     pub key_prefix: String,
     /// HLS viewers per stream, 0 to [`MAX_VIEWERS_PER_STREAM`].
     pub viewers: usize,
+    /// Low-Latency HLS viewers per stream, 0 to [`MAX_VIEWERS_PER_STREAM`].
+    pub ll_viewers: usize,
     /// Base URL of the server's HLS, `http://host:port`.
     pub http: String,
     /// Time over which stream starts are spread; `None` for one second per
@@ -150,6 +174,15 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
             problem: format!("{} is more than {MAX_VIEWERS_PER_STREAM}", options.viewers),
         });
     }
+    if options.ll_viewers > MAX_VIEWERS_PER_STREAM {
+        return Err(LoadgenError::Option {
+            option: "--ll-viewers",
+            problem: format!(
+                "{} is more than {MAX_VIEWERS_PER_STREAM}",
+                options.ll_viewers
+            ),
+        });
+    }
     if options.duration.is_zero() {
         return Err(LoadgenError::Option {
             option: "--duration",
@@ -164,10 +197,14 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
             reason: e.to_string(),
         })?;
     }
-    let hls = if options.viewers > 0 {
+    let hls = if options.viewers > 0 || options.ll_viewers > 0 {
         Some(hls_base(&options.http)?)
     } else {
         None
+    };
+    let ll = match (&hls, options.ll_viewers) {
+        (Some(base), 1..) => Some(ll_base(base, &options.http)?),
+        _ => None,
     };
     let tls = rtmp_server::auth::tls_config().map_err(LoadgenError::HttpClient)?;
     let data = tokio::fs::read(&options.file)
@@ -181,6 +218,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
     tracing::info!(
         streams = options.streams,
         viewers_per_stream = options.viewers,
+        ll_viewers_per_stream = options.ll_viewers,
         url = options.url,
         file = %options.file.display(),
         file_bytes = media.size(),
@@ -191,13 +229,19 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
     let started = Instant::now();
     let mut publishers = Vec::with_capacity(keys.len());
     let mut viewers = Vec::with_capacity(keys.len() * options.viewers);
+    let mut ll_viewers = Vec::with_capacity(keys.len() * options.ll_viewers);
+    let figures = Arc::new(LlFigures::default());
     for (n, key) in keys.iter().enumerate() {
         let at = started + ramp.mul_f64(n as f64 / keys.len() as f64);
+        let log = ll
+            .is_some()
+            .then(|| Arc::new(SendLog::new(media.first_frame_ms())));
         let task = publisher::publish(
             target.clone(),
             media.clone(),
             key.clone(),
             options.duration,
+            log.clone(),
             stop.clone(),
         );
         publishers.push(tokio::spawn(async move {
@@ -226,6 +270,25 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
                 )));
             }
         }
+        if let (Some((authority, prefix)), Some(log)) = (&ll, &log) {
+            let folder = format!("{prefix}{}/{key}/", target.app);
+            let stream = LlTarget {
+                authority: authority.clone(),
+                playlist: format!("{folder}{LL_PLAYLIST_NAME}"),
+                folder,
+            };
+            for _ in 0..options.ll_viewers {
+                ll_viewers.push(tokio::spawn(ll_viewer::watch(
+                    stream.clone(),
+                    key.clone(),
+                    log.clone(),
+                    figures.clone(),
+                    at,
+                    at + options.duration + VIEWER_GRACE,
+                    stop.clone(),
+                )));
+            }
+        }
     }
 
     let mut streams = Vec::with_capacity(publishers.len());
@@ -247,6 +310,22 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
             }
         }
     }
+    let ll_summary = if ll.is_some() {
+        let mut reports = Vec::with_capacity(ll_viewers.len());
+        for task in ll_viewers {
+            reports.push(task.await.unwrap_or_else(|e| {
+                let mut report = LlViewerReport::default();
+                report.error(
+                    |e| &mut e.transport,
+                    || format!("task ended abnormally: {e}"),
+                );
+                report
+            }));
+        }
+        Some(LlSummary::new(reports, &figures))
+    } else {
+        None
+    };
     Ok(Summary {
         url: options.url.clone(),
         file: options.file.display().to_string(),
@@ -255,6 +334,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         ramp,
         streams,
         viewers: viewer_reports,
+        ll: ll_summary,
         wall: started.elapsed(),
         cpu: process_cpu_time(),
     })
@@ -277,6 +357,22 @@ fn hls_base(http: &str) -> Result<Url, LoadgenError> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// Where Low-Latency viewers connect (`host:port`) and the path prefix stream folders go
+/// under (ending with a slash). They speak plain HTTP/1.1 on their own connections.
+fn ll_base(base: &Url, http: &str) -> Result<(String, String), LoadgenError> {
+    let invalid = |reason: &str| LoadgenError::HttpUrl {
+        url: http.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if base.scheme() != "http" {
+        return Err(invalid("Low-Latency viewers speak plain http:// only"));
+    }
+    // An IPv6 host comes in brackets, as a Host header and a socket address want it.
+    let host = base.host_str().ok_or_else(|| invalid("no host"))?;
+    let port = base.port_or_known_default().unwrap_or(80);
+    Ok((format!("{host}:{port}"), base.path().to_owned()))
 }
 
 /// User plus system CPU time of this process so far, from /proc/self/stat (Linux).
@@ -310,6 +406,7 @@ mod tests {
             duration: Duration::from_secs(20),
             key_prefix: "bench-".to_owned(),
             viewers: 0,
+            ll_viewers: 0,
             http: "http://127.0.0.1:8000".to_owned(),
             ramp: None,
         }
@@ -369,7 +466,7 @@ mod tests {
     #[tokio::test]
     async fn bad_options_are_refused_before_anything_runs() {
         let stop = CancellationToken::new();
-        let cases: [(BenchOptions, &str); 5] = [
+        let cases: [(BenchOptions, &str); 7] = [
             (
                 BenchOptions {
                     streams: 0,
@@ -383,6 +480,21 @@ mod tests {
                     ..options()
                 },
                 "--viewers",
+            ),
+            (
+                BenchOptions {
+                    ll_viewers: 101,
+                    ..options()
+                },
+                "--ll-viewers",
+            ),
+            (
+                BenchOptions {
+                    ll_viewers: 1,
+                    http: "https://127.0.0.1:8443".to_owned(),
+                    ..options()
+                },
+                "plain http:// only",
             ),
             (
                 BenchOptions {

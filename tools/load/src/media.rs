@@ -117,6 +117,15 @@ impl MediaFile {
         self.duration_ms
     }
 
+    /// Timestamp of the first audio or video frame (not a sequence header): the one a
+    /// server's timeline starts at.
+    pub fn first_frame_ms(&self) -> u64 {
+        self.tags
+            .iter()
+            .find(|t| !t.config)
+            .map_or(0, |t| t.timestamp_ms)
+    }
+
     /// Bytes of the file.
     pub fn size(&self) -> usize {
         self.size
@@ -214,11 +223,24 @@ mod tests {
         );
         // Video ends at 100 + 33 (median of 33, 34, 33); audio at 64 + 21.
         assert_eq!(media.duration_ms(), 133);
+        assert_eq!(media.first_frame_ms(), 0);
         assert_eq!(media.size(), file.len());
         // Bodies are slices of the file, not copies.
         let start = file.as_ptr() as usize;
         let body = media.tags()[2].body.as_ptr() as usize;
         assert!(body > start && body < start + file.len());
+    }
+
+    #[test]
+    fn the_first_frame_is_the_first_tag_that_is_not_a_sequence_header() {
+        let file = flv(&[
+            (9, 0, AVC_CONFIG),
+            (8, 0, AAC_CONFIG),
+            (9, 40, AVC_KEY),
+            (8, 45, AAC_FRAME),
+            (9, 200, AVC_FRAME),
+        ]);
+        assert_eq!(MediaFile::parse(file).expect("valid").first_frame_ms(), 40);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Scheduled<'a> {
     /// Milliseconds after the stream's first tag.
     pub media_ms: u64,
     pub body: &'a Bytes,
+    /// An AVC or AAC sequence header, not a frame.
+    pub config: bool,
 }
 
 /// A position in the looped file.
@@ -47,6 +49,7 @@ impl Playout {
             kind: tag.kind,
             media_ms: tag.timestamp_ms + self.pass * self.file.duration_ms(),
             body: &tag.body,
+            config: tag.config,
         }
     }
 

@@ -17,9 +17,10 @@ use crate::media::MediaFile;
 use crate::pacer::Pacer;
 use crate::playout::Playout;
 use crate::report::{Outcome, StreamReport};
+use crate::send_log::SendLog;
 use crate::target::RtmpTarget;
 use rtmp_server::media::RtmpTimestamp;
-use rtmp_server::rtmp::{ClientConfig, ClientEvent, PublishClient};
+use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
 
 /// How long the TCP connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,15 +99,18 @@ impl Link {
 }
 
 /// Publishes `key` until `duration` of media has gone out (or `stop`), then unpublishes.
+/// With a `log`, notes when each video frame is written, for viewers' latency figures.
 pub async fn publish(
     target: Arc<RtmpTarget>,
     media: Arc<MediaFile>,
     key: String,
     duration: Duration,
+    log: Option<Arc<SendLog>>,
     stop: CancellationToken,
 ) -> StreamReport {
     let mut report = StreamReport::new(key);
-    report.outcome = match run(&target, media, duration, &stop, &mut report).await {
+    let result = run(&target, media, duration, log.as_deref(), &stop, &mut report).await;
+    report.outcome = match result {
         Ok(()) => Outcome::Completed,
         Err(End::Rejected { code, description }) => Outcome::Rejected { code, description },
         Err(End::Failed(reason)) => Outcome::Failed(reason),
@@ -118,6 +122,7 @@ async fn run(
     target: &RtmpTarget,
     media: Arc<MediaFile>,
     duration: Duration,
+    log: Option<&SendLog>,
     stop: &CancellationToken,
     report: &mut StreamReport,
 ) -> Result<(), End> {
@@ -150,6 +155,8 @@ async fn run(
     let mut pacer = Pacer::new(Instant::now());
     let mut playout = Playout::new(media);
     let end_ms = duration.as_millis() as u64;
+    // Timestamps of the video frames in the batch being written; reused.
+    let mut video_ms: Vec<u64> = Vec::new();
     let sent = 'stream: loop {
         let next_ms = playout.current().media_ms;
         if next_ms >= end_ms {
@@ -190,11 +197,19 @@ async fn run(
                     if let Err(e) = link.client.send_media(tag.kind, timestamp, tag.body, &mut link.out) {
                         break 'stream Err(failed(e.to_string()));
                     }
+                    if tag.kind == MediaKind::Video && !tag.config {
+                        video_ms.push(tag.media_ms);
+                    }
                     pacer.sent(tag.media_ms, now);
                     report.media = Duration::from_millis(tag.media_ms);
                     report.tags_sent += 1;
                     playout.advance();
                 }
+                // The frames leave with the write that starts now.
+                if let Some(log) = log {
+                    log.record(&video_ms, Instant::now());
+                }
+                video_ms.clear();
                 if let Err(end) = link.flush().await {
                     break Err(end);
                 }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::ll_report::LlSummary;
+
 /// Failures listed one by one under the table; the rest are counted.
 const MAX_FAILURES_LISTED: usize = 10;
 
@@ -132,6 +134,8 @@ pub struct Summary {
     pub ramp: Duration,
     pub streams: Vec<StreamReport>,
     pub viewers: Vec<ViewerReport>,
+    /// The Low-Latency viewers, when the run had any.
+    pub ll: Option<LlSummary>,
     /// From the first stream's start to the end of the last task.
     pub wall: Duration,
     /// CPU time (user + system) this process used, where the platform reports it.
@@ -329,12 +333,24 @@ impl fmt::Display for Summary {
                 row(f, "first viewer error", error.clone())?;
             }
         }
+        if let Some(ll) = &self.ll {
+            ll.rows(f, self.wall, row)?;
+        }
         if let Some(cpu) = self.cpu {
+            let viewers = self.viewers.len() + self.ll.as_ref().map_or(0, |l| l.viewers.len());
+            let per_thousand = if viewers > 0 {
+                format!(
+                    ", {:.1}% per 1,000 viewers",
+                    cpu.as_secs_f64() / wall * 100.0 * 1000.0 / viewers as f64
+                )
+            } else {
+                String::new()
+            };
             row(
                 f,
                 "loadgen CPU",
                 format!(
-                    "{} ({:.1}% of one core over {})",
+                    "{} ({:.1}% of one core over {}{per_thousand})",
                     secs(cpu),
                     cpu.as_secs_f64() / wall * 100.0,
                     secs(self.wall)
@@ -425,6 +441,7 @@ mod tests {
                 viewer("bench-2", &[Some(1)], 2),
                 viewer("bench-3", &[None, None], 0),
             ],
+            ll: None,
             wall: Duration::from_secs(10),
             cpu: Some(Duration::from_millis(250)),
         }
@@ -466,7 +483,7 @@ mod tests {
              \x20 viewers            3: 12 requests (1.2/s), 5 segments fetched, 2.4 MiB, 0 errors\n\
              \x20 HTTP statuses      200: 9, 404: 3\n\
              \x20 playlists          2 of 3 appeared, 1 of 3 advanced\n\
-             \x20 loadgen CPU        0.25 s (2.5% of one core over 10.00 s)\n\
+             \x20 loadgen CPU        0.25 s (2.5% of one core over 10.00 s, 833.3% per 1,000 viewers)\n\
              \x20 run time           10.00 s\n\
              failures:\n\
              \x20 bench-3: rejected: NetStream.Publish.Unauthorized (unknown key)\n"

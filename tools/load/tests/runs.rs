@@ -97,6 +97,62 @@ fn three_streams_with_two_viewers_each() {
 }
 
 #[test]
+fn low_latency_viewers_fetch_every_part_without_errors() {
+    let server = TestServer::start(|_| {});
+    let url = server.rtmp_url();
+    let http = server.http_url("");
+    let (output, summary) = rtmp_load(&[
+        "--url",
+        &url,
+        "--streams",
+        "1",
+        "--duration",
+        "6",
+        "--ll-viewers",
+        "2",
+        "--http",
+        &http,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "rtmp-load failed:\n{summary}\n{stderr}\nserver:\n{}",
+        server.logs()
+    );
+    println!("{summary}");
+
+    // 6 s of media in 0.2 s parts is about 30 parts. The playlist appears once the first
+    // 2 s segment has closed (it fixes the target duration); each viewer starts a few parts
+    // before its live edge and follows to EXT-X-ENDLIST: about 20 parts each.
+    let fetched = number_before(&summary, "LL viewers", "parts fetched");
+    assert!(fetched >= 2 * 12, "{fetched} parts fetched:\n{summary}");
+    let blocking = number_before(&summary, "LL viewers", "blocking");
+    assert!(
+        blocking >= 2 * 10,
+        "{blocking} blocking requests:\n{summary}"
+    );
+    assert_eq!(
+        number_before(&summary, "LL viewers", "errors"),
+        0,
+        "{summary}\nserver:\n{}",
+        server.logs()
+    );
+    // Parts were tied to the frames the publisher sent, and every one could be.
+    let timed = number_before(&summary, "LL part listed", "parts timed");
+    assert!(timed >= 2 * 8, "{timed} parts timed:\n{summary}");
+    assert_eq!(
+        number_before(&summary, "LL untimed parts", "not matched"),
+        0,
+        "{summary}"
+    );
+    assert_eq!(
+        number_before(&summary, "LL untimed parts", "initialization sections"),
+        2,
+        "{summary}"
+    );
+}
+
+#[test]
 fn refused_and_unreachable_streams_make_the_run_fail() {
     // Nobody listens on a port just released.
     let port = TcpListener::bind("127.0.0.1:0")
