@@ -85,7 +85,9 @@ pub struct LlViewerReport {
     /// does not hold, or a frame forgotten): not timed.
     pub unmatched: u64,
     /// Playlists whose first new part was not the one the previous playlist's preload hint
-    /// named (allowed: a hint may name a part that will not come when a segment ends).
+    /// named. The server numbers parts over the stream's life so that its hint names the part
+    /// that comes next whatever segment it opens; only a new publisher or the end may make a
+    /// hint miss, so outside those this stays 0.
     pub hint_misses: u64,
     /// Connections opened again after the server closed one.
     pub reconnects: u64,
