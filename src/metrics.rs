@@ -57,7 +57,8 @@ pub struct Metrics {
     /// Seconds from the arrival of the media that closes a segment to that segment being
     /// listed in the playlist.
     pub segment_publish_seconds: Histogram,
-    /// Seconds from the arrival of a part's last frame (the kernel's receive time) to the part
+    /// Seconds from the arrival of a part's last frame (the earliest it can have arrived, see
+    /// `ingest::Arrival`) to the part
     /// being listed in its Low-Latency playlist, blocked requests for it answered.
     pub part_publish_seconds: Histogram,
     /// Media events outputs lost because they fell behind their stream's fan-out.
@@ -180,7 +181,7 @@ impl Metrics {
         );
         r.register(
             "part_publish_seconds",
-            "Time from the arrival of a part's last frame (kernel receive time) to the part \
+            "Time from the arrival of a part's last frame (the earliest it can have arrived) to the part \
              being listed in its Low-Latency playlist",
             self.part_publish_seconds.clone(),
         );

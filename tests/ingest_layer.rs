@@ -22,7 +22,7 @@ use rtmp_server::hooks::Hooks;
 use rtmp_server::hub::registry::Registry;
 use rtmp_server::hub::stream::Stream;
 use rtmp_server::ingest::outputs::{OutputSettings, Outputs};
-use rtmp_server::ingest::{Ingest, IngestSettings, Publish, Refusal, StreamMetadata};
+use rtmp_server::ingest::{Arrival, Ingest, IngestSettings, Publish, Refusal, StreamMetadata};
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::metrics::Metrics;
 use rtmp_server::rtmp::amf0::{Decoder, Value};
@@ -163,7 +163,7 @@ async fn feed(publish: &mut Publish, tags: &[FlvTag], offset_ms: u32) -> Result<
             TagType::Audio | TagType::Video => {
                 let kind = TagKind::of(tag.tag_type).expect("a media tag");
                 bytes += tag.body.len() as u64;
-                publish.media(kind, at, tag.body.clone(), Instant::now())?;
+                publish.media(kind, at, tag.body.clone(), Arrival::now())?;
             }
         }
         tokio::task::yield_now().await;
@@ -711,7 +711,7 @@ fn a_publish_handed_over_before_its_outputs_run_is_still_announced() {
         for tag in tags.iter().filter(|t| t.tag_type != TagType::ScriptData) {
             let kind = TagKind::of(tag.tag_type).expect("a media tag");
             publish
-                .media(kind, tag.timestamp, tag.body.clone(), Instant::now())
+                .media(kind, tag.timestamp, tag.body.clone(), Arrival::now())
                 .expect("taken");
         }
         publish.stop();

@@ -28,7 +28,7 @@ use crate::hub::key::StreamKey;
 use crate::hub::registry::{ClaimError, Registry};
 use crate::metrics::Metrics;
 
-pub use publish::{Publish, StreamMetadata};
+pub use publish::{Arrival, Publish, StreamMetadata};
 
 /// What the ingest layer needs, handed over by the server.
 pub struct IngestSettings {

@@ -15,6 +15,28 @@ use crate::hub::stream::{Publisher, Stream};
 use crate::media::frame::{Ending, MediaEvent, TrackId};
 use crate::media::{RtmpTimestamp, Timestamp90k};
 
+/// When a message arrived, as well as a read can tell: the kernel's receive time of the
+/// newest data in the read that completed it (`latest`), and the earliest it can have come
+/// (`earliest`: the same for a read made as data came, the read before for one made on the
+/// merged-read grid). Frames carry `earliest`, so latencies measured from it are never
+/// understated; the arrival pace is learnt from `latest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    pub earliest: Instant,
+    pub latest: Instant,
+}
+
+impl Arrival {
+    /// Arrived now.
+    pub fn now() -> Arrival {
+        let now = Instant::now();
+        Arrival {
+            earliest: now,
+            latest: now,
+        }
+    }
+}
+
 /// What a publisher's metadata (onMetaData) says, as far as the server uses it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamMetadata {
@@ -129,13 +151,12 @@ impl Publish {
     }
 
     /// When the frame the stream's outputs wait for next (the one that completes a part or a
-    /// segment) is due to arrive; `None` when they wait for none, or it is already in.
+    /// segment) is due to arrive; `None` when they wait for none. What they wait for is the
+    /// earliest decode time that can complete it: a segment's cut waits for a keyframe,
+    /// which can come later, so a due time that has passed still stands (the reading side
+    /// gives it a while).
     pub fn due(&self) -> Option<Instant> {
-        let awaited = self.stream.awaited()?;
-        if awaited <= self.pace.last_dts {
-            return None;
-        }
-        self.pace.due(awaited)
+        self.pace.due(self.stream.awaited()?)
     }
 
     /// Cancelled when another publisher takes the stream over or the key is revoked.
@@ -158,20 +179,20 @@ impl Publish {
         });
     }
 
-    /// One audio or video message's body, read at `received`. A refusal ends the publish;
+    /// One audio or video message's body, and when it arrived. A refusal ends the publish;
     /// its description is for the encoder.
     pub fn media(
         &mut self,
         kind: TagKind,
         timestamp: RtmpTimestamp,
         body: Bytes,
-        received: Instant,
+        arrival: Arrival,
     ) -> Result<(), Refusal> {
         self.bytes += body.len() as u64;
         self.stream.add_bytes_in(body.len() as u64);
         let pushed = self
             .demux
-            .push(kind, timestamp, body, received, &mut self.events);
+            .push(kind, timestamp, body, arrival.earliest, &mut self.events);
         if let Ok(Some(notice)) = &pushed {
             self.note_config(notice);
         }
@@ -179,7 +200,7 @@ impl Publish {
             match event {
                 MediaEvent::Start(tracks) => self.lead = tracks.lead(),
                 MediaEvent::Frame(f) if Some(f.track) == self.lead => {
-                    self.pace.note(f.dts, f.received)
+                    self.pace.note(f.dts, arrival.latest)
                 }
                 _ => {}
             }

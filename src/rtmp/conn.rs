@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::flv::demux::TagKind;
-use crate::ingest::{Ingest, Publish, Refusal, StreamMetadata};
+use crate::ingest::{Arrival, Ingest, Publish, Refusal, StreamMetadata};
 use crate::media::RtmpTimestamp;
 use crate::rtmp::amf0::Value;
 use crate::rtmp::merged_read::{self, ReadMode};
@@ -94,7 +94,8 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ConnContext>) {
         publishing: None,
         out: BytesMut::new(),
         events: Vec::new(),
-        received: Instant::now(),
+        received: Arrival::now(),
+        previous_read: Instant::now(),
     };
     let result = conn.run(socket).await;
     conn.publishing = None;
@@ -115,8 +116,10 @@ struct Conn {
     publishing: Option<Publish>,
     out: BytesMut,
     events: Vec<SessionEvent>,
-    /// When the bytes being processed were read.
-    received: Instant,
+    /// When the bytes being processed arrived.
+    received: Arrival,
+    /// When the socket was last read.
+    previous_read: Instant,
 }
 
 impl Conn {
@@ -146,7 +149,8 @@ impl Conn {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
             self.count_in(n);
-            self.received = Instant::now();
+            self.received = Arrival::now();
+            self.previous_read = Instant::now();
             let done = handshake.feed(&mut input, &mut self.out)?;
             self.flush(&mut wr).await?;
             if done {
@@ -243,9 +247,11 @@ impl Conn {
                 _ = ctx.shutdown.cancelled() => {
                     return Ok(());
                 }
-                read = merged_read::read_ready(rd.as_ref(), &mut input), if !merge => Some(read?),
+                read = merged_read::read_ready(rd.as_ref(), &mut input), if !merge => {
+                    Some((read?, ReadMode::Prompt))
+                }
                 _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due)), if merge => {
-                    Some(merged_read::drain(rd.as_ref(), &mut input)?)
+                    Some((merged_read::drain(rd.as_ref(), &mut input)?, ReadMode::Merged))
                 }
                 _ = tokio::time::sleep_until(publish_deadline), if !merged => {
                     // Playback is not offered: a client is here to publish, and one that
@@ -273,12 +279,23 @@ impl Conn {
                     None
                 }
             };
-            if let Some(drained) = drained {
+            if let Some((drained, mode)) = drained {
+                let now = Instant::now();
                 if drained.bytes > 0 {
                     self.count_in(drained.bytes);
-                    last_heard = Instant::now();
-                    self.received = drained.arrived.unwrap_or(last_heard);
+                    last_heard = now;
+                    let stamp = drained.arrived.unwrap_or(now);
+                    self.received = Arrival {
+                        // Read as it came, the newest data's stamp is when it arrived; read
+                        // off the grid, it can have come any time since the read before.
+                        earliest: match mode {
+                            ReadMode::Prompt => stamp,
+                            ReadMode::Merged => self.previous_read.min(stamp),
+                        },
+                        latest: stamp,
+                    };
                 }
+                self.previous_read = now;
                 // What came before the end is processed first, at the top of the loop.
                 peer_closed = drained.closed;
             }
