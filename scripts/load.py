@@ -27,6 +27,11 @@ reload viewers of `llhls.m3u8`), and it prints besides:
   write of a part's last frame to the blocking answer listing the part and to the part's
   last byte (p50/p90/p99/max), and its CPU over the window.
 
+With --variant NAME=BINARY[:ARG,ARG...] (repeatable), each N is measured once per variant,
+each a server binary with extra options (e.g. an earlier build, or `--hls-cmaf,false`), in
+turn and for --rounds rounds, and a summary gives each variant's median CPU and memory per
+stream and its ratio to the first variant's: side by side, in one run.
+
 With --nginx, the same publishers and file also go to nginx-rtmp (Debian's nginx with
 libnginx-mod-rtmp, HLS on, 2 s fragments; installed with apt-get when missing) and its CPU
 and RSS (master and workers) are measured the same way, side by side.
@@ -183,13 +188,13 @@ def start_loadgen(rtmp_url, args, n, duration, ramp, http_url=None):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def measure_rtmp_server(args, n):
+def measure_rtmp_server(args, n, binary=BIN, extra=()):
     work = tempfile.mkdtemp(prefix="rtmp-load-")
     rtmp, http = free_port(), free_port()
     server = subprocess.Popen(
-        [BIN, "--bind", "127.0.0.1", "--rtmp-port", str(rtmp), "--http-port", str(http),
+        [binary, "--bind", "127.0.0.1", "--rtmp-port", str(rtmp), "--http-port", str(http),
          "--media-root", os.path.join(work, "media"), "--log-level", "warn",
-         "--rtmp-max-connections", "10000"],
+         "--rtmp-max-connections", "10000", *extra],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
     try:
         base = f"http://127.0.0.1:{http}"
@@ -366,7 +371,12 @@ def main():
     p.add_argument("--nginx", action="store_true", help="measure nginx-rtmp side by side")
     p.add_argument("--rss-every", type=float, default=0,
                    help="print the server's RSS and CPU every this many seconds of the window")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=BINARY[:ARG,ARG...]: measure this server build and options too")
+    p.add_argument("--rounds", type=int, default=1, help="rounds over the variants")
     args = p.parse_args()
+    if args.variant:
+        return compare_variants(args)
     # The server and the load tool (a workspace member of its own).
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rtmp-server",
                     "-p", "rtmp-load"], cwd=ROOT, check=True)
@@ -413,6 +423,55 @@ def main():
                 print(f"    loadgen: {g['streams']}", flush=True)
             ratio = r["cpu_pct_per_stream"] / g["cpu_pct_per_stream"] if g["cpu_pct_per_stream"] else 0
             print(f"    rtmp-server uses {ratio:.2f}x nginx-rtmp's CPU per stream", flush=True)
+
+
+def parse_variant(text):
+    name, _, spec = text.partition("=")
+    binary, _, extra = spec.partition(":")
+    binary = binary or BIN
+    if not os.path.isabs(binary):
+        binary = os.path.join(ROOT, binary)
+    return name, binary, [a for a in extra.split(",") if a]
+
+
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def compare_variants(args):
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rtmp-server",
+                    "-p", "rtmp-load"], cwd=ROOT, check=True)
+    variants = [parse_variant(v) for v in args.variant]
+    print(f"machine: {os.cpu_count()} cores; file {os.path.basename(args.file)}; "
+          f"{args.seconds:.0f} s window; {args.rounds} rounds over "
+          + ", ".join(f"{name} ({os.path.relpath(b, ROOT)} {' '.join(e)})".rstrip()
+                      for name, b, e in variants), flush=True)
+    for n in [int(x) for x in args.streams.split(",")]:
+        results = {name: [] for name, _, _ in variants}
+        for round_ in range(args.rounds):
+            # Alternate the order, so that a drift of the machine falls on every variant.
+            order = variants if round_ % 2 == 0 else list(reversed(variants))
+            for name, binary, extra in order:
+                r = measure_rtmp_server(args, n, binary, extra)
+                results[name].append(r)
+                print(f"  N={n} round {round_ + 1} {name:<10} CPU {r['cpu_pct_per_stream']:.3f}%/stream "
+                      f"(ingest thread {r['ingest_pct']:.1f}%, other processes "
+                      f"{r['other_pct']:.1f}%), RSS {r['rss_mib_per_stream']:.2f} MiB/stream, "
+                      f"held {r['window_mib_per_stream']:.2f} MiB/stream, "
+                      f"segments {int(r['segments'])}/{int(r['expected'])}", flush=True)
+        first = variants[0][0]
+        base = median([r["cpu_pct_per_stream"] for r in results[first]])
+        print(f"N={n}, medians over {args.rounds} rounds:", flush=True)
+        for name, _, _ in variants:
+            rs = results[name]
+            cpu = median([r["cpu_pct_per_stream"] for r in rs])
+            print(f"  {name:<10} CPU {cpu:.3f}%/stream ({cpu / base:.2f}x {first}), "
+                  f"RSS {median([r['rss_mib_per_stream'] for r in rs]):.2f} MiB/stream, "
+                  f"held {median([r['window_mib_per_stream'] for r in rs]):.2f} MiB/stream, "
+                  f"CPU range {min(r['cpu_pct_per_stream'] for r in rs):.3f}-"
+                  f"{max(r['cpu_pct_per_stream'] for r in rs):.3f}%", flush=True)
 
 
 if __name__ == "__main__":
