@@ -250,7 +250,7 @@ impl Conn {
                 read = merged_read::read_ready(rd.as_ref(), &mut input), if !merge => {
                     Some((read?, ReadMode::Prompt))
                 }
-                _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due)), if merge => {
+                _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due, Instant::now())), if merge => {
                     Some((merged_read::drain(rd.as_ref(), &mut input)?, ReadMode::Merged))
                 }
                 _ = tokio::time::sleep_until(publish_deadline), if !merged => {

@@ -82,13 +82,14 @@ pub fn mode_at(now: Instant, due: Option<Instant>) -> ReadMode {
     }
 }
 
-/// When merged reading should next wake: the next tick, or earlier when prompt reading is
-/// due to start before it.
-pub fn wake_at(epoch: Instant, due: Option<Instant>) -> tokio::time::Instant {
+/// When merged reading should next wake (at `now`): the next tick, or earlier when prompt
+/// reading is due to start before it. A due time whose prompt reading is over (or has not
+/// started yet because it lies before now) moves nothing.
+pub fn wake_at(epoch: Instant, due: Option<Instant>, now: Instant) -> tokio::time::Instant {
     let tick = next_tick(epoch);
     match due.and_then(|d| d.checked_sub(PROMPT_LEAD)) {
-        Some(start) => tick.min(tokio::time::Instant::from_std(start)),
-        None => tick,
+        Some(start) if start > now => tick.min(tokio::time::Instant::from_std(start)),
+        _ => tick,
     }
 }
 
@@ -139,7 +140,11 @@ pub struct Drained {
 pub fn drain(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
     let mut drained = Drained::default();
     while drained.bytes < MAX_PER_TICK && !drained.closed {
+        let before = drained.bytes;
         match receive(stream, buf, MAX_PER_TICK - drained.bytes, &mut drained) {
+            // A receive that did not fill what it asked for took all there was: asking again
+            // would only be told to wait (one system call saved per tick and stream).
+            Ok(()) if drained.bytes - before < RECV_SIZE && !drained.closed => break,
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
