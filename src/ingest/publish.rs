@@ -72,32 +72,30 @@ pub struct Publish {
     pace: Pace,
 }
 
-/// When a publisher's frames arrive, relative to their decode times: the smallest
-/// `arrival - decode time` seen, allowed to creep up as media time passes (an encoder whose
-/// clock runs slower than the server's). A frame never arrives before it is sent, so the
-/// smallest offset is the one with the least delay, and the frames read promptly (with
-/// exact receive times) set it.
+/// When a publisher's frames arrive, relative to their decode times: `arrival - decode time`
+/// of its recent lead-track frames, biased to the earliest. A frame that comes sooner than
+/// the estimate sets it at once (a frame never arrives before it is sent, so the soonest is
+/// closest to the link's own delay, and frames read as they come have exact times); one
+/// that comes later raises it by [`Pace::RISE`]th of the difference, so that an early burst
+/// (an encoder's backlog at the start) or a clock drift is followed within a second.
 #[derive(Debug, Default)]
 struct Pace {
     /// Arrival minus decode time, in nanoseconds from `base`.
     offset: Option<i128>,
-    last_dts: Timestamp90k,
     base: Option<Instant>,
 }
 
 impl Pace {
-    /// How much the offset may creep up per second of media: 1 ms.
-    const CREEP_NS_PER_SECOND: i128 = 1_000_000;
+    /// A later frame moves the estimate by this fraction of the difference.
+    const RISE: i128 = 8;
 
     fn note(&mut self, dts: Timestamp90k, arrived: Instant) {
         let base = *self.base.get_or_insert(arrived);
         let offset = nanos_since(base, arrived) - dts_nanos(dts);
-        let creep = dts_nanos(Timestamp90k(
-            dts.ticks().saturating_sub(self.last_dts.ticks()),
-        )) * Self::CREEP_NS_PER_SECOND
-            / 1_000_000_000;
-        self.offset = Some(self.offset.map_or(offset, |o| (o + creep).min(offset)));
-        self.last_dts = dts;
+        self.offset = Some(match self.offset {
+            Some(o) if offset > o => o + (offset - o) / Self::RISE,
+            _ => offset,
+        });
     }
 
     /// When the frame with decode time `dts` is due to arrive.
@@ -308,5 +306,45 @@ impl Drop for Publish {
             taken_over = !still_ours,
             "publish stopped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The 90 kHz decode time of frame `i` at 30 fps.
+    fn dts(i: u64) -> Timestamp90k {
+        Timestamp90k(i * 3_000)
+    }
+
+    #[test]
+    fn the_pace_follows_the_soonest_arrivals_and_forgets_an_early_burst() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut pace = Pace::default();
+        // A backlog of 30 frames in the first 10 ms, then one frame every 33 ms, 200 ms behind
+        // its decode time, each a little late now and then.
+        for i in 0..30 {
+            pace.note(dts(i), at(i / 3));
+        }
+        for i in 30..90u64 {
+            let late = if i % 4 == 0 { 15 } else { 0 };
+            pace.note(dts(i), at(200 + i * 100 / 3 + late));
+        }
+        let due = pace.due(dts(90)).unwrap();
+        let expected = at(200 + 3_000);
+        let off = if due > expected {
+            due - expected
+        } else {
+            expected - due
+        };
+        // Within a couple of milliseconds of the steady arrivals, not the burst's 1 s early.
+        assert!(off < Duration::from_millis(3), "{off:?}");
+        // A sooner frame sets it at once.
+        pace.note(dts(90), at(200 + 3_000 - 20));
+        assert_eq!(pace.due(dts(90)), Some(at(200 + 3_000 - 20)));
     }
 }

@@ -344,12 +344,19 @@ mod tests {
         // The grid wakes early for a due frame, never later than its next tick.
         let epoch = now - Duration::from_millis(1);
         let due = now + PROMPT_LEAD + Duration::from_millis(5);
-        let wake = wake_at(epoch, Some(due));
+        let wake = wake_at(epoch, Some(due), now);
         assert_eq!(
             wake,
             tokio::time::Instant::from_std(due - PROMPT_LEAD).min(next_tick(epoch))
         );
-        assert_eq!(wake_at(epoch, None), next_tick(epoch));
+        assert_eq!(wake_at(epoch, None, now), next_tick(epoch));
+        // A due time already behind (prompt reading done, or given up) never makes the grid
+        // wake at once, over and over.
+        assert_eq!(
+            wake_at(epoch, Some(now - PROMPT_LIMIT * 2), now),
+            next_tick(epoch)
+        );
+        assert_eq!(wake_at(epoch, Some(now), now), next_tick(epoch));
     }
 
     #[test]
