@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -290,8 +290,13 @@ pub struct LlStream {
     /// preload hint names.
     parts_made: u64,
     /// The full playlist and its delta update (the same when nothing can be skipped).
-    full: Option<Arc<PlaylistSnapshot>>,
-    delta: Option<Arc<PlaylistSnapshot>>,
+    /// A playlist is served (the first segment is complete, and the stream was not swept
+    /// away), and how many times it changed: its ETags are `"{prefix}-{version}"`.
+    served: bool,
+    version: u64,
+    /// The full playlist and its delta update as text, rendered when first asked for after a
+    /// change (a stream nobody watches renders nothing).
+    rendered: OnceLock<(Arc<PlaylistSnapshot>, Arc<PlaylistSnapshot>)>,
     /// EXT-X-PROGRAM-DATE-TIME of the next segment when the timeline continues.
     next_program_date_time: Option<SystemTime>,
     /// A new publisher took over: the next segment starts with EXT-X-DISCONTINUITY.
@@ -326,8 +331,9 @@ impl LlStream {
             inits: VecDeque::new(),
             inits_made: 0,
             parts_made: 0,
-            full: None,
-            delta: None,
+            served: false,
+            version: 0,
+            rendered: OnceLock::new(),
             next_program_date_time: None,
             pending_discontinuity: false,
             wrote_files: false,
@@ -406,11 +412,22 @@ impl LlStream {
     /// `_HLS_skip=YES` or `v2`; the full one when nothing can be skipped or the stream has
     /// ended). `None` before the first segment is complete and once the stream is swept away.
     pub fn playlist(&self, skip: bool) -> Option<Arc<PlaylistSnapshot>> {
-        if skip {
-            self.delta.clone()
-        } else {
-            self.full.clone()
+        if !self.served {
+            return None;
         }
+        let (full, delta) = self.rendered.get_or_init(|| {
+            let etag = |form: &str| format!("\"{}-{}{form}\"", self.prefix, self.version);
+            let full = Arc::new(PlaylistSnapshot::with_etag(
+                playlist::render(&self.playlist),
+                etag(""),
+            ));
+            let delta = match playlist::render_delta(&self.playlist) {
+                Some(text) => Arc::new(PlaylistSnapshot::with_etag(text, etag("-skip"))),
+                None => Arc::clone(&full),
+            };
+            (full, delta)
+        });
+        Some(Arc::clone(if skip { delta } else { full }))
     }
 
     /// A complete segment by file name, while listed or in its availability period.
@@ -458,7 +475,7 @@ impl LlStream {
         let next = Some(Name::Part {
             number: self.parts_made,
         });
-        self.full.is_some() && !self.held.is_ended() && self.parse_name(name) == next
+        self.served && !self.held.is_ended() && self.parse_name(name) == next
     }
 
     /// Where the stream stands, for Blocking Playlist Reload.
@@ -827,15 +844,12 @@ impl LlStream {
         self.expire(now, actions);
     }
 
-    /// Renders the full playlist and its delta update, and with `to_disk` schedules the
-    /// playlist's write.
+    /// The playlist changed: served texts are rendered anew when next asked for, and with
+    /// `to_disk` the playlist's write is scheduled.
     fn publish(&mut self, to_disk: bool, actions: &mut Vec<DiskAction>) {
-        let full = Arc::new(PlaylistSnapshot::new(playlist::render(&self.playlist)));
-        self.delta = Some(match playlist::render_delta(&self.playlist) {
-            Some(text) => Arc::new(PlaylistSnapshot::new(text)),
-            None => Arc::clone(&full),
-        });
-        self.full = Some(full);
+        self.served = true;
+        self.version += 1;
+        self.rendered = OnceLock::new();
         self.held.served(&self.playlist);
         if to_disk {
             actions.push(DiskAction::WritePlaylist {
@@ -870,8 +884,8 @@ impl LlStream {
         self.open = None;
         self.init = None;
         self.inits.clear();
-        self.full = None;
-        self.delta = None;
+        self.served = false;
+        self.rendered = OnceLock::new();
         if !self.settings.keep && self.wrote_files {
             actions.push(DiskAction::RemoveStreamDir {
                 path: self.dir.clone(),

@@ -131,6 +131,14 @@ impl PlaylistSnapshot {
         let etag = etag(&text);
         PlaylistSnapshot { text, etag }
     }
+
+    /// `text` with an ETag its window made unique to it (quotes included).
+    pub fn with_etag(text: impl Into<Bytes>, etag: String) -> PlaylistSnapshot {
+        PlaylistSnapshot {
+            text: text.into(),
+            etag,
+        }
+    }
 }
 
 /// A file operation for the disk writer. Paths are relative to the media root.
