@@ -30,31 +30,41 @@ use tokio::task::JoinHandle;
 /// [`SEGMENT_BUFFERS`] stays shallow.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Media memory freed since the last trim after which the allocator is asked to return free
-/// heap pages to the system (see [`HeapTrim`]).
-const TRIM_AFTER_FREED: usize = 8 * 1024 * 1024;
-
-/// Returns freed heap memory to the system after a stream lets go of a lot of it (a publish
-/// that ends, an output that drops what it held). Media arrives in many small allocations
-/// (slices of the publishers' read buffers, parts being gathered) made between long-lived
-/// ones, and glibc only gives back free memory at the top of its heap, so without this a
-/// stream's peak stays resident after it ends. `malloc_trim` walks the heap once; it runs
-/// only when media memory fell by [`TRIM_AFTER_FREED`], which is rare.
+/// Returns free heap memory to the system when there is a lot of it. Media arrives in many
+/// small allocations (slices of the publishers' read buffers, parts being gathered) made
+/// between long-lived ones, and glibc only gives back free memory at the top of its heap, so
+/// without this the peak of a stream that ends, or of one that misbehaved, stays resident.
+/// `malloc_trim` releases the heap's free pages, which later allocations fault back in
+/// (zeroed): while streams run their heap is mostly in use and trimming would only churn, so
+/// it runs only when more than [`HeapTrim::FREE_SHARE`] of the heap, and at least
+/// [`HeapTrim::FREE_FLOOR`], is free, checked every [`HeapTrim::EVERY`].
 #[derive(Default)]
 struct HeapTrim {
-    /// Media memory held at the last trim, or the most held since.
-    high: usize,
+    last: Option<Instant>,
 }
 
 impl HeapTrim {
-    fn note(&mut self, held: usize) {
-        self.high = self.high.max(held);
-        if self.high > held + TRIM_AFTER_FREED {
+    const EVERY: Duration = Duration::from_secs(1);
+    /// Free heap bytes below which trimming is not worth a walk of the heap.
+    const FREE_FLOOR: usize = 16 * 1024 * 1024;
+    /// Trims when more than one in this many heap bytes is free.
+    const FREE_SHARE: usize = 4;
+
+    fn note(&mut self, now: Instant) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return;
+        }
+        self.last = Some(now);
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        if info.fordblks > Self::FREE_FLOOR && info.fordblks * Self::FREE_SHARE > info.arena {
             // SAFETY: malloc_trim only releases free pages of the allocator's own heap.
             unsafe {
                 libc::malloc_trim(0);
             }
-            self.high = held;
         }
     }
 }
@@ -359,8 +369,9 @@ async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: Cancell
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let held = registry.sweep(Instant::now());
-                heap.note(held);
+                let now = Instant::now();
+                let held = registry.sweep(now);
+                heap.note(now);
                 metrics.segment_memory_bytes.set(held as i64);
                 let spare = SEGMENT_BUFFERS.spare_bytes();
                 metrics.segment_spare_bytes.set(spare as i64);

@@ -51,9 +51,11 @@ pub const MAX_PROBE_BYTES: usize = 8 * 1024 * 1024;
 /// media time, so what they hold would grow without bound.
 pub const MAX_BYTE_RATE: u64 = 25_000_000;
 
-/// Bytes a stretch may carry whatever its span: two of the largest RTMP messages (one frame
-/// each) with room to spare, so a burst of huge frames at one timestamp passes.
-pub const BYTES_FLOOR: u64 = 2 * 17 * 1024 * 1024;
+/// Bytes a stretch may carry whatever its span: one of the largest RTMP messages (a 16 MiB
+/// frame) with room for the frames around it, so a huge keyframe at one timestamp passes.
+/// Every output may hold a stretch's media until its time advances, so this also bounds
+/// what a stream whose clock stands still makes each of them hold.
+pub const BYTES_FLOOR: u64 = 20 * 1024 * 1024;
 
 /// The stretch [`MAX_BYTE_RATE`] is checked over starts again once it spans this much media.
 pub const STALL_WINDOW: Duration90k = Duration90k(10 * Duration90k::HZ);
