@@ -201,7 +201,9 @@ def measure_rtmp_server(args, n, binary=BIN, extra=()):
         wait_http(base + "/healthz")
         rss_before = rss_bytes([server.pid])
         ramp = max(1.0, n / 50)
-        warmup = ramp + 8  # every stream has its first segments and a full window
+        # Every stream has its first segments and full windows (the Low-Latency one keeps at
+        # least seven segments, 14 s at 2 s) before the window measured.
+        warmup = ramp + args.warmup
         duration = warmup + args.seconds + 2
         loadgen = start_loadgen(f"rtmp://127.0.0.1:{rtmp}/live", args, n, duration, ramp, base)
         time.sleep(warmup)
@@ -371,6 +373,8 @@ def main():
     p.add_argument("--nginx", action="store_true", help="measure nginx-rtmp side by side")
     p.add_argument("--rss-every", type=float, default=0,
                    help="print the server's RSS and CPU every this many seconds of the window")
+    p.add_argument("--warmup", type=float, default=20,
+                   help="seconds after the streams started before the measuring window")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME=BINARY[:ARG,ARG...]: measure this server build and options too")
     p.add_argument("--rounds", type=int, default=1, help="rounds over the variants")
