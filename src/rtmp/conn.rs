@@ -228,7 +228,9 @@ impl Conn {
                     debug!("receive low-water mark not set: {e}");
                 }
             }
-            input.reserve(READ_SIZE);
+            // No room is made here: the reads make it once the outputs have run (the select
+            // below yields first). Messages are views of this buffer until the outputs take
+            // them, so room made now would be a new allocation on every read.
             let drained = tokio::select! {
                 // Stopping first: once taken over, nothing more of this publisher's media
                 // may reach the stream.
