@@ -44,7 +44,7 @@ struct HeapTrim {
 }
 
 impl HeapTrim {
-    const EVERY: Duration = Duration::from_secs(1);
+    const EVERY: Duration = Duration::from_secs(10);
     /// Free heap bytes below which trimming is not worth a walk of the heap.
     const FREE_FLOOR: usize = 16 * 1024 * 1024;
     /// Trims when more than one in this many heap bytes is free.
