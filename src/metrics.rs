@@ -50,7 +50,7 @@ pub struct Metrics {
     /// Bytes of segments held in memory: live windows, segments in their grace period, and
     /// segments being written.
     pub segment_memory_bytes: Gauge,
-    /// Bytes of finished segments' buffers waiting to be reused for new segments.
+    /// Bytes of finished segments' and parts' buffers waiting to be reused for new ones.
     pub segment_spare_bytes: Gauge,
     /// Seconds the stream-service took to answer a key check.
     pub stream_service_seconds: Histogram,
@@ -166,7 +166,7 @@ impl Metrics {
         );
         r.register(
             "segment_spare_bytes",
-            "Bytes of segment buffers waiting to be reused for new segments",
+            "Bytes of segment and part buffers waiting to be reused for new ones",
             self.segment_spare_bytes.clone(),
         );
         r.register(

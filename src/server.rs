@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::auth::KeyChecker;
 use crate::config::Config;
-use crate::hls::buffer_pool::SEGMENT_BUFFERS;
+use crate::hls::buffer_pool::{PART_BUFFERS, SEGMENT_BUFFERS};
 use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
 use crate::http::HttpContext;
@@ -373,7 +373,7 @@ async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: Cancell
                 let held = registry.sweep(now);
                 heap.note(now);
                 metrics.segment_memory_bytes.set(held as i64);
-                let spare = SEGMENT_BUFFERS.spare_bytes();
+                let spare = SEGMENT_BUFFERS.spare_bytes() + PART_BUFFERS.spare_bytes();
                 metrics.segment_spare_bytes.set(spare as i64);
             }
             _ = shutdown.cancelled() => return,

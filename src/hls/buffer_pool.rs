@@ -1,4 +1,4 @@
-//! Recycled memory for segment buffers.
+//! Recycled memory for segment and part buffers.
 //!
 //! A live stream fills a buffer of about a megabyte per segment and frees one when an old
 //! segment leaves its grace period. Buffers that large are memory mappings of their own
@@ -13,20 +13,30 @@
 //! segment being written, which is resident at its predecessor's size from its first byte
 //! instead of growing as it fills (half a segment per stream on average).
 //!
-//! At most [`MAX_SPARE_BYTES`] of capacity waits here; beyond that a returned buffer is
-//! freed.
+//! Low-Latency parts (a few tens of kilobytes each, five a second per stream) live on the
+//! heap rather than in mappings of their own, but a part freed as it leaves the window and
+//! a new one allocated do not meet: the heap's top grows and shrinks and every part is
+//! faulted in afresh, which cost the CMAF output a tenth of its CPU. They have a pool of
+//! their own ([`PART_BUFFERS`]), so that parts and segments, of very different sizes,
+//! never take each other's buffers.
+//!
+//! At most [`MAX_SPARE_BYTES`] of capacity waits in each pool; beyond that a returned
+//! buffer is freed.
 
 use std::sync::{Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
-/// Most bytes of capacity [`SEGMENT_BUFFERS`] keeps spare. In steady state every taken
+/// Most bytes of capacity [`SEGMENT_BUFFERS`] (and [`PART_BUFFERS`]) keeps spare. In steady state every taken
 /// buffer is soon matched by a returned one (expired segments are dropped every 100 ms), so
 /// the spare set stays a few buffers deep; the bound matters when many streams end at once.
 pub const MAX_SPARE_BYTES: usize = 16 << 20;
 
 /// The process's segment buffers, shared by every stream.
 pub static SEGMENT_BUFFERS: BufferPool = BufferPool::new(MAX_SPARE_BYTES);
+
+/// The process's Low-Latency part buffers, shared by every stream.
+pub static PART_BUFFERS: BufferPool = BufferPool::new(MAX_SPARE_BYTES);
 
 /// Buffers waiting to be reused, up to a bound on their total capacity.
 pub struct BufferPool {
@@ -59,6 +69,21 @@ impl BufferPool {
         let fitting = buffers.iter().rposition(|b| b.capacity() >= capacity);
         let largest = || (0..buffers.len()).max_by_key(|&i| buffers[i].capacity());
         match fitting.or_else(largest) {
+            Some(i) => {
+                let buffer = spare.buffers.swap_remove(i);
+                spare.bytes -= buffer.capacity();
+                buffer
+            }
+            None => BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// An empty buffer with room for `capacity` bytes: the most recently returned spare one
+    /// that has it, else a new one. For contents whose size is known before they are
+    /// written (a part), where a smaller buffer would only be reallocated.
+    pub fn take_fitting(&self, capacity: usize) -> BytesMut {
+        let mut spare = self.lock();
+        match spare.buffers.iter().rposition(|b| b.capacity() >= capacity) {
             Some(i) => {
                 let buffer = spare.buffers.swap_remove(i);
                 spare.bytes -= buffer.capacity();
@@ -189,6 +214,18 @@ mod tests {
         drop(small);
         assert_eq!(pool.take(1 << 19).as_ptr(), large_at, "the one with room");
         assert_eq!(pool.take(1 << 19).as_ptr(), small_at, "what is left");
+    }
+
+    #[test]
+    fn a_fitting_buffer_is_never_smaller_than_asked() {
+        let pool = pool(4 << 20);
+        let small = pool.freeze(pool.take_fitting(4096));
+        let small_at = small.as_ptr();
+        drop(small);
+        let large = pool.take_fitting(1 << 16);
+        assert!(large.capacity() >= 1 << 16);
+        assert_ne!(large.as_ptr(), small_at, "the small one stays spare");
+        assert_eq!(pool.take_fitting(1024).as_ptr(), small_at);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::hls::buffer_pool::PART_BUFFERS;
 use crate::hls::ll_stream::CmafEvent;
 use crate::hls::segmenter::{Placement, Sample, SampleKind, Segmenter, SegmenterConfig};
 use crate::hls::ts_output::SegmentRules;
@@ -461,7 +462,7 @@ impl Publish {
             });
         }
         // The header (about 100 bytes a track and 16 a sample), then each run's bytes.
-        let mut data = BytesMut::with_capacity(self.part.bytes + 256 + 16 * samples);
+        let mut data = PART_BUFFERS.take_fitting(self.part.bytes + 256 + 16 * samples);
         let written = mp4::write_fragment_header(sequence, &runs, &mut data).map(|_| {
             for t in self.tracks.iter().filter(|t| !t.run.samples.is_empty()) {
                 data.extend_from_slice(&t.run.payload);
@@ -476,7 +477,7 @@ impl Publish {
         self.clear_part();
         written?;
         out.push(CmafEvent::Part {
-            data: data.freeze(),
+            data: PART_BUFFERS.freeze(data),
             duration,
             independent,
         });
