@@ -13,7 +13,8 @@ window and prints, per N:
   segment bytes the server holds in memory per stream (its HLS window);
 - segments produced versus expected (stream media time / hls.time);
 - playlist freshness: how long after the media that closes a segment arrives the segment is
-  listed, from the server's `segment_publish_seconds` histogram (p50, p99, max bucket).
+  listed, from the server's `segment_publish_seconds` histogram over the window (p50, p99,
+  max bucket).
 
 With --ll-viewers M, every stream also has M Low-Latency HLS viewers (rtmp-load's blocking
 reload viewers of `llhls.m3u8`), and it prints besides:
@@ -22,7 +23,8 @@ reload viewers of `llhls.m3u8`), and it prints besides:
   viewers, next to the ingest thread's and the rest of the machine's (other processes, so a
   run that overlapped other work shows it);
 - how long after its last frame arrives a part is listed, from the server's
-  `part_publish_seconds` histogram (p50, p99, max bucket; bucket upper bounds);
+  `part_publish_seconds` histogram over the window (p50, p99, max bucket; bucket upper
+  bounds);
 - rtmp-load's own figures over its whole run: errors, blocked waits, and from a publisher's
   write of a part's last frame to the blocking answer listing the part and to the part's
   last byte (p50/p90/p99/max), and its CPU over the window.
@@ -147,13 +149,23 @@ def metric(text, name):
     return 0.0
 
 
-def histogram_quantiles(text, name):
-    """p50, p99 and the upper bound of the highest non-empty bucket, in ms."""
+def histogram_buckets(text, name):
+    """(upper bound, cumulative count) of each bucket of histogram `name`."""
     buckets = []
     for line in text.splitlines():
         if line.startswith(name + "_bucket{le="):
             le = line.split('le="')[1].split('"')[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return buckets
+
+
+def histogram_quantiles(text, name, before=None):
+    """p50, p99 and the upper bound of the highest non-empty bucket, in ms, of what was
+    observed between the snapshot `before` (a /metrics text) and `text`."""
+    buckets = histogram_buckets(text, name)
+    if before is not None:
+        earlier = dict(histogram_buckets(before, name))
+        buckets = [(le, count - earlier.get(le, 0)) for le, count in buckets]
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]
@@ -211,7 +223,8 @@ def measure_rtmp_server(args, n, binary=BIN, extra=()):
         cpu0, t0 = cpu_seconds([server.pid]), time.monotonic()
         threads0 = thread_cpu_seconds(server.pid)
         tool0, busy0 = cpu_seconds([loadgen.pid]), machine_busy_seconds()
-        segments0 = metric(fetch(base + "/metrics"), "rtmp_server_segments_total")
+        text0 = fetch(base + "/metrics")
+        segments0 = metric(text0, "rtmp_server_segments_total")
         rss_peak = 0
         next_report = args.rss_every
         while time.monotonic() - t0 < args.seconds:
@@ -256,8 +269,9 @@ def measure_rtmp_server(args, n, binary=BIN, extra=()):
             "load": f"{load0} -> {load1}",
             "threads": {name: 100 * (threads1.get(name, 0) - threads0.get(name, 0)) / window
                         for name in threads1},
-            "part_freshness": histogram_quantiles(text, "rtmp_server_part_publish_seconds"),
-            "part_count": metric(text, "rtmp_server_part_publish_seconds_count"),
+            "part_freshness": histogram_quantiles(text, "rtmp_server_part_publish_seconds", text0),
+            "part_count": metric(text, "rtmp_server_part_publish_seconds_count")
+            - metric(text0, "rtmp_server_part_publish_seconds_count"),
             "ll_lines": ll_lines,
             "n": n,
             "cpu_pct_per_stream": 100 * (cpu1 - cpu0) / (t1 - t0) / n,
@@ -270,7 +284,7 @@ def measure_rtmp_server(args, n, binary=BIN, extra=()):
             "spare_mib": spare / 2**20,
             "segments": segments1 - segments0,
             "expected": n * args.seconds / 2,
-            "freshness": histogram_quantiles(text, "rtmp_server_segment_publish_seconds"),
+            "freshness": histogram_quantiles(text, "rtmp_server_segment_publish_seconds", text0),
             "lag": lag,
             "streams": failed,
             "viewers": viewers,

@@ -93,7 +93,16 @@ pub struct Stream {
     /// Per output, the decode time of the lead-track frame it waits for next
     /// ([`NOTHING_AWAITED`]: none): the ingest reads promptly when such a frame is due.
     awaited: [AtomicU64; OUTPUT_KINDS],
+    /// When a request last began to wait on the Low-Latency window, in milliseconds after
+    /// `born` (0: never).
+    held_at: AtomicU64,
+    born: Instant,
 }
+
+/// How long after a request last waited on a stream's Low-Latency window its parts are
+/// still read promptly: a Low-Latency player waits for every part (ten in this time at the
+/// default part length), so only a stream without one stops.
+const WAITERS_MEMORY: Duration = Duration::from_secs(2);
 
 /// How many kinds of output can say which frame they wait for.
 const OUTPUT_KINDS: usize = 2;
@@ -134,6 +143,8 @@ impl Stream {
             viewers: Mutex::new(HashMap::new()),
             playable: watch::Sender::new(0),
             awaited: std::array::from_fn(|_| AtomicU64::new(NOTHING_AWAITED)),
+            held_at: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -144,12 +155,23 @@ impl Stream {
         self.awaited[output as usize].store(value, Ordering::Relaxed);
     }
 
-    /// The soonest frame any output waits for.
+    /// The soonest frame an output waits for that someone is waiting for: the classic
+    /// output's next cut always (its players poll, and find the segment listed the sooner),
+    /// the Low-Latency output's next part only while requests wait on the stream's window
+    /// (blocked playlist reloads, hinted parts: one held now or within [`WAITERS_MEMORY`]).
+    /// A part nobody waits for is listed when its frame is read on the merged-read grid,
+    /// and sparing the prompt read saves the ingest two wakeups per part.
     pub fn awaited(&self) -> Option<Timestamp90k> {
+        let held = self.position.receiver_count() > 0 || {
+            let at = self.held_at.load(Ordering::Relaxed);
+            at > 0 && millis_since(self.born) < at + WAITERS_MEMORY.as_millis() as u64
+        };
         let soonest = self
             .awaited
             .iter()
-            .map(|a| a.load(Ordering::Relaxed))
+            .enumerate()
+            .filter(|&(kind, _)| kind != OutputKind::Cmaf as usize || held)
+            .map(|(_, a)| a.load(Ordering::Relaxed))
             .min()?;
         (soonest != NOTHING_AWAITED).then_some(Timestamp90k(soonest))
     }
@@ -216,8 +238,11 @@ impl Stream {
         });
     }
 
-    /// Follows where the Low-Latency window stands.
+    /// Follows where the Low-Latency window stands, for a request that waits on it (which
+    /// makes the ingest read the frames that complete parts promptly: [`Stream::awaited`]).
     pub fn position(&self) -> watch::Receiver<Position> {
+        self.held_at
+            .store(millis_since(self.born).max(1), Ordering::Relaxed);
         self.position.subscribe()
     }
 
@@ -324,5 +349,62 @@ impl Stream {
         let mut viewers = lock(&self.viewers);
         viewers.retain(|_, seen| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
         viewers.len()
+    }
+}
+
+fn millis_since(since: Instant) -> u64 {
+    since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fanout::Limits;
+
+    fn stream() -> Stream {
+        let key = StreamKey::parse("abc").unwrap();
+        Stream::new(
+            "live".into(),
+            key.clone(),
+            key,
+            FanOut::new(Limits::default()),
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_part_is_awaited_only_while_a_request_waits_for_it() {
+        let mut stream = stream();
+        assert_eq!(stream.awaited(), None);
+        stream.set_awaited(OutputKind::Ts, Some(Timestamp90k(180_000)));
+        stream.set_awaited(OutputKind::Cmaf, Some(Timestamp90k(18_000)));
+        assert_eq!(
+            stream.awaited(),
+            Some(Timestamp90k(180_000)),
+            "nobody waits"
+        );
+        let held = stream.position();
+        assert_eq!(
+            stream.awaited(),
+            Some(Timestamp90k(18_000)),
+            "a request is held"
+        );
+        drop(held);
+        assert_eq!(
+            stream.awaited(),
+            Some(Timestamp90k(18_000)),
+            "one was, a moment ago"
+        );
+        // The last request waited at its first millisecond, longer ago than remembered.
+        stream.held_at.store(1, Ordering::Relaxed);
+        stream.born = Instant::now() - WAITERS_MEMORY - Duration::from_millis(2);
+        assert_eq!(
+            stream.awaited(),
+            Some(Timestamp90k(180_000)),
+            "none for a while"
+        );
+        stream.set_awaited(OutputKind::Ts, None);
+        assert_eq!(stream.awaited(), None);
     }
 }

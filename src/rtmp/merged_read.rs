@@ -8,9 +8,9 @@
 //! once (SRS calls this merged read), and the socket's receive low-water mark is raised so
 //! the kernel does not wake the process for each message in between.
 //!
-//! A tick's delay (up to [`TICK`]) matters only for the frame that completes a part or a
-//! segment: that frame is what a blocked player is waiting for. The outputs say which decode
-//! time they wait for next; from the arrival of the frames before it, the connection knows
+//! A tick's delay (up to [`TICK`]) matters only for the frame that completes a segment, or
+//! a part that a player's held request waits for. The outputs say which decode time they
+//! wait for next (a part only while a request waits for it: `Stream::awaited`); from the arrival of the frames before it, the connection knows
 //! when that frame is due, and shortly before that ([`PROMPT_LEAD`]) it reads as data
 //! arrives (low-water mark 1), until the frame is in (or [`PROMPT_LIMIT`] has passed), then
 //! goes back to the grid. A stream costs a few prompt wakeups per part instead of one per
