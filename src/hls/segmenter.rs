@@ -202,18 +202,23 @@ impl Segmenter {
         self.open.map(|open| open.end.saturating_since(open.start))
     }
 
-    /// The earliest decode time of a keyframe that would cut the open segment (for an
-    /// audio-only stream, of the sample that would): what the output waits for next.
-    /// `frame`: the stream's frame duration.
+    /// The decode time of the keyframe expected to cut the open segment (for an audio-only
+    /// stream, of the sample that would): what the output waits for next. The earliest
+    /// that could cut, or, for an encoder that put its last two keyframes further apart
+    /// than that, where the same interval puts the next one (an encoder's keyframe interval
+    /// is mostly steady). `frame`: the stream's frame duration.
     pub fn next_cut(&self, frame: Duration90k) -> Option<Timestamp90k> {
         let open = self.open?;
-        let slack = Duration90k(frame.ticks() * 3 / 2);
-        let early = if self.config.has_video {
-            slack + self.max_reorder
-        } else {
-            Duration90k::ZERO
-        };
-        Some((open.start + self.config.segment_target).saturating_sub(early))
+        if !self.config.has_video {
+            return Some(open.start + self.config.segment_target);
+        }
+        let early = Duration90k(frame.ticks() * 3 / 2) + self.max_reorder;
+        let earliest = (open.start + self.config.segment_target).saturating_sub(early);
+        let steady = self
+            .last_keyframe_dts
+            .zip(self.keyframe_interval)
+            .map(|(last, interval)| last + interval);
+        Some(steady.map_or(earliest, |steady| steady.max(earliest)))
     }
 
     /// The media breaks at the next place a segment can start: the next keyframe (or, for
@@ -436,6 +441,36 @@ mod tests {
             });
         }
         closed
+    }
+
+    #[test]
+    fn the_next_cut_is_expected_where_the_encoders_keyframe_interval_puts_it() {
+        let mut s = Segmenter::new(config(true));
+        let frame = Duration90k(FRAME);
+        assert_eq!(s.next_cut(frame), None, "no segment open");
+        s.push(&video(0, true));
+        // One keyframe seen: the earliest that cuts, a frame and a half before 2 s.
+        assert_eq!(
+            s.next_cut(frame),
+            Some(Timestamp90k(2 * SECOND - FRAME * 3 / 2))
+        );
+        // Keyframes 2.1 s apart: the next one is expected 2.1 s after the last.
+        let long = 2 * SECOND + 3 * FRAME;
+        for dts in (FRAME..long).step_by(FRAME as usize) {
+            s.push(&video(dts, false));
+        }
+        s.push(&video(long, true));
+        assert_eq!(s.next_cut(frame), Some(Timestamp90k(2 * long)));
+        // A keyframe sooner than a segment (a scene cut) leaves the earliest.
+        for i in 1..11 {
+            s.push(&video(long + i * FRAME, false));
+        }
+        s.push(&video(long + 11 * FRAME, true));
+        let open = s.open.expect("a segment open").start;
+        assert_eq!(
+            s.next_cut(frame),
+            Some(open + Duration90k(2 * SECOND - FRAME * 3 / 2))
+        );
     }
 
     #[test]
