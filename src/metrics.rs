@@ -58,8 +58,8 @@ pub struct Metrics {
     /// listed in the playlist.
     pub segment_publish_seconds: Histogram,
     /// Seconds from the arrival of a part's last frame (the earliest it can have arrived, see
-    /// `ingest::Arrival`) to the part
-    /// being listed in its Low-Latency playlist, blocked requests for it answered.
+    /// `ingest::Arrival`) to the part being listed in its Low-Latency playlist, blocked
+    /// requests for it answered.
     pub part_publish_seconds: Histogram,
     /// Media events outputs lost because they fell behind their stream's fan-out.
     pub media_events_lost_total: Counter<u64, AtomicU64>,
@@ -181,8 +181,8 @@ impl Metrics {
         );
         r.register(
             "part_publish_seconds",
-            "Time from the arrival of a part's last frame (the earliest it can have arrived) to the part \
-             being listed in its Low-Latency playlist",
+            "Time from the arrival of a part's last frame (the earliest it can have arrived) \
+             to the part being listed in its Low-Latency playlist",
             self.part_publish_seconds.clone(),
         );
         r.register(

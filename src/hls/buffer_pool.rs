@@ -27,9 +27,10 @@ use std::sync::{Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
-/// Most bytes of capacity [`SEGMENT_BUFFERS`] (and [`PART_BUFFERS`]) keeps spare. In steady state every taken
-/// buffer is soon matched by a returned one (expired segments are dropped every 100 ms), so
-/// the spare set stays a few buffers deep; the bound matters when many streams end at once.
+/// Most bytes of capacity [`SEGMENT_BUFFERS`] (and [`PART_BUFFERS`]) keeps spare. In steady
+/// state every taken buffer is soon matched by a returned one (expired segments are dropped
+/// every 100 ms), so the spare set stays a few buffers deep; the bound matters when many
+/// streams end at once.
 pub const MAX_SPARE_BYTES: usize = 16 << 20;
 
 /// The process's segment buffers, shared by every stream.
@@ -47,6 +48,15 @@ pub struct BufferPool {
 struct Spare {
     buffers: Vec<BytesMut>,
     bytes: usize,
+}
+
+impl Spare {
+    /// Takes spare buffer `i` out of the set.
+    fn remove(&mut self, i: usize) -> BytesMut {
+        let buffer = self.buffers.swap_remove(i);
+        self.bytes -= buffer.capacity();
+        buffer
+    }
 }
 
 impl BufferPool {
@@ -69,11 +79,7 @@ impl BufferPool {
         let fitting = buffers.iter().rposition(|b| b.capacity() >= capacity);
         let largest = || (0..buffers.len()).max_by_key(|&i| buffers[i].capacity());
         match fitting.or_else(largest) {
-            Some(i) => {
-                let buffer = spare.buffers.swap_remove(i);
-                spare.bytes -= buffer.capacity();
-                buffer
-            }
+            Some(i) => spare.remove(i),
             None => BytesMut::with_capacity(capacity),
         }
     }
@@ -84,11 +90,7 @@ impl BufferPool {
     pub fn take_fitting(&self, capacity: usize) -> BytesMut {
         let mut spare = self.lock();
         match spare.buffers.iter().rposition(|b| b.capacity() >= capacity) {
-            Some(i) => {
-                let buffer = spare.buffers.swap_remove(i);
-                spare.bytes -= buffer.capacity();
-                buffer
-            }
+            Some(i) => spare.remove(i),
             None => BytesMut::with_capacity(capacity),
         }
     }

@@ -10,9 +10,9 @@
 //!
 //! A tick's delay (up to [`TICK`]) matters only for the frame that completes a segment, or
 //! a part that a player's held request waits for. The outputs say which decode time they
-//! wait for next (a part only while a request waits for it: `Stream::awaited`); from the arrival of the frames before it, the connection knows
-//! when that frame is due, and shortly before that ([`PROMPT_LEAD`]) it reads as data
-//! arrives (low-water mark 1), until the frame is in (or [`PROMPT_LIMIT`] has passed), then
+//! wait for next (a part only while a request waits for it: `Stream::awaited`); from the
+//! arrival of the frames before it, the connection knows when that frame is due, and
+//! shortly before that ([`PROMPT_LEAD`]) it reads as data arrives (low-water mark 1), until the frame is in (or [`PROMPT_LIMIT`] has passed), then
 //! goes back to the grid. A stream costs a few prompt wakeups per part instead of one per
 //! message.
 //!

@@ -75,6 +75,30 @@ impl HttpConn {
         }
     }
 
+    /// `GET target` into `body` (cleared first), keeping at most `limit` bytes of it;
+    /// the answer, and whether the body was longer than that (then `body` holds none of the
+    /// pieces that would have passed the limit).
+    pub async fn get_bounded(
+        &mut self,
+        target: &str,
+        timeout: Duration,
+        limit: usize,
+        body: &mut Vec<u8>,
+    ) -> (Result<Answer, FetchError>, bool) {
+        body.clear();
+        let mut too_long = false;
+        let answer = self
+            .get(target, timeout, &mut |data: &[u8]| {
+                if body.len() + data.len() > limit {
+                    too_long = true;
+                } else {
+                    body.extend_from_slice(data);
+                }
+            })
+            .await;
+        (answer, too_long)
+    }
+
     /// `GET target` (origin form: path and query), within `timeout`; the body goes to
     /// `body` piece by piece. A socket the server closed while idle is opened again and the
     /// request repeated once (GET is idempotent, RFC 9110 §9.2.2).

@@ -220,18 +220,9 @@ impl Viewer {
             self.report.blocking_requests += 1;
         }
         self.report.playlist_requests += 1;
-        self.body.clear();
-        let mut too_long = false;
-        let body = &mut self.body;
-        let answer = self
+        let (answer, too_long) = self
             .conn
-            .get(&self.path, HTTP_TIMEOUT, &mut |data: &[u8]| {
-                if body.len() + data.len() > MAX_PLAYLIST_BYTES {
-                    too_long = true;
-                } else {
-                    body.extend_from_slice(data);
-                }
-            })
+            .get_bounded(&self.path, HTTP_TIMEOUT, MAX_PLAYLIST_BYTES, &mut self.body)
             .await;
         let answer = match answer {
             Ok(answer) => answer,
@@ -440,18 +431,9 @@ impl Viewer {
             return;
         }
         self.report.inits += 1;
-        self.body.clear();
-        let mut too_long = false;
-        let body = &mut self.body;
-        let answer = self
+        let (answer, too_long) = self
             .conn
-            .get(&self.path, HTTP_TIMEOUT, &mut |data: &[u8]| {
-                if body.len() + data.len() > MAX_INIT_BYTES {
-                    too_long = true;
-                } else {
-                    body.extend_from_slice(data);
-                }
-            })
+            .get_bounded(&self.path, HTTP_TIMEOUT, MAX_INIT_BYTES, &mut self.body)
             .await;
         match answer {
             Ok(answer) if answer.status == 200 => {}
