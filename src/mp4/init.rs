@@ -42,9 +42,11 @@ pub const MINOR_VERSION: u32 = 0;
 /// ftyp compatible_brands: `iso6` (the major brand listed again, as is usual) and `mp41`,
 /// the MP4 file format (ISO/IEC 14496-14), which defines `mp4a`'s `esds`. FFmpeg's HLS
 /// fMP4 output carries these two (with `iso5`). Chromium's MSE, which hls.js feeds, plays
-/// this writer's output; players treat brands as information, not as a gate.
+/// this writer's output; players treat brands as information, not as a gate. A codec
+/// binding that requires a brand of its own adds it after these
+/// ([`SampleEntry::required_brand`]: `av01` for AV1).
 ///
-/// Spec: ISO/IEC 14496-12 §4.3, Annex E; ISO/IEC 14496-14.
+/// Spec: ISO/IEC 14496-12 §4.3, Annex E; ISO/IEC 14496-14; AV1-ISOBMFF §2.1.
 pub const COMPATIBLE_BRANDS: [FourCc; 2] = [FourCc::new(b"iso6"), FourCc::new(b"mp41")];
 
 /// The movie timescale of mvhd. Only mvhd's duration (0 here) and edit lists (none) use
@@ -91,7 +93,7 @@ const DREF_SELF_CONTAINED: u32 = 1;
 pub fn write_init(tracks: &[TrackConfig], out: &mut BytesMut) -> Result<(), Mp4Error> {
     validate(tracks)?;
     all_or_nothing(out, |out| {
-        write_ftyp(out)?;
+        write_ftyp(out, tracks)?;
         let moov = OpenBox::begin(out, FourCc::new(b"moov"));
         write_mvhd(out, next_track_id(tracks))?;
         for track in tracks {
@@ -136,12 +138,21 @@ fn next_track_id(tracks: &[TrackConfig]) -> u32 {
     largest.saturating_add(1)
 }
 
+/// ftyp: the major brand, and the compatible brands followed by each brand a track's
+/// codec requires, once.
+///
 /// Spec: ISO/IEC 14496-12 §4.3.
-fn write_ftyp(out: &mut BytesMut) -> Result<(), Mp4Error> {
+fn write_ftyp(out: &mut BytesMut, tracks: &[TrackConfig]) -> Result<(), Mp4Error> {
     let ftyp = OpenBox::begin(out, FourCc::new(b"ftyp"));
     out.put_slice(&MAJOR_BRAND.0);
     out.put_u32(MINOR_VERSION);
-    for brand in COMPATIBLE_BRANDS {
+    let mut brands = COMPATIBLE_BRANDS.to_vec();
+    for brand in tracks.iter().filter_map(|t| t.entry.required_brand()) {
+        if !brands.contains(&brand) {
+            brands.push(brand);
+        }
+    }
+    for brand in brands {
         out.put_slice(&brand.0);
     }
     ftyp.end(out)?;
@@ -376,12 +387,33 @@ mod tests {
     #[test]
     fn ftyp_golden() {
         let mut out = BytesMut::new();
-        write_ftyp(&mut out).unwrap();
+        write_ftyp(&mut out, &[avc_track(1), aac_track(2)]).unwrap();
         let expected = unhex(concat!(
             "00000018 66747970", // size 24, 'ftyp'
             "69736f36",          // major_brand 'iso6'
             "00000000",          // minor_version 0
             "69736f36 6d703431", // compatible_brands 'iso6' 'mp41'
+        ));
+        assert_eq!(hex::encode(&out), hex::encode(expected));
+    }
+
+    #[test]
+    fn av1_tracks_add_the_av01_brand_once() {
+        let av1 = |n| TrackConfig {
+            id: id(n),
+            timescale: 90_000,
+            entry: SampleEntry::Av1 {
+                width: 640,
+                height: 360,
+                record: Bytes::from_static(&[0x81, 0x04, 0x0c, 0x00]),
+            },
+        };
+        let mut out = BytesMut::new();
+        write_ftyp(&mut out, &[av1(1), aac_track(2), av1(3)]).unwrap();
+        let expected = unhex(concat!(
+            "0000001c 66747970",          // size 28, 'ftyp'
+            "69736f36 00000000",          // major_brand 'iso6', minor_version 0
+            "69736f36 6d703431 61763031", // 'iso6' 'mp41' 'av01'
         ));
         assert_eq!(hex::encode(&out), hex::encode(expected));
     }
