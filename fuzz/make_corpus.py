@@ -176,6 +176,9 @@ def session():
     write("session", "ffmpeg-publish-rejected", b"\x01\x00\x00\x00" + publish)
     write("session", "ffmpeg-publish-pieces", b"\x02\x81\x81\x07" + publish)
     write("session", "ffmpeg-connect", b"\x05\x55\x55\x01" + connect)
+    # An Enhanced RTMP connect (fourCcList), answered with the server's codecs and capsEx.
+    enhanced = read("rtmp", "ffmpeg-9.0_enhanced_connect.bin")
+    write("session", "ffmpeg9-enhanced-connect", b"\x00\x55\x55\x00" + enhanced)
     # The publish answered before the media that follows it arrives (as encoders wait for
     # the answer): fed byte by byte and in 64-byte pieces, so the client's FCUnpublish and
     # deleteStream end it.

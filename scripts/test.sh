@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs every test of the project on a fresh machine: installs what the tests need when it
-# is missing (ffmpeg, python3, chromium and the browser test's npm packages here;
-# scripts/fuzz.sh a nightly toolchain and cargo-fuzz), then runs the lints, the test suite,
-# the image check and the fuzz targets.
+# is missing (ffmpeg, python3, ffmpeg 9 from imageio-ffmpeg, chromium and the browser test's
+# npm packages here; scripts/fuzz.sh a nightly toolchain and cargo-fuzz), then runs the
+# lints, the test suite, the image check and the fuzz targets.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,38 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1 \
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg python3 >/dev/null
 fi
+
+# The Enhanced RTMP tests publish HEVC, AV1, VP9, Opus and multitrack streams, which
+# Debian's ffmpeg (5.1) cannot write: they use the static ffmpeg 9.0.2 that PyPI's
+# imageio-ffmpeg 0.8.1 ships, installed by pip into a cache directory (no root, the system
+# Python untouched: --target skips pip's externally-managed check) and handed to the tests
+# as RTMP_SERVER_FFMPEG9. tests/common finds it in the same directory when run directly.
+IMAGEIO_FFMPEG_VERSION=0.8.1
+IMAGEIO_FFMPEG_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server/imageio-ffmpeg"
+# Prints the path of the ffmpeg in $IMAGEIO_FFMPEG_DIR; fails when it is missing, not
+# executable or from another imageio-ffmpeg version.
+ffmpeg9_path() {
+    python3 -c 'import os, sys
+sys.path.insert(0, sys.argv[1])
+import imageio_ffmpeg
+exe = imageio_ffmpeg.get_ffmpeg_exe()
+if imageio_ffmpeg.__version__ != sys.argv[2] or not os.access(exe, os.X_OK):
+    sys.exit(1)
+print(exe)' "$IMAGEIO_FFMPEG_DIR" "$IMAGEIO_FFMPEG_VERSION" 2>/dev/null
+}
+if ! RTMP_SERVER_FFMPEG9=$(ffmpeg9_path); then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        echo "installing python3-pip (pip installs ffmpeg 9 for the Enhanced RTMP tests)"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+    fi
+    echo "installing imageio-ffmpeg $IMAGEIO_FFMPEG_VERSION (ffmpeg 9) into $IMAGEIO_FFMPEG_DIR"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --upgrade \
+        --target "$IMAGEIO_FFMPEG_DIR" "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
+    RTMP_SERVER_FFMPEG9=$(ffmpeg9_path) \
+        || { echo "imageio-ffmpeg installed no usable ffmpeg in $IMAGEIO_FFMPEG_DIR" >&2; exit 1; }
+fi
+export RTMP_SERVER_FFMPEG9
 
 # tests/browser.rs plays HLS with hls.js in Debian's Chromium, driven by playwright-core;
 # npm installs both packages as tests/browser/package-lock.json pins them (neither

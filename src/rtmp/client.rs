@@ -43,6 +43,7 @@ use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MessageHeader, MessageHeaderType,
     RawMessage,
 };
+use super::enhanced::EnhancedCaps;
 use super::error::{Amf0Error, ChunkError, MessageError};
 use super::handshake::{HANDSHAKE_SIZE, RTMP_VERSION};
 use super::message::{Command, Message, UserControlEvent, type_id};
@@ -96,6 +97,19 @@ pub struct ClientConfig {
     pub stream_key: String,
     /// Outgoing chunk size, announced with Set Chunk Size before `connect`.
     pub chunk_size: ChunkSize,
+    /// Enhanced RTMP properties to announce in `connect`; `None` for a legacy connect.
+    pub enhanced: Option<EnhancedConnect>,
+}
+
+/// What the client announces about Enhanced RTMP in its `connect` command object, as
+/// encoders that negotiate do. Spec: Enhanced RTMP v2, "Enhancing NetConnection connect
+/// Command".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnhancedConnect {
+    /// `fourCcList`: the FourCCs of the codecs the client handles (`"*"` for any).
+    pub fourcc_list: Vec<String>,
+    /// `capsEx`: CapsExMask flags ([`super::enhanced::caps_ex`]).
+    pub caps_ex: u32,
 }
 
 impl ClientConfig {
@@ -106,7 +120,18 @@ impl ClientConfig {
             tc_url: tc_url.to_owned(),
             stream_key: stream_key.to_owned(),
             chunk_size: ChunkSize::new(DEFAULT_CHUNK_SIZE).expect("4096 is a valid chunk size"),
+            enhanced: None,
         }
+    }
+
+    /// The same configuration announcing Enhanced RTMP in `connect`: `fourCcList` and
+    /// `capsEx`.
+    pub fn with_enhanced(mut self, fourcc_list: &[&str], caps_ex: u32) -> ClientConfig {
+        self.enhanced = Some(EnhancedConnect {
+            fourcc_list: fourcc_list.iter().map(|&f| f.to_owned()).collect(),
+            caps_ex,
+        });
+        self
     }
 }
 
@@ -303,6 +328,8 @@ pub struct PublishClient {
     announced_window: Option<u32>,
     /// Reused buffer for outgoing command and data payloads.
     scratch: BytesMut,
+    /// What the server's connect `_result` announced about Enhanced RTMP.
+    server_enhanced: Option<EnhancedCaps>,
 }
 
 impl PublishClient {
@@ -330,7 +357,14 @@ impl PublishClient {
             server_window: 0,
             announced_window: None,
             scratch: BytesMut::new(),
+            server_enhanced: None,
         })
+    }
+
+    /// What the server announced about Enhanced RTMP in its connect `_result` (codecs and
+    /// capsEx); `None` before the reply or when it announced nothing.
+    pub fn server_enhanced(&self) -> Option<&EnhancedCaps> {
+        self.server_enhanced.as_ref()
     }
 
     /// Media may be sent: NetStream.Publish.Start has arrived and the publish has not ended.
@@ -480,12 +514,22 @@ impl PublishClient {
             out,
         )?;
         self.writer.encoder.set_chunk_size(chunk_size);
-        let object = Value::Object(vec![
+        let mut fields = vec![
             ("app".to_owned(), self.config.app.as_str().into()),
             ("type".to_owned(), CONNECTION_TYPE.into()),
             ("flashVer".to_owned(), FLASH_VER.into()),
             ("tcUrl".to_owned(), self.config.tc_url.as_str().into()),
-        ]);
+        ];
+        if let Some(enhanced) = &self.config.enhanced {
+            let list = enhanced
+                .fourcc_list
+                .iter()
+                .map(|f| Value::from(f.as_str()))
+                .collect();
+            fields.push(("fourCcList".to_owned(), Value::StrictArray(list)));
+            fields.push(("capsEx".to_owned(), f64::from(enhanced.caps_ex).into()));
+        }
+        let object = Value::Object(fields);
         self.send_command(
             COMMAND_CSID,
             0,
@@ -615,6 +659,7 @@ impl PublishClient {
         let tid = command.transaction_id;
         match self.state {
             State::Connecting if tid == CONNECT_TRANSACTION_ID => {
+                self.server_enhanced = EnhancedCaps::from_connect_object(&command.command_object);
                 events.push(ClientEvent::Connected);
                 let key = Value::from(self.config.stream_key.as_str());
                 let t = self.transaction_id();
@@ -919,6 +964,7 @@ mod tests {
                     app: "live".to_owned(),
                     tc_url: Some("rtmp://127.0.0.1:1935/live".to_owned()),
                     flash_ver: Some("FMLE/3.0".to_owned()),
+                    enhanced: None,
                 },
                 SessionEvent::PublishRequested {
                     stream_id: 1,
@@ -1098,6 +1144,49 @@ mod tests {
         );
         pair.client.unpublish(&mut out).expect("no-op");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn enhanced_connect_is_announced_and_answered() {
+        use crate::rtmp::enhanced::{Announced, FourCc, FourCcCap, SERVED_CAPS_EX, caps_ex};
+        // Legacy by default: nothing announced, nothing answered.
+        let pair = Pair::published();
+        assert!(matches!(
+            &pair.server_events[0],
+            SessionEvent::Connected { enhanced: None, .. }
+        ));
+        assert_eq!(pair.client.server_enhanced(), None);
+
+        let cfg = config().with_enhanced(&["hvc1", "av01"], caps_ex::MULTITRACK);
+        let pair = Pair::new(cfg, SessionConfig::default(), Policy::Accept);
+        assert_eq!(
+            pair.client_events,
+            [ClientEvent::Connected, ClientEvent::Published]
+        );
+        let SessionEvent::Connected {
+            enhanced: Some(caps),
+            ..
+        } = &pair.server_events[0]
+        else {
+            panic!("{:?}", pair.server_events);
+        };
+        assert_eq!(
+            caps.fourccs,
+            [
+                FourCcCap {
+                    fourcc: FourCc::Code(*b"hvc1"),
+                    announced: Announced::List
+                },
+                FourCcCap {
+                    fourcc: FourCc::Code(*b"av01"),
+                    announced: Announced::List
+                },
+            ]
+        );
+        assert_eq!(caps.caps_ex, caps_ex::MULTITRACK);
+        let server = pair.client.server_enhanced().expect("answered");
+        assert_eq!(server.caps_ex, SERVED_CAPS_EX);
+        assert!(server.names(FourCc::Code(*b"hvc1")));
     }
 
     #[test]

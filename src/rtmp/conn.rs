@@ -325,8 +325,9 @@ impl Conn {
                 app,
                 tc_url,
                 flash_ver,
+                enhanced,
             } => {
-                debug!(app, tc_url, flash_ver, "connected");
+                debug!(app, tc_url, flash_ver, ?enhanced, "connected");
             }
             SessionEvent::PublishRequested {
                 stream_key,

@@ -9,6 +9,8 @@
 //!   video). Spec: RTMP 1.0 §5.4, §6.2, §7.1.
 //! - [`amf0`]: the value encoding of commands, data messages and FLV script tags.
 //!   Spec: AMF0 (Adobe "Action Message Format -- AMF 0").
+//! - [`enhanced`]: Enhanced RTMP capability negotiation in `connect` (what a client
+//!   announces, what the server answers). Spec: Enhanced RTMP v2.
 //! - [`session`]: the server session state machine (connect, createStream, publish, ...).
 //!   Spec: RTMP 1.0 §7.2.
 //! - [`client`]: the publishing side (client handshake, connect, publish, media), for load
@@ -21,13 +23,14 @@ pub mod amf0;
 pub mod chunk;
 pub mod client;
 pub mod conn;
+pub mod enhanced;
 pub mod error;
 pub mod handshake;
 mod merged_read;
 pub mod message;
 pub mod session;
 
-pub use client::{ClientConfig, ClientError, ClientEvent, PublishClient};
+pub use client::{ClientConfig, ClientError, ClientEvent, EnhancedConnect, PublishClient};
 pub use error::{Amf0Error, ChunkError, HandshakeError, MessageError, SessionError};
 pub use handshake::Handshake;
 pub use session::{MediaKind, ServerSession, SessionConfig, SessionEvent};

@@ -21,9 +21,13 @@
 //! [`SessionEvent::PublishRequested`] and waits for [`ServerSession::accept_publish`] or
 //! [`ServerSession::reject_publish`]. Encoders wait for that answer before they send media.
 //!
+//! A client that announces Enhanced RTMP in `connect` (`fourCcList`, `capsEx`, ...) gets
+//! this server's codecs and extensions in the `_result` ([`super::enhanced`]).
+//!
 //! Spec: RTMP 1.0 §5.4 (protocol control), §6.2 (user control), §7.2.1 (NetConnection
 //! commands: connect §7.2.1.1, createStream §7.2.1.3), §7.2.2 (NetStream commands: play
-//! §7.2.2.1, deleteStream §7.2.2.3, publish §7.2.2.6).
+//! §7.2.2.1, deleteStream §7.2.2.3, publish §7.2.2.6); Enhanced RTMP v2, "Enhancing
+//! NetConnection connect Command".
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,6 +36,7 @@ use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MAX_MESSAGE_LENGTH, MessageHeader,
     RawMessage,
 };
+use super::enhanced::EnhancedCaps;
 use super::error::SessionError;
 use super::handshake::CLIENT_HANDSHAKE_LEN;
 use super::message::{Command, LimitType, Message, UserControlEvent};
@@ -107,11 +112,14 @@ impl MediaKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionEvent {
     /// `connect` accepted; the session has already answered `_result`
-    /// NetConnection.Connect.Success. `app` is as the client sent it.
+    /// NetConnection.Connect.Success. `app` is as the client sent it. `enhanced` is what
+    /// the client announced about Enhanced RTMP (codecs, capsEx); `None` for a legacy
+    /// client.
     Connected {
         app: String,
         tc_url: Option<String>,
         flash_ver: Option<String>,
+        enhanced: Option<EnhancedCaps>,
     },
     /// The client asked to publish. The session has NOT answered yet: the application
     /// answers with [`ServerSession::accept_publish`] or [`ServerSession::reject_publish`].
@@ -643,10 +651,13 @@ impl ServerSession {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
+        let enhanced = EnhancedCaps::from_connect_object(object);
+        let announced_enhanced = enhanced.is_some();
         let event = SessionEvent::Connected {
             app: app.to_owned(),
             tc_url: string("tcUrl"),
             flash_ver: string("flashVer"),
+            enhanced,
         };
 
         let window = Message::WindowAcknowledgementSize {
@@ -664,10 +675,16 @@ impl ServerSession {
         self.send(CONTROL_CSID, 0, &chunk_size, out);
         self.encoder.set_chunk_size(self.chunk_size);
 
-        let properties = Value::Object(vec![
+        let mut properties = vec![
             ("fmsVer".to_owned(), FMS_VERSION.into()),
             ("capabilities".to_owned(), FMS_CAPABILITIES.into()),
-        ]);
+        ];
+        // Enhanced RTMP: answered only to a client that announced it, so a legacy client
+        // sees exactly the reply it always saw.
+        if announced_enhanced {
+            properties.extend(EnhancedCaps::server_answer());
+        }
+        let properties = Value::Object(properties);
         let mut information = status_object(
             "status",
             "NetConnection.Connect.Success",
@@ -837,6 +854,7 @@ fn status_object(level: &str, code: &str, description: &str) -> Value {
 mod tests {
     use super::*;
     use crate::rtmp::chunk::ChunkStreamId;
+    use crate::rtmp::enhanced::{Announced, FourCc, FourCcCap, MAX_ENTRIES, caps_ex, fourcc_info};
     use crate::rtmp::error::{Amf0Error, MessageError};
     use crate::rtmp::message::type_id;
 
@@ -1194,6 +1212,7 @@ mod tests {
                     app: "live".to_owned(),
                     tc_url: Some("rtmp://127.0.0.1:1935/live".to_owned()),
                     flash_ver: Some("FMLE/3.0 (compatible; Lavf59.27.100)".to_owned()),
+                    enhanced: None,
                 },
                 SessionEvent::PublishRequested {
                     stream_id: 1,
@@ -1302,6 +1321,7 @@ mod tests {
             app: "live".to_owned(),
             tc_url: Some("rtmp://127.0.0.1:19350/live".to_owned()),
             flash_ver: Some("FMLE/3.0 (compatible; Lavf59.27.100)".to_owned()),
+            enhanced: None,
         }];
         for split in 0..=capture.len() {
             let mut session = ServerSession::new(SessionConfig::default());
@@ -1317,6 +1337,246 @@ mod tests {
             assert_eq!(events, expected, "split at {split}");
             let replies = Client::new().replies(&mut out);
             assert_eq!(replies.len(), 4);
+        }
+    }
+
+    /// The payload of the connect `_result` in what the server sent: the last message.
+    fn connect_result_payload(out: &mut BytesMut) -> Bytes {
+        let mut decoder = ChunkDecoder::new();
+        let mut last = None;
+        // The decoder applies the server's Set Chunk Size itself.
+        while let Some(raw) = decoder.decode(out).expect("valid chunk stream") {
+            last = Some(raw);
+        }
+        let last = last.expect("a reply");
+        assert_eq!(last.header.message_type_id, type_id::COMMAND_AMF0);
+        last.payload
+    }
+
+    /// An AMF0 property name (16-bit length, text).
+    fn amf_name(name: &str) -> Vec<u8> {
+        [&(name.len() as u16).to_be_bytes()[..], name.as_bytes()].concat()
+    }
+
+    /// An AMF0 string value.
+    fn amf_string(text: &str) -> Vec<u8> {
+        [&[0x02][..], &amf_name(text)].concat()
+    }
+
+    /// An AMF0 number value.
+    fn amf_number(n: f64) -> Vec<u8> {
+        [&[0x00][..], &n.to_be_bytes()].concat()
+    }
+
+    #[test]
+    fn legacy_connect_gets_the_legacy_reply_byte_for_byte() {
+        let capture: &[u8] = include_bytes!("../../testdata/rtmp/ffmpeg-5.1_connect.bin");
+        let mut session = ServerSession::new(SessionConfig::default());
+        let mut out = BytesMut::new();
+        feed(&mut session, capture, &mut out).expect("valid");
+        let expected = [
+            amf_string("_result"),
+            amf_number(1.0),
+            vec![0x03],
+            amf_name("fmsVer"),
+            amf_string("FMS/3,0,1,123"),
+            amf_name("capabilities"),
+            amf_number(31.0),
+            vec![0, 0, 0x09, 0x03],
+            amf_name("level"),
+            amf_string("status"),
+            amf_name("code"),
+            amf_string("NetConnection.Connect.Success"),
+            amf_name("description"),
+            amf_string("Connection succeeded."),
+            amf_name("objectEncoding"),
+            amf_number(0.0),
+            vec![0, 0, 0x09],
+        ]
+        .concat();
+        assert_eq!(connect_result_payload(&mut out)[..], expected[..]);
+    }
+
+    #[test]
+    fn enhanced_connect_capture_is_answered() {
+        // ffmpeg 9.0 with -rtmp_enhanced_codecs hvc1,av01,vp09,Opus (testdata/rtmp/README.md).
+        let capture: &[u8] = include_bytes!("../../testdata/rtmp/ffmpeg-9.0_enhanced_connect.bin");
+        let list = |codes: &[&str]| -> Vec<FourCcCap> {
+            codes
+                .iter()
+                .map(|c| FourCcCap {
+                    fourcc: FourCc::parse(c).expect("a FourCC"),
+                    announced: Announced::List,
+                })
+                .collect()
+        };
+        for split in [0, 1, 12, 100, 140, capture.len()] {
+            let mut session = ServerSession::new(SessionConfig::default());
+            let mut out = BytesMut::new();
+            let mut input = BytesMut::new();
+            let mut events = Vec::new();
+            for piece in [&capture[..split], &capture[split..]] {
+                input.extend_from_slice(piece);
+                session
+                    .handle_input(&mut input, &mut out, &mut events)
+                    .expect("ffmpeg's connect is valid");
+            }
+            assert_eq!(
+                events,
+                [SessionEvent::Connected {
+                    app: "live".to_owned(),
+                    tc_url: Some("rtmp://127.0.0.1:19399/live".to_owned()),
+                    flash_ver: Some("FMLE/3.0 (compatible; Lavf63.1.102)".to_owned()),
+                    enhanced: Some(EnhancedCaps {
+                        fourccs: list(&["hvc1", "av01", "vp09", "Opus"]),
+                        caps_ex: 0,
+                    }),
+                }],
+                "split at {split}"
+            );
+            let replies = Client::new().replies(&mut out);
+            assert_eq!(replies.len(), 4);
+            let result = command_reply(&replies[3]);
+            let mut properties = vec![
+                ("fmsVer".to_owned(), FMS_VERSION.into()),
+                ("capabilities".to_owned(), FMS_CAPABILITIES.into()),
+            ];
+            properties.extend(EnhancedCaps::server_answer());
+            assert_eq!(result.command_object, Value::Object(properties));
+            assert_eq!(
+                result.arguments[0].property("code"),
+                Some(&"NetConnection.Connect.Success".into())
+            );
+        }
+    }
+
+    #[test]
+    fn enhanced_connect_with_maps_and_caps_ex() {
+        // As the spec's examples announce it: info maps (one as an ECMA array), capsEx.
+        let mut object = connect_object("live");
+        if let Value::Object(fields) = &mut object {
+            fields.push((
+                "videoFourCcInfoMap".to_owned(),
+                Value::Object(props(&[("*", 4.0.into()), ("hvc1", 3.0.into())])),
+            ));
+            fields.push((
+                "audioFourCcInfoMap".to_owned(),
+                Value::EcmaArray(props(&[("Opus", 1.0.into())])),
+            ));
+            fields.push(("capsEx".to_owned(), 7.0.into()));
+        }
+        let mut session = ServerSession::new(SessionConfig::default());
+        let mut client = Client::new();
+        let mut out = BytesMut::new();
+        let bytes = client.command(0, "connect", 1.0, object, vec![]);
+        let events = feed(&mut session, &bytes, &mut out).expect("valid");
+        let SessionEvent::Connected {
+            enhanced: Some(caps),
+            ..
+        } = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            caps.fourccs,
+            [
+                FourCcCap {
+                    fourcc: FourCc::Any,
+                    announced: Announced::Video(4)
+                },
+                FourCcCap {
+                    fourcc: FourCc::Code(*b"hvc1"),
+                    announced: Announced::Video(3)
+                },
+                FourCcCap {
+                    fourcc: FourCc::Code(*b"Opus"),
+                    announced: Announced::Audio(1)
+                },
+            ]
+        );
+        assert_eq!(caps.caps_ex, 7);
+        let replies = client.replies(&mut out);
+        let result = command_reply(&replies[3]);
+        let answer = &result.command_object;
+        assert_eq!(answer.property("fmsVer"), Some(&FMS_VERSION.into()));
+        assert_eq!(
+            answer.property("capsEx"),
+            Some(
+                &f64::from(caps_ex::MULTITRACK | caps_ex::MOD_EX | caps_ex::TIMESTAMP_NANO_OFFSET)
+                    .into()
+            )
+        );
+        assert_eq!(
+            answer
+                .property("videoFourCcInfoMap")
+                .and_then(|m| m.property("hvc1")),
+            Some(&f64::from(fourcc_info::CAN_FORWARD).into())
+        );
+        assert_eq!(
+            answer
+                .property("audioFourCcInfoMap")
+                .and_then(|m| m.property("mp4a")),
+            Some(&f64::from(fourcc_info::CAN_FORWARD).into())
+        );
+    }
+
+    #[test]
+    fn malformed_enhanced_fields_are_ignored() {
+        let mut object = connect_object("live");
+        if let Value::Object(fields) = &mut object {
+            fields.extend(props(&[
+                ("fourCcList", "hvc1".into()),
+                (
+                    "videoFourCcInfoMap",
+                    Value::StrictArray(vec!["hvc1".into()]),
+                ),
+                ("audioFourCcInfoMap", Value::Null),
+                ("capsEx", Value::Object(vec![])),
+            ]));
+        }
+        let mut session = ServerSession::new(SessionConfig::default());
+        let mut client = Client::new();
+        let mut out = BytesMut::new();
+        let bytes = client.command(0, "connect", 1.0, object, vec![]);
+        let events = feed(&mut session, &bytes, &mut out).expect("connects");
+        assert!(
+            matches!(
+                &events[..],
+                [SessionEvent::Connected { enhanced: None, .. }]
+            ),
+            "{events:?}"
+        );
+        let replies = client.replies(&mut out);
+        assert_eq!(
+            command_reply(&replies[3]).command_object,
+            Value::Object(props(&[
+                ("fmsVer", FMS_VERSION.into()),
+                ("capabilities", FMS_CAPABILITIES.into()),
+            ]))
+        );
+        // A reference where the list should be, and a list of thousands: still a connect (the
+        // message limit before a publish bounds the rest).
+        for list in [
+            Value::Reference(0),
+            Value::StrictArray(vec![Value::from("abcd"); 5_000]),
+        ] {
+            let mut object = connect_object("live");
+            if let Value::Object(fields) = &mut object {
+                fields.push(("fourCcList".to_owned(), list));
+            }
+            let mut session = ServerSession::new(SessionConfig::default());
+            let bytes = Client::new().command(0, "connect", 1.0, object, vec![]);
+            let events = feed(&mut session, &bytes, &mut BytesMut::new()).expect("connects");
+            match &events[..] {
+                [SessionEvent::Connected { enhanced, .. }] => {
+                    assert!(
+                        enhanced
+                            .as_ref()
+                            .is_none_or(|e| e.fourccs.len() == MAX_ENTRIES)
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

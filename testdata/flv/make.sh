@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates the FLV test media in this folder from ffmpeg's lavfi sources.
 # Every file is synthetic: no third-party media. Writes into this folder wherever it is
-# run from. The last file needs GStreamer 1.22 (x264enc, avenc_aac).
+# run from. The GStreamer file needs GStreamer 1.22 (x264enc, avenc_aac); the Enhanced FLV
+# files at the end need ffmpeg 9.
 set -eu
 cd "$(dirname "$0")"
 
@@ -53,3 +54,64 @@ gst-launch-1.0 -q videotestsrc num-buffers=170 ! video/x-raw,width=640,height=36
   ! flvmux name=mux streamable=true ! filesink location=gstreamer_x264_scenecut.flv \
   audiotestsrc num-buffers=266 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
   ! avenc_aac ! aacparse ! queue ! mux.
+
+# Enhanced FLV (Enhanced RTMP v2: FourCC video and audio, multitrack), written by ffmpeg 9:
+# Debian's ffmpeg 5.1 writes none of it. The static ffmpeg 9.0.2 of PyPI's imageio-ffmpeg
+# 0.8.1, as scripts/test.sh installs it (RTMP_SERVER_FFMPEG9, else its cache directory).
+# 2 s each at 320x180 30 fps with a keyframe every second (30 frames, no scene-cut
+# keyframes), 48 kHz stereo audio. The test pattern is converted to BT.709 YUV before
+# encoding (without it libx265 tags the stream with the RGB source's GBR matrix).
+FFMPEG9=${RTMP_SERVER_FFMPEG9:-$(python3 -c 'import sys
+sys.path.insert(0, sys.argv[1])
+import imageio_ffmpeg
+print(imageio_ffmpeg.get_ffmpeg_exe())' "${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server/imageio-ffmpeg")}
+VIDEO_180="testsrc2=size=320x180:rate=30,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+SINE="sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo"
+GOP_1S="-g 30 -keyint_min 30 -sc_threshold 0"
+X264_1S="-c:v libx264 -profile:v high -preset veryfast -bf 2 $GOP_1S -pix_fmt yuv420p"
+
+# HEVC Main (libx265, B-frames, closed GOPs) + AAC-LC.
+"$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 -c:v libx265 -preset veryfast -b:v 300k \
+  -x265-params "keyint=30:min-keyint=30:scenecut=0:open-gop=0:bframes=2:log-level=error" \
+  -c:a aac -b:a 64k -ar 48000 \
+  hevc_aac.flv
+
+# AV1 Main (libsvtav1) + Opus (libopus).
+SVT_LOG=1 "$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 -c:v libsvtav1 -preset 10 -b:v 300k -g 30 -svtav1-params "scd=0" \
+  -c:a libopus -b:a 64k -ar 48000 \
+  av1_opus.flv
+
+# VP9 profile 0 (libvpx-vp9, realtime) + Opus (libopus).
+"$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k $GOP_1S \
+  -c:a libopus -b:a 64k -ar 48000 \
+  vp9_opus.flv
+
+# Multitrack video: three H.264 renditions of one picture (320x180, 256x144, 160x90 at
+# 300k, 200k, 100k), keyframes at the same frames, + one AAC-LC track.
+"$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 -filter_complex "[0:v]split=3[a][b][c];[b]scale=256:144[b2];[c]scale=160:90[c2]" \
+  -map "[a]" -map "[b2]" -map "[c2]" -map 1:a \
+  $X264_1S -b:v:0 300k -b:v:1 200k -b:v:2 100k \
+  -c:a aac -b:a 64k -ar 48000 \
+  h264_multitrack.flv
+
+# H.264 + FLAC (16-bit).
+"$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 $X264_1S -b:v 300k \
+  -c:a flac -ar 48000 \
+  h264_flac.flv
+
+# H.264 + AC-3.
+"$FFMPEG9" -y -hide_banner -loglevel error -f lavfi -i "$VIDEO_180" -f lavfi -i "$SINE" \
+  -t 2 $X264_1S -b:v 300k \
+  -c:a ac3 -b:a 96k -ar 48000 \
+  h264_ac3.flv
+
+# Every stream of every Enhanced FLV file decodes without an error.
+for f in hevc_aac.flv av1_opus.flv vp9_opus.flv h264_multitrack.flv h264_flac.flv h264_ac3.flv; do
+  errors=$("$FFMPEG9" -hide_banner -nostdin -v error -i "$f" -map 0 -f null - 2>&1)
+  [ -z "$errors" ] || { echo "$f: $errors" >&2; exit 1; }
+done

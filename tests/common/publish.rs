@@ -3,9 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +16,66 @@ use rtmp_server::rtmp::{ClientConfig, ClientEvent, MediaKind, PublishClient};
 
 use super::server::ServerProcess;
 use super::{STREAM_TIMEOUT, capture_stderr, testdata, wait_for};
+
+/// The imageio-ffmpeg release whose static ffmpeg 9 the Enhanced RTMP tests use (as
+/// scripts/test.sh pins it).
+const IMAGEIO_FFMPEG_VERSION: &str = "0.8.1";
+
+/// ffmpeg 9 (the static ffmpeg 9.0.2 of PyPI's imageio-ffmpeg 0.8.1): what publishes HEVC,
+/// AV1, VP9, Opus and multitrack Enhanced RTMP, which Debian's ffmpeg 5.1 cannot write.
+/// `RTMP_SERVER_FFMPEG9` when set (scripts/test.sh sets it), else the one scripts/test.sh
+/// installs in `${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server/imageio-ffmpeg`, found the way
+/// the script finds it. Panics, saying to run scripts/test.sh, when there is neither.
+pub fn ffmpeg9() -> PathBuf {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match FOUND.get_or_init(find_ffmpeg9) {
+        Ok(path) => path.clone(),
+        Err(why) => panic!("ffmpeg 9 not found ({why}): run scripts/test.sh, which installs it"),
+    }
+}
+
+fn find_ffmpeg9() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("RTMP_SERVER_FFMPEG9").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "RTMP_SERVER_FFMPEG9={} is not a file",
+                path.display()
+            ))
+        };
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .ok_or("neither XDG_CACHE_HOME nor HOME is set")?;
+    let dir = cache.join("rtmp-server").join("imageio-ffmpeg");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\n\
+             sys.path.insert(0, sys.argv[1])\n\
+             import imageio_ffmpeg\n\
+             if imageio_ffmpeg.__version__ != sys.argv[2]: sys.exit(1)\n\
+             print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .arg(&dir)
+        .arg(IMAGEIO_FFMPEG_VERSION)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no imageio-ffmpeg {IMAGEIO_FFMPEG_VERSION} in {}",
+            dir.display()
+        ))
+    }
+}
 
 /// A real ffmpeg publishing a file at real time, copied as-is, over RTMP.
 pub struct Publisher {
