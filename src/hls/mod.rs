@@ -11,6 +11,7 @@ pub mod cmaf_vod;
 pub mod disk;
 pub mod ll_query;
 pub mod ll_stream;
+pub mod multivariant;
 pub mod playlist;
 mod retention;
 pub mod segment;

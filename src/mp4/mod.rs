@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Spec: ISO/IEC 14496-12 (ISO base media file format); ISO/IEC 14496-14 (MP4 file
-//! format: mp4a, esds); ISO/IEC 14496-15 (avcC); ISO/IEC 14496-1 §7.2.6, §8.3.3 (the
-//! descriptors inside esds); ISO/IEC 23000-19 (CMAF); RFC 8216 §3.3 and RFC 8216bis §3.1.2
+//! format: mp4a, esds); ISO/IEC 14496-15 (avcC, hvcC); ISO/IEC 14496-1 §7.2.6, §8.3.3 (the
+//! descriptors inside esds); the AV1, VP9, Opus, FLAC and AC-3 ISOBMFF bindings (see
+//! [`sample_entry`]); ISO/IEC 23000-19 (CMAF); RFC 8216 §3.3 and RFC 8216bis §3.1.2
 //! (fMP4 segments in HLS).
 
 pub mod boxes;

@@ -21,7 +21,7 @@ use crate::mp4::error::Mp4Error;
 
 /// A track's codec and its configuration, as the sample entry in `stsd` describes it.
 /// Configuration records are kept as received and written unchanged; only the fields a
-/// player cannot do without are checked ([`SampleEntry::validate`]).
+/// player cannot do without are checked before anything is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SampleEntry {
     /// H.264: the AVCDecoderConfigurationRecord as received (the FLV AVC sequence header
