@@ -23,7 +23,9 @@
 pub mod av1;
 mod bits;
 pub mod error;
+pub mod flac;
 pub mod hevc;
+pub mod opus;
 pub mod vp9;
 
 pub use error::CodecError;
