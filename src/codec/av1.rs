@@ -481,7 +481,7 @@ impl SequenceHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::test_util::{every_prefix_refused, hex};
+    use crate::codec::test_util::{every_prefix_refused, hex, pack_bits};
 
     /// ffmpeg 9 + libsvtav1, 200x120 yuv420p, 25 fps. ffmpeg: "av1 (Main), yuv420p,
     /// 200x120".
@@ -561,41 +561,29 @@ mod tests {
         // A hand-made sequence header: profile 0, timing info (1/30, equal interval),
         // no decoder model, 2 operating points (levels 8 high tier and 5), 16-bit sizes
         // for 1920x1080, then the rest zero: 8-bit 4:2:0.
-        let mut bits = String::new();
-        let mut put = |value: u64, n: u32| {
-            for i in (0..n).rev() {
-                bits.push(if value >> i & 1 == 1 { '1' } else { '0' });
-            }
-        };
-        put(0, 3); // seq_profile
-        put(0, 1); // still_picture
-        put(0, 1); // reduced_still_picture_header
-        put(1, 1); // timing_info_present_flag
-        put(1, 32); // num_units_in_display_tick
-        put(30, 32); // time_scale
-        put(1, 1); // equal_picture_interval
-        put(1, 1); // uvlc 0: num_ticks_per_picture_minus_1
-        put(0, 1); // decoder_model_info_present_flag
-        put(0, 1); // initial_display_delay_present_flag
-        put(1, 5); // operating_points_cnt_minus_1
-        put(0x101, 12); // operating_point_idc
-        put(8, 5); // seq_level_idx
-        put(1, 1); // seq_tier
-        put(0x103, 12);
-        put(5, 5);
-        put(15, 4); // frame_width_bits_minus_1
-        put(15, 4);
-        put(1919, 16);
-        put(1079, 16);
-        put(0, 40); // flags, color_config all zero
-        while bits.len() % 8 != 0 {
-            bits.push('0');
-        }
-        let payload: Vec<u8> = bits
-            .as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
+        let payload = pack_bits(&[
+            (0, 3),      // seq_profile
+            (0, 1),      // still_picture
+            (0, 1),      // reduced_still_picture_header
+            (1, 1),      // timing_info_present_flag
+            (1, 32),     // num_units_in_display_tick
+            (30, 32),    // time_scale
+            (1, 1),      // equal_picture_interval
+            (1, 1),      // uvlc 0: num_ticks_per_picture_minus_1
+            (0, 1),      // decoder_model_info_present_flag
+            (0, 1),      // initial_display_delay_present_flag
+            (1, 5),      // operating_points_cnt_minus_1
+            (0x101, 12), // operating_point_idc
+            (8, 5),      // seq_level_idx
+            (1, 1),      // seq_tier
+            (0x103, 12),
+            (5, 5),
+            (15, 4), // frame_width_bits_minus_1
+            (15, 4),
+            (1919, 16),
+            (1079, 16),
+            (0, 40), // flags, color_config all zero
+        ]);
         let header = SequenceHeader::parse(&payload).unwrap();
         assert_eq!((header.seq_level_idx_0, header.seq_tier_0), (8, true));
         assert_eq!(

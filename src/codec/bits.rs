@@ -30,11 +30,6 @@ impl<'a> BitReader<'a> {
         (self.data.len() * 8).saturating_sub(self.pos)
     }
 
-    /// Position in bits from the start.
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     fn out_of_bits(&self, field: &'static str, needed: usize) -> CodecError {
         CodecError::OutOfBits {
             structure: self.structure,
@@ -154,7 +149,7 @@ mod tests {
         assert_eq!(r.ue("b").unwrap(), 1);
         assert_eq!(r.ue("c").unwrap(), 2);
         assert_eq!(r.ue("d").unwrap(), 3);
-        assert_eq!(r.position(), 12);
+        assert_eq!(r.remaining(), 12);
         // 00100 | 1 | 010: se +2, 0, +1
         let data = [0b0010_0101, 0b0000_0000];
         let mut r = BitReader::new(&data, "test");

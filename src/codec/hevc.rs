@@ -539,35 +539,34 @@ fn read_st_ref_pic_set(
             *flag = used || r.flag("use_delta_flag")?;
         }
         let negatives = reference.s0.len();
+        let (use_s0, rest) = use_delta.split_at(negatives);
+        let use_s1 = &rest[..reference.s1.len()];
+        let use_own = rest[reference.s1.len()];
         let mut set = StRps::default();
-        for j in (0..reference.s1.len()).rev() {
-            let d = reference.s1[j] + delta_rps;
-            if d < 0 && use_delta[negatives + j] {
-                set.s0.push(d);
+        for (&d, &used) in reference.s1.iter().zip(use_s1).rev() {
+            if d + delta_rps < 0 && used {
+                set.s0.push(d + delta_rps);
             }
         }
-        if delta_rps < 0 && use_delta[count] {
+        if delta_rps < 0 && use_own {
             set.s0.push(delta_rps);
         }
-        for j in 0..negatives {
-            let d = reference.s0[j] + delta_rps;
-            if d < 0 && use_delta[j] {
-                set.s0.push(d);
+        for (&d, &used) in reference.s0.iter().zip(use_s0) {
+            if d + delta_rps < 0 && used {
+                set.s0.push(d + delta_rps);
             }
         }
-        for j in (0..negatives).rev() {
-            let d = reference.s0[j] + delta_rps;
-            if d > 0 && use_delta[j] {
-                set.s1.push(d);
+        for (&d, &used) in reference.s0.iter().zip(use_s0).rev() {
+            if d + delta_rps > 0 && used {
+                set.s1.push(d + delta_rps);
             }
         }
-        if delta_rps > 0 && use_delta[count] {
+        if delta_rps > 0 && use_own {
             set.s1.push(delta_rps);
         }
-        for j in 0..reference.s1.len() {
-            let d = reference.s1[j] + delta_rps;
-            if d > 0 && use_delta[negatives + j] {
-                set.s1.push(d);
+        for (&d, &used) in reference.s1.iter().zip(use_s1) {
+            if d + delta_rps > 0 && used {
+                set.s1.push(d + delta_rps);
             }
         }
         if set.s0.len() > MAX_DELTA_POCS || set.s1.len() > MAX_DELTA_POCS {
@@ -633,7 +632,7 @@ fn read_vui_frame_rate(r: &mut BitReader<'_>) -> Result<Option<f64>, CodecError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::test_util::{every_prefix_refused, hex};
+    use crate::codec::test_util::{every_prefix_refused, hex, pack_bits};
 
     /// ffmpeg 9 + libx265 (info=0), 202x122 yuv420p at 25 fps, as FLV's SequenceStart.
     /// ffmpeg: "hevc (Main), yuv420p, 202x122, 25 fps".
@@ -753,6 +752,49 @@ mod tests {
             HevcConfig::parse(&Bytes::from(no_sps)),
             Err(CodecError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn predicted_reference_picture_sets_follow_7_61() {
+        let data = pack_bits(&[
+            // Set 0: two negative pictures (-1, -2), one positive (+2), all used.
+            (0b011, 3),
+            (0b010, 3),
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            (0b010, 3),
+            (1, 1),
+            // Set 1: predicted from set 0 with deltaRps -1, every picture used.
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            (0b1111, 4),
+            // Set 2: predicted from set 1 with deltaRps +1; -1 + 1 = 0 drops out.
+            (1, 1),
+            (0, 1),
+            (1, 1),
+            (0b11111, 5),
+        ]);
+        let mut r = BitReader::new(&data, "test");
+        let mut sets = Vec::new();
+        for index in 0..3 {
+            let set = read_st_ref_pic_set(&mut r, index, &sets).unwrap();
+            sets.push(set);
+        }
+        assert_eq!(
+            (sets[0].s0.as_slice(), sets[0].s1.as_slice()),
+            (&[-1, -2][..], &[2][..])
+        );
+        assert_eq!(
+            (sets[1].s0.as_slice(), sets[1].s1.as_slice()),
+            (&[-1, -2, -3][..], &[1][..])
+        );
+        assert_eq!(
+            (sets[2].s0.as_slice(), sets[2].s1.as_slice()),
+            (&[-1, -2][..], &[1, 2][..])
+        );
     }
 
     #[test]

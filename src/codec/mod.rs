@@ -14,17 +14,26 @@
 //! - `av01`: an AV1CodecConfigurationRecord (AV1-ISOBMFF §2.3.3) with the sequence header OBU
 //!   in configOBUs. With libaom an empty SequenceStart comes first.
 //! - `vp09`: the vpcC box content *with* its FullBox version (1) and flags (0) in front.
-//! - `Opus`: the OpusHead identification header (RFC 7845 §5.1).
+//! - `Opus`: the OpusHead identification header (RFC 7845 §5.1). Enhanced RTMP v2 also
+//!   allows an empty one (then mono or stereo, or a MultichannelConfig), which
+//!   [`opus::OpusConfig::parse`] refuses: the caller decides what an empty one means.
 //! - `fLaC`: the bare 34-byte STREAMINFO block body (no "fLaC" marker, no block header); a
-//!   second one with the total samples and MD5 may come at the end.
-//! - `ac-3`, `ec-3`: nothing (an empty SequenceStart); the syncframes describe the stream.
+//!   second one with the total samples and MD5 may come at the end. Enhanced RTMP v2
+//!   describes "fLaC" followed by the STREAMINFO metadata block; both are accepted.
+//! - `ac-3`, `ec-3`: nothing (an empty SequenceStart; Enhanced RTMP v2 defines none); the
+//!   syncframes describe the stream, see [`ac3::Ac3Config::from_syncframe`].
 //! - MP3 goes as legacy FLV audio (codec id 2) with no configuration at all.
+//!
+//! An empty SequenceStart is the caller's to recognise; every parser here refuses empty
+//! input.
 
+pub mod ac3;
 pub mod av1;
 mod bits;
 pub mod error;
 pub mod flac;
 pub mod hevc;
+pub mod mp3;
 pub mod opus;
 pub mod vp9;
 
@@ -75,6 +84,24 @@ pub(crate) mod test_util {
                 data.len()
             );
         }
+    }
+
+    /// Packs (value, bit count) fields MSB first, padding the last byte with zeros.
+    pub(crate) fn pack_bits(fields: &[(u64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut used = 0u32;
+        for &(value, count) in fields {
+            for i in (0..count).rev() {
+                if used % 8 == 0 {
+                    out.push(0);
+                }
+                let bit = ((value >> i) & 1) as u8;
+                let last = out.len() - 1;
+                out[last] |= bit << (7 - used % 8);
+                used += 1;
+            }
+        }
+        out
     }
 
     /// Decodes a hex string (whitespace ignored).
