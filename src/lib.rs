@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod flv;
 pub mod healthcheck;
