@@ -52,6 +52,11 @@ pub struct RtmpConfig {
     pub handshake_timeout: u64,
     /// Most RTMP connections open at once; more are refused at accept.
     pub max_connections: usize,
+    /// Most video tracks one Enhanced RTMP multitrack publish may carry (renditions); a
+    /// track id at or above it ends the publish.
+    pub max_video_tracks: u8,
+    /// Most audio tracks one publish may carry (languages, commentary).
+    pub max_audio_tracks: u8,
     /// A new, validated publish on a key that is live takes the stream over (the old
     /// connection is closed). Off: the new publish is refused.
     pub takeover: bool,
@@ -161,6 +166,8 @@ impl Default for RtmpConfig {
             ping_timeout: 60,
             handshake_timeout: 10,
             max_connections: 1000,
+            max_video_tracks: 8,
+            max_audio_tracks: 8,
             takeover: true,
         }
     }
@@ -448,6 +455,8 @@ impl Config {
         range("rtmp.ping_timeout", r.ping_timeout, 1, 3600)?;
         range("rtmp.handshake_timeout", r.handshake_timeout, 1, 300)?;
         range("rtmp.max_connections", r.max_connections, 1, 1_000_000)?;
+        range("rtmp.max_video_tracks", r.max_video_tracks, 1, 32)?;
+        range("rtmp.max_audio_tracks", r.max_audio_tracks, 1, 32)?;
         range(
             "http.max_connections",
             self.http.max_connections,

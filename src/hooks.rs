@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::flv::aac::AudioInfo;
+use crate::media::codec::TrackSummary;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -22,14 +22,6 @@ const ATTEMPTS: u32 = 3;
 /// Wait before the first retry; doubled for each next one.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
-/// Video as the hook reports it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct VideoSummary {
-    pub codec: String,
-    pub width: u32,
-    pub height: u32,
-}
-
 /// The body of a webhook POST.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct HookEvent {
@@ -40,8 +32,12 @@ pub struct HookEvent {
     /// The name HLS is served under (the key, or its playback id).
     pub name: String,
     pub client: String,
-    pub video: Option<VideoSummary>,
-    pub audio: Option<AudioInfo>,
+    /// The first video track.
+    pub video: Option<TrackSummary>,
+    /// The first audio track.
+    pub audio: Option<TrackSummary>,
+    /// Every track of the publish.
+    pub tracks: Vec<TrackSummary>,
     /// RFC 3339.
     pub started_at: String,
     /// RFC 3339; unpublish only.

@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::codec::{AudioFacts, VideoFacts};
 use crate::flv::FlvError;
-use crate::flv::aac::AudioInfo;
-use crate::flv::avc::VideoInfo;
 pub use crate::flv::demux::TagKind;
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer};
 use crate::flv::file::{FlvFile, FlvItem};
@@ -46,10 +45,10 @@ impl Default for RemuxConfig {
 /// What the remuxer reports.
 #[derive(Clone, Debug)]
 pub enum RemuxEvent {
-    /// A (new) AVC sequence header.
-    VideoConfig(VideoInfo),
-    /// A (new) AAC AudioSpecificConfig.
-    AudioConfig(AudioInfo),
+    /// A (new) video configuration.
+    VideoConfig(VideoFacts),
+    /// A (new) audio configuration.
+    AudioConfig(AudioFacts),
     /// A finished segment.
     Segment(CompletedSegment),
     /// Once per stream: keyframes are further apart than the segment target, so segments
@@ -93,8 +92,8 @@ pub struct Remuxer {
     ts: TsOutput,
     media: Vec<MediaEvent>,
     ts_events: Vec<TsEvent>,
-    video_info: Option<VideoInfo>,
-    audio_info: Option<AudioInfo>,
+    video_info: Option<VideoFacts>,
+    audio_info: Option<AudioFacts>,
 }
 
 impl Remuxer {
@@ -129,16 +128,18 @@ impl Remuxer {
         let pushed = self
             .demux
             .push(kind, timestamp, body, Instant::now(), &mut self.media);
+        for ConfigNotice { config, .. } in self.demux.take_notices() {
+            if let Some(facts) = config.video_facts() {
+                self.video_info = Some(facts.clone());
+                out.push(RemuxEvent::VideoConfig(facts));
+            }
+            if let Some(facts) = config.audio_facts() {
+                self.audio_info = Some(facts.clone());
+                out.push(RemuxEvent::AudioConfig(facts));
+            }
+        }
         match &pushed {
-            Ok(Some(ConfigNotice::Video(info))) => {
-                self.video_info = Some(info.clone());
-                out.push(RemuxEvent::VideoConfig(info.clone()));
-            }
-            Ok(Some(ConfigNotice::Audio(info))) => {
-                self.audio_info = Some(info.clone());
-                out.push(RemuxEvent::AudioConfig(info.clone()));
-            }
-            Ok(None) => {}
+            Ok(()) => {}
             // The media it carried so far is unusable: what the TS output holds goes.
             Err(DemuxError::TimestampsStalled { .. }) => {
                 self.media.push(MediaEvent::End(Ending::Broken));
@@ -178,11 +179,11 @@ impl Remuxer {
         result
     }
 
-    pub fn video_info(&self) -> Option<&VideoInfo> {
+    pub fn video_info(&self) -> Option<&VideoFacts> {
         self.video_info.as_ref()
     }
 
-    pub fn audio_info(&self) -> Option<&AudioInfo> {
+    pub fn audio_info(&self) -> Option<&AudioFacts> {
         self.audio_info.as_ref()
     }
 
@@ -253,7 +254,7 @@ mod tests {
     use super::*;
     use crate::flv::avc::{AvcDecoderConfig, nal_type, split_avcc};
     use crate::flv::demux::{BYTES_FLOOR, MAX_BYTE_RATE};
-    use crate::flv::tag::{AacPacket, AudioTag, AvcPacket, TagType, VideoTag};
+    use crate::flv::tag::{AudioBody, AudioMessage, TagType, VideoBody, VideoMessage};
     use crate::hls::timeline::LINE_START;
     use crate::ts::muxer::{AUDIO_PID, MAX_PCR_INTERVAL, PMT_PID, VIDEO_PID};
     use crate::ts::packet::{PACKET_SIZE, SYNC_BYTE};
@@ -344,19 +345,19 @@ mod tests {
                 LINE_START.0 + u64::from(ts.0 - origin) * 90
             };
             match tag.tag_type {
-                TagType::Video => match VideoTag::parse(&tag.body).unwrap() {
-                    VideoTag::Avc {
-                        packet: AvcPacket::SequenceHeader(record),
-                        ..
-                    } => length_size = Some(AvcDecoderConfig::parse(&record).unwrap().length_size),
-                    VideoTag::Avc {
-                        packet:
-                            AvcPacket::Nalu {
-                                composition_time,
-                                data,
-                            },
-                        ..
-                    } => {
+                TagType::Video => match VideoMessage::parse(&tag.body)
+                    .unwrap()
+                    .packets()
+                    .next()
+                    .map(|p| p.unwrap().body)
+                {
+                    Some(VideoBody::SequenceStart(record)) => {
+                        length_size = Some(AvcDecoderConfig::parse(&record).unwrap().length_size)
+                    }
+                    Some(VideoBody::CodedFrames {
+                        composition_time,
+                        data,
+                    }) => {
                         let mut nals = Vec::new();
                         split_avcc(&data, length_size.unwrap(), &mut nals).unwrap();
                         nals.retain(|n| n[0] & 0x1f != nal_type::AUD);
@@ -367,9 +368,9 @@ mod tests {
                     _ => {}
                 },
                 TagType::Audio => {
-                    if let AudioTag::Aac(AacPacket::Raw(frame)) =
-                        AudioTag::parse(&tag.body).unwrap()
-                    {
+                    let mut message = AudioMessage::parse(&tag.body).unwrap();
+                    let packet = message.packets().next().map(|p| p.unwrap().body);
+                    if let Some(AudioBody::CodedFrames(frame)) = packet {
                         src.audio.push((map(tag.timestamp), frame));
                     }
                 }
@@ -694,10 +695,10 @@ mod tests {
 
     #[test]
     fn track_set_without_hint() {
-        // Both sequence headers: decided at once.
+        // Both sequence headers: decided at the first frame.
         let mut remuxer = Remuxer::new(RemuxConfig::default());
         let mut events = Vec::new();
-        for (kind, ts, body) in tags(&testdata("h264_aac.flv")).into_iter().take(2) {
+        for (kind, ts, body) in tags(&testdata("h264_aac.flv")).into_iter().take(3) {
             remuxer.push(kind, ts, body, &mut events).unwrap();
         }
         assert_eq!(
@@ -880,12 +881,12 @@ mod tests {
     fn unsupported_audio_is_refused_by_name() {
         let mut remuxer = Remuxer::new(RemuxConfig::default());
         let mut events = Vec::new();
-        let mp3 = Bytes::from_static(&[0x2f, 0xff, 0xfb]);
+        let speex = Bytes::from_static(&[0xb6, 0x00]);
         let err = remuxer
-            .push(TagKind::Audio, RtmpTimestamp(0), mp3, &mut events)
+            .push(TagKind::Audio, RtmpTimestamp(0), speex, &mut events)
             .unwrap_err();
         assert!(
-            matches!(&err, RemuxError::Demux(DemuxError::UnsupportedAudioCodec(name)) if name == "MP3"),
+            matches!(&err, RemuxError::Demux(DemuxError::UnsupportedAudioCodec(name)) if name == "Speex"),
             "{err}"
         );
         // AAC-LD: AAC, but not something ADTS can carry.
@@ -897,12 +898,12 @@ mod tests {
             matches!(&err, RemuxError::Demux(DemuxError::UnsupportedAudioCodec(name)) if name.contains("audioObjectType = 23")),
             "{err}"
         );
-        let hevc = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1', 1, 2]);
+        let vvc = Bytes::from_static(&[0x90, b'v', b'v', b'c', b'1', 1, 2]);
         let err = remuxer
-            .push(TagKind::Video, RtmpTimestamp(0), hevc, &mut events)
+            .push(TagKind::Video, RtmpTimestamp(0), vvc, &mut events)
             .unwrap_err();
         assert!(
-            matches!(&err, RemuxError::Demux(DemuxError::UnsupportedVideoCodec(name)) if name.starts_with("HEVC")),
+            matches!(&err, RemuxError::Demux(DemuxError::UnsupportedVideoCodec(name)) if name.contains("vvc1")),
             "{err}"
         );
     }

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::auth::KeyChecker;
 use crate::config::Config;
+use crate::flv::demux::TrackLimits;
 use crate::hls::buffer_pool::{PART_BUFFERS, SEGMENT_BUFFERS};
 use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
@@ -167,6 +168,10 @@ impl Server {
                 playback_id: config.auth.playback_id,
                 recheck: (config.auth.recheck > 0)
                     .then(|| Duration::from_secs(config.auth.recheck)),
+                track_limits: TrackLimits {
+                    video: config.rtmp.max_video_tracks,
+                    audio: config.rtmp.max_audio_tracks,
+                },
             },
             checker,
             registry.clone(),

@@ -21,8 +21,6 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use rtmp_server::flv::aac::AudioInfo;
-use rtmp_server::flv::avc::VideoInfo;
 use rtmp_server::hls::CompletedSegment;
 use rtmp_server::hls::disk::DiskWriter;
 use rtmp_server::hls::ll_stream::{CmafEvent, LlStream};
@@ -32,6 +30,7 @@ use rtmp_server::http::{HttpContext, router};
 use rtmp_server::hub::key::StreamKey;
 use rtmp_server::hub::registry::{Claim, Registry};
 use rtmp_server::hub::stream::Stream;
+use rtmp_server::media::codec::TrackSummary;
 use rtmp_server::media::fanout::{FanOut, Limits};
 use rtmp_server::media::{Duration90k, Timestamp90k};
 use rtmp_server::metrics::Metrics;
@@ -485,20 +484,37 @@ async fn unknown_streams_and_segments_and_paths_outside_the_media_root_are_not_f
 /// Video and audio as the test file `flv/h264_aac.flv` has them.
 fn test_file_media(stream: &Stream) {
     stream.update_media(|m| {
-        m.video = Some(VideoInfo {
-            width: 640,
-            height: 360,
-            profile_idc: 100,
-            constraint_flags: 0,
-            level_idc: 30,
-            frame_rate: Some(30.0),
+        let video = TrackSummary {
+            kind: "video",
+            track: 0,
             codec: "avc1.64001E".to_string(),
-        });
-        m.audio = Some(AudioInfo {
+            name: "H.264",
+            profile: Some("High".to_string()),
+            level: Some("3.0".to_string()),
+            width: Some(640),
+            height: Some(360),
+            bit_depth: Some(8),
+            frame_rate: Some(30.0),
+            sample_rate: None,
+            channels: None,
+        };
+        let audio = TrackSummary {
+            kind: "audio",
+            track: 0,
             codec: "mp4a.40.2".to_string(),
-            sample_rate: 48_000,
-            channels: 2,
-        });
+            name: "AAC",
+            profile: None,
+            level: None,
+            width: None,
+            height: None,
+            bit_depth: None,
+            frame_rate: None,
+            sample_rate: Some(48_000),
+            channels: Some(2),
+        };
+        m.tracks = vec![video.clone(), audio.clone()];
+        m.video = Some(video);
+        m.audio = Some(audio);
         m.frame_rate = Some(30.0);
         m.keyframe_interval = Some(Duration90k::from_millis(2000));
         m.encoder = Some("Lavf59.27.100".to_string());

@@ -105,6 +105,7 @@ impl Harness {
                 app: "live".to_string(),
                 playback_id: setup.auth.playback_id,
                 recheck: setup.recheck,
+                track_limits: Default::default(),
             },
             checker,
             registry.clone(),
@@ -234,11 +235,11 @@ fn a_publish_fills_both_windows_and_its_end_closes_them() {
         let media = stream.media();
         let video = media.video.expect("video info");
         assert_eq!(video.codec, "avc1.64001E");
-        assert_eq!((video.width, video.height), (640, 360));
+        assert_eq!((video.width, video.height), (Some(640), Some(360)));
         let audio = media.audio.expect("audio info");
         assert_eq!(
             (audio.codec.as_str(), audio.sample_rate, audio.channels),
-            ("mp4a.40.2", 48_000, 2)
+            ("mp4a.40.2", Some(48_000), Some(2))
         );
         assert_eq!(media.frame_rate, Some(30.0));
         assert_eq!(media.encoder.as_deref(), Some("Lavf59.27.100"));

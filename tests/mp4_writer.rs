@@ -12,7 +12,7 @@ use std::process::Command;
 use bytes::{Bytes, BytesMut};
 use rtmp_server::flv::aac::AudioSpecificConfig;
 use rtmp_server::flv::avc::AvcDecoderConfig;
-use rtmp_server::flv::tag::{AacPacket, AudioTag, AvcPacket, FrameType, TagType, VideoTag};
+use rtmp_server::flv::tag::{AudioBody, AudioMessage, FrameType, TagType, VideoBody, VideoMessage};
 use rtmp_server::mp4::{
     SampleEntry, SampleInfo, TrackConfig, TrackId, TrackRun, write_fragment, write_init,
 };
@@ -54,35 +54,42 @@ fn read_source(path: &Path) -> Source {
     let mut audio = Vec::new();
     for tag in flv_tags(path) {
         match tag.tag_type {
-            TagType::Video => match VideoTag::parse(&tag.body).expect("video tag") {
-                VideoTag::Avc {
-                    packet: AvcPacket::SequenceHeader(record),
-                    ..
-                } => avc_record = Some(record),
-                VideoTag::Avc {
-                    frame_type,
-                    packet:
-                        AvcPacket::Nalu {
-                            composition_time,
-                            data,
-                        },
-                } => video.push((
-                    tag.timestamp.0,
-                    composition_time,
-                    frame_type == FrameType::Keyframe,
-                    data,
-                )),
-                VideoTag::Avc {
-                    packet: AvcPacket::EndOfSequence,
-                    ..
-                } => {}
-                other => panic!("unexpected video tag {other:?}"),
-            },
-            TagType::Audio => match AudioTag::parse(&tag.body).expect("audio tag") {
-                AudioTag::Aac(AacPacket::SequenceHeader(config)) => asc = Some(config),
-                AudioTag::Aac(AacPacket::Raw(frame)) => audio.push((tag.timestamp.0, frame)),
-                other => panic!("unexpected audio tag {other:?}"),
-            },
+            TagType::Video => {
+                let mut message = VideoMessage::parse(&tag.body).expect("video tag");
+                let frame_type = message.frame_type;
+                let packet = message
+                    .packets()
+                    .next()
+                    .expect("a packet")
+                    .expect("video packet");
+                match packet.body {
+                    VideoBody::SequenceStart(record) => avc_record = Some(record),
+                    VideoBody::CodedFrames {
+                        composition_time,
+                        data,
+                    } => video.push((
+                        tag.timestamp.0,
+                        composition_time,
+                        frame_type == FrameType::Keyframe,
+                        data,
+                    )),
+                    VideoBody::SequenceEnd => {}
+                    other => panic!("unexpected video packet {other:?}"),
+                }
+            }
+            TagType::Audio => {
+                let mut message = AudioMessage::parse(&tag.body).expect("audio tag");
+                let packet = message
+                    .packets()
+                    .next()
+                    .expect("a packet")
+                    .expect("audio packet");
+                match packet.body {
+                    AudioBody::SequenceStart(config) => asc = Some(config),
+                    AudioBody::CodedFrames(frame) => audio.push((tag.timestamp.0, frame)),
+                    other => panic!("unexpected audio packet {other:?}"),
+                }
+            }
             _ => {}
         }
     }

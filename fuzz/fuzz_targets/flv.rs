@@ -3,9 +3,9 @@
 //! AudioSpecificConfig and ADTS headers, and the FLV file reader.
 //!
 //! Input: a mode byte (modulo 5), then that mode's bytes:
-//! 0. a tag body, parsed as video and as audio: H.264/AAC is recognised exactly when the
-//!    legacy codec id or the Enhanced RTMP FourCC says so, and payloads are zero-copy
-//!    slices at the end of the body.
+//! 0. a tag body, parsed as video and as audio (legacy and Enhanced RTMP headers, ModEx,
+//!    multitrack): payloads are zero-copy slices of the body, in order and apart, and
+//!    nothing follows an error.
 //! 1. an AVCDecoderConfigurationRecord: when it parses, its parameter sets are slices of
 //!    the record of the right NAL unit type; the SPS facts are consistent; the same bytes
 //!    also go to the SPS reader directly.
@@ -27,71 +27,73 @@ use rtmp_server::flv::avc::{
     VideoInfo, annex_b_pieces, nal_type, split_avcc,
 };
 use rtmp_server::flv::file::{FlvFile, FlvItem, FlvReader};
-use rtmp_server::flv::tag::{AacPacket, AudioTag, AvcPacket, VideoTag};
+use rtmp_server::flv::tag::{AudioBody, AudioMessage, VideoBody, VideoMessage};
 use rtmp_server_fuzz::input::{Input, pieces};
 use rtmp_server_fuzz::media;
 
-/// `part` is a view into `whole`'s memory that ends where `whole` ends.
-fn is_tail_view(part: &Bytes, whole: &Bytes) -> bool {
-    let whole_end = whole.as_ptr() as usize + whole.len();
+/// `part` is a view into `whole`'s memory.
+fn is_view(part: &Bytes, whole: &Bytes) -> bool {
+    let start = whole.as_ptr() as usize;
     let part_start = part.as_ptr() as usize;
-    part.is_empty()
-        || (part_start >= whole.as_ptr() as usize && part_start + part.len() == whole_end)
+    part.is_empty() || (part_start >= start && part_start + part.len() <= start + whole.len())
 }
 
+/// Checks one message's packets: payloads are views of the body, in order and apart, there
+/// are no more packets than bytes, and nothing follows an error.
 fn check_tags(body: Bytes) {
-    let first = body.first().copied();
-    match VideoTag::parse(&body) {
-        Ok(VideoTag::Avc { packet, .. }) => {
-            let first = first.expect("a parsed tag has a first byte");
-            let avc = if first & 0x80 == 0 {
-                first & 0x0f == 7
-            } else {
-                body.get(1..5) == Some(b"avc1")
-            };
-            assert!(avc, "H.264 recognised in a tag that does not say so");
-            match packet {
-                AvcPacket::SequenceHeader(record) => {
-                    assert!(
-                        is_tail_view(&record, &body),
-                        "record is not a view of the tag"
-                    )
+    let mut end = body.as_ptr() as usize;
+    let mut count = 0;
+    if let Ok(mut message) = VideoMessage::parse(&body) {
+        let mut failed = false;
+        for packet in message.packets() {
+            assert!(!failed, "a packet after an error");
+            count += 1;
+            assert!(count <= body.len(), "more packets than bytes");
+            let packet = match packet {
+                Ok(p) => p,
+                Err(FlvError::Truncated { .. } | FlvError::InvalidField { .. }) => {
+                    failed = true;
+                    continue;
                 }
-                AvcPacket::Nalu {
+                Err(e) => panic!("unexpected video packet error: {e}"),
+            };
+            let payload = match packet.body {
+                VideoBody::SequenceStart(b)
+                | VideoBody::Metadata(b)
+                | VideoBody::Mpeg2TsSequenceStart(b) => b,
+                VideoBody::CodedFrames {
                     composition_time,
                     data,
                 } => {
-                    assert!(
-                        is_tail_view(&data, &body),
-                        "NAL units are not a view of the tag"
-                    );
                     assert!((-(1 << 23)..1 << 23).contains(&composition_time));
+                    data
                 }
-                AvcPacket::EndOfSequence => {}
+                VideoBody::SequenceEnd => continue,
+            };
+            assert!(is_view(&payload, &body), "payload is not a view of the tag");
+            if !payload.is_empty() {
+                assert!(payload.as_ptr() as usize >= end, "packets overlap");
+                end = payload.as_ptr() as usize + payload.len();
             }
         }
-        Ok(_) => {}
-        Err(FlvError::Truncated { .. } | FlvError::InvalidField { .. }) => {}
-        Err(e) => panic!("unexpected video tag error: {e}"),
     }
-    match AudioTag::parse(&body) {
-        Ok(AudioTag::Aac(packet)) => {
-            let first = first.expect("a parsed tag has a first byte");
-            let aac = match first >> 4 {
-                10 => true,
-                9 => body.get(1..5) == Some(b"mp4a"),
-                _ => false,
-            };
-            assert!(aac, "AAC recognised in a tag that does not say so");
-            let (AacPacket::SequenceHeader(payload) | AacPacket::Raw(payload)) = packet;
-            assert!(
-                is_tail_view(&payload, &body),
-                "AAC payload is not a view of the tag"
-            );
+    let (mut end, mut count) = (body.as_ptr() as usize, 0);
+    if let Ok(mut message) = AudioMessage::parse(&body) {
+        for packet in message.packets() {
+            count += 1;
+            assert!(count <= body.len().max(1), "more packets than bytes");
+            let Ok(packet) = packet else { continue };
+            if let AudioBody::SequenceStart(b)
+            | AudioBody::CodedFrames(b)
+            | AudioBody::MultichannelConfig(b) = packet.body
+            {
+                assert!(is_view(&b, &body), "payload is not a view of the tag");
+                if !b.is_empty() {
+                    assert!(b.as_ptr() as usize >= end, "packets overlap");
+                    end = b.as_ptr() as usize + b.len();
+                }
+            }
         }
-        Ok(_) => {}
-        Err(FlvError::Truncated { .. } | FlvError::InvalidField { .. }) => {}
-        Err(e) => panic!("unexpected audio tag error: {e}"),
     }
 }
 

@@ -1,22 +1,28 @@
 //! FLV tag bodies (RTMP audio and video messages, or the tags of an FLV file) in, codec-neutral
 //! [`MediaEvent`]s out: the ingest half of every output.
 //!
-//! Per tag: parse the header (refusing codecs other than H.264 and AAC by name), keep the
-//! decoder configurations, place the timestamp on the stream's 90 kHz timeline, and hand the
-//! frame on as a slice of the tag body.
+//! Per message: parse the legacy or Enhanced RTMP header (refusing codecs the server does not
+//! take by name), walk its packets (one per track in a multitrack message), keep each track's
+//! decoder configuration, place the timestamp (with its ModEx nanosecond offset) on the
+//! stream's 90 kHz timeline, and hand each frame on as a slice of the message.
 //!
-//! The track set is decided once per publish, before the first frame goes out: from the
-//! caller's hint ([`FlvDemuxer::expect_tracks`], e.g. from onMetaData), or as soon as both
-//! sequence headers have arrived, or after [`TRACK_PROBE_WINDOW_MS`] of media with only one of
-//! them. Media that arrives meanwhile is held, within bounds, and then replayed.
+//! Tracks are told apart by kind and FLV track id (0 outside multitrack packets), bounded by
+//! [`TrackLimits`]. The track set is decided once per publish, at the first frame once a
+//! video and an audio configuration are in (or the kinds the caller's hint names, see
+//! [`FlvDemuxer::expect_tracks`]), or after [`TRACK_PROBE_WINDOW_MS`] of media. Encoders send
+//! every track's sequence start before the first frame; media that arrives before the
+//! decision is held, within bounds, and then replayed. A track that first appears after the
+//! decision is left out (counted and logged).
 //!
-//! Timing rules every output relies on: video decoding times strictly increase (muxers that
-//! cannot write negative FLV timestamps stamp a B-frame stream's first frames alike), audio
-//! times never go back, presentation time is decoding time plus the clamped composition
-//! time, and each frame carries its duration (the SPS frame rate, else the measured decoding
-//! interval, smoothed).
+//! Timing rules every output relies on: video decoding times strictly increase within a
+//! track (muxers that cannot write negative FLV timestamps stamp a B-frame stream's first
+//! frames alike), audio times never go back, presentation time is decoding time plus the
+//! clamped composition time, and each frame carries its duration (the frame rate the
+//! configuration gives, else the measured decoding interval, smoothed; for audio the samples
+//! its header says).
 //!
-//! Spec: FLV 10.1 annex E (§E.4.2.2 AACAUDIODATA, §E.4.3.2 AVCVIDEOPACKET); ISO/IEC
+//! Spec: FLV 10.1 annex E (§E.4.2.2 AACAUDIODATA, §E.4.3.2 AVCVIDEOPACKET); Enhanced RTMP v2
+//! ("Enhanced Audio", "Enhanced Video", "Multitrack Streaming via Enhanced RTMP"); ISO/IEC
 //! 13818-1 §2.7.5 (decoding times increase); ISO/IEC 14496-15 §5.3.4.2 (AVCC access units).
 
 use std::sync::Arc;
@@ -24,12 +30,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::codec::ac3::Ac3Config;
+use crate::codec::av1::Av1Config;
+use crate::codec::flac::FlacConfig;
+use crate::codec::hevc::{self, HevcConfig};
+use crate::codec::mp3::Mp3Header;
+use crate::codec::opus::OpusConfig;
+use crate::codec::vp9::{self, Vp9Config};
+use crate::codec::{CodecError, VideoFacts};
 use crate::flv::FlvError;
-use crate::flv::aac::{AudioInfo, AudioSpecificConfig};
-use crate::flv::avc::{AvcDecoderConfig, VideoInfo, nal_type, nal_unit_type, split_avcc};
-use crate::flv::tag::{AacPacket, AudioTag, AvcPacket, FrameType, VideoTag};
+use crate::flv::aac::AudioSpecificConfig;
+use crate::flv::avc::{AvcDecoderConfig, nal_type, nal_unit_type, split_avcc};
+use crate::flv::tag::{
+    AudioBody, AudioCodec, AudioMessage, FrameType, VideoBody, VideoCodec, VideoMessage,
+};
 use crate::hls::timeline::{Timeline, presentation_time};
-use crate::media::codec::{AacConfig, CodecConfig, H264Config, TrackKind};
+use crate::media::codec::{AacConfig, CodecConfig, H264Config, Mp3Config, TrackKind};
 use crate::media::frame::{Frame, MediaEvent, Track, TrackId, Tracks};
 use crate::media::{Duration90k, RtmpTimestamp, Timestamp90k};
 
@@ -60,7 +76,8 @@ pub const BYTES_FLOOR: u64 = 20 * 1024 * 1024;
 /// The stretch [`MAX_BYTE_RATE`] is checked over starts again once it spans this much media.
 pub const STALL_WINDOW: Duration90k = Duration90k(10 * Duration90k::HZ);
 
-/// Frame duration assumed for video until two frames (or the SPS timing) tell: 30 fps.
+/// Frame duration assumed for video until two frames (or the configuration's timing) tell:
+/// 30 fps.
 const DEFAULT_FRAME_DURATION: Duration90k = Duration90k(3_000);
 
 /// Longest decoding interval the frame duration estimate takes in (4 fps): a longer one is
@@ -86,21 +103,37 @@ impl TagKind {
     }
 }
 
-/// A new decoder configuration arrived (for logs and the stats API; outputs learn of it
-/// through [`MediaEvent`]s when it applies).
+/// Most tracks of each kind one publish may carry (`rtmp.max_video_tracks`,
+/// `rtmp.max_audio_tracks`). FLV track ids must be below the limit of their kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackLimits {
+    pub video: u8,
+    pub audio: u8,
+}
+
+impl Default for TrackLimits {
+    /// 8 video renditions and 8 audio languages: above any multitrack encoder's output.
+    fn default() -> TrackLimits {
+        TrackLimits { video: 8, audio: 8 }
+    }
+}
+
+/// A new decoder configuration arrived for a track (for logs and the stats API; outputs
+/// learn of it through [`MediaEvent`]s when it applies).
 #[derive(Clone, Debug, PartialEq)]
-pub enum ConfigNotice {
-    Video(VideoInfo),
-    Audio(AudioInfo),
+pub struct ConfigNotice {
+    /// The FLV track id (0 outside multitrack packets).
+    pub source: u8,
+    pub config: Arc<CodecConfig>,
 }
 
 /// Why a stream's media cannot be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum DemuxError {
-    /// The video is not H.264: the publish is refused with this name.
+    /// A video codec the server does not take: the publish is refused with this name.
     #[error("unsupported video codec: {0}")]
     UnsupportedVideoCodec(String),
-    /// The audio is not AAC that ADTS can carry: the publish is refused with this name.
+    /// An audio codec the server does not take: the publish is refused with this name.
     #[error("unsupported audio codec: {0}")]
     UnsupportedAudioCodec(String),
     /// A tag body is malformed.
@@ -110,6 +143,23 @@ pub enum DemuxError {
         timestamp: RtmpTimestamp,
         #[source]
         source: FlvError,
+    },
+    /// A codec configuration (or the frame an AC-3 or MP3 track is configured from) is
+    /// malformed, or a frame disagrees with its codec.
+    #[error("{codec} track {track} at {timestamp}: {source}")]
+    BadCodecData {
+        codec: &'static str,
+        track: u8,
+        timestamp: RtmpTimestamp,
+        #[source]
+        source: CodecError,
+    },
+    /// More tracks of a kind than [`TrackLimits`] allow, or a track id at or above it.
+    #[error("{kind:?} track id {track} is over the limit of {limit} tracks")]
+    TooManyTracks {
+        kind: TrackKind,
+        track: u8,
+        limit: u8,
     },
     /// A stretch of the stream carries more bytes than the media time it spans allows
     /// ([`BYTES_FLOOR`] plus [`MAX_BYTE_RATE`] a second).
@@ -123,14 +173,14 @@ pub enum DemuxError {
 /// Media the demuxer left out, by reason. Each reason is also logged once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropCounts {
-    /// H.264 frames before any AVC sequence header.
+    /// Video frames before their track's sequence start.
     pub video_before_config: u64,
-    /// Raw AAC before any AudioSpecificConfig.
+    /// Audio frames before their track's sequence start.
     pub audio_before_config: u64,
     /// Media of a track the stream does not have (it arrived after the track set was
     /// decided without it).
     pub untracked: u64,
-    /// Access units with no NAL unit in them.
+    /// Access units with no coded data in them.
     pub empty_access_units: u64,
 }
 
@@ -138,31 +188,44 @@ pub struct DropCounts {
 pub struct FlvDemuxer {
     /// The publisher whose media this is, as `Start` events say.
     publisher: u64,
+    limits: TrackLimits,
     hint: Option<(bool, bool)>,
     probe: Probe,
-    /// Decided once; the ids of the video and audio tracks in it.
-    decided: Option<Decided>,
-    avc: Option<Arc<CodecConfig>>,
-    /// A new AVC configuration, applied from the next keyframe (frames in flight still
-    /// refer to the old parameter sets).
-    next_avc: Option<Arc<CodecConfig>>,
-    aac: Option<Arc<CodecConfig>>,
-    /// What the latest AVC sequence header says (applied or not).
-    video_info: Option<VideoInfo>,
+    decided: bool,
+    /// Every track seen, in the order their first configuration came.
+    tracks: Vec<TrackState>,
+    notices: Vec<ConfigNotice>,
     timeline: Timeline,
     dropped: DropCounts,
-    /// NAL units of the current access unit (capacity reused).
+    /// NAL units of the current H.264 access unit (capacity reused).
     nals: Vec<Bytes>,
-    last_video_dts: Option<Timestamp90k>,
-    video_frame_duration: Duration90k,
-    last_audio_pts: Option<Timestamp90k>,
     stall: Stretch,
 }
 
-#[derive(Clone, Copy)]
-struct Decided {
-    video: Option<TrackId>,
-    audio: Option<TrackId>,
+/// One track's demuxing state.
+struct TrackState {
+    kind: TrackKind,
+    /// The FLV track id.
+    source: u8,
+    /// Its id in the stream's [`Tracks`], once decided in.
+    id: Option<TrackId>,
+    config: Option<Arc<CodecConfig>>,
+    /// A new video configuration, applied from the next keyframe (frames in flight still
+    /// refer to the old one).
+    next: Option<Arc<CodecConfig>>,
+    last_dts: Option<Timestamp90k>,
+    frame_duration: Duration90k,
+    last_pts: Option<Timestamp90k>,
+}
+
+impl TrackState {
+    /// The frame rate the configuration gives, if any.
+    fn configured_frame_rate(&self) -> Option<f64> {
+        self.config
+            .as_deref()
+            .and_then(CodecConfig::video_facts)
+            .and_then(|f| f.frame_rate)
+    }
 }
 
 /// Media held while the track set is undecided.
@@ -190,19 +253,15 @@ impl FlvDemuxer {
     pub fn new() -> FlvDemuxer {
         FlvDemuxer {
             publisher: 0,
+            limits: TrackLimits::default(),
             hint: None,
             probe: Probe::default(),
-            decided: None,
-            avc: None,
-            next_avc: None,
-            aac: None,
-            video_info: None,
+            decided: false,
+            tracks: Vec::new(),
+            notices: Vec::new(),
             timeline: Timeline::new(),
             dropped: DropCounts::default(),
             nals: Vec::new(),
-            last_video_dts: None,
-            video_frame_duration: DEFAULT_FRAME_DURATION,
-            last_audio_pts: None,
             stall: Stretch::default(),
         }
     }
@@ -213,8 +272,14 @@ impl FlvDemuxer {
         self
     }
 
-    /// Tell the demuxer which tracks to expect (from onMetaData); without it, it decides
-    /// from the sequence headers that arrive before the first media. A hint naming no
+    /// The demuxer with these track limits.
+    pub fn with_limits(mut self, limits: TrackLimits) -> FlvDemuxer {
+        self.limits = limits;
+        self
+    }
+
+    /// Tell the demuxer which kinds of track to expect (from onMetaData); without it, it
+    /// decides from the sequence starts that arrive before the first media. A hint naming no
     /// track, or one given after the decision, is ignored.
     pub fn expect_tracks(&mut self, video: bool, audio: bool) {
         if video || audio {
@@ -222,9 +287,12 @@ impl FlvDemuxer {
         }
     }
 
-    /// The track set, once decided: (video, audio).
+    /// The track set, once decided: whether it has video, and audio.
     pub fn tracks(&self) -> Option<(bool, bool)> {
-        self.decided.map(|d| (d.video.is_some(), d.audio.is_some()))
+        self.decided.then(|| {
+            let has = |kind| self.tracks.iter().any(|t| t.kind == kind && t.id.is_some());
+            (has(TrackKind::Video), has(TrackKind::Audio))
+        })
     }
 
     /// What was left out so far, by reason.
@@ -232,7 +300,13 @@ impl FlvDemuxer {
         &self.dropped
     }
 
-    /// Takes one tag body that was read at `received`; media events go to `out`.
+    /// The configurations that arrived since the last call.
+    pub fn take_notices(&mut self) -> std::vec::Drain<'_, ConfigNotice> {
+        self.notices.drain(..)
+    }
+
+    /// Takes one tag body that was read at `received`; media events go to `out`, new
+    /// configurations to [`FlvDemuxer::take_notices`].
     pub fn push(
         &mut self,
         kind: TagKind,
@@ -240,166 +314,350 @@ impl FlvDemuxer {
         body: Bytes,
         received: Instant,
         out: &mut Vec<MediaEvent>,
-    ) -> Result<Option<ConfigNotice>, DemuxError> {
+    ) -> Result<(), DemuxError> {
         let malformed = |source| DemuxError::Malformed {
             kind,
             timestamp,
             source,
         };
-        match kind {
-            TagKind::Video => {
-                let (frame_type, packet) = match VideoTag::parse(&body).map_err(malformed)? {
-                    VideoTag::Avc { frame_type, packet } => (frame_type, packet),
-                    VideoTag::Other { codec, .. } => {
-                        return Err(DemuxError::UnsupportedVideoCodec(codec.to_string()));
-                    }
-                    VideoTag::Command | VideoTag::Metadata => return Ok(None),
-                };
-                match packet {
-                    AvcPacket::SequenceHeader(record) => {
-                        let notice = self
-                            .video_sequence_header(&record, out)
-                            .map_err(malformed)?;
-                        self.decide_if_ready(out)?;
-                        Ok(notice)
-                    }
-                    AvcPacket::Nalu {
-                        composition_time,
-                        data,
-                    } => self.media_tag(kind, timestamp, body, received, out, |d, out| {
-                        d.video_frame(timestamp, frame_type, composition_time, data, received, out)
-                    }),
-                    AvcPacket::EndOfSequence => Ok(None),
-                }
-            }
-            TagKind::Audio => match AudioTag::parse(&body).map_err(malformed)? {
-                AudioTag::Aac(AacPacket::SequenceHeader(config)) => {
-                    let notice = self.audio_sequence_header(config, out, malformed)?;
-                    self.decide_if_ready(out)?;
-                    Ok(notice)
-                }
-                AudioTag::Aac(AacPacket::Raw(frame)) => {
-                    self.media_tag(kind, timestamp, body, received, out, |d, out| {
-                        d.audio_frame(timestamp, frame, received, out)
-                    })
-                }
-                AudioTag::AacSequenceEnd => Ok(None),
-                AudioTag::Other(codec) => Err(DemuxError::UnsupportedAudioCodec(codec.to_string())),
-            },
-        }
-    }
-
-    /// A tag with a frame: left out (and counted) before its track's configuration, held
-    /// while the track set is undecided, else made into a frame by `make` (which returns
-    /// where in `out` the frame went, if it made one) and counted into the byte-rate check.
-    fn media_tag(
-        &mut self,
-        kind: TagKind,
-        timestamp: RtmpTimestamp,
-        body: Bytes,
-        received: Instant,
-        out: &mut Vec<MediaEvent>,
-        make: impl FnOnce(&mut Self, &mut Vec<MediaEvent>) -> Result<Option<usize>, FlvError>,
-    ) -> Result<Option<ConfigNotice>, DemuxError> {
-        let (configured, dropped, reason) = match kind {
-            TagKind::Video => (
-                self.avc.is_some(),
-                &mut self.dropped.video_before_config,
-                "H.264 frame before any AVC sequence header",
-            ),
-            TagKind::Audio => (
-                self.aac.is_some(),
-                &mut self.dropped.audio_before_config,
-                "AAC frame before any AudioSpecificConfig",
-            ),
-        };
-        if !configured {
-            *dropped += 1;
-            warn_once(*dropped, reason);
-            return Ok(None);
-        }
-        if self.decided.is_none() {
-            self.hold(kind, timestamp, body, received, out)?;
-            return Ok(None);
-        }
-        let frame = make(self, out).map_err(|source| DemuxError::Malformed {
+        let at = At {
             kind,
             timestamp,
-            source,
-        })?;
-        self.check_stretch(out, frame)?;
-        Ok(None)
+            received,
+        };
+        match kind {
+            TagKind::Video => {
+                let mut message = VideoMessage::parse(&body).map_err(malformed)?;
+                if message.command {
+                    return Ok(());
+                }
+                let (frame_type, nanos) = (message.frame_type, message.nano_offset);
+                for packet in message.packets() {
+                    let packet = packet.map_err(malformed)?;
+                    let source = packet.track;
+                    let data = match packet.body {
+                        VideoBody::SequenceStart(record) => {
+                            self.video_config(source, packet.codec, record, timestamp, out)?;
+                            self.decide_if_ready(out)?;
+                            continue;
+                        }
+                        VideoBody::CodedFrames {
+                            composition_time,
+                            data,
+                        } => (composition_time, data),
+                        // AV1's MPEG-2 TS descriptor repeats what its av1C sequence start
+                        // says; metadata (HDR colour information) and sequence ends change
+                        // nothing the outputs write.
+                        VideoBody::Mpeg2TsSequenceStart(_)
+                        | VideoBody::Metadata(_)
+                        | VideoBody::SequenceEnd => {
+                            supported_video(packet.codec)?;
+                            continue;
+                        }
+                    };
+                    supported_video(packet.codec)?;
+                    let Some(index) = self.configured(TrackKind::Video, source) else {
+                        self.dropped.video_before_config += 1;
+                        warn_once(
+                            self.dropped.video_before_config,
+                            "video frame before its track's sequence start",
+                        );
+                        continue;
+                    };
+                    if !self.decided {
+                        self.refine(index, frame_type, &data.1);
+                        if !self.ready() {
+                            return self.hold(kind, timestamp, body, received, out);
+                        }
+                        self.decide(out)?;
+                    }
+                    let (composition_time, data) = data;
+                    let made = self.video_frame(
+                        index,
+                        at,
+                        nanos,
+                        frame_type,
+                        composition_time,
+                        data,
+                        out,
+                    )?;
+                    self.check_stretch(out, made)?;
+                }
+                Ok(())
+            }
+            TagKind::Audio => {
+                let mut message = AudioMessage::parse(&body).map_err(malformed)?;
+                let nanos = message.nano_offset;
+                for packet in message.packets() {
+                    let packet = packet.map_err(malformed)?;
+                    let source = packet.track;
+                    let AudioCodec::Other(other) = packet.codec else {
+                        let data = match packet.body {
+                            AudioBody::SequenceStart(raw) => {
+                                self.audio_config(source, packet.codec, raw, timestamp, out)?;
+                                self.decide_if_ready(out)?;
+                                continue;
+                            }
+                            AudioBody::CodedFrames(data) => data,
+                            AudioBody::SequenceEnd | AudioBody::MultichannelConfig(_) => continue,
+                        };
+                        if self.configured(TrackKind::Audio, source).is_none()
+                            && matches!(
+                                packet.codec,
+                                AudioCodec::Ac3 | AudioCodec::Eac3 | AudioCodec::Mp3
+                            )
+                        {
+                            // Self-describing codecs: the first frame configures the track.
+                            self.audio_config(source, packet.codec, data.clone(), timestamp, out)?;
+                        }
+                        let Some(index) = self.configured(TrackKind::Audio, source) else {
+                            self.dropped.audio_before_config += 1;
+                            warn_once(
+                                self.dropped.audio_before_config,
+                                "audio frame before its track's sequence start",
+                            );
+                            continue;
+                        };
+                        if !self.decided {
+                            if !self.ready() {
+                                return self.hold(kind, timestamp, body, received, out);
+                            }
+                            self.decide(out)?;
+                        }
+                        let made = self.audio_frame(index, at, nanos, data, out)?;
+                        self.check_stretch(out, made)?;
+                        continue;
+                    };
+                    return Err(DemuxError::UnsupportedAudioCodec(other.to_string()));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The publisher stopped: media still held (the track set was never decided) goes out
     /// with the tracks whose configuration arrived. A held tag that turns out malformed is
     /// logged and the rest goes out as usual.
     pub fn finish(&mut self, out: &mut Vec<MediaEvent>) {
-        if self.decided.is_none() && (self.avc.is_some() || self.aac.is_some()) {
-            let tracks = (self.avc.is_some(), self.aac.is_some());
-            if let Err(e) = self.decide(self.hint.unwrap_or(tracks), out) {
+        if !self.decided && self.tracks.iter().any(|t| t.config.is_some()) {
+            if let Err(e) = self.decide(out) {
                 tracing::warn!(error = %e, "media held before the track decision was refused");
             }
         }
     }
 
-    fn video_sequence_header(
-        &mut self,
-        record: &Bytes,
-        out: &mut Vec<MediaEvent>,
-    ) -> Result<Option<ConfigNotice>, FlvError> {
-        let current = self.next_avc.as_ref().or(self.avc.as_ref());
-        if current
-            .is_some_and(|c| matches!(&**c, CodecConfig::H264(h) if h.record.record() == record))
+    /// The index of the track of `kind` with FLV id `source`, made when new: refused past the
+    /// limits.
+    fn track_index(&mut self, kind: TrackKind, source: u8) -> Result<usize, DemuxError> {
+        if let Some(i) = self
+            .tracks
+            .iter()
+            .position(|t| t.kind == kind && t.source == source)
         {
-            return Ok(None);
+            return Ok(i);
         }
-        let record = AvcDecoderConfig::parse(record)?;
-        let info = record.video_info()?;
-        self.video_info = Some(info.clone());
-        let config = Arc::new(CodecConfig::H264(H264Config {
-            record,
-            info: info.clone(),
-        }));
-        if self.avc.is_none() {
-            if let Some(track) = self.decided.and_then(|d| d.video) {
-                out.push(MediaEvent::Config(track, config.clone()));
-            }
-            self.avc = Some(config);
-        } else {
-            self.next_avc = Some(config);
+        let limit = match kind {
+            TrackKind::Video => self.limits.video,
+            TrackKind::Audio => self.limits.audio,
+        };
+        let count = self.tracks.iter().filter(|t| t.kind == kind).count();
+        if source >= limit || count >= usize::from(limit) {
+            return Err(DemuxError::TooManyTracks {
+                kind,
+                track: source,
+                limit,
+            });
         }
-        Ok(Some(ConfigNotice::Video(info)))
+        self.tracks.push(TrackState {
+            kind,
+            source,
+            id: None,
+            config: None,
+            next: None,
+            last_dts: None,
+            frame_duration: DEFAULT_FRAME_DURATION,
+            last_pts: None,
+        });
+        Ok(self.tracks.len() - 1)
     }
 
-    fn audio_sequence_header(
+    /// The index of the track of `kind` with FLV id `source`, if it has a configuration.
+    fn configured(&self, kind: TrackKind, source: u8) -> Option<usize> {
+        self.tracks
+            .iter()
+            .position(|t| t.kind == kind && t.source == source && t.config.is_some())
+    }
+
+    fn video_config(
         &mut self,
-        raw: Bytes,
+        source: u8,
+        codec: VideoCodec,
+        record: Bytes,
+        timestamp: RtmpTimestamp,
         out: &mut Vec<MediaEvent>,
-        malformed: impl Fn(FlvError) -> DemuxError,
-    ) -> Result<Option<ConfigNotice>, DemuxError> {
-        let config = AudioSpecificConfig::parse(&raw).map_err(&malformed)?;
-        if matches!(self.aac.as_deref(), Some(CodecConfig::Aac(a)) if a.config == config) {
-            return Ok(None);
+    ) -> Result<(), DemuxError> {
+        supported_video(codec)?;
+        let index = self.track_index(TrackKind::Video, source)?;
+        let track = &self.tracks[index];
+        let current = track.next.as_ref().or(track.config.as_ref());
+        if current.is_some_and(|c| c.source_bytes() == Some(&record)) {
+            return Ok(());
         }
-        let adts = config
-            .adts()
-            .map_err(|e| DemuxError::UnsupportedAudioCodec(e.to_string()))?;
-        let info = config.audio_info();
-        let aac = Arc::new(CodecConfig::Aac(AacConfig {
-            raw,
-            config,
-            adts,
-            info: info.clone(),
-        }));
-        if let Some(track) = self.decided.and_then(|d| d.audio) {
-            out.push(MediaEvent::Config(track, aac.clone()));
-        }
-        self.aac = Some(aac);
-        Ok(Some(ConfigNotice::Audio(info)))
+        let config = match codec {
+            VideoCodec::Avc => {
+                let parsed = AvcDecoderConfig::parse(&record).and_then(|record| {
+                    let info = record.video_info()?;
+                    Ok(CodecConfig::H264(H264Config { record, info }))
+                });
+                parsed.map_err(|e| DemuxError::Malformed {
+                    kind: TagKind::Video,
+                    timestamp,
+                    source: e,
+                })?
+            }
+            VideoCodec::Hevc => HevcConfig::parse(&record)
+                .map(CodecConfig::Hevc)
+                .map_err(|e| codec_error("HEVC", source, timestamp, e))?,
+            VideoCodec::Av1 => Av1Config::parse(&record)
+                .map(CodecConfig::Av1)
+                .map_err(|e| codec_error("AV1", source, timestamp, e))?,
+            VideoCodec::Vp9 => Vp9Config::parse(&record)
+                .map(CodecConfig::Vp9)
+                .map_err(|e| codec_error("VP9", source, timestamp, e))?,
+            VideoCodec::Other(_) => unreachable!("refused above"),
+        };
+        self.set_config(index, Arc::new(config), false, out);
+        Ok(())
     }
 
-    /// Holds a media tag until the track set is known, deciding when the probe is full.
+    fn audio_config(
+        &mut self,
+        source: u8,
+        codec: AudioCodec,
+        raw: Bytes,
+        timestamp: RtmpTimestamp,
+        out: &mut Vec<MediaEvent>,
+    ) -> Result<(), DemuxError> {
+        let index = self.track_index(TrackKind::Audio, source)?;
+        let track = &self.tracks[index];
+        if track
+            .config
+            .as_ref()
+            .is_some_and(|c| c.source_bytes() == Some(&raw))
+        {
+            return Ok(());
+        }
+        let error = |name| move |e| codec_error(name, source, timestamp, e);
+        let config = match codec {
+            AudioCodec::Aac => {
+                let config =
+                    AudioSpecificConfig::parse(&raw).map_err(|e| DemuxError::Malformed {
+                        kind: TagKind::Audio,
+                        timestamp,
+                        source: e,
+                    })?;
+                if matches!(track.config.as_deref(), Some(CodecConfig::Aac(a)) if a.config == config)
+                {
+                    return Ok(());
+                }
+                let adts = config
+                    .adts()
+                    .map_err(|e| DemuxError::UnsupportedAudioCodec(e.to_string()))?;
+                let info = config.audio_info();
+                CodecConfig::Aac(AacConfig {
+                    raw,
+                    config,
+                    adts,
+                    info,
+                })
+            }
+            AudioCodec::Opus => OpusConfig::parse(&raw)
+                .map(CodecConfig::Opus)
+                .map_err(error("Opus"))?,
+            AudioCodec::Flac => FlacConfig::parse(&raw)
+                .map(CodecConfig::Flac)
+                .map_err(error("FLAC"))?,
+            AudioCodec::Ac3 | AudioCodec::Eac3 => {
+                if raw.is_empty() {
+                    return Ok(());
+                }
+                let config = Ac3Config::from_syncframe(&raw).map_err(error("AC-3"))?;
+                if config.eac3 != (codec == AudioCodec::Eac3) {
+                    return Err(DemuxError::UnsupportedAudioCodec(format!(
+                        "{codec} track {source} carries {} syncframes",
+                        if config.eac3 { "E-AC-3" } else { "AC-3" }
+                    )));
+                }
+                // Every syncframe repeats the configuration: a new one only when it changes.
+                if matches!(track.config.as_deref(), Some(CodecConfig::Ac3(c)) if c.specific == config.specific)
+                {
+                    return Ok(());
+                }
+                CodecConfig::Ac3(config)
+            }
+            AudioCodec::Mp3 => {
+                if raw.is_empty() {
+                    return Ok(());
+                }
+                let header = Mp3Header::parse(&raw).map_err(error("MP3"))?;
+                let facts = header.facts();
+                CodecConfig::Mp3(Mp3Config { header, facts })
+            }
+            AudioCodec::Other(other) => {
+                return Err(DemuxError::UnsupportedAudioCodec(other.to_string()));
+            }
+        };
+        self.set_config(index, Arc::new(config), true, out);
+        Ok(())
+    }
+
+    /// Records a track's new configuration: at once for audio (`now`) and for a track
+    /// without one, else (video) from the next keyframe.
+    fn set_config(
+        &mut self,
+        index: usize,
+        config: Arc<CodecConfig>,
+        now: bool,
+        out: &mut Vec<MediaEvent>,
+    ) {
+        let track = &mut self.tracks[index];
+        self.notices.push(ConfigNotice {
+            source: track.source,
+            config: config.clone(),
+        });
+        if track.config.is_some() && !now {
+            track.next = Some(config);
+            return;
+        }
+        track.next = None;
+        track.config = Some(config.clone());
+        if let (true, Some(id)) = (self.decided, track.id) {
+            out.push(MediaEvent::Config(id, config));
+        }
+    }
+
+    /// Whether the track set can be decided at a frame: every kind the hint names (without
+    /// one, both kinds) has a configured track.
+    fn ready(&self) -> bool {
+        let (video, audio) = self.hint.unwrap_or((true, true));
+        let has = |kind| {
+            self.tracks
+                .iter()
+                .any(|t| t.kind == kind && t.config.is_some())
+        };
+        (!video || has(TrackKind::Video)) && (!audio || has(TrackKind::Audio))
+    }
+
+    /// Decides at a sequence start once a hint's kinds are all configured (the frames that
+    /// follow need no holding).
+    fn decide_if_ready(&mut self, out: &mut Vec<MediaEvent>) -> Result<(), DemuxError> {
+        if self.decided || self.hint.is_none() || !self.ready() || self.probe.tags.is_empty() {
+            return Ok(());
+        }
+        self.decide(out)
+    }
+
+    /// Holds a media message until the track set is known, deciding when the probe is full.
     fn hold(
         &mut self,
         kind: TagKind,
@@ -408,11 +666,6 @@ impl FlvDemuxer {
         received: Instant,
         out: &mut Vec<MediaEvent>,
     ) -> Result<(), DemuxError> {
-        if let Some(tracks) = self.hint {
-            self.decide(tracks, out)?;
-            self.push(kind, timestamp, body, received, out)?;
-            return Ok(());
-        }
         let span = self
             .probe
             .tags
@@ -424,57 +677,50 @@ impl FlvDemuxer {
             || self.probe.tags.len() >= MAX_PROBE_TAGS
             || self.probe.bytes >= MAX_PROBE_BYTES;
         if full {
-            let tracks = (self.avc.is_some(), self.aac.is_some());
-            self.decide(tracks, out)?;
+            self.decide(out)?;
         }
         Ok(())
     }
 
-    /// Decides once both configurations are in (with a hint, the hint's track set).
-    fn decide_if_ready(&mut self, out: &mut Vec<MediaEvent>) -> Result<(), DemuxError> {
-        if self.decided.is_some() || self.avc.is_none() || self.aac.is_none() {
-            return Ok(());
-        }
-        self.decide(self.hint.unwrap_or((true, true)), out)
-    }
-
-    /// Fixes the track set, announces it, then replays the held media.
-    fn decide(
-        &mut self,
-        (video, audio): (bool, bool),
-        out: &mut Vec<MediaEvent>,
-    ) -> Result<(), DemuxError> {
-        let mut tracks = Vec::new();
-        let mut decided = Decided {
-            video: None,
-            audio: None,
-        };
-        for (wanted, kind, config) in [
-            (video, TrackKind::Video, &self.avc),
-            (audio, TrackKind::Audio, &self.aac),
-        ] {
-            if wanted {
-                let id = TrackId(tracks.len() as u8);
-                match kind {
-                    TrackKind::Video => decided.video = Some(id),
-                    TrackKind::Audio => decided.audio = Some(id),
-                }
-                tracks.push(Track {
-                    id,
-                    kind,
-                    config: config.clone(),
+    /// Fixes the track set (the configured tracks of the kinds wanted: video tracks by FLV id,
+    /// then audio tracks by FLV id), announces it, then replays the held media.
+    fn decide(&mut self, out: &mut Vec<MediaEvent>) -> Result<(), DemuxError> {
+        let (video, audio) = self.hint.unwrap_or((true, true));
+        let mut order: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| {
+                let t = &self.tracks[i];
+                t.config.is_some()
+                    && match t.kind {
+                        TrackKind::Video => video,
+                        TrackKind::Audio => audio,
+                    }
+            })
+            .collect();
+        order.sort_by_key(|&i| {
+            (
+                self.tracks[i].kind != TrackKind::Video,
+                self.tracks[i].source,
+            )
+        });
+        let mut tracks = Vec::with_capacity(order.len());
+        for (n, &i) in order.iter().enumerate() {
+            let t = &mut self.tracks[i];
+            let id = TrackId(n as u8);
+            t.id = Some(id);
+            t.frame_duration = t
+                .configured_frame_rate()
+                .map_or(DEFAULT_FRAME_DURATION, |fps| {
+                    Duration90k::from_secs_f64(1.0 / fps)
                 });
-            }
-        }
-        self.decided = Some(decided);
-        self.video_frame_duration = self
-            .video_info
-            .as_ref()
-            .and_then(|info| info.frame_rate)
-            .map_or(DEFAULT_FRAME_DURATION, |fps| {
-                Duration90k::from_secs_f64(1.0 / fps)
+            tracks.push(Track {
+                id,
+                kind: t.kind,
+                source: t.source,
+                config: t.config.clone(),
             });
-        tracing::debug!(video, audio, "track set decided");
+        }
+        self.decided = true;
+        tracing::debug!(tracks = tracks.len(), "track set decided");
         out.push(MediaEvent::Start(Arc::new(Tracks {
             publisher: self.publisher,
             tracks,
@@ -486,118 +732,173 @@ impl FlvDemuxer {
         Ok(())
     }
 
-    /// Places one H.264 access unit; returns the frame it made, if any.
+    /// A VP9 keyframe tells the picture size its configuration record does not: the track's
+    /// configuration takes it before the track set is decided (so `Start` carries it).
+    fn refine(&mut self, index: usize, frame_type: FrameType, data: &[u8]) {
+        if frame_type != FrameType::Keyframe {
+            return;
+        }
+        let track = &mut self.tracks[index];
+        if let Some(config) = sized_vp9(track.config.as_deref(), data) {
+            track.config = Some(Arc::new(config));
+        }
+    }
+
+    /// Places one video access unit; returns where in `out` the frame went, if it made one.
+    #[allow(clippy::too_many_arguments)]
     fn video_frame(
         &mut self,
-        timestamp: RtmpTimestamp,
+        index: usize,
+        at: At,
+        nanos: u32,
         frame_type: FrameType,
         composition_time: i32,
         data: Bytes,
-        received: Instant,
         out: &mut Vec<MediaEvent>,
-    ) -> Result<Option<usize>, FlvError> {
-        let Some(track) = self.decided.and_then(|d| d.video) else {
+    ) -> Result<Option<usize>, DemuxError> {
+        let track = &mut self.tracks[index];
+        let Some(id) = track.id else {
             self.dropped.untracked += 1;
             warn_once(
                 self.dropped.untracked,
-                "video in a stream decided as audio-only",
+                "media of a track outside the track set",
             );
             return Ok(None);
         };
         if frame_type == FrameType::Keyframe {
-            if let Some(next) = self.next_avc.take() {
-                out.push(MediaEvent::Config(track, next.clone()));
-                self.avc = Some(next);
+            if let Some(next) = track.next.take() {
+                out.push(MediaEvent::Config(id, next.clone()));
+                track.config = Some(next);
+            }
+            if let Some(config) = sized_vp9(track.config.as_deref(), &data) {
+                let config = Arc::new(config);
+                out.push(MediaEvent::Config(id, config.clone()));
+                track.config = Some(config);
             }
         }
-        let Some(CodecConfig::H264(config)) = self.avc.as_deref() else {
+        let Some(config) = track.config.clone() else {
             return Ok(None);
         };
-        split_avcc(&data, config.record.length_size, &mut self.nals)?;
-        if self.nals.is_empty() {
-            self.dropped.empty_access_units += 1;
-            warn_once(
-                self.dropped.empty_access_units,
-                "access unit without NAL units",
-            );
-            return Ok(None);
+        let malformed = |source| DemuxError::Malformed {
+            kind: at.kind,
+            timestamp: at.timestamp,
+            source,
+        };
+        let keyframe = match &*config {
+            CodecConfig::H264(h) => {
+                split_avcc(&data, h.record.length_size, &mut self.nals).map_err(malformed)?;
+                if self.nals.is_empty() {
+                    return Ok(self.empty_access_unit());
+                }
+                self.nals
+                    .iter()
+                    .any(|nal| nal_unit_type(nal) == Some(nal_type::IDR))
+            }
+            CodecConfig::Hevc(h) => hevc::is_keyframe(&data, h.length_size)
+                .map_err(|e| codec_error("HEVC", track.source, at.timestamp, e))?,
+            CodecConfig::Vp9(_) => vp9::is_keyframe(&data),
+            _ => frame_type == FrameType::Keyframe,
+        };
+        if data.is_empty() {
+            return Ok(self.empty_access_unit());
         }
-        let keyframe = self
-            .nals
-            .iter()
-            .any(|nal| nal_unit_type(nal) == Some(nal_type::IDR));
-        let mapped = self.timeline.map(timestamp);
+        let track = &mut self.tracks[index];
+        let mapped = self.timeline.map(at.timestamp);
+        let mapped_time = mapped.time + nano_ticks(nanos);
         // Decoding times strictly increase (ISO/IEC 13818-1 §2.7.5): muxers that cannot write
         // negative FLV timestamps stamp a B-frame stream's first frames alike (GStreamer's
         // flvmux does), so a repeated DTS moves one tick on.
-        let dts = self
-            .last_video_dts
-            .map_or(mapped.time, |last| mapped.time.max(last + Duration90k(1)));
-        // The frame duration: the SPS's frame rate when it gives one; otherwise the decoding
-        // interval, smoothed (some muxers stamp B-frame streams with uneven DTS steps).
-        let from_sps = self
-            .video_info
-            .as_ref()
-            .and_then(|v| v.frame_rate)
-            .is_some();
-        if let (Some(last), false) = (self.last_video_dts, from_sps) {
+        let dts = track
+            .last_dts
+            .map_or(mapped_time, |last| mapped_time.max(last + Duration90k(1)));
+        // The frame duration: the configuration's frame rate when it gives one; otherwise the
+        // decoding interval, smoothed (some muxers stamp B-frame streams with uneven DTS
+        // steps).
+        let from_config = track.configured_frame_rate().is_some();
+        if let (Some(last), false) = (track.last_dts, from_config) {
             let interval = dts.saturating_since(last).min(MAX_FRAME_DURATION);
             if interval > Duration90k::ZERO {
-                let smoothed = (self.video_frame_duration.ticks() * 7 + interval.ticks()) / 8;
-                self.video_frame_duration = Duration90k(smoothed);
+                let smoothed = (track.frame_duration.ticks() * 7 + interval.ticks()) / 8;
+                track.frame_duration = Duration90k(smoothed);
             }
         }
-        self.last_video_dts = Some(dts);
+        track.last_dts = Some(dts);
         out.push(MediaEvent::Frame(Frame {
-            track,
+            track: id,
             dts,
             pts: presentation_time(dts, composition_time),
-            duration: self.video_frame_duration,
+            duration: track.frame_duration,
             keyframe,
             discontinuity: mapped.discontinuity,
             data,
-            received,
+            received: at.received,
         }));
         Ok(Some(out.len() - 1))
     }
 
-    /// Places one raw AAC frame; returns the frame it made, if any.
+    fn empty_access_unit(&mut self) -> Option<usize> {
+        self.dropped.empty_access_units += 1;
+        warn_once(
+            self.dropped.empty_access_units,
+            "access unit without coded data",
+        );
+        None
+    }
+
+    /// Places one audio frame; returns where in `out` the frame went, if it made one.
     fn audio_frame(
         &mut self,
-        timestamp: RtmpTimestamp,
+        index: usize,
+        at: At,
+        nanos: u32,
         data: Bytes,
-        received: Instant,
         out: &mut Vec<MediaEvent>,
-    ) -> Result<Option<usize>, FlvError> {
-        let Some(track) = self.decided.and_then(|d| d.audio) else {
+    ) -> Result<Option<usize>, DemuxError> {
+        let track = &mut self.tracks[index];
+        let Some(id) = track.id else {
             self.dropped.untracked += 1;
             warn_once(
                 self.dropped.untracked,
-                "audio in a stream decided as video-only",
+                "media of a track outside the track set",
             );
             return Ok(None);
         };
-        let Some(CodecConfig::Aac(config)) = self.aac.as_deref() else {
+        let Some(config) = track.config.as_deref() else {
             return Ok(None);
         };
-        // Every output can carry it: the TS output behind an ADTS header, whose length field
-        // bounds a frame.
-        config.adts.header(data.len())?;
-        let duration = config.frame_duration();
-        let mapped = self.timeline.map(timestamp);
-        let pts = self
-            .last_audio_pts
-            .map_or(mapped.time, |last| mapped.time.max(last));
-        self.last_audio_pts = Some(pts);
+        if data.is_empty() {
+            return Ok(self.empty_access_unit());
+        }
+        if let CodecConfig::Aac(aac) = config {
+            // Every output can carry it: the TS output behind an ADTS header, whose length
+            // field bounds a frame.
+            aac.adts
+                .header(data.len())
+                .map_err(|source| DemuxError::Malformed {
+                    kind: at.kind,
+                    timestamp: at.timestamp,
+                    source,
+                })?;
+        }
+        let samples = config
+            .frame_samples(&data)
+            .unwrap_or(Ok(0))
+            .map_err(|e| codec_error(config.name(), track.source, at.timestamp, e))?;
+        let rate = u64::from(config.sample_rate().unwrap_or(48_000).max(1));
+        let duration = Duration90k(u64::from(samples) * Duration90k::HZ / rate);
+        let mapped = self.timeline.map(at.timestamp);
+        let time = mapped.time + nano_ticks(nanos);
+        let pts = track.last_pts.map_or(time, |last| time.max(last));
+        track.last_pts = Some(pts);
         out.push(MediaEvent::Frame(Frame {
-            track,
+            track: id,
             dts: pts,
             pts,
             duration,
             keyframe: true,
             discontinuity: mapped.discontinuity,
             data,
-            received,
+            received: at.received,
         }));
         Ok(Some(out.len() - 1))
     }
@@ -633,6 +934,60 @@ impl FlvDemuxer {
     }
 }
 
+/// Where a message came from: its kind, timestamp and arrival.
+#[derive(Clone, Copy)]
+struct At {
+    kind: TagKind,
+    timestamp: RtmpTimestamp,
+    received: Instant,
+}
+
+/// ModEx TimestampOffsetNano on the 90 kHz clock (at most about 94 ticks).
+fn nano_ticks(nanos: u32) -> Duration90k {
+    Duration90k(u64::from(nanos) * Duration90k::HZ / 1_000_000_000)
+}
+
+/// Refuses a video codec the server does not take, by name.
+fn supported_video(codec: VideoCodec) -> Result<(), DemuxError> {
+    match codec {
+        VideoCodec::Other(other) => Err(DemuxError::UnsupportedVideoCodec(other.to_string())),
+        _ => Ok(()),
+    }
+}
+
+fn codec_error(
+    codec: &'static str,
+    track: u8,
+    timestamp: RtmpTimestamp,
+    source: CodecError,
+) -> DemuxError {
+    DemuxError::BadCodecData {
+        codec,
+        track,
+        timestamp,
+        source,
+    }
+}
+
+/// A VP9 configuration with the picture size of this keyframe, when it differs from the
+/// size `config` has.
+fn sized_vp9(config: Option<&CodecConfig>, keyframe: &[u8]) -> Option<CodecConfig> {
+    let Some(CodecConfig::Vp9(vp9)) = config else {
+        return None;
+    };
+    let (width, height) = vp9::frame_size(keyframe)?;
+    if (vp9.facts.width, vp9.facts.height) == (width, height) {
+        return None;
+    }
+    let mut sized = vp9.clone();
+    sized.facts = VideoFacts {
+        width,
+        height,
+        ..vp9.facts.clone()
+    };
+    Some(CodecConfig::Vp9(sized))
+}
+
 /// Logs a dropped-media reason the first time it happens.
 fn warn_once(count: u64, reason: &'static str) {
     if count == 1 {
@@ -642,7 +997,6 @@ fn warn_once(count: u64, reason: &'static str) {
         );
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,12 +1027,8 @@ mod tests {
         let now = Instant::now();
         let mut notices = 0;
         for (kind, ts, body) in tags("h264_aac.flv") {
-            notices += usize::from(
-                demux
-                    .push(kind, ts, body, now, &mut events)
-                    .unwrap()
-                    .is_some(),
-            );
+            demux.push(kind, ts, body, now, &mut events).unwrap();
+            notices += demux.take_notices().count();
         }
         assert_eq!(notices, 2, "one AVC and one AAC configuration");
         let MediaEvent::Start(tracks) = &events[0] else {
@@ -755,7 +1105,7 @@ mod tests {
         let now = Instant::now();
         for (k, (kind, ts, tag)) in all.into_iter().enumerate() {
             if k == 30 {
-                let notice = demux
+                demux
                     .push(
                         TagKind::Video,
                         ts,
@@ -764,7 +1114,11 @@ mod tests {
                         &mut events,
                     )
                     .unwrap();
-                assert!(matches!(notice, Some(ConfigNotice::Video(_))));
+                let notices: Vec<_> = demux.take_notices().collect();
+                assert!(
+                    matches!(notices.last(), Some(n) if n.config.kind() == TrackKind::Video),
+                    "{notices:?}"
+                );
             }
             demux.push(kind, ts, tag, now, &mut events).unwrap();
         }
@@ -800,8 +1154,12 @@ mod tests {
                 ts
             };
             demux.push(kind, ts, body, now, &mut events).unwrap();
-            if let Some(info) = demux.video_info.as_mut() {
-                info.frame_rate = None;
+            for track in &mut demux.tracks {
+                if let Some(config) = track.config.as_mut() {
+                    if let CodecConfig::H264(h) = Arc::make_mut(config) {
+                        h.info.frame_rate = None;
+                    }
+                }
             }
         }
         let longest = frames(&events)

@@ -1,10 +1,14 @@
-//! FLV tag bodies as RTMP audio and video messages carry them: the audio and video tag
-//! headers, with every legacy codec named and Enhanced RTMP's extended headers recognised.
+//! FLV tag bodies as RTMP audio and video messages carry them: legacy audio and video tag
+//! headers and Enhanced RTMP's extended ones (FourCC codecs, ModEx timestamp offsets,
+//! multitrack packets). A message yields one packet per track, each naming its track id,
+//! codec and body; codecs the server does not take are named for the refusal.
 //!
-//! Payloads are zero-copy [`Bytes`] slices of the message body.
+//! Payloads are zero-copy [`Bytes`] slices of the message body; walking a message's packets
+//! allocates nothing.
 //!
 //! Spec: FLV 10.1 §E.4.2.1 (AUDIODATA), §E.4.2.2 (AACAUDIODATA), §E.4.3.1 (VIDEODATA),
-//! §E.4.3.2 (AVCVIDEOPACKET); Enhanced RTMP v2 (veovera) "Enhancing Audio", "Enhancing Video".
+//! §E.4.3.2 (AVCVIDEOPACKET); Enhanced RTMP v2 (veovera) "Enhanced Audio", "Enhanced Video",
+//! "Multitrack Streaming via Enhanced RTMP".
 
 use std::fmt;
 
@@ -176,12 +180,8 @@ impl fmt::Display for VideoFourCc {
 pub enum OtherVideo {
     /// A legacy CodecID other than AVC.
     Legacy(VideoCodecId),
-    /// An Enhanced RTMP FourCC other than 'avc1'.
+    /// An Enhanced RTMP FourCC this server does not take.
     Enhanced(VideoFourCc),
-    /// Enhanced RTMP's Multitrack packet type (6), which wraps several codecs.
-    EnhancedMultitrack,
-    /// Enhanced RTMP's ModEx packet type (7), a modifier prefix to another packet.
-    EnhancedModEx,
 }
 
 impl fmt::Display for OtherVideo {
@@ -189,57 +189,101 @@ impl fmt::Display for OtherVideo {
         match self {
             OtherVideo::Legacy(codec) => codec.fmt(f),
             OtherVideo::Enhanced(fourcc) => fourcc.fmt(f),
-            OtherVideo::EnhancedMultitrack => f.write_str("Enhanced RTMP multitrack video"),
-            OtherVideo::EnhancedModEx => f.write_str("Enhanced RTMP ModEx video"),
         }
     }
 }
 
-/// An AVC packet: a decoder configuration or an access unit.
-///
-/// Spec: FLV 10.1 §E.4.3.2 AVCVIDEOPACKET; Enhanced RTMP v2 ExVideoTagBody for 'avc1'.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AvcPacket {
-    /// AVCPacketType 0 (or SequenceStart): an AVCDecoderConfigurationRecord.
-    SequenceHeader(Bytes),
-    /// AVCPacketType 1 (or CodedFrames/CodedFramesX): one access unit of AVCC NAL units.
-    Nalu {
-        /// CompositionTime: PTS minus DTS in milliseconds (signed 24-bit).
-        composition_time: i32,
-        /// Length-prefixed NAL units.
-        data: Bytes,
-    },
-    /// AVCPacketType 2 (or SequenceEnd): end of sequence, no payload.
-    EndOfSequence,
+/// The codec of one video packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// H.264, legacy (CodecID 7) or 'avc1'.
+    Avc,
+    /// HEVC, 'hvc1'.
+    Hevc,
+    /// AV1, 'av01'.
+    Av1,
+    /// VP9, 'vp09'.
+    Vp9,
+    /// Anything else: refused by name.
+    Other(OtherVideo),
 }
 
-/// A parsed video tag body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VideoTag {
-    /// H.264, legacy CodecID 7 or Enhanced RTMP 'avc1'.
-    Avc {
-        frame_type: FrameType,
-        packet: AvcPacket,
-    },
-    /// A video info/command frame (FrameType 5): no picture.
-    Command,
-    /// Enhanced RTMP Metadata packet (ExVideoPacketType 4): AMF-encoded side data such as
-    /// colour information, no picture.
-    Metadata,
-    /// A codec this server does not remux.
-    Other {
-        frame_type: FrameType,
-        codec: OtherVideo,
-    },
+impl VideoCodec {
+    fn from_fourcc(fourcc: [u8; 4]) -> VideoCodec {
+        match VideoFourCc::from_bytes(fourcc) {
+            VideoFourCc::Avc1 => VideoCodec::Avc,
+            VideoFourCc::Hvc1 => VideoCodec::Hevc,
+            VideoFourCc::Av01 => VideoCodec::Av1,
+            VideoFourCc::Vp09 => VideoCodec::Vp9,
+            other => VideoCodec::Other(OtherVideo::Enhanced(other)),
+        }
+    }
+
+    /// Whether its coded frames start with a composition time offset (the codecs whose
+    /// decoding and presentation orders differ in the FLV sense: H.264 and HEVC).
+    fn has_composition_time(self) -> bool {
+        matches!(self, VideoCodec::Avc | VideoCodec::Hevc)
+    }
 }
 
-/// Enhanced RTMP's IsExHeader flag in the first byte of a video (or, in the same place, an
-/// audio) tag.
+impl fmt::Display for VideoCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VideoCodec::Avc => f.write_str("H.264"),
+            VideoCodec::Hevc => f.write_str("HEVC"),
+            VideoCodec::Av1 => f.write_str("AV1"),
+            VideoCodec::Vp9 => f.write_str("VP9"),
+            VideoCodec::Other(other) => other.fmt(f),
+        }
+    }
+}
+
+/// What one track's video packet holds.
 ///
-/// Spec: Enhanced RTMP v2 "Enhancing Video": `isExVideoHeader = UB[1]`.
+/// Spec: Enhanced RTMP v2 "ExVideoTagBody"; FLV 10.1 §E.4.3.2 AVCVIDEOPACKET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VideoBody {
+    /// The decoder configuration record (AVC sequence header, hvcC, av1C, vpcC body).
+    SequenceStart(Bytes),
+    /// One access unit (or temporal unit) with its composition time offset in milliseconds.
+    CodedFrames { composition_time: i32, data: Bytes },
+    /// The end of the sequence.
+    SequenceEnd,
+    /// AMF-encoded metadata such as `colorInfo` (HDR colour information).
+    Metadata(Bytes),
+    /// AV1's MPEG-2 TS video descriptor, an alternative sequence start.
+    Mpeg2TsSequenceStart(Bytes),
+}
+
+/// One track's part of a video message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoPacket {
+    /// The FLV track id: 0 outside multitrack packets.
+    pub track: u8,
+    pub codec: VideoCodec,
+    pub body: VideoBody,
+}
+
+/// A video message (tag body): its frame type, the ModEx timestamp offset, and either a
+/// command or its packets, one per track.
+#[derive(Clone, Debug)]
+pub struct VideoMessage {
+    pub frame_type: FrameType,
+    /// Nanoseconds to add to the message timestamp (ModEx TimestampOffsetNano), 0 without.
+    pub nano_offset: u32,
+    /// A video info/command frame carries no picture and has no packets.
+    pub command: bool,
+    packets: Packets<VideoPacket>,
+}
+
+/// Bit 7 of the first byte of a video tag body: an Enhanced RTMP ExVideoTagHeader follows.
+///
+/// Spec: Enhanced RTMP v2 "Enhanced Video" (IsExHeader).
 pub const IS_EX_HEADER: u8 = 0x80;
 
-/// Spec: Enhanced RTMP v2 ExVideoPacketType.
+/// VideoPacketType values of the ExVideoTagHeader.
+///
+/// Spec: Enhanced RTMP v2 "Enhanced Video", enum VideoPacketType.
 mod ex_video_packet_type {
     pub const SEQUENCE_START: u8 = 0;
     pub const CODED_FRAMES: u8 = 1;
@@ -251,109 +295,349 @@ mod ex_video_packet_type {
     pub const MOD_EX: u8 = 7;
 }
 
-impl VideoTag {
-    /// Parses a video tag body (the payload of an RTMP video message).
-    ///
-    /// Spec: FLV 10.1 §E.4.3.1 VIDEODATA; Enhanced RTMP v2 ExVideoTagHeader.
-    pub fn parse(body: &Bytes) -> Result<VideoTag, FlvError> {
+impl VideoMessage {
+    /// Parses a video tag body's headers; the packets come from [`VideoMessage::packets`],
+    /// each checked as it is taken.
+    pub fn parse(body: &Bytes) -> Result<VideoMessage, FlvError> {
+        use ex_video_packet_type as t;
         let first = byte_at(body, 0, "VIDEODATA")?;
-        if first & IS_EX_HEADER != 0 {
-            return Self::parse_extended(body, first);
+        if first & IS_EX_HEADER == 0 {
+            return Self::parse_legacy(body, first);
         }
-        let frame_type = FrameType::parse(first >> 4)?;
-        let codec = VideoCodecId::from_u8(first & 0x0f);
-        if frame_type == FrameType::VideoInfoCommand {
-            return Ok(VideoTag::Command);
-        }
-        if codec != VideoCodecId::Avc {
-            return Ok(VideoTag::Other {
+        let frame_type = FrameType::parse((first >> 4) & 0x07)?;
+        let mut pos = 1;
+        let (packet_type, nano_offset) =
+            read_mod_ex(body, &mut pos, first & 0x0f, t::MOD_EX, "ExVideoTagHeader")?;
+        if packet_type != t::METADATA && frame_type == FrameType::VideoInfoCommand {
+            return Ok(VideoMessage {
                 frame_type,
-                codec: OtherVideo::Legacy(codec),
+                nano_offset,
+                command: true,
+                packets: Packets::none(),
             });
         }
-        let avc_packet_type = byte_at(body, 1, "AVCVIDEOPACKET")?;
-        let composition_time = si24_at(body, 2, "AVCVIDEOPACKET")?;
-        let payload = body.slice(5..);
-        let packet = match avc_packet_type {
-            0 => AvcPacket::SequenceHeader(payload),
-            1 => AvcPacket::Nalu {
-                composition_time,
-                data: payload,
-            },
-            2 => AvcPacket::EndOfSequence,
-            other => {
-                return Err(FlvError::InvalidField {
-                    structure: "AVCVIDEOPACKET",
-                    field: "AVCPacketType",
-                    value: u32::from(other),
-                    reason: "reserved",
-                });
-            }
-        };
-        Ok(VideoTag::Avc { frame_type, packet })
+        let cursor = TrackCursor::open(
+            body,
+            pos,
+            packet_type,
+            t::MULTITRACK,
+            t::MOD_EX,
+            "ExVideoTagHeader",
+        )?;
+        Ok(VideoMessage {
+            frame_type,
+            nano_offset,
+            command: false,
+            packets: Packets::Tracks(cursor),
+        })
     }
 
-    fn parse_extended(body: &Bytes, first: u8) -> Result<VideoTag, FlvError> {
-        use ex_video_packet_type as t;
-        let frame_type = FrameType::parse((first >> 4) & 0x07)?;
-        let packet_type = first & 0x0f;
-        match packet_type {
-            t::MULTITRACK => {
-                return Ok(VideoTag::Other {
-                    frame_type,
-                    codec: OtherVideo::EnhancedMultitrack,
-                });
+    fn parse_legacy(body: &Bytes, first: u8) -> Result<VideoMessage, FlvError> {
+        let frame_type = FrameType::parse(first >> 4)?;
+        let codec = VideoCodecId::from_u8(first & 0x0f);
+        let mut message = VideoMessage {
+            frame_type,
+            nano_offset: 0,
+            command: frame_type == FrameType::VideoInfoCommand,
+            packets: Packets::none(),
+        };
+        if message.command {
+            return Ok(message);
+        }
+        let packet = if codec == VideoCodecId::Avc {
+            let avc_packet_type = byte_at(body, 1, "AVCVIDEOPACKET")?;
+            let composition_time = si24_at(body, 2, "AVCVIDEOPACKET")?;
+            let payload = body.slice(5..);
+            let body = match avc_packet_type {
+                0 => VideoBody::SequenceStart(payload),
+                1 => VideoBody::CodedFrames {
+                    composition_time,
+                    data: payload,
+                },
+                2 => VideoBody::SequenceEnd,
+                other => {
+                    return Err(FlvError::InvalidField {
+                        structure: "AVCVIDEOPACKET",
+                        field: "AVCPacketType",
+                        value: u32::from(other),
+                        reason: "reserved",
+                    });
+                }
+            };
+            VideoPacket {
+                track: 0,
+                codec: VideoCodec::Avc,
+                body,
             }
-            t::MOD_EX => {
-                return Ok(VideoTag::Other {
-                    frame_type,
-                    codec: OtherVideo::EnhancedModEx,
-                });
-            }
-            _ => {}
-        }
-        let fourcc = VideoFourCc::from_bytes(fourcc_at(body, 1, "ExVideoTagHeader")?);
-        if packet_type == t::METADATA {
-            return Ok(VideoTag::Metadata);
-        }
-        if frame_type == FrameType::VideoInfoCommand {
-            return Ok(VideoTag::Command);
-        }
-        if fourcc != VideoFourCc::Avc1 {
-            return Ok(VideoTag::Other {
-                frame_type,
-                codec: OtherVideo::Enhanced(fourcc),
-            });
-        }
-        let packet = match packet_type {
-            t::SEQUENCE_START => AvcPacket::SequenceHeader(body.slice(5..)),
-            t::CODED_FRAMES => AvcPacket::Nalu {
-                composition_time: si24_at(body, 5, "ExVideoTagBody")?,
-                data: body.slice(8..),
-            },
-            t::CODED_FRAMES_X => AvcPacket::Nalu {
-                composition_time: 0,
-                data: body.slice(5..),
-            },
-            t::SEQUENCE_END => AvcPacket::EndOfSequence,
-            t::MPEG2TS_SEQUENCE_START => {
-                return Err(FlvError::InvalidField {
-                    structure: "ExVideoTagHeader",
-                    field: "VideoPacketType",
-                    value: u32::from(packet_type),
-                    reason: "MPEG2TSSequenceStart is not defined for 'avc1'",
-                });
-            }
-            other => {
-                return Err(FlvError::InvalidField {
-                    structure: "ExVideoTagHeader",
-                    field: "VideoPacketType",
-                    value: u32::from(other),
-                    reason: "reserved",
-                });
+        } else {
+            VideoPacket {
+                track: 0,
+                codec: VideoCodec::Other(OtherVideo::Legacy(codec)),
+                body: VideoBody::SequenceEnd,
             }
         };
-        Ok(VideoTag::Avc { frame_type, packet })
+        message.packets = Packets::One(Some(packet));
+        Ok(message)
+    }
+
+    /// The message's packets, one per track, in the order they came.
+    pub fn packets(&mut self) -> impl Iterator<Item = Result<VideoPacket, FlvError>> + '_ {
+        std::iter::from_fn(move || match &mut self.packets {
+            Packets::One(packet) => packet.take().map(Ok),
+            Packets::Tracks(cursor) => {
+                let packet_type = cursor.packet_type;
+                cursor.next_track().map(|item| {
+                    let (track, fourcc, data) = item?;
+                    video_packet(track, VideoCodec::from_fourcc(fourcc), packet_type, data)
+                })
+            }
+        })
+    }
+}
+
+/// One track's video body for its packet type.
+fn video_packet(
+    track: u8,
+    codec: VideoCodec,
+    packet_type: u8,
+    data: Bytes,
+) -> Result<VideoPacket, FlvError> {
+    use ex_video_packet_type as t;
+    let body = match packet_type {
+        t::SEQUENCE_START => VideoBody::SequenceStart(data),
+        t::CODED_FRAMES if codec.has_composition_time() => VideoBody::CodedFrames {
+            composition_time: si24_at(&data, 0, "ExVideoTagBody")?,
+            data: data.slice(3..),
+        },
+        t::CODED_FRAMES | t::CODED_FRAMES_X => VideoBody::CodedFrames {
+            composition_time: 0,
+            data,
+        },
+        t::SEQUENCE_END => VideoBody::SequenceEnd,
+        t::METADATA => VideoBody::Metadata(data),
+        t::MPEG2TS_SEQUENCE_START => VideoBody::Mpeg2TsSequenceStart(data),
+        other => {
+            return Err(FlvError::InvalidField {
+                structure: "ExVideoTagHeader",
+                field: "VideoPacketType",
+                value: u32::from(other),
+                reason: "reserved, or Multitrack/ModEx where a track's packet type belongs",
+            });
+        }
+    };
+    Ok(VideoPacket { track, codec, body })
+}
+
+/// A message's packets: one (legacy headers, or none for commands), or read track by track.
+#[derive(Clone, Debug)]
+enum Packets<P> {
+    One(Option<P>),
+    Tracks(TrackCursor),
+}
+
+impl<P> Packets<P> {
+    fn none() -> Packets<P> {
+        Packets::One(None)
+    }
+}
+
+/// AvMultitrackType: how a multitrack message lays out its tracks.
+///
+/// Spec: Enhanced RTMP v2 "Enhanced Audio", enum AvMultitrackType.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultitrackType {
+    /// 0: one track, no size field.
+    OneTrack,
+    /// 1: several tracks of one codec, each with its size.
+    ManyTracks,
+    /// 2: several tracks, each with its own FourCC and size.
+    ManyTracksManyCodecs,
+}
+
+impl MultitrackType {
+    fn parse(value: u8, structure: &'static str) -> Result<MultitrackType, FlvError> {
+        match value {
+            0 => Ok(MultitrackType::OneTrack),
+            1 => Ok(MultitrackType::ManyTracks),
+            2 => Ok(MultitrackType::ManyTracksManyCodecs),
+            other => Err(FlvError::InvalidField {
+                structure,
+                field: "AvMultitrackType",
+                value: u32::from(other),
+                reason: "reserved",
+            }),
+        }
+    }
+}
+
+/// ModEx type TimestampOffsetNano: the ModEx data is a UI24 of nanoseconds to add to the
+/// message's timestamp.
+///
+/// Spec: Enhanced RTMP v2, enum VideoPacketModExType / AudioPacketModExType.
+const MOD_EX_TIMESTAMP_OFFSET_NANO: u8 = 0;
+
+/// Reads the ModEx prefixes (if `packet_type` is ModEx) starting at `pos`: returns the packet
+/// type they lead to and the nanosecond timestamp offset they carry (0 without). Modifiers
+/// of other types are skipped; each takes at least two bytes, so the loop ends with the body.
+///
+/// Spec: Enhanced RTMP v2 ExVideoTagHeader / ExAudioTagHeader ("Process each ModEx data
+/// packet").
+fn read_mod_ex(
+    body: &[u8],
+    pos: &mut usize,
+    mut packet_type: u8,
+    mod_ex: u8,
+    structure: &'static str,
+) -> Result<(u8, u32), FlvError> {
+    let mut nano_offset = 0;
+    while packet_type == mod_ex {
+        let mut size = usize::from(byte_at(body, *pos, structure)?) + 1;
+        *pos += 1;
+        if size == 256 {
+            let high = byte_at(body, *pos, structure)?;
+            let low = byte_at(body, *pos + 1, structure)?;
+            size = usize::from(u16::from_be_bytes([high, low])) + 1;
+            *pos += 2;
+        }
+        let data = body.get(*pos..*pos + size).ok_or(FlvError::Truncated {
+            structure,
+            offset: *pos,
+            needed: size,
+            available: body.len().saturating_sub(*pos),
+        })?;
+        *pos += size;
+        let next = byte_at(body, *pos, structure)?;
+        *pos += 1;
+        packet_type = next & 0x0f;
+        if next >> 4 == MOD_EX_TIMESTAMP_OFFSET_NANO {
+            let [a, b, c] =
+                <[u8; 3]>::try_from(data.get(..3).unwrap_or_default()).map_err(|_| {
+                    FlvError::InvalidField {
+                        structure,
+                        field: "modExDataSize",
+                        value: size as u32,
+                        reason: "TimestampOffsetNano needs 3 bytes",
+                    }
+                })?;
+            nano_offset = u32::from_be_bytes([0, a, b, c]);
+        }
+    }
+    Ok((packet_type, nano_offset))
+}
+
+/// One track's part of a message: its FLV track id, FourCC and body.
+type TrackSlice = (u8, [u8; 4], Bytes);
+
+/// Walks the tracks of an Enhanced RTMP message: one (a plain extended header), or those of a
+/// multitrack packet, yielding each track's id, FourCC and body as a slice of the message.
+#[derive(Clone, Debug)]
+struct TrackCursor {
+    body: Bytes,
+    pos: usize,
+    /// The packet type every track's body has.
+    packet_type: u8,
+    layout: Option<MultitrackType>,
+    /// The FourCC shared by all tracks (all layouts but ManyTracksManyCodecs).
+    fourcc: [u8; 4],
+    structure: &'static str,
+    done: bool,
+}
+
+impl TrackCursor {
+    /// Reads the rest of the extended header from `pos`: a multitrack header if
+    /// `packet_type` says Multitrack, then the shared FourCC.
+    fn open(
+        body: &Bytes,
+        mut pos: usize,
+        mut packet_type: u8,
+        multitrack: u8,
+        mod_ex: u8,
+        structure: &'static str,
+    ) -> Result<TrackCursor, FlvError> {
+        let mut layout = None;
+        if packet_type == multitrack {
+            let byte = byte_at(body, pos, structure)?;
+            pos += 1;
+            layout = Some(MultitrackType::parse(byte >> 4, structure)?);
+            packet_type = byte & 0x0f;
+            if packet_type == multitrack || packet_type == mod_ex {
+                return Err(FlvError::InvalidField {
+                    structure,
+                    field: "PacketType",
+                    value: u32::from(packet_type),
+                    reason: "a multitrack packet's tracks cannot be Multitrack or ModEx",
+                });
+            }
+        }
+        let mut fourcc = [0; 4];
+        if layout != Some(MultitrackType::ManyTracksManyCodecs) {
+            fourcc = fourcc_at(body, pos, structure)?;
+            pos += 4;
+        }
+        Ok(TrackCursor {
+            body: body.clone(),
+            pos,
+            packet_type,
+            layout,
+            fourcc,
+            structure,
+            done: false,
+        })
+    }
+
+    /// The next track's (id, FourCC, body); `None` after the last. After an error, `None`.
+    fn next_track(&mut self) -> Option<Result<TrackSlice, FlvError>> {
+        if self.done {
+            return None;
+        }
+        let result = self.read_track();
+        if result.is_err() {
+            self.done = true;
+        }
+        result.transpose()
+    }
+
+    fn read_track(&mut self) -> Result<Option<TrackSlice>, FlvError> {
+        let Some(layout) = self.layout else {
+            self.done = true;
+            return Ok(Some((
+                0,
+                self.fourcc,
+                self.body.slice(self.pos.min(self.body.len())..),
+            )));
+        };
+        if layout != MultitrackType::OneTrack && self.pos >= self.body.len() {
+            self.done = true;
+            return Ok(None);
+        }
+        let structure = self.structure;
+        let mut fourcc = self.fourcc;
+        if layout == MultitrackType::ManyTracksManyCodecs {
+            fourcc = fourcc_at(&self.body, self.pos, structure)?;
+            self.pos += 4;
+        }
+        let track = byte_at(&self.body, self.pos, structure)?;
+        self.pos += 1;
+        let end = if layout == MultitrackType::OneTrack {
+            self.done = true;
+            self.body.len()
+        } else {
+            let size = u24_at(&self.body, self.pos, structure)? as usize;
+            self.pos += 3;
+            let end = self.pos + size;
+            if end > self.body.len() {
+                return Err(FlvError::InvalidField {
+                    structure,
+                    field: "sizeOfTrack",
+                    value: size as u32,
+                    reason: "runs past the end of the message",
+                });
+            }
+            end
+        };
+        let data = self.body.slice(self.pos..end);
+        self.pos = end;
+        Ok(Some((track, fourcc, data)))
     }
 }
 
@@ -486,14 +770,10 @@ impl fmt::Display for AudioFourCc {
 /// An audio codec this server does not remux, named for logs and publish refusals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtherAudio {
-    /// A legacy SoundFormat other than AAC.
+    /// A legacy SoundFormat other than AAC and MP3.
     Legacy(SoundFormat),
-    /// An Enhanced RTMP FourCC other than 'mp4a'.
+    /// An Enhanced RTMP FourCC this server does not take.
     Enhanced(AudioFourCc),
-    /// Enhanced RTMP's Multitrack audio packet type (5).
-    EnhancedMultitrack,
-    /// Enhanced RTMP's ModEx audio packet type (7).
-    EnhancedModEx,
 }
 
 impl fmt::Display for OtherAudio {
@@ -501,100 +781,202 @@ impl fmt::Display for OtherAudio {
         match self {
             OtherAudio::Legacy(format) => format.fmt(f),
             OtherAudio::Enhanced(fourcc) => fourcc.fmt(f),
-            OtherAudio::EnhancedMultitrack => f.write_str("Enhanced RTMP multitrack audio"),
-            OtherAudio::EnhancedModEx => f.write_str("Enhanced RTMP ModEx audio"),
         }
     }
 }
 
-/// An AAC packet.
-///
-/// Spec: FLV 10.1 §E.4.2.2 AACAUDIODATA; Enhanced RTMP v2 ExAudioTagBody for 'mp4a'.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AacPacket {
-    /// AACPacketType 0 (or SequenceStart): an AudioSpecificConfig.
-    SequenceHeader(Bytes),
-    /// AACPacketType 1 (or CodedFrames): one raw AAC frame.
-    Raw(Bytes),
-}
-
-/// A parsed audio tag body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AudioTag {
-    /// AAC, legacy SoundFormat 10 or Enhanced RTMP 'mp4a'.
-    Aac(AacPacket),
-    /// Enhanced RTMP's SequenceEnd for 'mp4a': no payload.
-    AacSequenceEnd,
-    /// A codec this server does not remux.
+/// The codec of one audio packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// AAC, legacy (SoundFormat 10) or 'mp4a'.
+    Aac,
+    /// MP3, legacy (SoundFormat 2 or 14) or '.mp3'.
+    Mp3,
+    Opus,
+    Flac,
+    Ac3,
+    Eac3,
+    /// Anything else: refused by name.
     Other(OtherAudio),
 }
 
-/// SoundFormat 9 marks an Enhanced RTMP extended audio header.
+impl AudioCodec {
+    fn from_fourcc(fourcc: [u8; 4]) -> AudioCodec {
+        match AudioFourCc::from_bytes(fourcc) {
+            AudioFourCc::Mp4a => AudioCodec::Aac,
+            AudioFourCc::Mp3 => AudioCodec::Mp3,
+            AudioFourCc::Opus => AudioCodec::Opus,
+            AudioFourCc::Flac => AudioCodec::Flac,
+            AudioFourCc::Ac3 => AudioCodec::Ac3,
+            AudioFourCc::Eac3 => AudioCodec::Eac3,
+            other => AudioCodec::Other(OtherAudio::Enhanced(other)),
+        }
+    }
+}
+
+impl fmt::Display for AudioCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioCodec::Aac => f.write_str("AAC"),
+            AudioCodec::Mp3 => f.write_str("MP3"),
+            AudioCodec::Opus => f.write_str("Opus"),
+            AudioCodec::Flac => f.write_str("FLAC"),
+            AudioCodec::Ac3 => f.write_str("AC-3"),
+            AudioCodec::Eac3 => f.write_str("E-AC-3"),
+            AudioCodec::Other(other) => other.fmt(f),
+        }
+    }
+}
+
+/// What one track's audio packet holds.
 ///
-/// Spec: Enhanced RTMP v2 "Enhancing Audio": `SoundFormat.ExHeader = 9`.
+/// Spec: Enhanced RTMP v2 "ExAudioTagBody"; FLV 10.1 §E.4.2.2 AACAUDIODATA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioBody {
+    /// The codec's configuration (AudioSpecificConfig, OpusHead, FLAC STREAMINFO).
+    SequenceStart(Bytes),
+    /// Coded audio: one AAC, Opus or FLAC frame, or AC-3/MP3 syncframes.
+    CodedFrames(Bytes),
+    SequenceEnd,
+    /// The channel order of a codec that does not describe it itself.
+    MultichannelConfig(Bytes),
+}
+
+/// One track's part of an audio message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioPacket {
+    /// The FLV track id: 0 outside multitrack packets.
+    pub track: u8,
+    pub codec: AudioCodec,
+    pub body: AudioBody,
+}
+
+/// An audio message (tag body): the ModEx timestamp offset and its packets, one per track.
+/// An empty message is RTMP's "audio silence" and has no packets.
+#[derive(Clone, Debug)]
+pub struct AudioMessage {
+    /// Nanoseconds to add to the message timestamp (ModEx TimestampOffsetNano), 0 without.
+    pub nano_offset: u32,
+    packets: Packets<AudioPacket>,
+}
+
+/// SoundFormat 9: an Enhanced RTMP ExAudioTagHeader follows.
+///
+/// Spec: Enhanced RTMP v2 "Enhanced Audio" (SoundFormat.ExHeader).
 pub const SOUND_FORMAT_EX_HEADER: u8 = 9;
 
-/// Spec: Enhanced RTMP v2 AudioPacketType.
+/// AudioPacketType values of the ExAudioTagHeader.
+///
+/// Spec: Enhanced RTMP v2 "Enhanced Audio", enum AudioPacketType.
 mod ex_audio_packet_type {
     pub const SEQUENCE_START: u8 = 0;
     pub const CODED_FRAMES: u8 = 1;
     pub const SEQUENCE_END: u8 = 2;
+    pub const MULTICHANNEL_CONFIG: u8 = 4;
     pub const MULTITRACK: u8 = 5;
     pub const MOD_EX: u8 = 7;
 }
 
-impl AudioTag {
-    /// Parses an audio tag body (the payload of an RTMP audio message).
-    ///
-    /// Spec: FLV 10.1 §E.4.2.1 AUDIODATA, §E.4.2.2 AACAUDIODATA; Enhanced RTMP v2
-    /// ExAudioTagHeader.
-    pub fn parse(body: &Bytes) -> Result<AudioTag, FlvError> {
-        let first = byte_at(body, 0, "AUDIODATA")?;
+impl AudioMessage {
+    /// Parses an audio tag body's headers; the packets come from [`AudioMessage::packets`].
+    pub fn parse(body: &Bytes) -> Result<AudioMessage, FlvError> {
+        use ex_audio_packet_type as t;
+        let Some(&first) = body.first() else {
+            return Ok(AudioMessage {
+                nano_offset: 0,
+                packets: Packets::none(),
+            });
+        };
         let sound_format = first >> 4;
-        if sound_format == SOUND_FORMAT_EX_HEADER {
-            return Self::parse_extended(body, first & 0x0f);
+        if sound_format != SOUND_FORMAT_EX_HEADER {
+            let packet = Self::parse_legacy(body, sound_format)?;
+            return Ok(AudioMessage {
+                nano_offset: 0,
+                packets: Packets::One(Some(packet)),
+            });
         }
-        match SoundFormat::from_u8(sound_format) {
+        let mut pos = 1;
+        let (packet_type, nano_offset) =
+            read_mod_ex(body, &mut pos, first & 0x0f, t::MOD_EX, "ExAudioTagHeader")?;
+        let cursor = TrackCursor::open(
+            body,
+            pos,
+            packet_type,
+            t::MULTITRACK,
+            t::MOD_EX,
+            "ExAudioTagHeader",
+        )?;
+        Ok(AudioMessage {
+            nano_offset,
+            packets: Packets::Tracks(cursor),
+        })
+    }
+
+    fn parse_legacy(body: &Bytes, sound_format: u8) -> Result<AudioPacket, FlvError> {
+        let (codec, body) = match SoundFormat::from_u8(sound_format) {
             SoundFormat::Aac => {
                 let aac_packet_type = byte_at(body, 1, "AACAUDIODATA")?;
                 let payload = body.slice(2..);
-                match aac_packet_type {
-                    0 => Ok(AudioTag::Aac(AacPacket::SequenceHeader(payload))),
-                    1 => Ok(AudioTag::Aac(AacPacket::Raw(payload))),
-                    other => Err(FlvError::InvalidField {
-                        structure: "AACAUDIODATA",
-                        field: "AACPacketType",
-                        value: u32::from(other),
-                        reason: "reserved",
-                    }),
-                }
+                let body = match aac_packet_type {
+                    0 => AudioBody::SequenceStart(payload),
+                    1 => AudioBody::CodedFrames(payload),
+                    other => {
+                        return Err(FlvError::InvalidField {
+                            structure: "AACAUDIODATA",
+                            field: "AACPacketType",
+                            value: u32::from(other),
+                            reason: "reserved",
+                        });
+                    }
+                };
+                (AudioCodec::Aac, body)
             }
-            other => Ok(AudioTag::Other(OtherAudio::Legacy(other))),
-        }
+            SoundFormat::Mp3 | SoundFormat::Mp3At8k => {
+                (AudioCodec::Mp3, AudioBody::CodedFrames(body.slice(1..)))
+            }
+            other => (
+                AudioCodec::Other(OtherAudio::Legacy(other)),
+                AudioBody::SequenceEnd,
+            ),
+        };
+        Ok(AudioPacket {
+            track: 0,
+            codec,
+            body,
+        })
     }
 
-    fn parse_extended(body: &Bytes, packet_type: u8) -> Result<AudioTag, FlvError> {
+    /// The message's packets, one per track, in the order they came.
+    pub fn packets(&mut self) -> impl Iterator<Item = Result<AudioPacket, FlvError>> + '_ {
         use ex_audio_packet_type as t;
-        match packet_type {
-            t::MULTITRACK => return Ok(AudioTag::Other(OtherAudio::EnhancedMultitrack)),
-            t::MOD_EX => return Ok(AudioTag::Other(OtherAudio::EnhancedModEx)),
-            _ => {}
-        }
-        let fourcc = AudioFourCc::from_bytes(fourcc_at(body, 1, "ExAudioTagHeader")?);
-        if fourcc != AudioFourCc::Mp4a {
-            return Ok(AudioTag::Other(OtherAudio::Enhanced(fourcc)));
-        }
-        match packet_type {
-            t::SEQUENCE_START => Ok(AudioTag::Aac(AacPacket::SequenceHeader(body.slice(5..)))),
-            t::CODED_FRAMES => Ok(AudioTag::Aac(AacPacket::Raw(body.slice(5..)))),
-            t::SEQUENCE_END => Ok(AudioTag::AacSequenceEnd),
-            other => Err(FlvError::InvalidField {
-                structure: "ExAudioTagHeader",
-                field: "AudioPacketType",
-                value: u32::from(other),
-                reason: "not defined for 'mp4a'",
-            }),
-        }
+        std::iter::from_fn(move || match &mut self.packets {
+            Packets::One(packet) => packet.take().map(Ok),
+            Packets::Tracks(cursor) => {
+                let packet_type = cursor.packet_type;
+                cursor.next_track().map(|item| {
+                    let (track, fourcc, data) = item?;
+                    let body = match packet_type {
+                        t::SEQUENCE_START => AudioBody::SequenceStart(data),
+                        t::CODED_FRAMES => AudioBody::CodedFrames(data),
+                        t::SEQUENCE_END => AudioBody::SequenceEnd,
+                        t::MULTICHANNEL_CONFIG => AudioBody::MultichannelConfig(data),
+                        other => {
+                            return Err(FlvError::InvalidField {
+                                structure: "ExAudioTagHeader",
+                                field: "AudioPacketType",
+                                value: u32::from(other),
+                                reason: "reserved",
+                            });
+                        }
+                    };
+                    Ok(AudioPacket {
+                        track,
+                        codec: AudioCodec::from_fourcc(fourcc),
+                        body,
+                    })
+                })
+            }
+        })
     }
 }
 
@@ -643,298 +1025,247 @@ fn fourcc_text(cc: &[u8; 4]) -> String {
         .collect()
 }
 
+fn u24_at(body: &[u8], offset: usize, structure: &'static str) -> Result<u32, FlvError> {
+    let b = body.get(offset..offset + 3).ok_or(FlvError::Truncated {
+        structure,
+        offset,
+        needed: 3,
+        available: body.len().saturating_sub(offset),
+    })?;
+    Ok((u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn video(bytes: &[u8]) -> Result<VideoTag, FlvError> {
-        VideoTag::parse(&Bytes::copy_from_slice(bytes))
+    fn video(bytes: &[u8]) -> Result<(FrameType, u32, Vec<VideoPacket>), FlvError> {
+        let mut message = VideoMessage::parse(&Bytes::copy_from_slice(bytes))?;
+        let packets = message.packets().collect::<Result<Vec<_>, _>>()?;
+        Ok((message.frame_type, message.nano_offset, packets))
     }
 
-    fn audio(bytes: &[u8]) -> Result<AudioTag, FlvError> {
-        AudioTag::parse(&Bytes::copy_from_slice(bytes))
+    fn audio(bytes: &[u8]) -> Result<(u32, Vec<AudioPacket>), FlvError> {
+        let mut message = AudioMessage::parse(&Bytes::copy_from_slice(bytes))?;
+        let packets = message.packets().collect::<Result<Vec<_>, _>>()?;
+        Ok((message.nano_offset, packets))
+    }
+
+    fn coded(track: u8, codec: VideoCodec, composition_time: i32, data: &[u8]) -> VideoPacket {
+        VideoPacket {
+            track,
+            codec,
+            body: VideoBody::CodedFrames {
+                composition_time,
+                data: Bytes::copy_from_slice(data),
+            },
+        }
     }
 
     #[test]
-    fn avc_nalu_with_negative_composition_time() {
+    fn legacy_avc_nalu_with_negative_composition_time() {
         // Keyframe, AVC, NALU, CompositionTime = -2 (0xfffffe), then 4 payload bytes.
-        let tag = video(&[0x17, 0x01, 0xff, 0xff, 0xfe, 0, 0, 0, 1]).unwrap();
-        assert_eq!(
-            tag,
-            VideoTag::Avc {
-                frame_type: FrameType::Keyframe,
-                packet: AvcPacket::Nalu {
-                    composition_time: -2,
-                    data: Bytes::from_static(&[0, 0, 0, 1]),
-                },
-            }
-        );
-        let tag = video(&[0x27, 0x01, 0x00, 0x00, 0x42]).unwrap();
-        assert!(matches!(
-            tag,
-            VideoTag::Avc {
-                frame_type: FrameType::InterFrame,
-                packet: AvcPacket::Nalu {
-                    composition_time: 66,
-                    ..
-                },
-            }
-        ));
+        let (frame_type, _, packets) = video(&[0x17, 0x01, 0xff, 0xff, 0xfe, 0, 0, 0, 1]).unwrap();
+        assert_eq!(frame_type, FrameType::Keyframe);
+        assert_eq!(packets, [coded(0, VideoCodec::Avc, -2, &[0, 0, 0, 1])]);
     }
 
     #[test]
-    fn avc_sequence_header_and_end() {
-        let tag = video(&[0x17, 0x00, 0, 0, 0, 0x01, 0x64]).unwrap();
+    fn legacy_avc_sequence_header_and_end() {
+        let (_, _, packets) = video(&[0x17, 0x00, 0, 0, 0, 1, 2]).unwrap();
         assert_eq!(
-            tag,
-            VideoTag::Avc {
-                frame_type: FrameType::Keyframe,
-                packet: AvcPacket::SequenceHeader(Bytes::from_static(&[0x01, 0x64])),
-            }
+            packets[0].body,
+            VideoBody::SequenceStart(Bytes::from_static(&[1, 2]))
         );
-        let tag = video(&[0x17, 0x02, 0, 0, 0]).unwrap();
-        assert!(matches!(
-            tag,
-            VideoTag::Avc {
-                packet: AvcPacket::EndOfSequence,
-                ..
-            }
-        ));
-        assert_eq!(
-            video(&[0x17, 0x03, 0, 0, 0]),
-            Err(FlvError::InvalidField {
-                structure: "AVCVIDEOPACKET",
-                field: "AVCPacketType",
-                value: 3,
-                reason: "reserved",
-            })
+        let (_, _, packets) = video(&[0x17, 0x02, 0, 0, 0]).unwrap();
+        assert_eq!(packets[0].body, VideoBody::SequenceEnd);
+        assert!(
+            video(&[0x17, 0x03, 0, 0, 0]).is_err(),
+            "AVCPacketType 3 is reserved"
         );
     }
 
     #[test]
     fn legacy_video_codecs_are_named() {
-        let cases: [(u8, &str); 7] = [
-            (0x12, "Sorenson H.263"),
-            (0x13, "Screen video"),
-            (0x14, "On2 VP6"),
-            (0x15, "On2 VP6 with alpha"),
-            (0x16, "Screen video v2"),
-            (0x11, "JPEG"),
-            (0x1c, "video codec id 12"),
-        ];
-        for (first, name) in cases {
-            match video(&[first]).unwrap() {
-                VideoTag::Other { frame_type, codec } => {
-                    assert_eq!(frame_type, FrameType::Keyframe);
-                    assert_eq!(codec.to_string(), name);
-                }
-                other => panic!("{first:#x}: {other:?}"),
-            }
-        }
+        let (_, _, packets) = video(&[0x22, 0xaa]).unwrap();
+        assert_eq!(
+            packets[0].codec,
+            VideoCodec::Other(OtherVideo::Legacy(VideoCodecId::SorensonH263))
+        );
+        assert_eq!(packets[0].codec.to_string(), "Sorenson H.263");
+        let message = VideoMessage::parse(&Bytes::from_static(&[0x57, 0])).unwrap();
+        assert!(message.command, "frame type 5 is a command frame");
+    }
+
+    #[test]
+    fn enhanced_fourccs_map_to_codecs_and_only_h26x_has_a_composition_time() {
+        // Keyframe | CodedFrames, 'hvc1', CompositionTime 33, then data.
+        let (_, _, packets) = video(&[0x91, b'h', b'v', b'c', b'1', 0, 0, 33, 9, 9]).unwrap();
+        assert_eq!(packets, [coded(0, VideoCodec::Hevc, 33, &[9, 9])]);
+        // AV1 CodedFrames carry no composition time.
+        let (_, _, packets) = video(&[0x91, b'a', b'v', b'0', b'1', 0x12, 0]).unwrap();
+        assert_eq!(packets, [coded(0, VideoCodec::Av1, 0, &[0x12, 0])]);
+        // CodedFramesX: composition time 0.
+        let (_, _, packets) = video(&[0xa3, b'v', b'p', b'0', b'9', 7]).unwrap();
+        assert_eq!(packets, [coded(0, VideoCodec::Vp9, 0, &[7])]);
+        let (_, _, packets) = video(&[0x90, b'a', b'v', b'c', b'1', 1, 2]).unwrap();
+        assert_eq!(
+            packets[0].body,
+            VideoBody::SequenceStart(Bytes::from_static(&[1, 2]))
+        );
+        let (_, _, packets) = video(&[0x90, b'v', b'v', b'c', b'1']).unwrap();
         assert!(matches!(
-            video(&[0x07]),
-            Err(FlvError::InvalidField {
-                field: "FrameType",
-                value: 0,
-                ..
-            })
+            packets[0].codec,
+            VideoCodec::Other(OtherVideo::Enhanced(VideoFourCc::Other(_)))
         ));
-        assert_eq!(video(&[0x57, 0x00]).unwrap(), VideoTag::Command);
+        assert_eq!(packets[0].codec.to_string(), "FourCC vvc1 (Enhanced RTMP)");
+        let (_, _, packets) = video(&[0x94, b'h', b'v', b'c', b'1', 2, 0]).unwrap();
+        assert_eq!(
+            packets[0].body,
+            VideoBody::Metadata(Bytes::from_static(&[2, 0]))
+        );
+        assert!(
+            video(&[0x98, b'h', b'v', b'c', b'1']).is_err(),
+            "type 8 is reserved"
+        );
     }
 
     #[test]
-    fn enhanced_video_fourccs_are_named_not_mistaken() {
-        // IsExHeader | keyframe (1 << 4) | SequenceStart, 'hvc1'.
-        let cases: [(&[u8; 4], &str); 4] = [
-            (b"hvc1", "HEVC ('hvc1', Enhanced RTMP)"),
-            (b"av01", "AV1 ('av01', Enhanced RTMP)"),
-            (b"vp09", "VP9 ('vp09', Enhanced RTMP)"),
-            (b"xyz\x01", "FourCC xyz? (Enhanced RTMP)"),
+    fn mod_ex_timestamp_offset_is_read_and_leads_to_the_real_packet_type() {
+        // Keyframe | ModEx; size 3 (2 + 1); 0x0f4240 = 1,000,000 ns? no: 0x07a120 = 500,000;
+        // then ModEx type 0 | CodedFrames; 'av01'; data.
+        let bytes = [0x97, 2, 0x07, 0xa1, 0x20, 0x01, b'a', b'v', b'0', b'1', 5];
+        let (_, nanos, packets) = video(&bytes).unwrap();
+        assert_eq!(nanos, 500_000);
+        assert_eq!(packets, [coded(0, VideoCodec::Av1, 0, &[5])]);
+        // A 16-bit size: 0xff then 0x0100 means 257 bytes of data.
+        let mut long = vec![0x97, 0xff, 0x01, 0x00];
+        long.extend([0u8; 257]);
+        long.extend([0x11, b'a', b'v', b'0', b'1', 6]);
+        let (_, nanos, packets) = video(&long).unwrap();
+        assert_eq!(
+            (nanos, packets.len()),
+            (0, 1),
+            "another ModEx type is skipped"
+        );
+        // Audio: ModEx then Opus CodedFrames.
+        let (nanos, packets) =
+            audio(&[0x97, 2, 0, 0, 9, 0x01, b'O', b'p', b'u', b's', 0xfc]).unwrap();
+        assert_eq!(nanos, 9);
+        assert_eq!(packets[0].codec, AudioCodec::Opus);
+        // TimestampOffsetNano with fewer than 3 bytes is refused.
+        assert!(video(&[0x97, 0, 0, 0x01, b'a', b'v', b'0', b'1']).is_err());
+    }
+
+    #[test]
+    fn multitrack_one_track_many_tracks_and_many_codecs() {
+        // Keyframe | Multitrack; OneTrack | CodedFrames; 'avc1'; track 2; CT 0; data.
+        let one = [0x96, 0x01, b'a', b'v', b'c', b'1', 2, 0, 0, 0, 0xaa];
+        let (_, _, packets) = video(&one).unwrap();
+        assert_eq!(packets, [coded(2, VideoCodec::Avc, 0, &[0xaa])]);
+        // ManyTracks | CodedFramesX; 'hvc1'; track 0 (2 bytes), track 1 (1 byte).
+        let many = [
+            0x96, 0x13, b'h', b'v', b'c', b'1', 0, 0, 0, 2, 1, 2, 1, 0, 0, 1, 3,
         ];
-        for (fourcc, name) in cases {
-            let mut body = vec![0x90];
-            body.extend_from_slice(fourcc);
-            body.extend_from_slice(&[1, 2, 3]);
-            match video(&body).unwrap() {
-                VideoTag::Other { frame_type, codec } => {
-                    assert_eq!(frame_type, FrameType::Keyframe);
-                    assert_eq!(codec.to_string(), name);
-                }
-                other => panic!("{name}: {other:?}"),
-            }
-        }
+        let (_, _, packets) = video(&many).unwrap();
         assert_eq!(
-            video(&[0x96]).unwrap(),
-            VideoTag::Other {
-                frame_type: FrameType::Keyframe,
-                codec: OtherVideo::EnhancedMultitrack
-            }
+            packets,
+            [
+                coded(0, VideoCodec::Hevc, 0, &[1, 2]),
+                coded(1, VideoCodec::Hevc, 0, &[3])
+            ]
         );
-        assert_eq!(
-            video(&[0x94, b'h', b'v', b'c', b'1', 2]).unwrap(),
-            VideoTag::Metadata
-        );
-    }
-
-    #[test]
-    fn enhanced_avc1_maps_to_avc_packets() {
-        let tag = video(&[0x91, b'a', b'v', b'c', b'1', 0, 0, 0x21, 9, 9]).unwrap();
-        assert_eq!(
-            tag,
-            VideoTag::Avc {
-                frame_type: FrameType::Keyframe,
-                packet: AvcPacket::Nalu {
-                    composition_time: 0x21,
-                    data: Bytes::from_static(&[9, 9]),
-                },
-            }
-        );
-        let tag = video(&[0xa3, b'a', b'v', b'c', b'1', 7]).unwrap();
-        assert_eq!(
-            tag,
-            VideoTag::Avc {
-                frame_type: FrameType::InterFrame,
-                packet: AvcPacket::Nalu {
-                    composition_time: 0,
-                    data: Bytes::from_static(&[7]),
-                },
-            }
-        );
-        let tag = video(&[0x90, b'a', b'v', b'c', b'1', 1]).unwrap();
-        assert!(matches!(
-            tag,
-            VideoTag::Avc {
-                packet: AvcPacket::SequenceHeader(_),
-                ..
-            }
-        ));
-        for (first, value) in [(0x95u8, 5u32), (0x98, 8)] {
-            assert!(matches!(
-                video(&[first, b'a', b'v', b'c', b'1']),
-                Err(FlvError::InvalidField { field: "VideoPacketType", value: v, .. }) if v == value
-            ));
-        }
-    }
-
-    #[test]
-    fn audio_formats_are_named() {
-        let names = [
-            (0x0, "linear PCM (platform endian)"),
-            (0x1, "ADPCM"),
-            (0x2, "MP3"),
-            (0x3, "linear PCM (little endian)"),
-            (0x4, "Nellymoser 16 kHz mono"),
-            (0x5, "Nellymoser 8 kHz mono"),
-            (0x6, "Nellymoser"),
-            (0x7, "G.711 A-law"),
-            (0x8, "G.711 mu-law"),
-            (0xb, "Speex"),
-            (0xc, "reserved sound format 12"),
-            (0xe, "MP3 8 kHz"),
-            (0xf, "device-specific sound"),
+        // ManyTracksManyCodecs | SequenceStart; 'av01' track 0, 'vp09' track 1.
+        let mixed = [
+            0x96, 0x20, b'a', b'v', b'0', b'1', 0, 0, 0, 1, 8, b'v', b'p', b'0', b'9', 1, 0, 0, 1,
+            9,
         ];
-        for (format, name) in names {
-            match audio(&[format << 4 | 0x0f]).unwrap() {
-                AudioTag::Other(other) => assert_eq!(other.to_string(), name),
-                tag => panic!("{name}: {tag:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn aac_packets() {
-        assert_eq!(
-            audio(&[0xaf, 0x00, 0x11, 0x90]).unwrap(),
-            AudioTag::Aac(AacPacket::SequenceHeader(Bytes::from_static(&[0x11, 0x90])))
-        );
-        assert_eq!(
-            audio(&[0xaf, 0x01, 0x21]).unwrap(),
-            AudioTag::Aac(AacPacket::Raw(Bytes::from_static(&[0x21])))
-        );
-        assert!(matches!(
-            audio(&[0xaf, 0x02]),
-            Err(FlvError::InvalidField {
-                field: "AACPacketType",
-                ..
-            })
-        ));
-        // Enhanced RTMP: SoundFormat 9, CodedFrames, 'mp4a'.
-        assert_eq!(
-            audio(&[0x91, b'm', b'p', b'4', b'a', 0x21]).unwrap(),
-            AudioTag::Aac(AacPacket::Raw(Bytes::from_static(&[0x21])))
-        );
-        match audio(&[0x90, b'O', b'p', b'u', b's', 1]).unwrap() {
-            AudioTag::Other(other) => assert_eq!(other.to_string(), "Opus ('Opus', Enhanced RTMP)"),
-            tag => panic!("{tag:?}"),
-        }
-    }
-
-    /// Every prefix of a valid tag body shorter than its header is refused with an error
-    /// (never a panic, never a media packet); the whole body parses.
-    #[test]
-    fn every_truncation_is_an_error_not_a_panic() {
-        // (body, header length, is audio)
-        let cases: [(&[u8], usize, bool); 4] = [
-            (&[0x17, 0x01, 0x00, 0x00, 0x21, 0, 0, 0, 1, 0x65], 5, false),
-            (&[0x91, b'a', b'v', b'c', b'1', 0, 0, 1, 0x65], 8, false),
-            (&[0xaf, 0x01, 0x21, 0x10], 2, true),
-            (&[0x91, b'm', b'p', b'4', b'a', 0x21], 5, true),
+        let (_, _, packets) = video(&mixed).unwrap();
+        assert_eq!(packets.len(), 2);
+        assert_eq!((packets[0].codec, packets[0].track), (VideoCodec::Av1, 0));
+        assert_eq!((packets[1].codec, packets[1].track), (VideoCodec::Vp9, 1));
+        // Audio ManyTracks of AAC CodedFrames.
+        let aac = [
+            0x95, 0x11, b'm', b'p', b'4', b'a', 0, 0, 0, 1, 0x21, 1, 0, 0, 1, 0x22,
         ];
-        for (body, header_len, is_audio) in cases {
-            let parse = |b: &[u8]| {
-                if is_audio {
-                    audio(b).map(|_| ())
-                } else {
-                    video(b).map(|_| ())
-                }
-            };
-            for cut in 0..header_len {
-                let err = parse(&body[..cut]).unwrap_err();
-                assert!(matches!(err, FlvError::Truncated { .. }), "{cut}: {err}");
-            }
-            for cut in header_len..=body.len() {
-                assert_eq!(parse(&body[..cut]), Ok(()), "{body:02x?} cut at {cut}");
-            }
-        }
+        let (_, packets) = audio(&aac).unwrap();
         assert_eq!(
-            video(&[]),
-            Err(FlvError::Truncated {
-                structure: "VIDEODATA",
-                offset: 0,
-                needed: 1,
-                available: 0
-            })
-        );
-        assert_eq!(
-            video(&[0x27, 0x01, 0x00]),
-            Err(FlvError::Truncated {
-                structure: "AVCVIDEOPACKET",
-                offset: 2,
-                needed: 3,
-                available: 1
-            })
+            packets
+                .iter()
+                .map(|p| (p.track, p.codec))
+                .collect::<Vec<_>>(),
+            [(0, AudioCodec::Aac), (1, AudioCodec::Aac)]
         );
     }
 
     #[test]
-    fn short_bodies_never_panic_and_avc_needs_its_header() {
-        for a in 0..=255u8 {
-            let one = video(&[a]);
-            let legacy_avc_picture =
-                a & IS_EX_HEADER == 0 && (1..=4).contains(&(a >> 4)) && a & 0x0f == 7;
-            if legacy_avc_picture {
-                assert!(matches!(one, Err(FlvError::Truncated { .. })), "{a:#x}");
-            }
-            let aac = a >> 4 == 10;
-            if aac {
-                assert!(
-                    matches!(audio(&[a]), Err(FlvError::Truncated { .. })),
-                    "{a:#x}"
-                );
-            }
-            for b in 0..=255u8 {
-                let _ = video(&[a, b]);
-                let _ = audio(&[a, b, 0xff]);
+    fn multitrack_sizes_that_disagree_with_the_length_are_refused() {
+        // The second track says 5 bytes, 1 is left.
+        let bad = [
+            0x96, 0x13, b'h', b'v', b'c', b'1', 0, 0, 0, 1, 1, 1, 0, 0, 5, 3,
+        ];
+        let mut message = VideoMessage::parse(&Bytes::copy_from_slice(&bad)).unwrap();
+        let results: Vec<_> = message.packets().collect();
+        assert!(results[0].is_ok());
+        assert!(results[1].is_err());
+        assert_eq!(results.len(), 2, "nothing after an error");
+        // A multitrack packet whose tracks say Multitrack or ModEx.
+        assert!(video(&[0x96, 0x06, b'h', b'v', b'c', b'1']).is_err());
+        assert!(video(&[0x96, 0x07, b'h', b'v', b'c', b'1']).is_err());
+        assert!(
+            video(&[0x96, 0x31, b'h', b'v', b'c', b'1']).is_err(),
+            "layout 3"
+        );
+    }
+
+    #[test]
+    fn audio_formats_are_named_and_mp3_is_taken() {
+        let (_, packets) = audio(&[0xaf, 0x00, 0x12, 0x10]).unwrap();
+        assert_eq!(packets[0].codec, AudioCodec::Aac);
+        assert_eq!(
+            packets[0].body,
+            AudioBody::SequenceStart(Bytes::from_static(&[0x12, 0x10]))
+        );
+        assert!(audio(&[0xaf, 0x02]).is_err(), "AACPacketType 2 is reserved");
+        let (_, packets) = audio(&[0x2f, 0xff, 0xfb]).unwrap();
+        assert_eq!(packets[0].codec, AudioCodec::Mp3);
+        assert_eq!(
+            packets[0].body,
+            AudioBody::CodedFrames(Bytes::from_static(&[0xff, 0xfb]))
+        );
+        let (_, packets) = audio(&[0xb6, 0]).unwrap();
+        assert_eq!(packets[0].codec.to_string(), "Speex");
+        let (_, packets) = audio(&[0x90, b'f', b'L', b'a', b'C', 1]).unwrap();
+        assert_eq!(packets[0].codec, AudioCodec::Flac);
+        let (_, packets) = audio(&[0x91, b'z', b'z', b'z', b'z', 1]).unwrap();
+        assert_eq!(packets[0].codec.to_string(), "FourCC zzzz (Enhanced RTMP)");
+        assert!(
+            audio(&[0x93, b'O', b'p', b'u', b's']).is_err(),
+            "type 3 is reserved"
+        );
+        let (_, packets) = audio(&[]).unwrap();
+        assert!(packets.is_empty(), "an empty message is silence");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_fewer_packets_never_a_panic() {
+        let samples: [&[u8]; 6] = [
+            &[0x17, 0x01, 0xff, 0xff, 0xfe, 0, 0, 0, 1],
+            &[0x97, 2, 0x07, 0xa1, 0x20, 0x01, b'a', b'v', b'0', b'1', 5],
+            &[
+                0x96, 0x13, b'h', b'v', b'c', b'1', 0, 0, 0, 2, 1, 2, 1, 0, 0, 1, 3,
+            ],
+            &[
+                0x96, 0x20, b'a', b'v', b'0', b'1', 0, 0, 0, 1, 8, b'v', b'p', b'0', b'9', 1, 0, 0,
+                1, 9,
+            ],
+            &[0x95, 0x11, b'm', b'p', b'4', b'a', 0, 0, 0, 1, 0x21],
+            &[0x97, 2, 0, 0, 9, 0x01, b'O', b'p', b'u', b's', 0xfc],
+        ];
+        for sample in samples {
+            for cut in 0..sample.len() {
+                let _ = video(&sample[..cut]);
+                let _ = audio(&sample[..cut]);
             }
         }
     }

@@ -353,10 +353,62 @@ impl CmafOutput {
 impl TrackState {
     /// Video on the 90 kHz line; audio on its sample rate.
     fn timescale(&self) -> u32 {
-        match self.config.as_deref() {
-            Some(CodecConfig::Aac(aac)) => aac.config.sampling_frequency,
-            _ => VIDEO_TIMESCALE,
-        }
+        self.config
+            .as_deref()
+            .and_then(CodecConfig::sample_rate)
+            .unwrap_or(VIDEO_TIMESCALE)
+    }
+}
+
+/// The ISO BMFF sample entry that describes a track of this configuration.
+pub fn sample_entry(config: &CodecConfig) -> SampleEntry {
+    let size = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    match config {
+        CodecConfig::H264(h) => SampleEntry::Avc {
+            width: size(h.info.width),
+            height: size(h.info.height),
+            record: h.record.record().clone(),
+        },
+        CodecConfig::Aac(a) => SampleEntry::Aac {
+            sample_rate: a.config.sampling_frequency,
+            channels: u16::from(a.info.channels),
+            config: a.raw.clone(),
+        },
+        CodecConfig::Hevc(h) => SampleEntry::Hevc {
+            width: size(h.facts.width),
+            height: size(h.facts.height),
+            record: h.record.clone(),
+        },
+        CodecConfig::Av1(a) => SampleEntry::Av1 {
+            width: size(a.facts.width),
+            height: size(a.facts.height),
+            record: a.record.clone(),
+        },
+        CodecConfig::Vp9(v) => SampleEntry::Vp9 {
+            width: size(v.facts.width),
+            height: size(v.facts.height),
+            record: v.record.clone(),
+        },
+        CodecConfig::Opus(o) => SampleEntry::Opus {
+            channels: u16::from(o.channels),
+            dops: o.dops_body(),
+        },
+        CodecConfig::Flac(f) => SampleEntry::Flac {
+            sample_rate: f.sample_rate,
+            channels: u16::from(f.channels),
+            bits_per_sample: u16::from(f.bits_per_sample),
+            metadata: f.dfla_body(),
+        },
+        CodecConfig::Ac3(a) => SampleEntry::Ac3 {
+            eac3: a.eac3,
+            sample_rate: a.sample_rate,
+            channels: u16::from(a.channels),
+            specific: a.specific.clone(),
+        },
+        CodecConfig::Mp3(m) => SampleEntry::Mp3 {
+            sample_rate: m.header.sample_rate,
+            channels: u16::from(m.header.channels),
+        },
     }
 }
 
@@ -365,23 +417,12 @@ impl Publish {
     fn init(&self) -> Result<Bytes, Mp4Error> {
         let mut configs = Vec::with_capacity(self.tracks.len());
         for (i, t) in self.tracks.iter().enumerate() {
-            let entry = match t.config.as_deref() {
-                Some(CodecConfig::H264(h)) => SampleEntry::Avc {
-                    width: u16::try_from(h.info.width).unwrap_or(u16::MAX),
-                    height: u16::try_from(h.info.height).unwrap_or(u16::MAX),
-                    record: h.record.record().clone(),
-                },
-                Some(CodecConfig::Aac(a)) => SampleEntry::Aac {
-                    sample_rate: a.config.sampling_frequency,
-                    channels: u16::from(a.info.channels),
-                    config: a.raw.clone(),
-                },
-                None => {
-                    return Err(Mp4Error::Empty {
-                        what: "codec configuration",
-                    });
-                }
+            let Some(config) = t.config.as_deref() else {
+                return Err(Mp4Error::Empty {
+                    what: "codec configuration",
+                });
             };
+            let entry = sample_entry(config);
             configs.push(TrackConfig {
                 id: mp4_track(i)?,
                 timescale: t.timescale(),
@@ -401,10 +442,13 @@ impl Publish {
             TrackKind::Video => (frame.dts.ticks(), frame.duration.ticks()),
             TrackKind::Audio => {
                 let rate = u64::from(track.timescale);
-                let samples = match track.config.as_deref() {
-                    Some(CodecConfig::Aac(a)) => u64::from(a.samples_per_frame()),
-                    _ => 1024,
-                };
+                // The demuxer checked the frame's header: it says how many samples it has.
+                let samples = track
+                    .config
+                    .as_deref()
+                    .and_then(|c| c.frame_samples(&frame.data))
+                    .and_then(Result::ok)
+                    .map_or(1024, u64::from);
                 let stamped = rescale(frame.pts.ticks(), rate);
                 let drift = rescale(MAX_AUDIO_DRIFT.ticks(), rate);
                 let time = match track.audio_clock {

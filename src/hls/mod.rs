@@ -13,6 +13,7 @@ pub mod ll_query;
 pub mod ll_stream;
 pub mod multivariant;
 pub mod playlist;
+pub mod rendition;
 mod retention;
 pub mod segment;
 pub mod segmenter;

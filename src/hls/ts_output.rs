@@ -103,6 +103,16 @@ struct PendingAudio {
     first_pts: Option<Timestamp90k>,
 }
 
+/// Whether the TS output carries a publish with these tracks: one H.264 and/or one AAC
+/// track. Other codecs and multitrack publishes are served by the CMAF output alone.
+pub fn carries(tracks: &Tracks) -> bool {
+    !tracks.is_multitrack()
+        && tracks
+            .tracks
+            .iter()
+            .all(|t| t.config.as_deref().is_none_or(CodecConfig::in_ts))
+}
+
 impl TsOutput {
     /// `target_duration`: a fixed EXT-X-TARGETDURATION carried over from an earlier life of
     /// the stream, if any.
@@ -123,7 +133,17 @@ impl TsOutput {
             MediaEvent::Start(tracks) => {
                 // A publisher that is still open was taken over: its unfinished segment is
                 // dropped, and the new one continues after a discontinuity.
-                self.publish = Some(self.start(tracks)?);
+                self.publish = if carries(tracks) {
+                    Some(self.start(tracks)?)
+                } else {
+                    None
+                };
+                Ok(())
+            }
+            MediaEvent::Config(_, config) if !config.in_ts() => {
+                // The track changed to a codec MPEG-TS does not carry here: what is open
+                // closes, and the output rests until the next publisher.
+                self.finish(out);
                 Ok(())
             }
             MediaEvent::Config(track, config) => {
@@ -266,6 +286,7 @@ impl TsOutput {
                 Ok(header) => Some(header),
                 Err(_) => return Ok(()),
             },
+            _ => return Ok(()),
         };
         if !publish.place(
             &sample,

@@ -10,24 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::HttpContext;
-use crate::flv::aac::AudioInfo;
 use crate::hub::stream::Stream;
+use crate::media::codec::TrackSummary;
 use crate::metrics::REJECT_REASONS;
 use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
 const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
-
-#[derive(Serialize)]
-pub struct VideoStats {
-    /// RFC 6381 codec string, e.g. `avc1.64001F`.
-    pub codec: String,
-    pub profile: &'static str,
-    pub level: String,
-    pub width: u32,
-    pub height: u32,
-    pub frame_rate: Option<f64>,
-}
 
 /// One stream in `/api/streams`.
 #[derive(Serialize)]
@@ -42,8 +31,12 @@ pub struct StreamStats {
     pub started_at: String,
     pub uptime_s: f64,
     pub client: String,
-    pub video: Option<VideoStats>,
-    pub audio: Option<AudioInfo>,
+    /// The first video track (`codec`, `profile`, `level`, `width`, `height`, `frame_rate`).
+    pub video: Option<TrackSummary>,
+    /// The first audio track (`codec`, `sample_rate`, `channels`).
+    pub audio: Option<TrackSummary>,
+    /// Every track of the publish (several of a kind in a multitrack publish).
+    pub tracks: Vec<TrackSummary>,
     pub encoder: Option<String>,
     pub bitrate_kbps: u64,
     pub bytes_in: u64,
@@ -52,22 +45,6 @@ pub struct StreamStats {
     pub segments: u64,
     /// Distinct players that fetched the playlist in the last 30 seconds.
     pub viewers: usize,
-}
-
-/// The H.264 profile's name for `profile_idc` and the constraint flags (ISO/IEC 14496-10
-/// Annex A.2).
-fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
-    match profile_idc {
-        66 if constraint_flags & 0x40 != 0 => "Constrained Baseline",
-        66 => "Baseline",
-        77 => "Main",
-        88 => "Extended",
-        100 => "High",
-        110 => "High 10",
-        122 => "High 4:2:2",
-        244 => "High 4:4:4 Predictive",
-        _ => "other",
-    }
 }
 
 fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
@@ -89,15 +66,12 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             .saturating_duration_since(publisher.started_at)
             .as_secs_f64(),
         client: publisher.addr.to_string(),
-        video: media.video.map(|v| VideoStats {
-            profile: profile_name(v.profile_idc, v.constraint_flags),
-            level: format!("{}.{}", v.level_idc / 10, v.level_idc % 10),
-            codec: v.codec,
-            width: v.width,
-            height: v.height,
-            frame_rate: media.frame_rate,
+        video: media.video.map(|mut v| {
+            v.frame_rate = v.frame_rate.or(media.frame_rate);
+            v
         }),
         audio: media.audio,
+        tracks: media.tracks,
         encoder: media.encoder,
         bitrate_kbps: stream.bitrate() / 1000,
         bytes_in: stream.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
@@ -259,17 +233,4 @@ fn du(dir: &std::path::Path) -> u64 {
             _ => 0,
         })
         .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn profile_names() {
-        assert_eq!(profile_name(100, 0), "High");
-        assert_eq!(profile_name(66, 0x40), "Constrained Baseline");
-        assert_eq!(profile_name(66, 0), "Baseline");
-        assert_eq!(profile_name(77, 0), "Main");
-    }
 }

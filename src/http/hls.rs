@@ -24,6 +24,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::HttpContext;
 use crate::hls::blocking::{self, Readiness};
@@ -32,7 +33,6 @@ use crate::hls::ll_stream::LlStream;
 use crate::hls::served::Served;
 use crate::hls::stream::PlaylistSnapshot;
 use crate::hub::key::StreamKey;
-use crate::hub::stream::Stream;
 
 /// Longest media file name accepted in a URL; the server's own names are far shorter.
 const MAX_SEGMENT_NAME: usize = 64;
@@ -137,6 +137,77 @@ pub async fn file(
     response
 }
 
+/// `GET|HEAD /{app}/{name}/{rendition}/{file}`: a multitrack stream's rendition playlist,
+/// segment, part or initialization section.
+pub async fn rendition_file(
+    State(shared): State<Arc<HttpContext>>,
+    Path((app, name, rendition, file)): Path<(String, String, String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let response = serve_rendition(
+        &shared, &app, &name, &rendition, &file, &query, peer, &headers,
+    )
+    .await;
+    if method == Method::GET && response.status() == StatusCode::OK {
+        let len = HttpBody::size_hint(response.body()).exact().unwrap_or(0);
+        shared.metrics.http_bytes_out_total.inc_by(len);
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_rendition(
+    shared: &HttpContext,
+    app: &str,
+    name: &str,
+    rendition: &str,
+    file: &str,
+    query: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Response {
+    if app != shared.app || StreamKey::parse(name).is_err() {
+        return not_found();
+    }
+    let Some(stream) = shared.registry.get(app, name) else {
+        return not_found();
+    };
+    // Only the current publish's renditions are served (their names are `v{n}`/`a{n}`).
+    let Some(rendition) = stream.rendition(rendition) else {
+        return not_found();
+    };
+    if file == crate::hls::ll_stream::PLAYLIST_NAME {
+        let directives = match ll_query::parse(query.as_bytes()) {
+            Ok(d) => d,
+            Err(e) => return bad_request(&e.to_string()),
+        };
+        stream.note_viewer(player_id(peer, headers), Instant::now());
+        let window = &rendition.window;
+        return ll_playlist(shared, || rendition.position(), window, directives, headers).await;
+    }
+    let kind = match media_file(file) {
+        Some(kind @ (MediaFile::M4s | MediaFile::Mp4)) => kind,
+        _ => return not_found(),
+    };
+    if let Some(response) = cmaf_file(
+        shared,
+        || rendition.position(),
+        &rendition.window,
+        kind,
+        file,
+    )
+    .await
+    {
+        return response;
+    }
+    let folder = format!("{name}/{}", rendition.name);
+    from_disk_or_not_found(shared, true, app, &folder, file, MP4_TYPE, SEGMENT_CACHE).await
+}
+
 async fn serve_file(
     shared: &HttpContext,
     app: &str,
@@ -150,7 +221,23 @@ async fn serve_file(
         return not_found();
     }
     let stream = shared.registry.get(app, name);
-    if file == CLASSIC_PLAYLIST {
+    if let Some(stream) = &stream {
+        let is_playlist = file == CLASSIC_PLAYLIST || file == crate::hls::ll_stream::PLAYLIST_NAME;
+        if is_playlist && !stream.renditions().is_empty() {
+            // A multitrack publish: both playlists are its multivariant playlist.
+            return match stream.multivariant() {
+                Some(playlist) => {
+                    stream.note_viewer(player_id(peer, headers), Instant::now());
+                    playlist_response(&playlist, headers, PLAYLIST_CACHE)
+                }
+                None => not_found(),
+            };
+        }
+    }
+    let cmaf_classic = stream
+        .as_ref()
+        .is_some_and(|s| s.classic_is_cmaf() && s.cmaf.is_some());
+    if file == CLASSIC_PLAYLIST && !cmaf_classic {
         if let Some((stream, playlist)) = stream.as_ref().and_then(|s| Some((s, s.playlist()?))) {
             stream.note_viewer(player_id(peer, headers), Instant::now());
             return playlist_response(&playlist, headers, PLAYLIST_CACHE);
@@ -166,7 +253,9 @@ async fn serve_file(
         )
         .await;
     }
-    if file == crate::hls::ll_stream::PLAYLIST_NAME {
+    if file == crate::hls::ll_stream::PLAYLIST_NAME || file == CLASSIC_PLAYLIST {
+        // `index.m3u8` of a stream whose codecs MPEG-TS does not carry here is the CMAF
+        // playlist (a player without Low-Latency support ignores its part tags).
         let directives = match ll_query::parse(query.as_bytes()) {
             Ok(d) => d,
             Err(e) => return bad_request(&e.to_string()),
@@ -185,7 +274,7 @@ async fn serve_file(
             .await;
         };
         stream.note_viewer(player_id(peer, headers), Instant::now());
-        return ll_playlist(shared, stream, window, directives, headers).await;
+        return ll_playlist(shared, || stream.position(), window, directives, headers).await;
     }
     let Some(kind) = media_file(file) else {
         return not_found();
@@ -198,7 +287,9 @@ async fn serve_file(
         }
         (MediaFile::M4s | MediaFile::Mp4, Some(stream)) => {
             if let Some(window) = &stream.cmaf {
-                if let Some(response) = cmaf_file(shared, stream, window, kind, file).await {
+                if let Some(response) =
+                    cmaf_file(shared, || stream.position(), window, kind, file).await
+                {
                     return response;
                 }
             }
@@ -243,7 +334,7 @@ fn playlist_response(
 /// blocking request asks for what it does not hold yet.
 async fn ll_playlist(
     shared: &HttpContext,
-    stream: &Stream,
+    position: impl Fn() -> watch::Receiver<blocking::Position>,
     window: &Served<LlStream>,
     directives: ll_query::DeliveryDirectives,
     headers: &HeaderMap,
@@ -252,7 +343,7 @@ async fn ll_playlist(
     if let Some(request) = blocking {
         let held = hold(
             shared,
-            stream,
+            position(),
             window,
             |position| match blocking::readiness(position, request) {
                 Readiness::Ready => Some(Held::Ready(())),
@@ -308,7 +399,7 @@ const BLOCKING_PLAYLIST_CACHE: &str = "public, max-age=6";
 /// preload hint names is held until that part exists. `None`: not in memory.
 async fn cmaf_file(
     shared: &HttpContext,
-    stream: &Stream,
+    position: impl Fn() -> watch::Receiver<blocking::Position>,
     window: &Served<LlStream>,
     kind: MediaFile,
     file: &str,
@@ -330,7 +421,7 @@ async fn cmaf_file(
     // The hinted part: answered as soon as it exists (RFC 8216bis §6.2.6). The hint names
     // the stream's next part, so it moves on only with that part, or goes when the stream
     // ends: then the part will not come.
-    let held = hold(shared, stream, window, |_| {
+    let held = hold(shared, position(), window, |_| {
         match window.read(|w| PartLookup::of(w, file)) {
             PartLookup::Here(part) => Some(Held::Ready(part)),
             PartLookup::Hinted => None,
@@ -374,7 +465,7 @@ enum Held<T> {
 /// when the stream goes away. A client that goes away drops the wait with its request.
 async fn hold<T>(
     shared: &HttpContext,
-    stream: &Stream,
+    mut position: watch::Receiver<blocking::Position>,
     window: &Served<LlStream>,
     mut decide: impl FnMut(&blocking::Position) -> Option<Held<T>>,
 ) -> Held<T> {
@@ -382,7 +473,6 @@ async fn hold<T>(
         .read(LlStream::target_duration)
         .unwrap_or(shared.hls_time);
     let deadline = tokio::time::Instant::now() + blocking::hold_limit(target_duration);
-    let mut position = stream.position();
     loop {
         let now = *position.borrow_and_update();
         if let Some(answer) = decide(&now) {

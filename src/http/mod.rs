@@ -78,6 +78,7 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/api/streams/{name}", get(api::stream))
         .route("/api/server", get(api::server))
         .route("/{app}/{name}/{file}", get(hls::file))
+        .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
         .layer(cors)
         .with_state(shared)
 }

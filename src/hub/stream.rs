@@ -4,20 +4,20 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::flv::aac::AudioInfo;
-use crate::flv::avc::VideoInfo;
 use crate::hls::blocking::Position;
 use crate::hls::ll_stream::LlStream;
+use crate::hls::rendition::Rendition;
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
 use crate::hub::key::StreamKey;
+use crate::media::codec::TrackSummary;
 use crate::media::fanout::FanOut;
 use crate::media::{Duration90k, Timestamp90k};
 
@@ -34,13 +34,25 @@ const BITRATE_WINDOW: Duration = Duration::from_secs(2);
 /// What the publisher sends, as the stats API reports it.
 #[derive(Clone, Debug, Default)]
 pub struct MediaInfo {
-    pub video: Option<VideoInfo>,
-    pub audio: Option<AudioInfo>,
-    /// Frames per second: from the SPS timing info, or else the encoder's metadata.
+    /// The first video track (FLV track id 0 in a multitrack publish).
+    pub video: Option<TrackSummary>,
+    /// The first audio track.
+    pub audio: Option<TrackSummary>,
+    /// Every track, as its configuration last said, in the order they came.
+    pub tracks: Vec<TrackSummary>,
+    /// Frames per second: from the codec configuration's timing, or else the encoder's
+    /// metadata.
     pub frame_rate: Option<f64>,
     pub keyframe_interval: Option<Duration90k>,
     /// The encoder's name, from its metadata.
     pub encoder: Option<String>,
+}
+
+/// A multitrack publish's renditions and their multivariant playlist.
+#[derive(Default)]
+struct Renditions {
+    list: Arc<[Arc<Rendition>]>,
+    multivariant: Option<Arc<PlaylistSnapshot>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -76,6 +88,12 @@ pub struct Stream {
     /// it stands (blocking playlist requests and hinted parts wait on it).
     pub cmaf: Option<Arc<Served<LlStream>>>,
     position: watch::Sender<Position>,
+    /// A multitrack publish's renditions (each track as a media playlist of its own) and
+    /// their multivariant playlist; empty for a single-track publish.
+    renditions: Mutex<Renditions>,
+    /// The current publish's codecs are not all ones MPEG-TS carries here: `index.m3u8`
+    /// serves the CMAF playlist.
+    classic_is_cmaf: AtomicBool,
     publisher: Mutex<Option<Publisher>>,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
@@ -134,6 +152,8 @@ impl Stream {
             ts,
             cmaf,
             position: watch::Sender::new(Position::default()),
+            renditions: Mutex::new(Renditions::default()),
+            classic_is_cmaf: AtomicBool::new(false),
             publisher: Mutex::new(None),
             bytes_in: AtomicU64::new(0),
             open_bytes: std::array::from_fn(|_| AtomicUsize::new(0)),
@@ -226,7 +246,14 @@ impl Stream {
                 gone
             })
         });
-        ts && cmaf
+        let renditions = self.renditions().iter().all(|r| {
+            r.window.update(|w, actions| {
+                let gone = w.sweep(now, actions);
+                r.set_position(w.position());
+                gone
+            })
+        });
+        ts && cmaf && renditions
     }
 
     /// The Low-Latency window changed: where it stands now.
@@ -244,6 +271,52 @@ impl Stream {
         self.held_at
             .store(millis_since(self.born).max(1), Ordering::Relaxed);
         self.position.subscribe()
+    }
+
+    /// The renditions of the current multitrack publish (empty otherwise).
+    pub fn renditions(&self) -> Arc<[Arc<Rendition>]> {
+        lock(&self.renditions).list.clone()
+    }
+
+    /// The rendition served under `name`.
+    pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
+        lock(&self.renditions)
+            .list
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+    }
+
+    /// A new multitrack publish's renditions (or none: a single-track publish).
+    pub fn set_renditions(&self, list: Vec<Arc<Rendition>>) {
+        *lock(&self.renditions) = Renditions {
+            list: list.into(),
+            multivariant: None,
+        };
+    }
+
+    /// The renditions' multivariant playlist changed (bandwidths are measured per segment).
+    pub fn set_multivariant(&self, text: Option<String>) {
+        let mut r = lock(&self.renditions);
+        let same =
+            r.multivariant.as_ref().map(|p| &p.text[..]) == text.as_deref().map(str::as_bytes);
+        if !same {
+            r.multivariant = text.map(|t| Arc::new(PlaylistSnapshot::new(t)));
+        }
+    }
+
+    /// The multivariant playlist of a multitrack publish, once every rendition has a segment.
+    pub fn multivariant(&self) -> Option<Arc<PlaylistSnapshot>> {
+        lock(&self.renditions).multivariant.clone()
+    }
+
+    /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).
+    pub fn set_classic_is_cmaf(&self, value: bool) {
+        self.classic_is_cmaf.store(value, Ordering::Relaxed);
+    }
+
+    pub fn classic_is_cmaf(&self) -> bool {
+        self.classic_is_cmaf.load(Ordering::Relaxed)
     }
 
     pub fn playlist(&self) -> Option<Arc<PlaylistSnapshot>> {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
-use crate::hooks::{HookEvent, Hooks, VideoSummary};
+use crate::hooks::{HookEvent, Hooks};
 use crate::hub::stream::{Publisher, Stream};
 use crate::wallclock::rfc3339_millis;
 
@@ -86,12 +86,9 @@ fn event(
         key: stream.key.to_string(),
         name: stream.name.to_string(),
         client: publisher.addr.to_string(),
-        video: media.video.map(|v| VideoSummary {
-            codec: v.codec,
-            width: v.width,
-            height: v.height,
-        }),
+        video: media.video,
         audio: media.audio,
+        tracks: media.tracks,
         started_at: rfc3339_millis(publisher.started),
         stopped_at: stopped.map(|s| rfc3339_millis(s.at)),
         bytes: stopped.map_or_else(

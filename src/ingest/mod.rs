@@ -38,6 +38,9 @@ pub struct IngestSettings {
     pub playback_id: bool,
     /// Re-check a live stream's key this often (`auth.recheck`); `None`: never.
     pub recheck: Option<Duration>,
+    /// Tracks of each kind a publish may carry (`rtmp.max_video_tracks`,
+    /// `rtmp.max_audio_tracks`).
+    pub track_limits: crate::flv::demux::TrackLimits,
 }
 
 /// The ingest layer's handle. Cheap to clone.

@@ -16,14 +16,16 @@ use tracing::{debug, warn};
 use crate::hls::cmaf_output::{CmafAdvice, CmafOutput};
 use crate::hls::disk::DiskWriterHandle;
 use crate::hls::ll_stream::{CmafEvent, LlStream};
+use crate::hls::rendition::{self, Rendition};
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
-use crate::hls::ts_output::{SegmentRules, TsEvent, TsOutput};
+use crate::hls::ts_output::{self, SegmentRules, TsEvent, TsOutput};
 use crate::hub::key::StreamKey;
 use crate::hub::stream::{OutputKind, Stream};
 use crate::media::Duration90k;
+use crate::media::codec::TrackKind;
 use crate::media::fanout::{FanOut, Limits, Subscription};
-use crate::media::frame::MediaEvent;
+use crate::media::frame::{Frame, MediaEvent, Track, TrackId, Tracks};
 use crate::metrics::Metrics;
 
 /// Most events an output takes from the fan-out at once: a turn of the ingest delivers a few
@@ -99,6 +101,7 @@ impl Outputs {
             let window = HlsStream::new(dir.clone(), settings.window.clone(), false, wall);
             Arc::new(Served::new(window, self.disk.clone()))
         });
+        let dir_for_lanes = dir.clone();
         let cmaf = settings.cmaf.then(|| {
             let window = LlStream::new(dir, settings.window.clone(), settings.part_target, wall);
             Arc::new(Served::new(window, self.disk.clone()))
@@ -133,6 +136,13 @@ impl Outputs {
                 output: CmafOutput::new(settings.rules, settings.part_target),
                 metrics: self.metrics.clone(),
                 advice: (!settings.ts).then_some(advice),
+                lanes: Lanes {
+                    disk: self.disk.clone(),
+                    dir: dir_for_lanes.clone(),
+                    settings: settings.clone(),
+                    all: Vec::new(),
+                    active: Vec::new(),
+                },
             };
             self.tasks.spawn(task.run());
         }
@@ -255,7 +265,10 @@ impl TsTask {
     }
 }
 
-/// The CMAF (Low-Latency HLS) output of one stream.
+/// The CMAF (Low-Latency HLS) output of one stream. A multitrack publish is served as one
+/// rendition per track (each a CMAF output of that track alone and its own window, cut by
+/// the same rules, so variants with aligned keyframes cut at the same media times), listed by
+/// a multivariant playlist.
 struct CmafTask {
     stream: Arc<Stream>,
     window: Arc<Served<LlStream>>,
@@ -263,6 +276,168 @@ struct CmafTask {
     output: CmafOutput,
     metrics: Arc<Metrics>,
     advice: Option<Advice>,
+    lanes: Lanes,
+}
+
+/// What a stream's renditions are made with.
+struct Lanes {
+    disk: DiskWriterHandle,
+    dir: StreamDir,
+    settings: OutputSettings,
+    /// Every rendition the stream has had (kept for its life, so a publisher that comes back
+    /// with the same tracks continues each playlist after a discontinuity).
+    all: Vec<Lane>,
+    /// The current publish's track ids to lanes; empty for a single-track publish.
+    active: Vec<usize>,
+}
+
+/// One rendition's output and window.
+struct Lane {
+    output: CmafOutput,
+    rendition: Arc<Rendition>,
+    /// The current publish's id for the track (the lane's output sees it as track 0).
+    track: TrackId,
+}
+
+impl Lanes {
+    /// A new publish: its renditions, when it is multitrack.
+    fn begin(&mut self, stream: &Stream, tracks: &Tracks) {
+        for &i in &self.active {
+            let window = &self.all[i].rendition.window;
+            window.update(|w, actions| w.end(Instant::now(), actions));
+        }
+        self.active.clear();
+        if !tracks.is_multitrack() {
+            stream.set_renditions(Vec::new());
+            return;
+        }
+        for track in &tracks.tracks {
+            let found = self
+                .all
+                .iter()
+                .position(|l| l.rendition.kind == track.kind && l.rendition.source == track.source);
+            let index = found.unwrap_or_else(|| {
+                let name = match track.kind {
+                    TrackKind::Video => format!("v{}", track.source),
+                    TrackKind::Audio => format!("a{}", track.source),
+                };
+                let dir = StreamDir {
+                    app: self.dir.app.clone(),
+                    key: format!("{}/{name}", self.dir.key),
+                };
+                let window = LlStream::new(
+                    dir,
+                    self.settings.window.clone(),
+                    self.settings.part_target,
+                    SystemTime::now(),
+                );
+                let window = Arc::new(Served::new(window, self.disk.clone()));
+                self.all.push(Lane {
+                    output: CmafOutput::new(self.settings.rules, self.settings.part_target),
+                    rendition: Arc::new(Rendition::new(track.kind, track.source, window)),
+                    track: track.id,
+                });
+                self.all.len() - 1
+            });
+            let lane = &mut self.all[index];
+            lane.track = track.id;
+            lane.rendition.set_config(track.config.clone());
+            lane.rendition.window.update(|w, actions| {
+                w.begin_publisher(Instant::now(), actions);
+                lane.rendition.set_position(w.position());
+            });
+            self.active.push(index);
+        }
+        stream.set_renditions(
+            self.active
+                .iter()
+                .map(|&i| self.all[i].rendition.clone())
+                .collect(),
+        );
+    }
+
+    /// Takes one event of a multitrack publish: each lane gets its track's part of it, as
+    /// the stream of a publish of that track alone. Returns whether a segment closed.
+    fn push(&mut self, stream: &Stream, event: &MediaEvent, made: &mut Vec<CmafEvent>) -> bool {
+        let mut segment_closed = false;
+        let mut advice = Vec::new();
+        for &i in &self.active {
+            let lane = &mut self.all[i];
+            let translated;
+            let event = match event {
+                MediaEvent::Start(tracks) => {
+                    let Some(track) = tracks.get(lane.track) else {
+                        continue;
+                    };
+                    translated = MediaEvent::Start(Arc::new(Tracks {
+                        publisher: tracks.publisher,
+                        tracks: vec![Track {
+                            id: TrackId(0),
+                            ..track.clone()
+                        }],
+                    }));
+                    &translated
+                }
+                MediaEvent::Config(track, config) if *track == lane.track => {
+                    lane.rendition.set_config(Some(config.clone()));
+                    translated = MediaEvent::Config(TrackId(0), config.clone());
+                    &translated
+                }
+                MediaEvent::Frame(frame) if frame.track == lane.track => {
+                    translated = MediaEvent::Frame(Frame {
+                        track: TrackId(0),
+                        ..frame.clone()
+                    });
+                    &translated
+                }
+                MediaEvent::End(_) => event,
+                _ => continue,
+            };
+            if let Err(e) = lane.output.push(event, made, &mut advice) {
+                warn!(stream = %stream.name, rendition = %lane.rendition.name, "fMP4 writer refused media, part dropped: {e}");
+                lane.output.discard_part();
+            }
+            advice.clear();
+            if made.is_empty() {
+                continue;
+            }
+            let frame_duration = match event {
+                MediaEvent::Frame(f) => f.duration,
+                _ => Duration90k::ZERO,
+            };
+            for m in made.iter() {
+                match m {
+                    CmafEvent::Part { data, .. } => {
+                        lane.rendition.note_part(data.len(), frame_duration)
+                    }
+                    CmafEvent::SegmentEnd { duration, .. } => {
+                        lane.rendition.note_segment(*duration);
+                        segment_closed = true;
+                    }
+                    _ => {}
+                }
+            }
+            let rendition = &lane.rendition;
+            rendition.window.update(|w, actions| {
+                w.push(made.drain(..), Instant::now(), SystemTime::now(), actions);
+                rendition.set_position(w.position());
+            });
+        }
+        if let MediaEvent::End(_) = event {
+            for &i in &self.active {
+                let rendition = &self.all[i].rendition;
+                rendition.window.update(|w, actions| {
+                    w.end(Instant::now(), actions);
+                    rendition.set_position(w.position());
+                });
+            }
+        }
+        segment_closed
+    }
+
+    fn is_active(&self) -> bool {
+        !self.active.is_empty()
+    }
 }
 
 impl CmafTask {
@@ -277,12 +452,28 @@ impl CmafTask {
             for event in events.drain(..) {
                 if let MediaEvent::Start(tracks) = &event {
                     publisher = Some(tracks.publisher);
+                    self.stream.set_classic_is_cmaf(!ts_output::carries(tracks));
+                    self.lanes.begin(&self.stream, tracks);
                     // The segment the old publisher left open closes short: requests held on
                     // it are answered now.
                     self.window.update(|w, actions| {
                         w.begin_publisher(Instant::now(), actions);
                         self.stream.set_position(w.position());
                     });
+                }
+                if self.lanes.is_active() {
+                    if self.lanes.push(&self.stream, &event, &mut made) {
+                        if let Some(id) = publisher {
+                            self.stream.mark_playable(id);
+                        }
+                        let renditions = self.stream.renditions();
+                        self.stream.set_multivariant(rendition::multivariant(
+                            &renditions,
+                            crate::hls::ll_stream::PLAYLIST_NAME,
+                        ));
+                        self.metrics.segments_total.inc();
+                    }
+                    continue;
                 }
                 if let Err(e) = self.output.push(&event, &mut made, &mut advice) {
                     warn!(stream = %self.stream.name, "fMP4 writer refused media, part dropped: {e}");

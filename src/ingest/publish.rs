@@ -134,7 +134,9 @@ impl Publish {
     ) -> Publish {
         let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
         Publish {
-            demux: FlvDemuxer::new().for_publisher(publisher.id),
+            demux: FlvDemuxer::new()
+                .for_publisher(publisher.id)
+                .with_limits(ingest.settings.track_limits),
             ingest,
             stream,
             publisher,
@@ -191,8 +193,8 @@ impl Publish {
         let pushed = self
             .demux
             .push(kind, timestamp, body, arrival.earliest, &mut self.events);
-        if let Ok(Some(notice)) = &pushed {
-            self.note_config(notice);
+        for notice in self.demux.take_notices() {
+            note_config(&self.stream, &notice);
         }
         for event in &self.events {
             match event {
@@ -218,25 +220,6 @@ impl Publish {
     /// Ends the publish (as dropping it does).
     pub fn stop(self) {}
 
-    fn note_config(&self, notice: &ConfigNotice) {
-        let name = &self.stream.name;
-        match notice {
-            ConfigNotice::Video(v) => {
-                let info = v.clone();
-                self.stream.update_media(|m| {
-                    m.frame_rate = info.frame_rate.or(m.frame_rate);
-                    m.video = Some(info);
-                });
-                info!(stream = %name, codec = v.codec, width = v.width, height = v.height, "video");
-            }
-            ConfigNotice::Audio(a) => {
-                let info = a.clone();
-                self.stream.update_media(|m| m.audio = Some(info));
-                info!(stream = %name, codec = a.codec, sample_rate = a.sample_rate, channels = a.channels, "audio");
-            }
-        }
-    }
-
     fn refusal(&self, e: DemuxError) -> Refusal {
         let name = &self.stream.name;
         match e {
@@ -246,7 +229,10 @@ impl Publish {
                 Refusal {
                     reason: "unsupported_codec",
                     code: "NetStream.Publish.Failed",
-                    description: format!("{e}; this server takes H.264 video and AAC audio"),
+                    description: format!(
+                        "{e}; this server takes H.264, HEVC, AV1 and VP9 video and AAC, \
+                         Opus, FLAC, AC-3, E-AC-3 and MP3 audio"
+                    ),
                 }
             }
             e => {
@@ -288,12 +274,22 @@ impl Drop for Publish {
             0.0
         };
         let media = self.stream.media();
-        let video = media
-            .video
-            .map(|v| format!("{} {}x{}", v.codec, v.width, v.height));
-        let audio = media
-            .audio
-            .map(|a| format!("{} {} Hz {} ch", a.codec, a.sample_rate, a.channels));
+        let video = media.video.map(|v| {
+            format!(
+                "{} {}x{}",
+                v.codec,
+                v.width.unwrap_or(0),
+                v.height.unwrap_or(0)
+            )
+        });
+        let audio = media.audio.map(|a| {
+            format!(
+                "{} {} Hz {} ch",
+                a.codec,
+                a.sample_rate.unwrap_or(0),
+                a.channels.unwrap_or(0)
+            )
+        });
         info!(
             key = %self.stream.key.redacted(),
             name = %self.stream.name,
@@ -307,6 +303,43 @@ impl Drop for Publish {
             "publish stopped"
         );
     }
+}
+
+/// Records a track's new configuration for the stats API and logs it.
+fn note_config(stream: &Stream, notice: &ConfigNotice) {
+    let summary = notice.config.summary(notice.source);
+    info!(
+        stream = %stream.name,
+        track = notice.source,
+        codec = summary.codec,
+        width = summary.width,
+        height = summary.height,
+        sample_rate = summary.sample_rate,
+        channels = summary.channels,
+        "{} {}",
+        summary.kind,
+        summary.name,
+    );
+    stream.update_media(|m| {
+        let slot = m
+            .tracks
+            .iter_mut()
+            .find(|t| t.kind == summary.kind && t.track == summary.track);
+        match slot {
+            Some(slot) => *slot = summary.clone(),
+            None => m.tracks.push(summary.clone()),
+        }
+        let first = |kind| {
+            m.tracks
+                .iter()
+                .filter(|t| t.kind == kind)
+                .min_by_key(|t| t.track)
+                .cloned()
+        };
+        m.video = first("video");
+        m.audio = first("audio");
+        m.frame_rate = m.video.as_ref().and_then(|v| v.frame_rate).or(m.frame_rate);
+    });
 }
 
 #[cfg(test)]

@@ -383,11 +383,13 @@ mod tests {
                 Track {
                     id: TrackId(0),
                     kind: TrackKind::Video,
+                    source: 0,
                     config: None,
                 },
                 Track {
                     id: TrackId(1),
                     kind: TrackKind::Audio,
+                    source: 0,
                     config: None,
                 },
             ],

@@ -24,14 +24,17 @@ pub struct TrackId(pub u8);
 pub struct Track {
     pub id: TrackId,
     pub kind: TrackKind,
+    /// The publisher's id for it: the FLV track id of Enhanced RTMP multitrack packets, 0
+    /// for a stream's only (or default) track of its kind.
+    pub source: u8,
     /// Its codec configuration; `None` while a track the publisher announced (in its
     /// metadata) has not sent one yet: a [`MediaEvent::Config`] brings it before its first
     /// frame.
     pub config: Option<Arc<CodecConfig>>,
 }
 
-/// The tracks a publisher sends, fixed for its publish: at most one video and one audio
-/// track today, video first.
+/// The tracks a publisher sends, fixed for its publish: video tracks first (by FLV track id),
+/// then audio tracks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tracks {
     /// The publisher whose media these are: the id the registry gave it (unique for the
@@ -42,7 +45,17 @@ pub struct Tracks {
 }
 
 impl Tracks {
-    /// The track of `kind`, if the stream has one.
+    /// The tracks of `kind`, in order.
+    pub fn all_of(&self, kind: TrackKind) -> impl Iterator<Item = &Track> {
+        self.tracks.iter().filter(move |t| t.kind == kind)
+    }
+
+    /// Whether the stream has more than one track of a kind (an adaptive-bitrate publish).
+    pub fn is_multitrack(&self) -> bool {
+        self.all_of(TrackKind::Video).count() > 1 || self.all_of(TrackKind::Audio).count() > 1
+    }
+
+    /// The first track of `kind`, if the stream has one.
     pub fn of(&self, kind: TrackKind) -> Option<&Track> {
         self.tracks.iter().find(|t| t.kind == kind)
     }

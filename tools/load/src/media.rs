@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::LoadgenError;
 use rtmp_server::flv::file::{FlvFile, FlvItem};
-use rtmp_server::flv::tag::{AacPacket, AudioTag, AvcPacket, TagType, VideoTag};
+use rtmp_server::flv::tag::{AudioBody, AudioMessage, TagType, VideoBody, VideoMessage};
 use rtmp_server::rtmp::MediaKind;
 
 /// Shortest span of media a file must cover to be replayed at real time: a file whose tags
@@ -56,22 +56,28 @@ impl MediaFile {
                     }
                     continue;
                 }
-                TagType::Video => match VideoTag::parse(&tag.body) {
-                    Ok(VideoTag::Avc {
-                        packet: AvcPacket::EndOfSequence,
-                        ..
-                    }) => continue,
-                    Ok(VideoTag::Avc {
-                        packet: AvcPacket::SequenceHeader(_),
-                        ..
-                    }) => (MediaKind::Video, true),
-                    // Other codecs and unreadable bodies go as they are: the server judges.
-                    _ => (MediaKind::Video, false),
-                },
-                TagType::Audio => match AudioTag::parse(&tag.body) {
-                    Ok(AudioTag::Aac(AacPacket::SequenceHeader(_))) => (MediaKind::Audio, true),
-                    _ => (MediaKind::Audio, false),
-                },
+                // Legacy and Enhanced RTMP tags alike (one packet per tag, as encoders write
+                // multitrack FLV): sequence starts are configuration, sequence ends are left
+                // out; other codecs and unreadable bodies go as they are: the server judges.
+                TagType::Video => {
+                    let first = VideoMessage::parse(&tag.body)
+                        .ok()
+                        .and_then(|mut m| m.packets().next().and_then(Result::ok));
+                    match first.map(|p| p.body) {
+                        Some(VideoBody::SequenceEnd) => continue,
+                        Some(VideoBody::SequenceStart(_)) => (MediaKind::Video, true),
+                        _ => (MediaKind::Video, false),
+                    }
+                }
+                TagType::Audio => {
+                    let first = AudioMessage::parse(&tag.body)
+                        .ok()
+                        .and_then(|mut m| m.packets().next().and_then(Result::ok));
+                    match first.map(|p| p.body) {
+                        Some(AudioBody::SequenceStart(_)) => (MediaKind::Audio, true),
+                        _ => (MediaKind::Audio, false),
+                    }
+                }
             };
             let base = *first.get_or_insert(tag.timestamp);
             tags.push(MediaTag {
