@@ -20,6 +20,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// The labels of live tracks: their kind (`video`, `audio`) and codec (`H.264`, `HEVC`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrackLabel {
+    pub kind: &'static str,
+    pub codec: &'static str,
+}
+
 /// Every `reason` a publish is refused for.
 pub const REJECT_REASONS: &[&str] = &[
     "malformed_key",
@@ -44,6 +51,8 @@ pub struct Metrics {
     pub http_connections_refused_total: Counter,
     pub http_bytes_out_total: Counter<u64, AtomicU64>,
     pub streams_live: Gauge,
+    /// Tracks of the live publishes, by kind and codec (a multitrack publish counts each).
+    pub tracks_live: Family<TrackLabel, Gauge>,
     pub publishes_total: Counter,
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
     pub segments_total: Counter,
@@ -77,6 +86,7 @@ impl Default for Metrics {
             http_connections_refused_total: Counter::default(),
             http_bytes_out_total: Counter::default(),
             streams_live: Gauge::default(),
+            tracks_live: Family::default(),
             publishes_total: Counter::default(),
             publishes_rejected_total: Family::default(),
             segments_total: Counter::default(),
@@ -143,6 +153,11 @@ impl Metrics {
             "streams_live",
             "Streams with a publisher now",
             self.streams_live.clone(),
+        );
+        r.register(
+            "tracks_live",
+            "Tracks of the live publishes, by kind and codec",
+            self.tracks_live.clone(),
         );
         r.register(
             "publishes",

@@ -15,6 +15,7 @@ use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer};
 use crate::flv::file::{FlvFile, FlvItem};
 use crate::hls::segment::CompletedSegment;
 use crate::hls::ts_output::{SegmentRules, TsEvent, TsOutput};
+use crate::media::codec::CodecConfig;
 use crate::media::frame::{Ending, MediaEvent};
 use crate::media::{Duration90k, RtmpTimestamp};
 use crate::ts::{Tracks, TsError};
@@ -69,6 +70,9 @@ pub enum RemuxError {
     /// The TS writer refused a value; the demuxer's bounds make this a bug, not bad input.
     #[error("TS writer: {0}")]
     Mux(#[from] TsError),
+    /// The stream's tracks are not what MPEG-TS carries here (one H.264 and one AAC track).
+    #[error("the stream has {0}: MPEG-TS here carries one H.264 and one AAC track; remux it to CMAF (--format cmaf)")]
+    NotTs(String),
 }
 
 /// Media left out, by reason.
@@ -162,11 +166,27 @@ impl Remuxer {
     }
 
     /// Runs the demuxer's media events through the TS output.
-    fn drain(&mut self, out: &mut Vec<RemuxEvent>) -> Result<(), TsError> {
+    fn drain(&mut self, out: &mut Vec<RemuxEvent>) -> Result<(), RemuxError> {
         let mut result = Ok(());
         for event in self.media.drain(..) {
+            if let MediaEvent::Start(tracks) = &event {
+                if result.is_ok() && !crate::hls::ts_output::carries(tracks) {
+                    let names: Vec<String> = tracks
+                        .tracks
+                        .iter()
+                        .map(|t| {
+                            let codec = t.config.as_deref().map_or("?", CodecConfig::name);
+                            format!("{codec} track {}", t.source)
+                        })
+                        .collect();
+                    result = Err(RemuxError::NotTs(names.join(", ")));
+                }
+            }
             if result.is_ok() {
-                result = self.ts.push(&event, &mut self.ts_events);
+                result = self
+                    .ts
+                    .push(&event, &mut self.ts_events)
+                    .map_err(RemuxError::from);
             }
         }
         out.extend(self.ts_events.drain(..).map(|e| match e {

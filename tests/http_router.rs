@@ -497,6 +497,8 @@ fn test_file_media(stream: &Stream) {
             frame_rate: Some(30.0),
             sample_rate: None,
             channels: None,
+            colour: None,
+            bitrate_kbps: None,
         };
         let audio = TrackSummary {
             kind: "audio",
@@ -511,6 +513,8 @@ fn test_file_media(stream: &Stream) {
             frame_rate: None,
             sample_rate: Some(48_000),
             channels: Some(2),
+            colour: None,
+            bitrate_kbps: None,
         };
         m.tracks = vec![video.clone(), audio.clone()];
         m.video = Some(video);

@@ -41,6 +41,7 @@ use crate::codec::{CodecError, VideoFacts};
 use crate::flv::FlvError;
 use crate::flv::aac::AudioSpecificConfig;
 use crate::flv::avc::{AvcDecoderConfig, nal_type, nal_unit_type, split_avcc};
+use crate::flv::colour::ColourInfo;
 use crate::flv::tag::{
     AudioBody, AudioCodec, AudioMessage, FrameType, VideoBody, VideoCodec, VideoMessage,
 };
@@ -125,6 +126,8 @@ pub struct ConfigNotice {
     /// The FLV track id (0 outside multitrack packets).
     pub source: u8,
     pub config: Arc<CodecConfig>,
+    /// The track's colour information, from its latest Metadata packet.
+    pub colour: Option<ColourInfo>,
 }
 
 /// Why a stream's media cannot be taken.
@@ -216,6 +219,7 @@ struct TrackState {
     last_dts: Option<Timestamp90k>,
     frame_duration: Duration90k,
     last_pts: Option<Timestamp90k>,
+    colour: Option<ColourInfo>,
 }
 
 impl TrackState {
@@ -345,12 +349,14 @@ impl FlvDemuxer {
                             composition_time,
                             data,
                         } => (composition_time, data),
+                        VideoBody::Metadata(amf) => {
+                            supported_video(packet.codec)?;
+                            self.video_metadata(source, &amf)?;
+                            continue;
+                        }
                         // AV1's MPEG-2 TS descriptor repeats what its av1C sequence start
-                        // says; metadata (HDR colour information) and sequence ends change
-                        // nothing the outputs write.
-                        VideoBody::Mpeg2TsSequenceStart(_)
-                        | VideoBody::Metadata(_)
-                        | VideoBody::SequenceEnd => {
+                        // says; a sequence end changes nothing the outputs write.
+                        VideoBody::Mpeg2TsSequenceStart(_) | VideoBody::SequenceEnd => {
                             supported_video(packet.codec)?;
                             continue;
                         }
@@ -477,6 +483,7 @@ impl FlvDemuxer {
             last_dts: None,
             frame_duration: DEFAULT_FRAME_DURATION,
             last_pts: None,
+            colour: None,
         });
         Ok(self.tracks.len() - 1)
     }
@@ -624,6 +631,7 @@ impl FlvDemuxer {
         self.notices.push(ConfigNotice {
             source: track.source,
             config: config.clone(),
+            colour: track.colour.clone(),
         });
         if track.config.is_some() && !now {
             track.next = Some(config);
@@ -634,6 +642,27 @@ impl FlvDemuxer {
         if let (true, Some(id)) = (self.decided, track.id) {
             out.push(MediaEvent::Config(id, config));
         }
+    }
+
+    /// A video Metadata packet: the track's colour information (HDR), kept for the stats API.
+    fn video_metadata(&mut self, source: u8, amf: &[u8]) -> Result<(), DemuxError> {
+        let Some(colour) = ColourInfo::from_metadata(amf) else {
+            return Ok(());
+        };
+        let index = self.track_index(TrackKind::Video, source)?;
+        let track = &mut self.tracks[index];
+        if track.colour.as_ref() == Some(&colour) {
+            return Ok(());
+        }
+        track.colour = Some(colour);
+        if let Some(config) = track.config.clone() {
+            self.notices.push(ConfigNotice {
+                source,
+                config,
+                colour: track.colour.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the track set can be decided at a frame: every kind the hint names (without

@@ -6,6 +6,7 @@
 
 pub mod aac;
 pub mod avc;
+pub mod colour;
 pub mod demux;
 pub mod error;
 pub mod file;

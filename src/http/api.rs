@@ -41,6 +41,9 @@ pub struct StreamStats {
     pub bitrate_kbps: u64,
     pub bytes_in: u64,
     pub keyframe_interval_s: Option<f64>,
+    /// A multitrack publish: segments of a rendition that started where the first video
+    /// rendition's did not (its keyframes are not aligned with the others'); 0 otherwise.
+    pub misaligned_segments: u64,
     pub target_duration: Option<u32>,
     pub segments: u64,
     /// Distinct players that fetched the playlist in the last 30 seconds.
@@ -71,11 +74,19 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             v
         }),
         audio: media.audio,
-        tracks: media.tracks,
+        tracks: media
+            .tracks
+            .into_iter()
+            .map(|mut t| {
+                t.bitrate_kbps = stream.track_bitrate(t.kind, t.track).map(|b| b / 1000);
+                t
+            })
+            .collect(),
         encoder: media.encoder,
         bitrate_kbps: stream.bitrate() / 1000,
         bytes_in: stream.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
         keyframe_interval_s: media.keyframe_interval.map(|d| d.as_secs_f64()),
+        misaligned_segments: media.misaligned_cuts,
         target_duration: stream.target_duration(),
         segments: stream.segments_produced(),
         viewers: stream.viewers(now),

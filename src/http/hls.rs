@@ -14,6 +14,7 @@
 //! cached as long as segments stay available; a segment's, part's or initialization section's
 //! name is never reused, so they are immutable.
 
+use std::fmt::Write;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -187,7 +188,19 @@ async fn serve_rendition(
         };
         stream.note_viewer(player_id(peer, headers), Instant::now());
         let window = &rendition.window;
-        return ll_playlist(shared, || rendition.position(), window, directives, headers).await;
+        let reports = || rendition_reports(&stream, &rendition.name);
+        return ll_playlist(
+            shared,
+            || {
+                stream.note_held();
+                rendition.position()
+            },
+            window,
+            directives,
+            headers,
+            reports,
+        )
+        .await;
     }
     let kind = match media_file(file) {
         Some(kind @ (MediaFile::M4s | MediaFile::Mp4)) => kind,
@@ -206,6 +219,30 @@ async fn serve_rendition(
     }
     let folder = format!("{name}/{}", rendition.name);
     from_disk_or_not_found(shared, true, app, &folder, file, MP4_TYPE, SEGMENT_CACHE).await
+}
+
+/// `EXT-X-RENDITION-REPORT` lines for the stream's other renditions, as a rendition's
+/// Low-Latency playlist ends with them (RFC 8216bis §4.4.5.4): where each stands, so a
+/// player switching to it can ask for the right part at once.
+fn rendition_reports(stream: &crate::hub::stream::Stream, this: &str) -> String {
+    let mut out = String::new();
+    for other in stream.renditions().iter().filter(|r| r.name != this) {
+        let p = *other.position().borrow();
+        let (msn, part) = if p.open_parts > 0 {
+            (p.open_msn(), p.open_parts - 1)
+        } else if let Some(last) = p.last_msn {
+            (last, p.last_parts.saturating_sub(1))
+        } else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-RENDITION-REPORT:URI=\"../{}/{}\",LAST-MSN={msn},LAST-PART={part}",
+            other.name,
+            crate::hls::ll_stream::PLAYLIST_NAME
+        );
+    }
+    out
 }
 
 async fn serve_file(
@@ -274,7 +311,15 @@ async fn serve_file(
             .await;
         };
         stream.note_viewer(player_id(peer, headers), Instant::now());
-        return ll_playlist(shared, || stream.position(), window, directives, headers).await;
+        return ll_playlist(
+            shared,
+            || stream.position(),
+            window,
+            directives,
+            headers,
+            String::new,
+        )
+        .await;
     }
     let Some(kind) = media_file(file) else {
         return not_found();
@@ -338,6 +383,7 @@ async fn ll_playlist(
     window: &Served<LlStream>,
     directives: ll_query::DeliveryDirectives,
     headers: &HeaderMap,
+    reports: impl FnOnce() -> String,
 ) -> Response {
     let blocking = directives.blocking();
     if let Some(request) = blocking {
@@ -358,9 +404,16 @@ async fn ll_playlist(
             return response;
         }
     }
-    let Some(playlist) = window.read(|w| w.playlist(directives.delta())) else {
+    let Some(mut playlist) = window.read(|w| w.playlist(directives.delta())) else {
         return not_found();
     };
+    let reports = reports();
+    if !reports.is_empty() {
+        let mut text = Vec::with_capacity(playlist.text.len() + reports.len());
+        text.extend_from_slice(&playlist.text);
+        text.extend_from_slice(reports.as_bytes());
+        playlist = Arc::new(PlaylistSnapshot::new(text));
+    }
     // What a request with _HLS_msn asked for is in every later version of the playlist, so
     // a cache may keep the answer for that URL as long as segments stay available.
     let cache = if blocking.is_some() {

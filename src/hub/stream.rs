@@ -28,6 +28,9 @@ pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
 /// rather than letting requests with made-up identities grow memory.
 const MAX_TRACKED_VIEWERS: usize = 10_000;
 
+/// Tracks whose bit rates are measured one by one (more than any publish may carry).
+const MAX_MEASURED_TRACKS: usize = 64;
+
 /// The ingest bitrate is measured over windows of about this length.
 const BITRATE_WINDOW: Duration = Duration::from_secs(2);
 
@@ -46,6 +49,9 @@ pub struct MediaInfo {
     pub keyframe_interval: Option<Duration90k>,
     /// The encoder's name, from its metadata.
     pub encoder: Option<String>,
+    /// Segments of a multitrack publish's renditions that started where the first video
+    /// rendition's did not (the encoder's keyframes are not aligned).
+    pub misaligned_cuts: u64,
 }
 
 /// A multitrack publish's renditions and their multivariant playlist.
@@ -104,6 +110,13 @@ pub struct Stream {
     bitrate: AtomicU64,
     /// When and at what byte count the current measuring window began.
     bitrate_window: Mutex<(Instant, u64)>,
+    /// Payload bytes per track of the current publish (by its track id), and the bit rates
+    /// measured from them over the same windows as [`Stream::bitrate`].
+    track_bytes: [AtomicU64; MAX_MEASURED_TRACKS],
+    track_window: Mutex<[u64; MAX_MEASURED_TRACKS]>,
+    track_bps: [AtomicU64; MAX_MEASURED_TRACKS],
+    /// The current publish's tracks as (kind, FLV track id), in track id order.
+    track_layout: Mutex<Vec<(&'static str, u8)>>,
     /// Players (a hash of address and user agent) and when they last fetched the playlist.
     viewers: Mutex<HashMap<u64, Instant>>,
     /// The publisher whose first segment has been listed (0: none yet).
@@ -160,6 +173,10 @@ impl Stream {
             media: Mutex::new(MediaInfo::default()),
             bitrate: AtomicU64::new(0),
             bitrate_window: Mutex::new((Instant::now(), 0)),
+            track_bytes: std::array::from_fn(|_| AtomicU64::new(0)),
+            track_window: Mutex::new([0; MAX_MEASURED_TRACKS]),
+            track_bps: std::array::from_fn(|_| AtomicU64::new(0)),
+            track_layout: Mutex::new(Vec::new()),
             viewers: Mutex::new(HashMap::new()),
             playable: watch::Sender::new(0),
             awaited: std::array::from_fn(|_| AtomicU64::new(NOTHING_AWAITED)),
@@ -268,9 +285,14 @@ impl Stream {
     /// Follows where the Low-Latency window stands, for a request that waits on it (which
     /// makes the ingest read the frames that complete parts promptly: [`Stream::awaited`]).
     pub fn position(&self) -> watch::Receiver<Position> {
+        self.note_held();
+        self.position.subscribe()
+    }
+
+    /// A request waits on one of the stream's Low-Latency windows (see [`Stream::awaited`]).
+    pub fn note_held(&self) {
         self.held_at
             .store(millis_since(self.born).max(1), Ordering::Relaxed);
-        self.position.subscribe()
     }
 
     /// The renditions of the current multitrack publish (empty otherwise).
@@ -402,7 +424,38 @@ impl Stream {
                 Ordering::Relaxed,
             );
             *window = (now, bytes);
+            let mut tracks = lock(&self.track_window);
+            for (i, last) in tracks.iter_mut().enumerate() {
+                let bytes = self.track_bytes[i].load(Ordering::Relaxed);
+                let bits = bytes.saturating_sub(*last) * 8;
+                self.track_bps[i].store(
+                    (bits as f64 / elapsed.as_secs_f64()) as u64,
+                    Ordering::Relaxed,
+                );
+                *last = bytes;
+            }
         }
+    }
+
+    /// A new publish's tracks, as (kind, FLV track id) in track id order: their bit rates
+    /// are measured from here on.
+    pub fn set_track_layout(&self, layout: Vec<(&'static str, u8)>) {
+        *lock(&self.track_layout) = layout;
+    }
+
+    /// A frame of `len` payload bytes of track `id` of the current publish.
+    pub fn add_track_bytes(&self, id: usize, len: usize) {
+        if let Some(bytes) = self.track_bytes.get(id) {
+            bytes.fetch_add(len as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The measured bit rate of the current publish's track of `kind` with FLV id `source`.
+    pub fn track_bitrate(&self, kind: &str, source: u8) -> Option<u64> {
+        self.publisher()?;
+        let layout = lock(&self.track_layout);
+        let id = layout.iter().position(|&(k, s)| k == kind && s == source)?;
+        Some(self.track_bps.get(id)?.load(Ordering::Relaxed))
     }
 
     /// A player fetched the playlist.

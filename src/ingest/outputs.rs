@@ -22,10 +22,10 @@ use crate::hls::stream::{HlsSettings, HlsStream, StreamDir};
 use crate::hls::ts_output::{self, SegmentRules, TsEvent, TsOutput};
 use crate::hub::key::StreamKey;
 use crate::hub::stream::{OutputKind, Stream};
-use crate::media::Duration90k;
 use crate::media::codec::TrackKind;
 use crate::media::fanout::{FanOut, Limits, Subscription};
 use crate::media::frame::{Frame, MediaEvent, Track, TrackId, Tracks};
+use crate::media::{Duration90k, Timestamp90k};
 use crate::metrics::Metrics;
 
 /// Most events an output takes from the fan-out at once: a turn of the ingest delivers a few
@@ -297,6 +297,8 @@ struct Lane {
     rendition: Arc<Rendition>,
     /// The current publish's id for the track (the lane's output sees it as track 0).
     track: TrackId,
+    /// Where its latest segment started.
+    last_cut: Option<Timestamp90k>,
 }
 
 impl Lanes {
@@ -336,11 +338,13 @@ impl Lanes {
                     output: CmafOutput::new(self.settings.rules, self.settings.part_target),
                     rendition: Arc::new(Rendition::new(track.kind, track.source, window)),
                     track: track.id,
+                    last_cut: None,
                 });
                 self.all.len() - 1
             });
             let lane = &mut self.all[index];
             lane.track = track.id;
+            lane.last_cut = None;
             lane.rendition.set_config(track.config.clone());
             lane.rendition.window.update(|w, actions| {
                 w.begin_publisher(Instant::now(), actions);
@@ -361,6 +365,12 @@ impl Lanes {
     fn push(&mut self, stream: &Stream, event: &MediaEvent, made: &mut Vec<CmafEvent>) -> bool {
         let mut segment_closed = false;
         let mut advice = Vec::new();
+        // The first video rendition's cuts are the ones the others should share.
+        let lead = self
+            .active
+            .iter()
+            .copied()
+            .find(|&i| self.all[i].rendition.kind == TrackKind::Video);
         for &i in &self.active {
             let lane = &mut self.all[i];
             let translated;
@@ -405,6 +415,23 @@ impl Lanes {
                 MediaEvent::Frame(f) => f.duration,
                 _ => Duration90k::ZERO,
             };
+            if let MediaEvent::Frame(f) = event {
+                let cut = made
+                    .iter()
+                    .any(|m| matches!(m, CmafEvent::SegmentStart { .. }));
+                if cut && lane.rendition.kind == TrackKind::Video {
+                    lane.last_cut = Some(f.dts);
+                    let lead_cut = lead.and_then(|l| self.all[l].last_cut);
+                    // Frames of one time come lead first: a rendition that cuts where the
+                    // lead did not has keyframes elsewhere.
+                    let apart = lead_cut
+                        .is_none_or(|t| t.ticks().abs_diff(f.dts.ticks()) > f.duration.ticks() / 2);
+                    if Some(i) != lead && apart {
+                        note_misaligned(stream, &self.all[i].rendition.name, f.dts);
+                    }
+                }
+            }
+            let lane = &mut self.all[i];
             for m in made.iter() {
                 match m {
                     CmafEvent::Part { data, .. } => {
@@ -438,6 +465,47 @@ impl Lanes {
     fn is_active(&self) -> bool {
         !self.active.is_empty()
     }
+
+    /// The decode time the first video rendition (else the first) waits for next: the
+    /// renditions' frames of one time come together, so reading that one promptly serves
+    /// all.
+    fn awaited(&self) -> Option<Timestamp90k> {
+        let lead = self
+            .active
+            .iter()
+            .find(|&&i| self.all[i].rendition.kind == TrackKind::Video)
+            .or(self.active.first())?;
+        self.all[*lead].output.awaited()
+    }
+
+    /// Payload bytes the renditions hold in parts being gathered.
+    fn open_part_bytes(&self) -> usize {
+        self.active
+            .iter()
+            .map(|&i| self.all[i].output.open_part_bytes())
+            .sum()
+    }
+}
+
+/// A rendition's segment starts where the lead rendition's does not: players switching
+/// between them there glitch. Logged once per publish, counted in the stats API.
+fn note_misaligned(stream: &Stream, rendition: &str, at: Timestamp90k) {
+    let mut first = false;
+    stream.update_media(|m| {
+        first = m.misaligned_cuts == 0;
+        m.misaligned_cuts += 1;
+    });
+    if first {
+        warn!(
+            stream = %stream.name,
+            rendition,
+            at = ?at,
+            "the encoder's renditions do not have their keyframes at the same times: segments \
+             of the variants start at different times and players switching between them \
+             may stall; give every rendition the same keyframe interval (ffmpeg: -g, \
+             -keyint_min and -sc_threshold 0; OBS: a fixed keyframe interval)"
+        );
+    }
 }
 
 impl CmafTask {
@@ -460,6 +528,11 @@ impl CmafTask {
                         w.begin_publisher(Instant::now(), actions);
                         self.stream.set_position(w.position());
                     });
+                }
+                if let MediaEvent::Config(_, config) = &event {
+                    if !config.in_ts() {
+                        self.stream.set_classic_is_cmaf(true);
+                    }
                 }
                 if self.lanes.is_active() {
                     if self.lanes.push(&self.stream, &event, &mut made) {
@@ -531,10 +604,13 @@ impl CmafTask {
                     });
                 }
             }
-            self.stream
-                .set_open_bytes(OutputKind::Cmaf, self.output.open_part_bytes());
-            self.stream
-                .set_awaited(OutputKind::Cmaf, self.output.awaited());
+            let (open, awaited) = if self.lanes.is_active() {
+                (self.lanes.open_part_bytes(), self.lanes.awaited())
+            } else {
+                (self.output.open_part_bytes(), self.output.awaited())
+            };
+            self.stream.set_open_bytes(OutputKind::Cmaf, open);
+            self.stream.set_awaited(OutputKind::Cmaf, awaited);
             if received.closed {
                 debug!(stream = %self.stream.name, "CMAF output ended");
                 return;

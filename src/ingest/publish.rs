@@ -12,8 +12,10 @@ use super::announce::{self, Stopped};
 use super::{Inner, Refusal};
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer, TagKind};
 use crate::hub::stream::{Publisher, Stream};
+use crate::media::codec::CodecConfig;
 use crate::media::frame::{Ending, MediaEvent, TrackId};
 use crate::media::{RtmpTimestamp, Timestamp90k};
+use crate::metrics::TrackLabel;
 
 /// When a message arrived, as well as a read can tell: the kernel's receive time of the
 /// newest data in the read that completed it (`latest`), and the earliest it can have come
@@ -70,6 +72,8 @@ pub struct Publish {
     lead: Option<TrackId>,
     /// How a lead-track frame's decode time maps to when it arrives (see [`Publish::due`]).
     pace: Pace,
+    /// The tracks counted in `tracks_live`, uncounted when the publish ends.
+    counted: Vec<TrackLabel>,
 }
 
 /// When a publisher's frames arrive, relative to their decode times: `arrival - decode time`
@@ -147,6 +151,7 @@ impl Publish {
             broken: false,
             lead: None,
             pace: Pace::default(),
+            counted: Vec::new(),
         }
     }
 
@@ -198,9 +203,34 @@ impl Publish {
         }
         for event in &self.events {
             match event {
-                MediaEvent::Start(tracks) => self.lead = tracks.lead(),
-                MediaEvent::Frame(f) if Some(f.track) == self.lead => {
-                    self.pace.note(f.dts, arrival.latest)
+                MediaEvent::Start(tracks) => {
+                    self.lead = tracks.lead();
+                    let metrics = &self.ingest.metrics;
+                    for label in self.counted.drain(..) {
+                        metrics.tracks_live.get_or_create(&label).dec();
+                    }
+                    for track in &tracks.tracks {
+                        let label = TrackLabel {
+                            kind: track.kind.name(),
+                            codec: track.config.as_deref().map_or("unknown", CodecConfig::name),
+                        };
+                        metrics.tracks_live.get_or_create(&label).inc();
+                        self.counted.push(label);
+                    }
+                    self.stream.set_track_layout(
+                        tracks
+                            .tracks
+                            .iter()
+                            .map(|t| (t.kind.name(), t.source))
+                            .collect(),
+                    );
+                }
+                MediaEvent::Frame(f) => {
+                    self.stream
+                        .add_track_bytes(usize::from(f.track.0), f.data.len());
+                    if Some(f.track) == self.lead {
+                        self.pace.note(f.dts, arrival.latest)
+                    }
                 }
                 _ => {}
             }
@@ -260,6 +290,9 @@ impl Drop for Publish {
             .registry
             .release(&self.stream, self.publisher.id);
         self.ingest.metrics.streams_live.dec();
+        for label in self.counted.drain(..) {
+            self.ingest.metrics.tracks_live.get_or_create(&label).dec();
+        }
         let secs = self.publisher.started_at.elapsed().as_secs_f64();
         if let Some(announcer) = self.announcer.take() {
             let _ = announcer.send(Stopped {
@@ -307,7 +340,8 @@ impl Drop for Publish {
 
 /// Records a track's new configuration for the stats API and logs it.
 fn note_config(stream: &Stream, notice: &ConfigNotice) {
-    let summary = notice.config.summary(notice.source);
+    let mut summary = notice.config.summary(notice.source);
+    summary.colour = notice.colour.clone();
     info!(
         stream = %stream.name,
         track = notice.source,

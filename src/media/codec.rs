@@ -27,6 +27,16 @@ pub enum TrackKind {
     Audio,
 }
 
+impl TrackKind {
+    /// `video` or `audio`, as the stats API names a track's kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+}
+
 /// A track's codec and its decoder configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CodecConfig {
@@ -246,6 +256,12 @@ pub struct TrackSummary {
     pub sample_rate: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u8>,
+    /// HDR and colour description from the encoder's Enhanced RTMP metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<crate::flv::colour::ColourInfo>,
+    /// The track's ingest bit rate, measured over the last seconds (the stats API fills it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u64>,
 }
 
 impl CodecConfig {
@@ -274,10 +290,7 @@ impl CodecConfig {
             _ => (None, None),
         };
         TrackSummary {
-            kind: match self.kind() {
-                TrackKind::Video => "video",
-                TrackKind::Audio => "audio",
-            },
+            kind: self.kind().name(),
             track: source,
             codec: self.codec_string().to_owned(),
             name: self.name(),
@@ -289,6 +302,8 @@ impl CodecConfig {
             frame_rate: video.as_ref().and_then(|v| v.frame_rate),
             sample_rate: audio.as_ref().map(|a| a.sample_rate),
             channels: audio.as_ref().map(|a| a.channels),
+            colour: None,
+            bitrate_kbps: None,
         }
     }
 }
