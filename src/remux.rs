@@ -71,7 +71,9 @@ pub enum RemuxError {
     #[error("TS writer: {0}")]
     Mux(#[from] TsError),
     /// The stream's tracks are not what MPEG-TS carries here (one H.264 and one AAC track).
-    #[error("the stream has {0}: MPEG-TS here carries one H.264 and one AAC track; remux it to CMAF (--format cmaf)")]
+    #[error(
+        "the stream has {0}: MPEG-TS here carries one H.264 and one AAC track; remux it to CMAF (--format cmaf)"
+    )]
     NotTs(String),
 }
 

@@ -505,11 +505,6 @@ impl FlvDemuxer {
     ) -> Result<(), DemuxError> {
         supported_video(codec)?;
         let index = self.track_index(TrackKind::Video, source)?;
-        let track = &self.tracks[index];
-        let current = track.next.as_ref().or(track.config.as_ref());
-        if current.is_some_and(|c| c.source_bytes() == Some(&record)) {
-            return Ok(());
-        }
         let config = match codec {
             VideoCodec::Avc => {
                 let parsed = AvcDecoderConfig::parse(&record).and_then(|record| {
@@ -533,6 +528,12 @@ impl FlvDemuxer {
                 .map_err(|e| codec_error("VP9", source, timestamp, e))?,
             VideoCodec::Other(_) => unreachable!("refused above"),
         };
+        // Encoders repeat sequence starts: only a different record is a new configuration.
+        let track = &self.tracks[index];
+        let current = track.next.as_ref().or(track.config.as_ref());
+        if current.is_some_and(|c| c.source_bytes() == config.source_bytes()) {
+            return Ok(());
+        }
         self.set_config(index, Arc::new(config), false, out);
         Ok(())
     }
@@ -581,9 +582,25 @@ impl FlvDemuxer {
             AudioCodec::Opus => OpusConfig::parse(&raw)
                 .map(CodecConfig::Opus)
                 .map_err(error("Opus"))?,
-            AudioCodec::Flac => FlacConfig::parse(&raw)
-                .map(CodecConfig::Flac)
-                .map_err(error("FLAC"))?,
+            AudioCodec::Flac => {
+                let config = FlacConfig::parse(&raw).map_err(error("FLAC"))?;
+                // Encoders send STREAMINFO again at the end with the sample count and MD5
+                // filled in: the same stream unless what decoding depends on changed.
+                let decoding = |c: &FlacConfig| {
+                    (
+                        c.sample_rate,
+                        c.channels,
+                        c.bits_per_sample,
+                        c.min_block_size,
+                        c.max_block_size,
+                    )
+                };
+                if matches!(track.config.as_deref(), Some(CodecConfig::Flac(c)) if decoding(c) == decoding(&config))
+                {
+                    return Ok(());
+                }
+                CodecConfig::Flac(config)
+            }
             AudioCodec::Ac3 | AudioCodec::Eac3 => {
                 if raw.is_empty() {
                     return Ok(());
@@ -769,7 +786,13 @@ impl FlvDemuxer {
         }
         let track = &mut self.tracks[index];
         if let Some(config) = sized_vp9(track.config.as_deref(), data) {
-            track.config = Some(Arc::new(config));
+            let config = Arc::new(config);
+            self.notices.push(ConfigNotice {
+                source: track.source,
+                config: config.clone(),
+                colour: track.colour.clone(),
+            });
+            track.config = Some(config);
         }
     }
 
@@ -802,6 +825,11 @@ impl FlvDemuxer {
             if let Some(config) = sized_vp9(track.config.as_deref(), &data) {
                 let config = Arc::new(config);
                 out.push(MediaEvent::Config(id, config.clone()));
+                self.notices.push(ConfigNotice {
+                    source: track.source,
+                    config: config.clone(),
+                    colour: track.colour.clone(),
+                });
                 track.config = Some(config);
             }
         }
@@ -1030,6 +1058,7 @@ fn warn_once(count: u64, reason: &'static str) {
 mod tests {
     use super::*;
     use crate::flv::file::{FlvFile, FlvItem};
+    use crate::flv::tag::{AudioBody, AudioMessage, AudioPacket};
 
     fn tags(name: &str) -> Vec<(TagKind, RtmpTimestamp, Bytes)> {
         let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -1261,5 +1290,313 @@ mod tests {
             events.clear();
         }
         assert!(demux.stall.bytes < BYTES_FLOOR);
+    }
+
+    fn demux_file(name: &str) -> (FlvDemuxer, Vec<MediaEvent>) {
+        let mut demux = FlvDemuxer::new();
+        let mut events = Vec::new();
+        let now = Instant::now();
+        for (kind, ts, body) in tags(name) {
+            demux.push(kind, ts, body, now, &mut events).unwrap();
+        }
+        demux.finish(&mut events);
+        (demux, events)
+    }
+
+    fn start(events: &[MediaEvent]) -> &Tracks {
+        match &events[0] {
+            MediaEvent::Start(tracks) => tracks,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_multitrack_publish_has_a_track_per_rendition() {
+        let (_, events) = demux_file("h264_multitrack.flv");
+        let tracks = start(&events);
+        let layout: Vec<_> = tracks
+            .tracks
+            .iter()
+            .map(|t| {
+                let facts = t.config.as_deref().and_then(CodecConfig::video_facts);
+                (t.kind, t.source, facts.map(|f| (f.width, f.height)))
+            })
+            .collect();
+        assert_eq!(
+            layout,
+            [
+                (TrackKind::Video, 0, Some((320, 180))),
+                (TrackKind::Video, 1, Some((256, 144))),
+                (TrackKind::Video, 2, Some((160, 90))),
+                (TrackKind::Audio, 0, None),
+            ]
+        );
+        assert!(tracks.is_multitrack());
+        for id in 0..3 {
+            let video: Vec<_> = frames(&events).filter(|f| f.track == TrackId(id)).collect();
+            assert_eq!(video.len(), 60, "track {id}");
+            assert!(video[0].keyframe && video[30].keyframe, "track {id}");
+            assert!(video.windows(2).all(|w| w[1].dts > w[0].dts));
+        }
+        assert_eq!(
+            frames(&events).filter(|f| f.track == TrackId(3)).count(),
+            95
+        );
+    }
+
+    #[test]
+    fn enhanced_codecs_are_configured_and_framed() {
+        for (file, video, audio) in [
+            ("hevc_aac.flv", "hvc1.", "mp4a.40.2"),
+            ("av1_opus.flv", "av01.", "opus"),
+            ("vp9_opus.flv", "vp09.", "opus"),
+            ("h264_flac.flv", "avc1.", "fLaC"),
+            ("h264_ac3.flv", "avc1.", "ac-3"),
+        ] {
+            // Every non-empty coded audio frame of the file.
+            let audio_frames = tags(file)
+                .into_iter()
+                .filter(|(kind, _, body)| {
+                    *kind == TagKind::Audio
+                        && AudioMessage::parse(body).is_ok_and(|mut m| {
+                            m.packets().all(|p| {
+                                matches!(p, Ok(AudioPacket { body: AudioBody::CodedFrames(d), .. }) if !d.is_empty())
+                            })
+                        })
+                })
+                .count();
+            let (demux, events) = demux_file(file);
+            let tracks = start(&events);
+            // The configuration as it applies at the first video frame (VP9 learns its
+            // picture size from its first keyframe).
+            let first_video = events
+                .iter()
+                .position(|e| matches!(e, MediaEvent::Frame(f) if f.track == TrackId(0)))
+                .unwrap();
+            let v = events[..first_video]
+                .iter()
+                .rev()
+                .find_map(|e| match e {
+                    MediaEvent::Config(TrackId(0), c) => Some(c.clone()),
+                    _ => None,
+                })
+                .or_else(|| tracks.of(TrackKind::Video).unwrap().config.clone())
+                .unwrap();
+            let a = tracks.of(TrackKind::Audio).unwrap().config.clone().unwrap();
+            assert!(v.codec_string().starts_with(video), "{file}: {v:?}");
+            assert_eq!(a.codec_string(), audio, "{file}");
+            let facts = v.video_facts().unwrap();
+            assert_eq!((facts.width, facts.height), (320, 180), "{file}");
+            let video_frames: Vec<_> = frames(&events).filter(|f| f.track == TrackId(0)).collect();
+            assert_eq!(video_frames.len(), 60, "{file}");
+            assert_eq!(
+                video_frames.iter().filter(|f| f.keyframe).count(),
+                2,
+                "{file}: a keyframe a second"
+            );
+            let audio: Vec<_> = frames(&events).filter(|f| f.track == TrackId(1)).collect();
+            assert_eq!(audio.len(), audio_frames, "{file}");
+            // Every audio frame lasts what its header says: 20 ms of Opus, 1024 AAC samples,
+            // 1536 AC-3 samples, FLAC blocks, all at 48 kHz.
+            assert!(
+                audio.iter().all(|f| f.duration > Duration90k::ZERO),
+                "{file}"
+            );
+            assert_eq!(demux.dropped().audio_before_config, 0, "{file}");
+        }
+    }
+
+    fn hevc_record() -> Bytes {
+        let file = tags("hevc_aac.flv");
+        file.into_iter()
+            .find_map(|(kind, _, body)| {
+                let mut m = VideoMessage::parse(&body).ok()?;
+                let packet = m.packets().next()?.ok()?;
+                match (kind, packet.body) {
+                    (TagKind::Video, VideoBody::SequenceStart(record)) => Some(record),
+                    _ => None,
+                }
+            })
+            .unwrap()
+    }
+
+    fn ex_video(first: u8, fourcc: &[u8; 4], rest: &[u8]) -> Bytes {
+        let mut body = vec![first];
+        body.extend_from_slice(fourcc);
+        body.extend_from_slice(rest);
+        Bytes::from(body)
+    }
+
+    #[test]
+    fn bad_enhanced_input_ends_the_publish_by_name() {
+        let now = Instant::now();
+        let ts = RtmpTimestamp(0);
+        // A truncated HEVC record.
+        let record = hevc_record();
+        let mut demux = FlvDemuxer::new();
+        let err = demux
+            .push(
+                TagKind::Video,
+                ts,
+                ex_video(0x90, b"hvc1", &record[..10]),
+                now,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, DemuxError::BadCodecData { codec: "HEVC", .. }),
+            "{err}"
+        );
+        // A track id over the limit (multitrack OneTrack, track 200).
+        let mut body = vec![0x96, 0x00, b'h', b'v', b'c', b'1', 200];
+        body.extend_from_slice(&record);
+        let err = FlvDemuxer::new()
+            .push(TagKind::Video, ts, Bytes::from(body), now, &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            matches!(err, DemuxError::TooManyTracks { track: 200, .. }),
+            "{err}"
+        );
+        // A ninth audio track with a limit of eight.
+        let mut demux = FlvDemuxer::new().with_limits(TrackLimits { video: 8, audio: 2 });
+        let aac = [0x12, 0x10];
+        for track in 0..3u8 {
+            let body = Bytes::from([&[0x90, b'm', b'p', b'4', b'a'][..], &aac].concat());
+            let one =
+                Bytes::from([&[0x95, 0x00, b'm', b'p', b'4', b'a', track][..], &aac].concat());
+            let result = demux.push(
+                TagKind::Audio,
+                ts,
+                if track == 0 { body } else { one },
+                now,
+                &mut Vec::new(),
+            );
+            assert_eq!(result.is_err(), track == 2, "track {track}: {result:?}");
+        }
+        // An unknown FourCC.
+        let err = FlvDemuxer::new()
+            .push(
+                TagKind::Video,
+                ts,
+                ex_video(0x90, b"vvc1", &[1]),
+                now,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, DemuxError::UnsupportedVideoCodec(ref n) if n.contains("vvc1")));
+    }
+
+    #[test]
+    fn frames_before_their_sequence_start_are_dropped_and_counted() {
+        let mut demux = FlvDemuxer::new();
+        let mut events = Vec::new();
+        let now = Instant::now();
+        demux
+            .push(
+                TagKind::Video,
+                RtmpTimestamp(0),
+                ex_video(0x91, b"av01", &[0x12, 0x00]),
+                now,
+                &mut events,
+            )
+            .unwrap();
+        assert_eq!(demux.dropped().video_before_config, 1);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn a_codec_change_on_a_live_track_applies_at_its_next_keyframe() {
+        let mut demux = FlvDemuxer::new();
+        demux.expect_tracks(true, false);
+        let mut events = Vec::new();
+        let now = Instant::now();
+        let h264: Vec<_> = tags("h264_aac.flv")
+            .into_iter()
+            .filter(|(kind, _, _)| *kind == TagKind::Video)
+            .take(40)
+            .collect();
+        let last = h264.last().unwrap().1;
+        for (kind, ts, body) in h264 {
+            demux.push(kind, ts, body, now, &mut events).unwrap();
+        }
+        // The same track switches to HEVC: its sequence start, then an HEVC keyframe.
+        let hevc = tags("hevc_aac.flv");
+        let mut hevc_video = hevc
+            .into_iter()
+            .filter(|(kind, _, _)| *kind == TagKind::Video);
+        let (_, _, start) = hevc_video.next().unwrap();
+        demux
+            .push(
+                TagKind::Video,
+                last.wrapping_add(33),
+                start,
+                now,
+                &mut events,
+            )
+            .unwrap();
+        let key = hevc_video
+            .find(|(_, _, body)| body[0] == 0x91)
+            .map(|(_, _, body)| body)
+            .unwrap();
+        demux
+            .push(TagKind::Video, last.wrapping_add(66), key, now, &mut events)
+            .unwrap();
+        let n = events.len();
+        assert!(
+            matches!(&events[n - 2], MediaEvent::Config(TrackId(0), c) if matches!(**c, CodecConfig::Hevc(_))),
+            "{:?}",
+            &events[n - 2]
+        );
+        assert!(matches!(&events[n - 1], MediaEvent::Frame(f) if f.keyframe));
+    }
+
+    #[test]
+    fn mod_ex_nanosecond_offsets_are_folded_into_media_time() {
+        let mut demux = FlvDemuxer::new();
+        demux.expect_tracks(false, true);
+        let mut events = Vec::new();
+        let now = Instant::now();
+        let head = tags("av1_opus.flv")
+            .into_iter()
+            .find_map(|(kind, _, body)| {
+                let mut m = AudioMessage::parse(&body).ok()?;
+                match m.packets().next()?.ok()?.body {
+                    AudioBody::SequenceStart(h) if kind == TagKind::Audio => Some(h),
+                    _ => None,
+                }
+            })
+            .unwrap();
+        let start = [&[0x90, b'O', b'p', b'u', b's'][..], &head].concat();
+        demux
+            .push(
+                TagKind::Audio,
+                RtmpTimestamp(0),
+                Bytes::from(start),
+                now,
+                &mut events,
+            )
+            .unwrap();
+        // ModEx: 3 bytes of TimestampOffsetNano = 500,000 ns, then CodedFrames, 'Opus',
+        // one 20 ms CELT packet (TOC 0xfc: config 31, stereo, one frame).
+        for (ms, nanos) in [(0u32, 0u32), (20, 500_000)] {
+            let n = nanos.to_be_bytes();
+            let body = [
+                0x97, 2, n[1], n[2], n[3], 0x01, b'O', b'p', b'u', b's', 0xfc, 0xff,
+            ];
+            demux
+                .push(
+                    TagKind::Audio,
+                    RtmpTimestamp(ms),
+                    Bytes::copy_from_slice(&body),
+                    now,
+                    &mut events,
+                )
+                .unwrap();
+        }
+        let times: Vec<_> = frames(&events).map(|f| f.pts).collect();
+        assert_eq!(times.len(), 2);
+        // 20 ms and 0.5 ms: 1,800 + 45 ticks.
+        assert_eq!(times[1].saturating_since(times[0]), Duration90k(1_845));
+        assert!(frames(&events).all(|f| f.duration == Duration90k(1_800)));
     }
 }
