@@ -49,6 +49,47 @@ struct Case {
     playlist: &'static str,
     /// hls.js `lowLatencyMode`.
     low_latency: bool,
+    /// What the encoder publishes.
+    source: Source,
+}
+
+/// The live encode a case plays.
+#[derive(Clone, Copy)]
+enum Source {
+    /// H.264 and AAC, 720p30 ([`Publisher::test_pattern`]).
+    H264Aac,
+    /// AV1 (libsvtav1) and Opus (libopus) from ffmpeg 9, 640x360 at 30 fps with a keyframe
+    /// every 2 s (the default `hls.time`).
+    Av1Opus,
+}
+
+impl Source {
+    fn publish(self, url: &str) -> Publisher {
+        match self {
+            Source::H264Aac => Publisher::test_pattern(url, PUBLISH_SECONDS),
+            Source::Av1Opus => Publisher::ffmpeg9_live(
+                url,
+                "640x360",
+                &[
+                    "-c:v",
+                    "libsvtav1",
+                    "-preset",
+                    "12",
+                    "-b:v",
+                    "500k",
+                    "-g",
+                    "60",
+                    "-svtav1-params",
+                    "scd=0",
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    "64k",
+                ],
+                PUBLISH_SECONDS,
+            ),
+        }
+    }
 }
 
 #[test]
@@ -56,6 +97,7 @@ fn hls_js_plays_classic_hls() {
     plays(Case {
         playlist: "index.m3u8",
         low_latency: false,
+        source: Source::H264Aac,
     });
 }
 
@@ -66,7 +108,160 @@ fn hls_js_plays_low_latency_hls() {
     plays(Case {
         playlist: "llhls.m3u8",
         low_latency: true,
+        source: Source::H264Aac,
     });
+}
+
+/// AV1 video and Opus audio (Enhanced RTMP from ffmpeg 9), which only the CMAF output
+/// carries: hls.js in low-latency mode plays `llhls.m3u8` as it plays H.264 and AAC.
+#[test]
+fn hls_js_plays_av1_opus_low_latency_hls() {
+    plays(Case {
+        playlist: "llhls.m3u8",
+        low_latency: true,
+        source: Source::Av1Opus,
+    });
+}
+
+/// The renditions of a multitrack publish (ffmpeg 9: three H.264 video tracks and AAC).
+const LEVELS: [(u32, u32); 3] = [(640, 360), (480, 270), (320, 180)];
+/// How long the player plays each level after switching to it.
+const LEVEL_SECONDS: u32 = 4;
+
+/// A multitrack publish played as adaptive bitrate: hls.js in low-latency mode loads the
+/// multivariant `llhls.m3u8` with its three levels, is switched to each in turn with
+/// `hls.currentLevel = n` (`tests/browser/levels.mjs`), and must show that level's picture
+/// and keep playing after every switch, with no stall and no fatal error.
+#[test]
+fn hls_js_switches_the_levels_of_a_multitrack_stream() {
+    let _turn = ONE_PLAYER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_browser();
+    let server = ServerProcess::start(&[]);
+    let key = "levels";
+    let (big, medium, small) = (LEVELS[0], LEVELS[1], LEVELS[2]);
+    let split = format!(
+        "[0:v]split=3[a][b][c];[b]scale={}:{}[b2];[c]scale={}:{}[c2]",
+        medium.0, medium.1, small.0, small.1
+    );
+    let publisher = Publisher::ffmpeg9_live(
+        &server.rtmp_url(key),
+        &format!("{}x{}", big.0, big.1),
+        &[
+            "-filter_complex",
+            &split,
+            "-map",
+            "[a]",
+            "-map",
+            "[b2]",
+            "-map",
+            "[c2]",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-b:v:0",
+            "800k",
+            "-b:v:1",
+            "400k",
+            "-b:v:2",
+            "200k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ],
+        PUBLISH_SECONDS,
+    );
+    // Every rendition lists a full window before the viewer joins.
+    let listed = wait_for(STREAM_TIMEOUT, || {
+        get(&server.http_url(&format!("/live/{key}/llhls.m3u8"))).status == 200
+            && ["v0", "v1", "v2", "a0"].iter().all(|r| {
+                let p = get(&server.http_url(&format!("/live/{key}/{r}/llhls.m3u8")));
+                p.status == 200 && p.text().matches("#EXTINF").count() >= SEGMENTS_BEFORE_JOIN
+            })
+    });
+    assert!(
+        listed,
+        "the renditions of {key} did not list {SEGMENTS_BEFORE_JOIN} segments:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+
+    let url = server.http_url(&format!("/live/{key}/llhls.m3u8"));
+    let mut player = Player::spawn(
+        "levels.mjs",
+        &[
+            "--url",
+            &url,
+            "--levels",
+            &LEVELS.len().to_string(),
+            "--settle",
+            &LEVEL_SECONDS.to_string(),
+            "--start-timeout",
+            &FIRST_FRAME_SECONDS.to_string(),
+            "--low-latency",
+        ],
+    );
+    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
+    let context = || {
+        format!(
+            "player:\n{}\nserver:\n{}\npublisher:\n{}",
+            player.stderr(),
+            server.logs(),
+            publisher.logs()
+        )
+    };
+    assert!(
+        exited,
+        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
+        context()
+    );
+    let result = player.result().unwrap_or_else(|| {
+        panic!(
+            "no result line from levels.mjs: {:?}\n{}",
+            player.stdout(),
+            context()
+        )
+    });
+    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
+    assert_eq!(result["ok"], true, "{result}");
+    let levels = result["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), LEVELS.len(), "{result}");
+    for (width, height) in LEVELS {
+        assert!(
+            levels
+                .iter()
+                .any(|l| l["width"] == width && l["height"] == height),
+            "no {width}x{height} level: {result}"
+        );
+    }
+    let switches = result["switches"].as_array().expect("switches");
+    assert_eq!(switches.len(), LEVELS.len(), "{result}");
+    for s in switches {
+        assert_eq!(s["level_switched"], true, "{result}");
+        assert_eq!(s["current_level"], s["level"], "{result}");
+        assert_eq!(s["picture"], s["want"], "{result}");
+        let advanced = s["advanced_s"].as_f64().expect("advanced_s");
+        assert!(
+            advanced >= f64::from(LEVEL_SECONDS) / 2.0,
+            "the position moved {advanced} s after a switch: {result}"
+        );
+    }
+    assert_eq!(result["fatal"], Value::Array(vec![]), "{result}");
+    assert_eq!(result["waiting"], Value::Array(vec![]), "{result}");
+    assert_eq!(player.status_code(), Some(0), "{result}");
 }
 
 /// The stamp row `scripts/stamp_publisher.py` draws reads back with the page's decoder
@@ -125,7 +320,7 @@ fn plays(case: Case) {
     ensure_browser();
     let server = ServerProcess::start(&[]);
     let key = "browser";
-    let publisher = Publisher::test_pattern(&server.rtmp_url(key), PUBLISH_SECONDS);
+    let publisher = case.source.publish(&server.rtmp_url(key));
     let url = server.http_url(&format!("/live/{key}/{}", case.playlist));
     let listed = wait_for(STREAM_TIMEOUT, || {
         let r = get(&url);
@@ -281,14 +476,31 @@ struct Player {
 
 impl Player {
     fn start(url: &str, case: &Case) -> Player {
+        let seconds = PLAY_SECONDS.to_string();
+        let start_timeout = FIRST_FRAME_SECONDS.to_string();
+        let mut args = vec![
+            "--url",
+            url,
+            "--seconds",
+            &seconds,
+            "--start-timeout",
+            &start_timeout,
+        ];
+        if case.low_latency {
+            args.push("--low-latency");
+        }
+        Player::spawn("play.mjs", &args)
+    }
+
+    /// `node SCRIPT ARGS --pid-file FILE --verbose` in tests/browser (`play.mjs`, or a
+    /// script that starts Chromium the same way).
+    fn spawn(script: &str, args: &[&str]) -> Player {
         let scratch = tempfile::tempdir().expect("temp dir");
         let pid_file = scratch.path().join("chromium.pid");
         let mut command = Command::new("node");
         command
-            .arg("play.mjs")
-            .args(["--url", url])
-            .args(["--seconds", &PLAY_SECONDS.to_string()])
-            .args(["--start-timeout", &FIRST_FRAME_SECONDS.to_string()])
+            .arg(script)
+            .args(args)
             .arg("--pid-file")
             .arg(&pid_file)
             .arg("--verbose")
@@ -298,9 +510,6 @@ impl Player {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if case.low_latency {
-            command.arg("--low-latency");
-        }
         let mut child = command.spawn().expect("node runs");
         let stdout = collect(child.stdout.take().expect("piped"));
         let stderr = collect(child.stderr.take().expect("piped"));

@@ -351,10 +351,13 @@ impl Stream {
 
     /// EXT-X-TARGETDURATION, once the first segment fixed it.
     pub fn target_duration(&self) -> Option<u32> {
+        if let Some(lead) = self.renditions().first() {
+            return lead.window.read(LlStream::target_duration);
+        }
         match (&self.ts, &self.cmaf) {
-            (Some(ts), _) => ts.read(HlsStream::target_duration),
-            (None, Some(ll)) => ll.read(LlStream::target_duration),
-            (None, None) => None,
+            (Some(ts), _) if !self.classic_is_cmaf() => ts.read(HlsStream::target_duration),
+            (_, Some(ll)) => ll.read(LlStream::target_duration),
+            (_, None) => None,
         }
     }
 
@@ -369,12 +372,17 @@ impl Stream {
             .cmaf
             .as_ref()
             .map_or(0, |ll| ll.read(LlStream::memory_bytes));
+        let renditions: usize = self
+            .renditions()
+            .iter()
+            .map(|r| r.window.read(LlStream::memory_bytes))
+            .sum();
         let open: usize = self
             .open_bytes
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .sum();
-        ts + cmaf + open
+        ts + cmaf + renditions + open
     }
 
     /// `output` holds this many bytes of the segment or part it is writing.
@@ -382,12 +390,16 @@ impl Stream {
         self.open_bytes[output as usize].store(bytes, Ordering::Relaxed);
     }
 
-    /// Segments of the classic output (or, without it, of the CMAF output) so far.
+    /// Segments of the output `index.m3u8` serves (the classic one, or the CMAF one for a
+    /// stream MPEG-TS does not carry, or the first rendition of a multitrack stream) so far.
     pub fn segments_produced(&self) -> u64 {
+        if let Some(lead) = self.renditions().first() {
+            return lead.window.read(LlStream::segments_produced);
+        }
         match (&self.ts, &self.cmaf) {
-            (Some(ts), _) => ts.read(HlsStream::segments_produced),
-            (None, Some(ll)) => ll.read(LlStream::segments_produced),
-            (None, None) => 0,
+            (Some(ts), _) if !self.classic_is_cmaf() => ts.read(HlsStream::segments_produced),
+            (_, Some(ll)) => ll.read(LlStream::segments_produced),
+            (_, None) => 0,
         }
     }
 

@@ -135,7 +135,8 @@ impl Outputs {
                 subscription: stream.fanout.subscribe(),
                 output: CmafOutput::new(settings.rules, settings.part_target),
                 metrics: self.metrics.clone(),
-                advice: (!settings.ts).then_some(advice),
+                advice,
+                ts_on: settings.ts,
                 lanes: Lanes {
                     disk: self.disk.clone(),
                     dir: dir_for_lanes.clone(),
@@ -275,7 +276,9 @@ struct CmafTask {
     subscription: Subscription,
     output: CmafOutput,
     metrics: Arc<Metrics>,
-    advice: Option<Advice>,
+    advice: Advice,
+    /// The TS output runs too: it gives the encoder advice for the streams it carries.
+    ts_on: bool,
     lanes: Lanes,
 }
 
@@ -362,7 +365,13 @@ impl Lanes {
 
     /// Takes one event of a multitrack publish: each lane gets its track's part of it, as
     /// the stream of a publish of that track alone. Returns whether a segment closed.
-    fn push(&mut self, stream: &Stream, event: &MediaEvent, made: &mut Vec<CmafEvent>) -> bool {
+    fn push(
+        &mut self,
+        stream: &Stream,
+        event: &MediaEvent,
+        made: &mut Vec<CmafEvent>,
+        lead_advice: &mut Vec<CmafAdvice>,
+    ) -> bool {
         let mut segment_closed = false;
         let mut advice = Vec::new();
         // The first video rendition's cuts are the ones the others should share.
@@ -406,6 +415,9 @@ impl Lanes {
             if let Err(e) = lane.output.push(event, made, &mut advice) {
                 warn!(stream = %stream.name, rendition = %lane.rendition.name, "fMP4 writer refused media, part dropped: {e}");
                 lane.output.discard_part();
+            }
+            if Some(i) == lead {
+                lead_advice.append(&mut advice);
             }
             advice.clear();
             if made.is_empty() {
@@ -466,6 +478,16 @@ impl Lanes {
         !self.active.is_empty()
     }
 
+    /// The first video rendition's keyframe interval (else the first rendition's).
+    fn keyframe_interval(&self) -> Option<Duration90k> {
+        let lead = self
+            .active
+            .iter()
+            .find(|&&i| self.all[i].rendition.kind == TrackKind::Video)
+            .or(self.active.first())?;
+        self.all[*lead].output.keyframe_interval()
+    }
+
     /// The decode time the first video rendition (else the first) waits for next: the
     /// renditions' frames of one time come together, so reading that one promptly serves
     /// all.
@@ -509,6 +531,24 @@ fn note_misaligned(stream: &Stream, rendition: &str, at: Timestamp90k) {
 }
 
 impl CmafTask {
+    /// Whether this output gives the encoder advice: when no TS output runs, or the stream's
+    /// codecs are not ones it carries.
+    fn advises(&self) -> bool {
+        !self.ts_on || self.stream.classic_is_cmaf()
+    }
+
+    fn advise(&self, advice: &mut Vec<CmafAdvice>) {
+        let advises = self.advises();
+        for a in advice.drain(..).filter(|_| advises) {
+            match a {
+                CmafAdvice::LongKeyframeInterval { interval } => {
+                    self.advice.long_keyframe_interval(&self.stream, interval)
+                }
+                CmafAdvice::ForcedCut { length } => self.advice.forced_cut(&self.stream, length),
+            }
+        }
+    }
+
     async fn run(mut self) {
         let mut events = Vec::with_capacity(BATCH);
         let mut made = Vec::new();
@@ -535,10 +575,14 @@ impl CmafTask {
                     }
                 }
                 if self.lanes.is_active() {
-                    if self.lanes.push(&self.stream, &event, &mut made) {
+                    let closed = self.lanes.push(&self.stream, &event, &mut made, &mut advice);
+                    self.advise(&mut advice);
+                    if closed {
                         if let Some(id) = publisher {
                             self.stream.mark_playable(id);
                         }
+                        let interval = self.lanes.keyframe_interval();
+                        self.stream.update_media(|m| m.keyframe_interval = interval);
                         let renditions = self.stream.renditions();
                         self.stream.set_multivariant(rendition::multivariant(
                             &renditions,
@@ -552,17 +596,7 @@ impl CmafTask {
                     warn!(stream = %self.stream.name, "fMP4 writer refused media, part dropped: {e}");
                     self.output.discard_part();
                 }
-                for a in advice.drain(..) {
-                    match (self.advice, a) {
-                        (Some(x), CmafAdvice::LongKeyframeInterval { interval }) => {
-                            x.long_keyframe_interval(&self.stream, interval)
-                        }
-                        (Some(x), CmafAdvice::ForcedCut { length }) => {
-                            x.forced_cut(&self.stream, length)
-                        }
-                        (None, _) => {}
-                    }
-                }
+                self.advise(&mut advice);
                 if !made.is_empty() {
                     let closed_by = match &event {
                         MediaEvent::Frame(f) => f.received,
@@ -591,7 +625,7 @@ impl CmafTask {
                         if let Some(id) = publisher {
                             self.stream.mark_playable(id);
                         }
-                        if self.advice.is_some() {
+                        if self.advises() {
                             let interval = self.output.keyframe_interval();
                             self.stream.update_media(|m| m.keyframe_interval = interval);
                         }

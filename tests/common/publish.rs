@@ -294,3 +294,31 @@ pub fn live_publisher(server: &ServerProcess, key: &str) -> Publisher {
         &["-stream_loop", "-1"],
     )
 }
+
+/// The test picture ffmpeg 9 encodes for the Enhanced RTMP tests: lavfi testsrc2 at `size`
+/// and 30 fps, converted to BT.709 limited-range 4:2:0 (as testdata/flv/make.sh does: without
+/// it libx265 tags the stream with the RGB source's GBR matrix).
+pub fn ffmpeg9_test_picture(size: &str) -> String {
+    format!("testsrc2=size={size}:rate=30,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+}
+
+impl Publisher {
+    /// A live encoder on ffmpeg 9 ([`ffmpeg9`]): `-re` the test picture at `size` (input 0)
+    /// and a 440 Hz stereo 48 kHz sine (input 1), encoded with `codec_args` (which may
+    /// also hold `-filter_complex` and `-map`), published as (Enhanced) FLV to `url` for
+    /// at most `seconds`.
+    pub fn ffmpeg9_live(url: &str, size: &str, codec_args: &[&str], seconds: u32) -> Publisher {
+        let mut command = Command::new(ffmpeg9());
+        command
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
+            .args(["-re", "-f", "lavfi", "-i"])
+            .arg(ffmpeg9_test_picture(size))
+            .args(["-re", "-f", "lavfi", "-i"])
+            .arg("sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo")
+            .args(codec_args)
+            .args(["-t", &seconds.to_string(), "-f", "flv", url])
+            // libsvtav1 prints its banner and settings unless told otherwise.
+            .env("SVT_LOG", "1");
+        Publisher::spawn(command)
+    }
+}
