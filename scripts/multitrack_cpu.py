@@ -15,6 +15,9 @@ the release server and measures its CPU (utime+stime from /proc) over --seconds 
 - multitrack: N streams of the multitrack file (N publishes, 4 tracks each);
 - separate:   3N streams, N of each rendition file (3N publishes, 2 tracks each);
 
+(a single-rendition H.264/AAC stream gets the TS output besides CMAF on the defaults, a
+multitrack one CMAF only; --cmaf-only switches TS off for both, to compare like with like)
+
 and prints each phase's CPU (% of one core, in all and per rendition set) and RSS growth,
 and the medians and their ratio. Only the Python standard library is used; figures are
 printed, never asserted.
@@ -72,14 +75,14 @@ def make_media():
     return multitrack, singles
 
 
-def measure(files_and_counts, seconds, warmup):
+def measure(files_and_counts, seconds, warmup, extra=()):
     """Server CPU (% of one core) and RSS growth while the given publishers run."""
     work = tempfile.mkdtemp(prefix="multitrack-cpu-")
     rtmp, http = load.free_port(), load.free_port()
     server = subprocess.Popen(
         [load.BIN, "--bind", "127.0.0.1", "--rtmp-port", str(rtmp), "--http-port", str(http),
          "--media-root", os.path.join(work, "media"), "--log-level", "warn",
-         "--rtmp-max-connections", "10000"],
+         "--rtmp-max-connections", "10000", *extra],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
     loadgens = []
     try:
@@ -117,14 +120,18 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cmaf-only", action="store_true",
+                        help="run the server with hls.ts off, so the separate streams make "
+                             "the same outputs as the multitrack one (CMAF only)")
     args = parser.parse_args()
+    extra = ["--hls-ts", "false"] if args.cmaf_only else []
     multitrack, singles = make_media()
     n = args.streams
     results = {"multitrack": [], "separate": []}
     for r in range(args.rounds):
         for phase, publishers in [("multitrack", [(multitrack, n)]),
                                   ("separate", [(path, n) for path in singles])]:
-            cpu, rss, segments = measure(publishers, args.seconds, args.warmup)
+            cpu, rss, segments = measure(publishers, args.seconds, args.warmup, extra)
             results[phase].append(cpu)
             print(f"round {r + 1} {phase:10}: {len(publishers) * n:3} publishes  "
                   f"CPU {cpu:6.2f}% ({cpu / n:.3f}% per rendition set)  "

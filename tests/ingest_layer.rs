@@ -146,6 +146,7 @@ fn metadata(body: &[u8]) -> Option<StreamMetadata> {
             Some(Value::Number(n)) => Some(*n),
             _ => None,
         },
+        audio_labels: Vec::new(),
     })
 }
 

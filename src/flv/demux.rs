@@ -225,10 +225,7 @@ struct TrackState {
 impl TrackState {
     /// The frame rate the configuration gives, if any.
     fn configured_frame_rate(&self) -> Option<f64> {
-        self.config
-            .as_deref()
-            .and_then(CodecConfig::video_facts)
-            .and_then(|f| f.frame_rate)
+        self.config.as_deref().and_then(CodecConfig::frame_rate)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::hls::served::Served;
 use crate::hub::stream::lock;
 use crate::media::Duration90k;
 use crate::media::codec::{CodecConfig, TrackKind};
+use crate::media::frame::TrackName;
 
 /// The audio group every video variant of a multitrack stream names.
 const AUDIO_GROUP: &str = "audio";
@@ -119,7 +120,11 @@ fn bits_per_second(bytes: u64, duration: Duration90k) -> u64 {
 /// `EXT-X-MEDIA` group that every variant names. `None` until every rendition has closed a
 /// segment (BANDWIDTH is measured, never guessed). `playlist`: the media playlist's file
 /// name in each rendition's folder.
-pub fn multivariant(renditions: &[Arc<Rendition>], playlist: &str) -> Option<String> {
+pub fn multivariant(
+    renditions: &[Arc<Rendition>],
+    labels: &[TrackName],
+    playlist: &str,
+) -> Option<String> {
     let mut audio = Vec::new();
     let mut audio_codec = None;
     let mut audio_peak = 0;
@@ -133,10 +138,13 @@ pub fn multivariant(renditions: &[Arc<Rendition>], playlist: &str) -> Option<Str
             audio_peak = peak;
             audio_average = average;
         }
+        let label = labels.iter().find(|l| l.track == r.source);
         audio.push(AudioRendition {
             group: AUDIO_GROUP.to_owned(),
-            name: format!("Audio {}", r.source),
-            language: None,
+            name: label
+                .and_then(|l| l.name.clone().or_else(|| l.language.clone()))
+                .unwrap_or_else(|| format!("Audio {}", r.source)),
+            language: label.and_then(|l| l.language.clone()),
             default: audio.is_empty(),
             autoselect: true,
             channels: facts.map(|f| f.channels),

@@ -49,6 +49,8 @@ pub struct MediaInfo {
     pub keyframe_interval: Option<Duration90k>,
     /// The encoder's name, from its metadata.
     pub encoder: Option<String>,
+    /// Names and languages the publisher's metadata gives its audio tracks.
+    pub audio_labels: Vec<crate::media::frame::TrackName>,
     /// Segments of a multitrack publish's renditions that started where the first video
     /// rendition's did not (the encoder's keyframes are not aligned).
     pub misaligned_cuts: u64,
@@ -59,6 +61,9 @@ pub struct MediaInfo {
 struct Renditions {
     list: Arc<[Arc<Rendition>]>,
     multivariant: Option<Arc<PlaylistSnapshot>>,
+    /// Renditions of earlier publishes the current one does not have: no longer served, but
+    /// swept until their files' availability has passed and they are deleted.
+    retired: Vec<Arc<Rendition>>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -263,14 +268,20 @@ impl Stream {
                 gone
             })
         });
-        let renditions = self.renditions().iter().all(|r| {
+        let sweep = |r: &Arc<Rendition>| {
             r.window.update(|w, actions| {
                 let gone = w.sweep(now, actions);
                 r.set_position(w.position());
                 gone
             })
-        });
-        ts && cmaf && renditions
+        };
+        let renditions = self.renditions().iter().all(sweep);
+        let retired = std::mem::take(&mut lock(&self.renditions).retired);
+        let (gone, left): (Vec<_>, Vec<_>) = retired.into_iter().partition(sweep);
+        drop(gone);
+        let retired_gone = left.is_empty();
+        lock(&self.renditions).retired.extend(left);
+        ts && cmaf && renditions && retired_gone
     }
 
     /// The Low-Latency window changed: where it stands now.
@@ -311,10 +322,13 @@ impl Stream {
 
     /// A new multitrack publish's renditions (or none: a single-track publish).
     pub fn set_renditions(&self, list: Vec<Arc<Rendition>>) {
-        *lock(&self.renditions) = Renditions {
-            list: list.into(),
-            multivariant: None,
-        };
+        let mut r = lock(&self.renditions);
+        let kept = |old: &Arc<Rendition>| list.iter().any(|new| Arc::ptr_eq(new, old));
+        let gone: Vec<_> = r.list.iter().filter(|old| !kept(old)).cloned().collect();
+        r.retired.retain(|old| !kept(old));
+        r.retired.extend(gone);
+        r.list = list.into();
+        r.multivariant = None;
     }
 
     /// The renditions' multivariant playlist changed (bandwidths are measured per segment).

@@ -364,15 +364,15 @@ impl Lanes {
     }
 
     /// Takes one event of a multitrack publish: each lane gets its track's part of it, as
-    /// the stream of a publish of that track alone. Returns whether a segment closed.
+    /// the stream of a publish of that track alone. Returns how many segments closed.
     fn push(
         &mut self,
         stream: &Stream,
         event: &MediaEvent,
         made: &mut Vec<CmafEvent>,
         lead_advice: &mut Vec<CmafAdvice>,
-    ) -> bool {
-        let mut segment_closed = false;
+    ) -> u64 {
+        let mut segments_closed = 0;
         let mut advice = Vec::new();
         // The first video rendition's cuts are the ones the others should share.
         let lead = self
@@ -451,7 +451,7 @@ impl Lanes {
                     }
                     CmafEvent::SegmentEnd { duration, .. } => {
                         lane.rendition.note_segment(*duration);
-                        segment_closed = true;
+                        segments_closed += 1;
                     }
                     _ => {}
                 }
@@ -471,7 +471,7 @@ impl Lanes {
                 });
             }
         }
-        segment_closed
+        segments_closed
     }
 
     fn is_active(&self) -> bool {
@@ -575,20 +575,24 @@ impl CmafTask {
                     }
                 }
                 if self.lanes.is_active() {
-                    let closed = self.lanes.push(&self.stream, &event, &mut made, &mut advice);
+                    let closed = self
+                        .lanes
+                        .push(&self.stream, &event, &mut made, &mut advice);
                     self.advise(&mut advice);
-                    if closed {
+                    if closed > 0 {
                         if let Some(id) = publisher {
                             self.stream.mark_playable(id);
                         }
                         let interval = self.lanes.keyframe_interval();
                         self.stream.update_media(|m| m.keyframe_interval = interval);
                         let renditions = self.stream.renditions();
+                        let labels = self.stream.media().audio_labels;
                         self.stream.set_multivariant(rendition::multivariant(
                             &renditions,
+                            &labels,
                             crate::hls::ll_stream::PLAYLIST_NAME,
                         ));
-                        self.metrics.segments_total.inc();
+                        self.metrics.segments_total.inc_by(closed);
                     }
                     continue;
                 }
@@ -625,9 +629,11 @@ impl CmafTask {
                         if let Some(id) = publisher {
                             self.stream.mark_playable(id);
                         }
+                        // The output index.m3u8 serves counts the stream's segments.
                         if self.advises() {
                             let interval = self.output.keyframe_interval();
                             self.stream.update_media(|m| m.keyframe_interval = interval);
+                            self.metrics.segments_total.inc_by(segments as u64);
                         }
                     }
                 }

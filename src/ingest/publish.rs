@@ -13,7 +13,7 @@ use super::{Inner, Refusal};
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer, TagKind};
 use crate::hub::stream::{Publisher, Stream};
 use crate::media::codec::CodecConfig;
-use crate::media::frame::{Ending, MediaEvent, TrackId};
+use crate::media::frame::{Ending, MediaEvent, TrackId, TrackName};
 use crate::media::{RtmpTimestamp, Timestamp90k};
 use crate::metrics::TrackLabel;
 
@@ -50,6 +50,9 @@ pub struct StreamMetadata {
     pub encoder: Option<String>,
     /// Frames per second (`framerate` or `videoframerate`).
     pub frame_rate: Option<f64>,
+    /// Names and languages of audio tracks (Enhanced RTMP's `audioTrackIdInfoMap`), for the
+    /// multivariant playlist's renditions.
+    pub audio_labels: Vec<TrackName>,
 }
 
 /// A live publish. Dropping it (or [`Publish::stop`]) ends it: the outputs close what they
@@ -181,6 +184,9 @@ impl Publish {
         self.stream.update_media(|m| {
             m.encoder = metadata.encoder.or(m.encoder.take());
             m.frame_rate = m.frame_rate.or(metadata.frame_rate);
+            if !metadata.audio_labels.is_empty() {
+                m.audio_labels = metadata.audio_labels;
+            }
         });
     }
 

@@ -168,6 +168,18 @@ impl CodecConfig {
         matches!(self, CodecConfig::H264(_) | CodecConfig::Aac(_))
     }
 
+    /// The frame rate a video configuration states (H.264/HEVC VUI timing, AV1 timing info),
+    /// without building its facts (this is asked per frame).
+    pub fn frame_rate(&self) -> Option<f64> {
+        match self {
+            CodecConfig::H264(c) => c.info.frame_rate,
+            CodecConfig::Hevc(c) => c.facts.frame_rate,
+            CodecConfig::Av1(c) => c.facts.frame_rate,
+            CodecConfig::Vp9(c) => c.facts.frame_rate,
+            _ => None,
+        }
+    }
+
     /// A video track's picture facts.
     pub fn video_facts(&self) -> Option<VideoFacts> {
         match self {

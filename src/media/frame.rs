@@ -33,6 +33,17 @@ pub struct Track {
     pub config: Option<Arc<CodecConfig>>,
 }
 
+/// What a publisher's metadata says to call one of its tracks (in a multivariant playlist's
+/// renditions).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackName {
+    /// The FLV track id.
+    pub track: u8,
+    pub name: Option<String>,
+    /// An RFC 5646 language tag.
+    pub language: Option<String>,
+}
+
 /// The tracks a publisher sends, fixed for its publish: video tracks first (by FLV track id),
 /// then audio tracks.
 #[derive(Clone, Debug, PartialEq)]

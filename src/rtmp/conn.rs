@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use crate::flv::demux::TagKind;
 use crate::ingest::{Arrival, Ingest, Publish, Refusal, StreamMetadata};
 use crate::media::RtmpTimestamp;
+use crate::media::frame::TrackName;
 use crate::rtmp::amf0::Value;
 use crate::rtmp::merged_read::{self, ReadMode};
 use crate::rtmp::{
@@ -423,7 +424,43 @@ fn metadata(properties: &[(String, Value)]) -> StreamMetadata {
         audio: get("audiocodecid").is_some(),
         encoder: get("encoder").and_then(|v| v.as_str()).map(str::to_string),
         frame_rate,
+        audio_labels: get("audioTrackIdInfoMap")
+            .and_then(Value::properties)
+            .map(track_labels)
+            .unwrap_or_default(),
     }
+}
+
+/// Most tracks a metadata map is read for (above any track limit).
+const MAX_LABELLED_TRACKS: usize = 32;
+
+/// Names and languages from an Enhanced RTMP `audioTrackIdInfoMap` (keys: track ids; values:
+/// objects whose `name`/`title` and `language`/`lang` strings, when given, label the track).
+/// What is not a track id or a plausible label is left out.
+///
+/// Spec: Enhanced RTMP v2 "Enhancing onMetaData" (audioTrackIdInfoMap).
+fn track_labels(map: &[(String, Value)]) -> Vec<TrackName> {
+    let text = |v: &Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| v.property(k).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.chars().take(64).collect::<String>())
+    };
+    map.iter()
+        .take(MAX_LABELLED_TRACKS)
+        .filter_map(|(key, value)| {
+            let track = key.trim().parse::<u8>().ok()?;
+            let language = text(value, &["language", "lang"]).filter(|l| {
+                l.len() <= 35 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            Some(TrackName {
+                track,
+                name: text(value, &["name", "title", "label"]),
+                language,
+            })
+        })
+        .collect()
 }
 
 /// Waits for `token`, or forever without one.
@@ -431,5 +468,63 @@ async fn cancelled(token: Option<CancellationToken>) {
     match token {
         Some(t) => t.cancelled().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(fields: &[(&str, Value)]) -> Value {
+        Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn audio_track_names_and_languages_come_from_the_info_map() {
+        let map = object(&[
+            (
+                "1",
+                object(&[
+                    ("name", "Commentary".into()),
+                    ("language", "en-GB".into()),
+                    ("audiodatarate", Value::Number(128.0)),
+                ]),
+            ),
+            ("2", object(&[("lang", "de".into())])),
+            // Not track ids, or not plausible labels: left out.
+            ("x", object(&[("name", "nope".into())])),
+            ("3", object(&[("language", "en GB; drop".into())])),
+        ]);
+        let properties = vec![
+            ("audiocodecid".to_owned(), Value::Number(10.0)),
+            ("audioTrackIdInfoMap".to_owned(), map),
+        ];
+        let labels = metadata(&properties).audio_labels;
+        assert_eq!(
+            labels,
+            [
+                TrackName {
+                    track: 1,
+                    name: Some("Commentary".into()),
+                    language: Some("en-GB".into()),
+                },
+                TrackName {
+                    track: 2,
+                    name: None,
+                    language: Some("de".into()),
+                },
+                TrackName {
+                    track: 3,
+                    name: None,
+                    language: None,
+                },
+            ]
+        );
+        assert!(metadata(&[]).audio_labels.is_empty());
     }
 }
