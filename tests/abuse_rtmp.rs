@@ -399,8 +399,8 @@ fn media_before_its_configuration_is_dropped_and_the_stream_continues() {
     let (playlist, segments) = finished_segments(&server, "early");
     assert_same_frames(&source, &segments);
     check_output(&server.stream_dir("early"), &playlist, true, true);
-    server.assert_logged("H.264 frame before any AVC sequence header");
-    server.assert_logged("AAC frame before any AudioSpecificConfig");
+    server.assert_logged("video frame before its track's sequence start");
+    server.assert_logged("audio frame before its track's sequence start");
 }
 
 #[test]
