@@ -275,6 +275,8 @@ fn remux_cmaf(
                     demux
                         .push(kind, tag.timestamp, tag.body, now, &mut media)
                         .with_context(|| format!("remuxing {}", input.display()))?;
+                    // Configurations are for logs and the stats API; a file has none of those.
+                    demux.take_notices().for_each(drop);
                 }
             }
         }

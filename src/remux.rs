@@ -171,6 +171,15 @@ impl Remuxer {
     fn drain(&mut self, out: &mut Vec<RemuxEvent>) -> Result<(), RemuxError> {
         let mut result = Ok(());
         for event in self.media.drain(..) {
+            if let MediaEvent::Config(track, config) = &event {
+                if result.is_ok() && !config.in_ts() {
+                    result = Err(RemuxError::NotTs(format!(
+                        "{} from track {} on",
+                        config.name(),
+                        track.0
+                    )));
+                }
+            }
             if let MediaEvent::Start(tracks) = &event {
                 if result.is_ok() && !crate::hls::ts_output::carries(tracks) {
                     let names: Vec<String> = tracks

@@ -172,6 +172,7 @@ impl Server {
                     video: config.rtmp.max_video_tracks,
                     audio: config.rtmp.max_audio_tracks,
                 },
+                cmaf: config.hls.cmaf,
             },
             checker,
             registry.clone(),

@@ -349,9 +349,23 @@ fn multitrack() {
     );
     assert!(!text.contains("#EXTINF"), "a media playlist:\n{text}");
     assert_eq!(variants.len(), 3, "{text}");
-    for (i, (variant, size)) in variants.iter().zip(RENDITIONS).enumerate() {
+    // Lowest bandwidth first: the variant players start with.
+    let bandwidths: Vec<u64> = variants
+        .iter()
+        .map(|v| {
+            attribute(&v.attributes, "BANDWIDTH")
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(bandwidths.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    for (i, size) in RENDITIONS.iter().enumerate() {
+        let uri = format!("v{i}/llhls.m3u8");
+        let variant = variants
+            .iter()
+            .find(|v| v.uri == uri)
+            .unwrap_or_else(|| panic!("no variant {uri}:\n{text}"));
         let attr = |name: &str| attribute(&variant.attributes, name);
-        assert_eq!(variant.uri, format!("v{i}/llhls.m3u8"), "{text}");
         let resolution = format!("{}x{}", size.0, size.1);
         assert_eq!(
             attr("RESOLUTION").as_deref(),

@@ -227,6 +227,15 @@ impl TrackState {
     fn configured_frame_rate(&self) -> Option<f64> {
         self.config.as_deref().and_then(CodecConfig::frame_rate)
     }
+
+    /// A video configuration was applied: its frame rate, when it gives one, is the frame
+    /// duration from here on (bounded to what the estimate takes).
+    fn apply_frame_rate(&mut self) {
+        if let Some(fps) = self.configured_frame_rate() {
+            self.frame_duration =
+                Duration90k::from_secs_f64(1.0 / fps).clamp(Duration90k(1), MAX_FRAME_DURATION);
+        }
+    }
 }
 
 /// Media held while the track set is undecided.
@@ -367,6 +376,7 @@ impl FlvDemuxer {
                         );
                         continue;
                     };
+                    self.check_codec(index, packet.codec, timestamp)?;
                     if !self.decided {
                         self.refine(index, frame_type, &data.1);
                         if !self.ready() {
@@ -609,7 +619,8 @@ impl FlvDemuxer {
                         if config.eac3 { "E-AC-3" } else { "AC-3" }
                     )));
                 }
-                // Every syncframe repeats the configuration: a new one only when it changes.
+                // Configured from the first syncframe (an empty sequence start configures
+                // nothing); the same configuration again is no change.
                 if matches!(track.config.as_deref(), Some(CodecConfig::Ac3(c)) if c.specific == config.specific)
                 {
                     return Ok(());
@@ -653,9 +664,45 @@ impl FlvDemuxer {
         }
         track.next = None;
         track.config = Some(config.clone());
+        track.apply_frame_rate();
         if let (true, Some(id)) = (self.decided, track.id) {
             out.push(MediaEvent::Config(id, config));
         }
+    }
+
+    /// Refuses frames of another codec than the track's configuration (or the one pending
+    /// for its next keyframe) says: they would be written under the wrong sample entry.
+    fn check_codec(
+        &self,
+        index: usize,
+        codec: VideoCodec,
+        timestamp: RtmpTimestamp,
+    ) -> Result<(), DemuxError> {
+        let track = &self.tracks[index];
+        let matches = |c: &Option<Arc<CodecConfig>>| {
+            c.as_deref().is_some_and(|c| {
+                matches!(
+                    (c, codec),
+                    (CodecConfig::H264(_), VideoCodec::Avc)
+                        | (CodecConfig::Hevc(_), VideoCodec::Hevc)
+                        | (CodecConfig::Av1(_), VideoCodec::Av1)
+                        | (CodecConfig::Vp9(_), VideoCodec::Vp9)
+                )
+            })
+        };
+        if matches(&track.config) || matches(&track.next) {
+            return Ok(());
+        }
+        Err(DemuxError::Malformed {
+            kind: TagKind::Video,
+            timestamp,
+            source: FlvError::InvalidField {
+                structure: "video packet",
+                field: "codec",
+                value: u32::from(track.source),
+                reason: "frames of another codec than the track's sequence start",
+            },
+        })
     }
 
     /// A video Metadata packet: the track's colour information (HDR), kept for the stats API.
@@ -750,11 +797,7 @@ impl FlvDemuxer {
             let t = &mut self.tracks[i];
             let id = TrackId(n as u8);
             t.id = Some(id);
-            t.frame_duration = t
-                .configured_frame_rate()
-                .map_or(DEFAULT_FRAME_DURATION, |fps| {
-                    Duration90k::from_secs_f64(1.0 / fps)
-                });
+            t.apply_frame_rate();
             tracks.push(Track {
                 id,
                 kind: t.kind,
@@ -818,6 +861,7 @@ impl FlvDemuxer {
             if let Some(next) = track.next.take() {
                 out.push(MediaEvent::Config(id, next.clone()));
                 track.config = Some(next);
+                track.apply_frame_rate();
             }
             if let Some(config) = sized_vp9(track.config.as_deref(), &data) {
                 let config = Arc::new(config);
@@ -996,7 +1040,8 @@ struct At {
     received: Instant,
 }
 
-/// ModEx TimestampOffsetNano on the 90 kHz clock (at most about 94 ticks).
+/// ModEx TimestampOffsetNano on the 90 kHz clock: at most 999,999 ns (90 ticks) as the
+/// specification bounds it; a 24-bit value can say up to 1,510 ticks, which is taken as sent.
 fn nano_ticks(nanos: u32) -> Duration90k {
     Duration90k(u64::from(nanos) * Duration90k::HZ / 1_000_000_000)
 }

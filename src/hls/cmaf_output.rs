@@ -67,6 +67,9 @@ pub struct CmafOutput {
     /// The next fragment's sequence number (`mfhd`): increasing over the stream's life.
     sequence: u32,
     publish: Option<Publish>,
+    /// An audio-only publish cuts where it is told (an adaptive-bitrate stream's audio
+    /// rendition, following its video renditions' cuts).
+    follows: bool,
 }
 
 /// The output for the current publisher.
@@ -128,6 +131,21 @@ impl CmafOutput {
             target_duration: None,
             sequence: 1,
             publish: None,
+            follows: false,
+        }
+    }
+
+    /// Whether an audio-only publish's segments follow [`CmafOutput::cut_at`] rather than
+    /// cut on their own (from the next publish on).
+    pub fn set_following(&mut self, follows: bool) {
+        self.follows = follows;
+    }
+
+    /// The video this output's audio goes with started a segment at `at` (presentation
+    /// time): the next audio segment starts at the frame nearest it.
+    pub fn cut_at(&mut self, at: Timestamp90k) {
+        if let Some(p) = self.publish.as_mut() {
+            p.segmenter.cut_at(at);
         }
     }
 
@@ -198,6 +216,15 @@ impl CmafOutput {
     }
 
     fn start(&self, tracks: &Tracks) -> Publish {
+        let mut segmenter = Segmenter::new(SegmenterConfig {
+            segment_target: self.rules.segment_target,
+            max_segment: self.rules.max_segment,
+            target_duration: self.target_duration,
+            has_video: tracks.has_video(),
+        });
+        if self.follows {
+            segmenter.follow();
+        }
         let states = tracks
             .tracks
             .iter()
@@ -212,12 +239,7 @@ impl CmafOutput {
         Publish {
             tracks: states,
             lead: tracks.lead(),
-            segmenter: Segmenter::new(SegmenterConfig {
-                segment_target: self.rules.segment_target,
-                max_segment: self.rules.max_segment,
-                target_duration: self.target_duration,
-                has_video: tracks.has_video(),
-            }),
+            segmenter,
             init_stale: true,
             segment_open: false,
             part: OpenPart::default(),

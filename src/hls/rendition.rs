@@ -44,6 +44,7 @@ struct Measure {
     peak_bps: u64,
     total_bytes: u64,
     total: Duration90k,
+    segments: u64,
     /// The latest frame duration (video: the frame rate).
     frame_duration: Duration90k,
 }
@@ -83,6 +84,20 @@ impl Rendition {
         lock(&self.measure).config = config;
     }
 
+    /// A new publisher's track goes out here: what was measured of the last one is
+    /// forgotten.
+    pub fn begin_publisher(&self, config: Option<Arc<CodecConfig>>) {
+        *lock(&self.measure) = Measure {
+            config,
+            ..Measure::default()
+        };
+    }
+
+    /// Whether a request waits on this rendition's position.
+    pub fn is_waited_on(&self) -> bool {
+        self.position.receiver_count() > 0
+    }
+
     /// A part of `bytes` was made; `frame_duration`: the track's latest frame duration.
     pub fn note_part(&self, bytes: usize, frame_duration: Duration90k) {
         let mut m = lock(&self.measure);
@@ -92,14 +107,21 @@ impl Rendition {
         }
     }
 
-    /// A segment of `duration` closed (its bytes are the parts noted since the last).
+    /// A segment of `duration` closed (its bytes are the parts noted since the last). A
+    /// segment shorter than half the average so far (cut short by a takeover or the end)
+    /// counts in the average but not in the peak: its keyframe alone would inflate it.
     pub fn note_segment(&self, duration: Duration90k) {
         let mut m = lock(&self.measure);
         let bytes = std::mem::take(&mut m.open_bytes);
         if duration > Duration90k::ZERO {
-            m.peak_bps = m.peak_bps.max(bits_per_second(bytes, duration));
+            let segments = m.segments.max(1);
+            let short = m.segments > 0 && duration.ticks() * 2 < m.total.ticks() / segments;
+            if !short {
+                m.peak_bps = m.peak_bps.max(bits_per_second(bytes, duration));
+            }
             m.total_bytes += bytes;
             m.total = m.total + duration;
+            m.segments += 1;
         }
     }
 
@@ -116,77 +138,121 @@ fn bits_per_second(bytes: u64, duration: Duration90k) -> u64 {
 }
 
 /// The multivariant playlist of a multitrack stream: one `EXT-X-STREAM-INF` per video
-/// rendition (highest bandwidth first, the one players start with), audio renditions as one
-/// `EXT-X-MEDIA` group that every variant names. `None` until every rendition has closed a
-/// segment (BANDWIDTH is measured, never guessed). `playlist`: the media playlist's file
-/// name in each rendition's folder.
+/// rendition (lowest bandwidth first, the one players start with), audio renditions as one
+/// `EXT-X-MEDIA` group that every variant names (its BANDWIDTH counts the group's highest
+/// rate, its CODECS every codec of the group); a stream with audio renditions only lists each
+/// as a variant. `None` until every rendition of this publish has closed a segment (BANDWIDTH
+/// is measured, never guessed). `playlist`: the media playlist's file name in each
+/// rendition's folder.
 pub fn multivariant(
     renditions: &[Arc<Rendition>],
     labels: &[TrackName],
     playlist: &str,
 ) -> Option<String> {
+    struct Measured {
+        uri: String,
+        peak: u64,
+        average: u64,
+        config: Arc<CodecConfig>,
+        frame_duration: Duration90k,
+        source: u8,
+    }
+    let mut video = Vec::new();
     let mut audio = Vec::new();
-    let mut audio_codec = None;
-    let mut audio_peak = 0;
-    let mut audio_average = 0;
-    for r in renditions.iter().filter(|r| r.kind == TrackKind::Audio) {
+    for r in renditions {
         let (peak, average) = r.bandwidth()?;
         let m = lock(&r.measure);
-        let facts = m.config.as_deref().and_then(CodecConfig::audio_facts);
-        if audio.is_empty() {
-            audio_codec = m.config.as_deref().map(|c| c.codec_string().to_owned());
-            audio_peak = peak;
-            audio_average = average;
-        }
-        let label = labels.iter().find(|l| l.track == r.source);
-        audio.push(AudioRendition {
-            group: AUDIO_GROUP.to_owned(),
-            name: label
-                .and_then(|l| l.name.clone().or_else(|| l.language.clone()))
-                .unwrap_or_else(|| format!("Audio {}", r.source)),
-            language: label.and_then(|l| l.language.clone()),
-            default: audio.is_empty(),
-            autoselect: true,
-            channels: facts.map(|f| f.channels),
+        let measured = Measured {
             uri: format!("{}/{playlist}", r.name),
-        });
+            peak,
+            average,
+            config: m.config.clone()?,
+            frame_duration: m.frame_duration,
+            source: r.source,
+        };
+        match r.kind {
+            TrackKind::Video => video.push(measured),
+            TrackKind::Audio => audio.push(measured),
+        }
+    }
+    let audio_peak = audio.iter().map(|a| a.peak).max().unwrap_or(0);
+    let audio_average = audio.iter().map(|a| a.average).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for a in &audio {
+        if !audio_codecs.contains(&a.config.codec_string()) {
+            audio_codecs.push(a.config.codec_string());
+        }
     }
     let mut variants = Vec::new();
-    for r in renditions.iter().filter(|r| r.kind == TrackKind::Video) {
-        let (peak, average) = r.bandwidth()?;
-        let m = lock(&r.measure);
-        let config = m.config.as_deref()?;
-        let facts = config.video_facts()?;
-        let frame_rate = facts.frame_rate.or_else(|| {
-            (m.frame_duration > Duration90k::ZERO)
-                .then(|| Duration90k::HZ as f64 / m.frame_duration.ticks() as f64)
-        });
-        let mut codecs = config.codec_string().to_owned();
-        if let Some(audio) = &audio_codec {
-            codecs.push(',');
-            codecs.push_str(audio);
+    let mut renditions_out = Vec::new();
+    if video.is_empty() {
+        // Audio only: each track is a variant of its own.
+        for a in &audio {
+            variants.push(Variant {
+                uri: a.uri.clone(),
+                bandwidth: a.peak,
+                average_bandwidth: Some(a.average),
+                resolution: None,
+                frame_rate: None,
+                codecs: a.config.codec_string().to_owned(),
+                audio_group: None,
+            });
         }
-        variants.push(Variant {
-            uri: format!("{}/{playlist}", r.name),
-            bandwidth: peak + audio_peak,
-            average_bandwidth: Some(average + audio_average),
-            resolution: (facts.width > 0 && facts.height > 0)
-                .then_some((facts.width, facts.height)),
-            frame_rate,
-            codecs,
-            audio_group: (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned()),
-        });
+    } else {
+        let mut names: Vec<String> = Vec::new();
+        for a in &audio {
+            let label = labels.iter().find(|l| l.track == a.source);
+            let mut name = label
+                .and_then(|l| l.name.clone().or_else(|| l.language.clone()))
+                .unwrap_or_else(|| format!("Audio {}", a.source));
+            // NAME is unique within a group (RFC 8216bis §4.4.6.1.1).
+            if names.contains(&name) {
+                name = format!("{name} ({})", a.source);
+            }
+            names.push(name.clone());
+            renditions_out.push(AudioRendition {
+                group: AUDIO_GROUP.to_owned(),
+                name,
+                language: label.and_then(|l| l.language.clone()),
+                default: renditions_out.is_empty(),
+                autoselect: true,
+                channels: a.config.audio_facts().map(|f| f.channels),
+                uri: a.uri.clone(),
+            });
+        }
+        for v in &video {
+            let facts = v.config.video_facts()?;
+            let frame_rate = facts.frame_rate.or_else(|| {
+                (v.frame_duration > Duration90k::ZERO)
+                    .then(|| Duration90k::HZ as f64 / v.frame_duration.ticks() as f64)
+            });
+            let mut codecs = v.config.codec_string().to_owned();
+            for codec in &audio_codecs {
+                codecs.push(',');
+                codecs.push_str(codec);
+            }
+            variants.push(Variant {
+                uri: v.uri.clone(),
+                bandwidth: v.peak + audio_peak,
+                average_bandwidth: Some(v.average + audio_average),
+                resolution: (facts.width > 0 && facts.height > 0)
+                    .then_some((facts.width, facts.height)),
+                frame_rate,
+                codecs,
+                audio_group: (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned()),
+            });
+        }
     }
-    if variants.is_empty() {
-        return None;
-    }
-    variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    // Lowest bandwidth first: players start with the first variant listed, and one that
+    // starts low switches up as its measure allows, without flushing what it buffered (a
+    // player that starts high and finds the bandwidth lower drops its buffer and stalls).
+    variants.sort_by_key(|v| v.bandwidth);
     Some(
         Multivariant {
             version: 6,
             independent_segments: true,
             variants,
-            audio,
+            audio: renditions_out,
         }
         .render(),
     )

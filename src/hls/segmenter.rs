@@ -139,6 +139,11 @@ pub struct Segmenter {
     /// Largest PTS - DTS seen: how far ahead of its decoding time a later sample can still
     /// be presented (B-frame reordering).
     max_reorder: Duration90k,
+    /// An audio-only segmenter that cuts where it is told (see [`Segmenter::follow`]).
+    follows: bool,
+    /// Where the followed segmenter cut last: the next segment starts at the audio frame
+    /// nearest it.
+    cut_at: Option<Timestamp90k>,
 }
 
 impl Segmenter {
@@ -165,6 +170,30 @@ impl Segmenter {
             longest_gop: Duration90k::ZERO,
             pending_discontinuity: false,
             max_reorder: Duration90k::ZERO,
+            follows: false,
+            cut_at: None,
+        }
+    }
+
+    /// Makes an audio-only segmenter cut where another (a video rendition's) does, so that
+    /// the audio of an adaptive-bitrate stream has segments at the same media times as its
+    /// variants: it cuts at the audio frame nearest each time [`Segmenter::cut_at`] gives,
+    /// and on its own only at the length limit. Its target duration is then fixed by its
+    /// first segment, as a video stream's is.
+    pub fn follow(&mut self) {
+        if !self.config.has_video && !self.follows {
+            self.follows = true;
+            self.target_duration = self
+                .config
+                .target_duration
+                .or_else(|| self.config.max_segment.map(round_secs));
+        }
+    }
+
+    /// The followed segmenter started a segment at `at` (see [`Segmenter::follow`]).
+    pub fn cut_at(&mut self, at: Timestamp90k) {
+        if self.follows {
+            self.cut_at = Some(at);
         }
     }
 
@@ -299,6 +328,11 @@ impl Segmenter {
             && length + self.longest_gop + sample.duration > self.length_limit();
         let cut_here = match sample.kind {
             SampleKind::Keyframe => jumped || length + slack >= target || next_too_late,
+            SampleKind::Audio if self.follows => {
+                // The frame nearest the followed cut: the first that ends past its middle.
+                let half = Duration90k(sample.duration.ticks() / 2);
+                jumped || self.cut_at.is_some_and(|t| sample.pts + half >= t)
+            }
             SampleKind::Audio => !self.config.has_video && (jumped || length >= target),
             SampleKind::Video => false,
         };
@@ -322,6 +356,7 @@ impl Segmenter {
             sample.pts
         };
         let timing = self.close(open, end);
+        self.cut_at = None;
         let independent = sample.kind == SampleKind::Keyframe || !self.config.has_video;
         let discontinuity = std::mem::take(&mut self.pending_discontinuity);
         self.open = Some(OpenSegment::starting_with(

@@ -37,7 +37,7 @@ const BITRATE_WINDOW: Duration = Duration::from_secs(2);
 /// What the publisher sends, as the stats API reports it.
 #[derive(Clone, Debug, Default)]
 pub struct MediaInfo {
-    /// The first video track (FLV track id 0 in a multitrack publish).
+    /// The first video track (the lowest FLV track id).
     pub video: Option<TrackSummary>,
     /// The first audio track.
     pub audio: Option<TrackSummary>,
@@ -204,10 +204,12 @@ impl Stream {
     /// A part nobody waits for is listed when its frame is read on the merged-read grid,
     /// and sparing the prompt read saves the ingest two wakeups per part.
     pub fn awaited(&self) -> Option<Timestamp90k> {
-        let held = self.position.receiver_count() > 0 || {
-            let at = self.held_at.load(Ordering::Relaxed);
-            at > 0 && millis_since(self.born) < at + WAITERS_MEMORY.as_millis() as u64
-        };
+        let held = self.position.receiver_count() > 0
+            || self.renditions().iter().any(|r| r.is_waited_on())
+            || {
+                let at = self.held_at.load(Ordering::Relaxed);
+                at > 0 && millis_since(self.born) < at + WAITERS_MEMORY.as_millis() as u64
+            };
         let soonest = self
             .awaited
             .iter()
@@ -275,10 +277,11 @@ impl Stream {
                 gone
             })
         };
-        let renditions = self.renditions().iter().all(sweep);
+        // Every window is swept (no short cut): each expires its own segments.
+        let swept: Vec<bool> = self.renditions().iter().map(sweep).collect();
+        let renditions = swept.iter().all(|&gone| gone);
         let retired = std::mem::take(&mut lock(&self.renditions).retired);
-        let (gone, left): (Vec<_>, Vec<_>) = retired.into_iter().partition(sweep);
-        drop(gone);
+        let left: Vec<_> = retired.into_iter().filter(|r| !sweep(r)).collect();
         let retired_gone = left.is_empty();
         lock(&self.renditions).retired.extend(left);
         ts && cmaf && renditions && retired_gone
@@ -306,16 +309,19 @@ impl Stream {
             .store(millis_since(self.born).max(1), Ordering::Relaxed);
     }
 
-    /// The renditions of the current multitrack publish (empty otherwise).
+    /// The renditions of the latest publish when it was multitrack (they stay served after
+    /// it ends, with their playlists ended); empty when it was single-track.
     pub fn renditions(&self) -> Arc<[Arc<Rendition>]> {
         lock(&self.renditions).list.clone()
     }
 
-    /// The rendition served under `name`.
+    /// The rendition served under `name`: the latest publish's, or an earlier one's that
+    /// is still available (its ended playlist and files, until they are swept).
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
-        lock(&self.renditions)
-            .list
+        let r = lock(&self.renditions);
+        r.list
             .iter()
+            .chain(&r.retired)
             .find(|r| r.name == name)
             .cloned()
     }
@@ -386,11 +392,14 @@ impl Stream {
             .cmaf
             .as_ref()
             .map_or(0, |ll| ll.read(LlStream::memory_bytes));
-        let renditions: usize = self
-            .renditions()
-            .iter()
-            .map(|r| r.window.read(LlStream::memory_bytes))
-            .sum();
+        let renditions: usize = {
+            let r = lock(&self.renditions);
+            r.list
+                .iter()
+                .chain(&r.retired)
+                .map(|r| r.window.read(LlStream::memory_bytes))
+                .sum()
+        };
         let open: usize = self
             .open_bytes
             .iter()

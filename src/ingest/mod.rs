@@ -41,6 +41,9 @@ pub struct IngestSettings {
     /// Tracks of each kind a publish may carry (`rtmp.max_video_tracks`,
     /// `rtmp.max_audio_tracks`).
     pub track_limits: crate::flv::demux::TrackLimits,
+    /// The CMAF output runs (`hls.cmaf`): without it, only what MPEG-TS carries (one H.264
+    /// and one AAC track) can be served, and other publishes are refused.
+    pub cmaf: bool,
 }
 
 /// The ingest layer's handle. Cheap to clone.

@@ -24,7 +24,7 @@ use crate::hub::key::StreamKey;
 use crate::hub::stream::{OutputKind, Stream};
 use crate::media::codec::TrackKind;
 use crate::media::fanout::{FanOut, Limits, Subscription};
-use crate::media::frame::{Frame, MediaEvent, Track, TrackId, Tracks};
+use crate::media::frame::{Ending, Frame, MediaEvent, Track, TrackId, Tracks};
 use crate::media::{Duration90k, Timestamp90k};
 use crate::metrics::Metrics;
 
@@ -143,6 +143,7 @@ impl Outputs {
                     settings: settings.clone(),
                     all: Vec::new(),
                     active: Vec::new(),
+                    anchor: None,
                 },
             };
             self.tasks.spawn(task.run());
@@ -215,6 +216,7 @@ impl TsTask {
                     warn!(stream = %self.stream.name, "TS writer refused media, segment dropped: {e}");
                     self.output.discard_open();
                 }
+                let rests = matches!(&event, MediaEvent::Config(_, c) if !c.in_ts());
                 let closed_by = match &event {
                     MediaEvent::Frame(f) => f.received,
                     _ => Instant::now(),
@@ -249,7 +251,9 @@ impl TsTask {
                         }
                     }
                 }
-                if let MediaEvent::End(_) = event {
+                // The publish ended, or a track changed to a codec this output does not carry
+                // (index.m3u8 moves to the CMAF output): the playlist ends.
+                if rests || matches!(event, MediaEvent::End(_)) {
                     self.window
                         .update(|w, actions| w.end(Instant::now(), actions));
                 }
@@ -292,6 +296,11 @@ struct Lanes {
     all: Vec<Lane>,
     /// The current publish's track ids to lanes; empty for a single-track publish.
     active: Vec<usize>,
+    /// The current publish's media time and the wall-clock time it maps to, shared by its
+    /// renditions: their segments' EXT-X-PROGRAM-DATE-TIMEs follow the media time from one
+    /// anchor, so a player that aligns renditions by date (hls.js with alternate audio)
+    /// finds the same media at the same date in each.
+    anchor: Option<(Timestamp90k, SystemTime)>,
 }
 
 /// One rendition's output and window.
@@ -302,17 +311,35 @@ struct Lane {
     track: TrackId,
     /// Where its latest segment started.
     last_cut: Option<Timestamp90k>,
+    /// Where the segment whose first part has not gone out yet starts (its date comes from
+    /// there).
+    undated: Option<Timestamp90k>,
 }
 
 impl Lanes {
-    /// A new publish: its renditions, when it is multitrack.
+    /// A new publish: its renditions, when it is multitrack. Renditions the new publish
+    /// keeps (same kind and track id) continue after a discontinuity; the others end.
     fn begin(&mut self, stream: &Stream, tracks: &Tracks) {
+        let multitrack = tracks.is_multitrack();
+        let kept = |r: &Rendition| {
+            multitrack
+                && tracks
+                    .tracks
+                    .iter()
+                    .any(|t| t.kind == r.kind && t.source == r.source)
+        };
         for &i in &self.active {
-            let window = &self.all[i].rendition.window;
-            window.update(|w, actions| w.end(Instant::now(), actions));
+            let rendition = &self.all[i].rendition;
+            if !kept(rendition) {
+                rendition.window.update(|w, actions| {
+                    w.end(Instant::now(), actions);
+                    rendition.set_position(w.position());
+                });
+            }
         }
         self.active.clear();
-        if !tracks.is_multitrack() {
+        self.anchor = None;
+        if !multitrack {
             stream.set_renditions(Vec::new());
             return;
         }
@@ -342,13 +369,18 @@ impl Lanes {
                     rendition: Arc::new(Rendition::new(track.kind, track.source, window)),
                     track: track.id,
                     last_cut: None,
+                    undated: None,
                 });
                 self.all.len() - 1
             });
             let lane = &mut self.all[index];
             lane.track = track.id;
             lane.last_cut = None;
-            lane.rendition.set_config(track.config.clone());
+            lane.undated = None;
+            // Audio renditions cut where the video renditions do.
+            lane.output
+                .set_following(track.kind == TrackKind::Audio && tracks.has_video());
+            lane.rendition.begin_publisher(track.config.clone());
             lane.rendition.window.update(|w, actions| {
                 w.begin_publisher(Instant::now(), actions);
                 lane.rendition.set_position(w.position());
@@ -374,7 +406,7 @@ impl Lanes {
     ) -> u64 {
         let mut segments_closed = 0;
         let mut advice = Vec::new();
-        // The first video rendition's cuts are the ones the others should share.
+        // The first video rendition's advice is the stream's.
         let lead = self
             .active
             .iter()
@@ -433,21 +465,49 @@ impl Lanes {
                     .any(|m| matches!(m, CmafEvent::SegmentStart { .. }));
                 if cut && lane.rendition.kind == TrackKind::Video {
                     lane.last_cut = Some(f.dts);
-                    let lead_cut = lead.and_then(|l| self.all[l].last_cut);
-                    // Frames of one time come lead first: a rendition that cuts where the
-                    // lead did not has keyframes elsewhere.
-                    let apart = lead_cut
-                        .is_none_or(|t| t.ticks().abs_diff(f.dts.ticks()) > f.duration.ticks() / 2);
-                    if Some(i) != lead && apart {
-                        note_misaligned(stream, &self.all[i].rendition.name, f.dts);
+                    self.check_alignment(stream, i, f.dts, f.duration);
+                    let closed = made
+                        .iter()
+                        .any(|m| matches!(m, CmafEvent::SegmentEnd { .. }));
+                    if Some(i) == lead && closed {
+                        for &j in &self.active {
+                            if self.all[j].rendition.kind == TrackKind::Audio {
+                                self.all[j].output.cut_at(f.pts);
+                            }
+                        }
                     }
                 }
             }
+            let anchor = match (self.anchor, event) {
+                (Some(anchor), _) => Some(anchor),
+                (None, MediaEvent::Frame(f)) => Some((f.pts, SystemTime::now())),
+                (None, _) => None,
+            };
+            self.anchor = anchor;
             let lane = &mut self.all[i];
+            let mut wall = SystemTime::now();
             for m in made.iter() {
                 match m {
-                    CmafEvent::Part { data, .. } => {
-                        lane.rendition.note_part(data.len(), frame_duration)
+                    CmafEvent::SegmentStart { .. } => {
+                        lane.undated = match event {
+                            MediaEvent::Frame(f) => Some(f.pts),
+                            _ => None,
+                        };
+                    }
+                    CmafEvent::Part { data, duration, .. } => {
+                        lane.rendition.note_part(data.len(), frame_duration);
+                        // The window dates a segment by its first part's arrival less the
+                        // part's duration: hand it the anchor's date of where the segment
+                        // starts instead.
+                        if let (Some(start), Some((media, date))) = (lane.undated.take(), anchor) {
+                            let offset = start.ticks() as i64 - media.ticks() as i64;
+                            let at = std::time::Duration::from_nanos(
+                                offset.unsigned_abs() * 100_000 / 9,
+                            );
+                            let at = if offset >= 0 { date + at } else { date - at };
+                            wall = at
+                                + std::time::Duration::from_nanos(duration.ticks() * 100_000 / 9);
+                        }
                     }
                     CmafEvent::SegmentEnd { duration, .. } => {
                         lane.rendition.note_segment(*duration);
@@ -458,7 +518,7 @@ impl Lanes {
             }
             let rendition = &lane.rendition;
             rendition.window.update(|w, actions| {
-                w.push(made.drain(..), Instant::now(), SystemTime::now(), actions);
+                w.push(made.drain(..), Instant::now(), wall, actions);
                 rendition.set_position(w.position());
             });
         }
@@ -476,6 +536,24 @@ impl Lanes {
 
     fn is_active(&self) -> bool {
         !self.active.is_empty()
+    }
+
+    /// Video lane `i` started a segment at `at`: every other video lane that cut within
+    /// half a segment target of it should have cut at the same time (within half a frame).
+    /// A lane whose frames of that time come later is checked when it cuts, against this one.
+    fn check_alignment(&self, stream: &Stream, i: usize, at: Timestamp90k, frame: Duration90k) {
+        let near = self.settings.rules.segment_target.ticks() / 2;
+        let apart = self.active.iter().filter(|&&j| j != i).find_map(|&j| {
+            let other = &self.all[j];
+            let cut = other
+                .last_cut
+                .filter(|_| other.rendition.kind == TrackKind::Video)?;
+            let distance = cut.ticks().abs_diff(at.ticks());
+            (distance <= near && distance > frame.ticks() / 2).then_some(&other.rendition.name)
+        });
+        if let Some(other) = apart {
+            note_misaligned(stream, &self.all[i].rendition.name, other, at);
+        }
     }
 
     /// The first video rendition's keyframe interval (else the first rendition's).
@@ -509,9 +587,9 @@ impl Lanes {
     }
 }
 
-/// A rendition's segment starts where the lead rendition's does not: players switching
+/// A rendition's segment starts near, but not at, where another's does: players switching
 /// between them there glitch. Logged once per publish, counted in the stats API.
-fn note_misaligned(stream: &Stream, rendition: &str, at: Timestamp90k) {
+fn note_misaligned(stream: &Stream, rendition: &str, other: &str, at: Timestamp90k) {
     let mut first = false;
     stream.update_media(|m| {
         first = m.misaligned_cuts == 0;
@@ -521,6 +599,7 @@ fn note_misaligned(stream: &Stream, rendition: &str, at: Timestamp90k) {
         warn!(
             stream = %stream.name,
             rendition,
+            other,
             at = ?at,
             "the encoder's renditions do not have their keyframes at the same times: segments \
              of the variants start at different times and players switching between them \
@@ -535,6 +614,20 @@ impl CmafTask {
     /// codecs are not ones it carries.
     fn advises(&self) -> bool {
         !self.ts_on || self.stream.classic_is_cmaf()
+    }
+
+    /// Renders the renditions' multivariant playlist again (their measured bit rates
+    /// changed, or the publish did); the stream is playable once it exists.
+    fn refresh_multivariant(&self, publisher: Option<u64>) {
+        let renditions = self.stream.renditions();
+        let labels = self.stream.media().audio_labels;
+        let text =
+            rendition::multivariant(&renditions, &labels, crate::hls::ll_stream::PLAYLIST_NAME);
+        let ready = text.is_some();
+        self.stream.set_multivariant(text);
+        if let (true, Some(id)) = (ready, publisher) {
+            self.stream.mark_playable(id);
+        }
     }
 
     fn advise(&self, advice: &mut Vec<CmafAdvice>) {
@@ -562,12 +655,30 @@ impl CmafTask {
                     publisher = Some(tracks.publisher);
                     self.stream.set_classic_is_cmaf(!ts_output::carries(tracks));
                     self.lanes.begin(&self.stream, tracks);
-                    // The segment the old publisher left open closes short: requests held on
-                    // it are answered now.
-                    self.window.update(|w, actions| {
-                        w.begin_publisher(Instant::now(), actions);
-                        self.stream.set_position(w.position());
-                    });
+                    if self.lanes.is_active() {
+                        // A multitrack publish is served by its renditions: the single
+                        // window ends (so the stream can be swept when they are gone) and
+                        // the single output drops what an earlier publisher left in it.
+                        let _ = self.output.push(
+                            &MediaEvent::End(Ending::Broken),
+                            &mut made,
+                            &mut advice,
+                        );
+                        made.clear();
+                        advice.clear();
+                        self.window.update(|w, actions| {
+                            w.end(Instant::now(), actions);
+                            self.stream.set_position(w.position());
+                        });
+                        self.refresh_multivariant(publisher);
+                    } else {
+                        // The segment the old publisher left open closes short: requests held
+                        // on it are answered now.
+                        self.window.update(|w, actions| {
+                            w.begin_publisher(Instant::now(), actions);
+                            self.stream.set_position(w.position());
+                        });
+                    }
                 }
                 if let MediaEvent::Config(_, config) = &event {
                     if !config.in_ts() {
@@ -580,18 +691,9 @@ impl CmafTask {
                         .push(&self.stream, &event, &mut made, &mut advice);
                     self.advise(&mut advice);
                     if closed > 0 {
-                        if let Some(id) = publisher {
-                            self.stream.mark_playable(id);
-                        }
                         let interval = self.lanes.keyframe_interval();
                         self.stream.update_media(|m| m.keyframe_interval = interval);
-                        let renditions = self.stream.renditions();
-                        let labels = self.stream.media().audio_labels;
-                        self.stream.set_multivariant(rendition::multivariant(
-                            &renditions,
-                            &labels,
-                            crate::hls::ll_stream::PLAYLIST_NAME,
-                        ));
+                        self.refresh_multivariant(publisher);
                         self.metrics.segments_total.inc_by(closed);
                     }
                     continue;

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::announce::{self, Stopped};
 use super::{Inner, Refusal};
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer, TagKind};
+use crate::hls::ts_output::carries;
 use crate::hub::stream::{Publisher, Stream};
 use crate::media::codec::CodecConfig;
 use crate::media::frame::{Ending, MediaEvent, TrackId, TrackName};
@@ -241,7 +242,10 @@ impl Publish {
                 _ => {}
             }
         }
-        let refusal = pushed.err().map(|e| self.refusal(e));
+        let refusal = pushed
+            .err()
+            .map(|e| self.refusal(e))
+            .or_else(|| self.unservable());
         if refusal.is_some() {
             self.broken = true;
             self.events.push(MediaEvent::End(Ending::Broken));
@@ -255,6 +259,37 @@ impl Publish {
 
     /// Ends the publish (as dropping it does).
     pub fn stop(self) {}
+
+    /// With the CMAF output off, a publish MPEG-TS cannot carry (another codec, several
+    /// tracks of a kind) would be taken and serve nothing: it is refused by name.
+    fn unservable(&self) -> Option<Refusal> {
+        if self.ingest.settings.cmaf {
+            return None;
+        }
+        let what = self.events.iter().find_map(|event| match event {
+            MediaEvent::Start(tracks) if !carries(tracks) => Some(
+                tracks
+                    .tracks
+                    .iter()
+                    .map(|t| t.config.as_deref().map_or("?", CodecConfig::name))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+            ),
+            MediaEvent::Config(_, config) if !config.in_ts() => Some(config.name().to_owned()),
+            _ => None,
+        })?;
+        self.ingest.metrics.reject("unsupported_codec");
+        let description = format!(
+            "{what}: the CMAF output is off here (hls.cmaf = false), and MPEG-TS carries one \
+             H.264 and one AAC track"
+        );
+        warn!(stream = %self.stream.name, "publish refused: {description}");
+        Some(Refusal {
+            reason: "unsupported_codec",
+            code: "NetStream.Publish.Failed",
+            description,
+        })
+    }
 
     fn refusal(&self, e: DemuxError) -> Refusal {
         let name = &self.stream.name;

@@ -171,13 +171,14 @@ impl CodecConfig {
     /// The frame rate a video configuration states (H.264/HEVC VUI timing, AV1 timing info),
     /// without building its facts (this is asked per frame).
     pub fn frame_rate(&self) -> Option<f64> {
-        match self {
+        let stated = match self {
             CodecConfig::H264(c) => c.info.frame_rate,
             CodecConfig::Hevc(c) => c.facts.frame_rate,
             CodecConfig::Av1(c) => c.facts.frame_rate,
             CodecConfig::Vp9(c) => c.facts.frame_rate,
             _ => None,
-        }
+        };
+        stated.filter(|fps| plausible_frame_rate(*fps))
     }
 
     /// A video track's picture facts.
@@ -196,6 +197,10 @@ impl CodecConfig {
             CodecConfig::Vp9(c) => Some(c.facts.clone()),
             _ => None,
         }
+        .map(|mut facts| {
+            facts.frame_rate = facts.frame_rate.filter(|fps| plausible_frame_rate(*fps));
+            facts
+        })
     }
 
     /// An audio track's sound facts.
@@ -239,6 +244,13 @@ impl CodecConfig {
             _ => return None,
         })
     }
+}
+
+/// A frame rate a configuration may state: 0.5 to 1,000 frames a second. Timing fields
+/// outside that are bogus (a publisher's, not a camera's), and the frame durations and
+/// playlists' FRAME-RATE derived from them would be too.
+fn plausible_frame_rate(fps: f64) -> bool {
+    fps.is_finite() && (0.5..=1000.0).contains(&fps)
 }
 
 /// What the stats API and the webhooks say about one track.

@@ -27,9 +27,9 @@ pub struct Track {
     /// The publisher's id for it: the FLV track id of Enhanced RTMP multitrack packets, 0
     /// for a stream's only (or default) track of its kind.
     pub source: u8,
-    /// Its codec configuration; `None` while a track the publisher announced (in its
-    /// metadata) has not sent one yet: a [`MediaEvent::Config`] brings it before its first
-    /// frame.
+    /// Its codec configuration. The demuxer announces a track once its configuration is in;
+    /// a producer that announces one earlier gives `None`, and a [`MediaEvent::Config`]
+    /// brings it before its first frame.
     pub config: Option<Arc<CodecConfig>>,
 }
 
@@ -104,13 +104,15 @@ pub struct Frame {
     /// How long it plays: the codec's frame length for audio, the frame rate (from the SPS,
     /// or measured) for video.
     pub duration: Duration90k,
-    /// A decoder can start here: an H.264 IDR access unit; every audio frame.
+    /// A decoder can start here: an H.264 IDR or HEVC IRAP access unit, a VP9 keyframe, an
+    /// AV1 temporal unit the publisher marks as a keyframe; every audio frame.
     pub keyframe: bool,
     /// The source clock jumped just before this frame (an encoder restart, a far jump): the
     /// outputs' next segment starts a discontinuity.
     pub discontinuity: bool,
-    /// The coded bytes, sliced from the message they arrived in (no copy): AVCC for H.264,
-    /// a raw access unit for AAC.
+    /// The coded bytes, sliced from the message they arrived in (no copy): length-prefixed
+    /// NAL units for H.264 and HEVC, a temporal unit of OBUs for AV1, a frame (or superframe)
+    /// for VP9, one packet or frame for the audio codecs.
     pub data: Bytes,
     /// When the bytes that completed this frame were read from the publisher's socket.
     pub received: Instant,
