@@ -106,6 +106,7 @@ impl Harness {
                 playback_id: setup.auth.playback_id,
                 recheck: setup.recheck,
                 track_limits: Default::default(),
+                cmaf: true,
             },
             checker,
             registry.clone(),
