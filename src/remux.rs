@@ -726,10 +726,10 @@ mod tests {
 
     #[test]
     fn track_set_without_hint() {
-        // Both sequence headers: decided at the first frame.
+        // Both sequence headers: decided at once.
         let mut remuxer = Remuxer::new(RemuxConfig::default());
         let mut events = Vec::new();
-        for (kind, ts, body) in tags(&testdata("h264_aac.flv")).into_iter().take(3) {
+        for (kind, ts, body) in tags(&testdata("h264_aac.flv")).into_iter().take(2) {
             remuxer.push(kind, ts, body, &mut events).unwrap();
         }
         assert_eq!(

@@ -7,12 +7,13 @@
 //! stream's 90 kHz timeline, and hand each frame on as a slice of the message.
 //!
 //! Tracks are told apart by kind and FLV track id (0 outside multitrack packets), bounded by
-//! [`TrackLimits`]. The track set is decided once per publish, at the first frame once a
-//! video and an audio configuration are in (or the kinds the caller's hint names, see
-//! [`FlvDemuxer::expect_tracks`]), or after [`TRACK_PROBE_WINDOW_MS`] of media. Encoders send
-//! every track's sequence start before the first frame; media that arrives before the
-//! decision is held, within bounds, and then replayed. A track that first appears after the
-//! decision is left out (counted and logged).
+//! [`TrackLimits`]. The track set is decided once a video and an audio configuration are in,
+//! or at the first frame once the kinds the caller's hint names are (see
+//! [`FlvDemuxer::expect_tracks`]), or after [`TRACK_PROBE_WINDOW_MS`] of media; a sequence
+//! start of another track before the first frame goes out decides it again, with that track
+//! (multitrack encoders send every track's sequence start first). Media that arrives before
+//! the decision is held, within bounds, and then replayed. A track that first appears after
+//! the first frame is left out (counted and logged).
 //!
 //! Timing rules every output relies on: video decoding times strictly increase within a
 //! track (muxers that cannot write negative FLV timestamps stamp a B-frame stream's first
@@ -195,6 +196,8 @@ pub struct FlvDemuxer {
     hint: Option<(bool, bool)>,
     probe: Probe,
     decided: bool,
+    /// A frame has gone out since the track set was decided: it is fixed for the publish.
+    framed: bool,
     /// Every track seen, in the order their first configuration came.
     tracks: Vec<TrackState>,
     notices: Vec<ConfigNotice>,
@@ -267,6 +270,7 @@ impl FlvDemuxer {
             hint: None,
             probe: Probe::default(),
             decided: false,
+            framed: false,
             tracks: Vec::new(),
             notices: Vec::new(),
             timeline: Timeline::new(),
@@ -740,11 +744,34 @@ impl FlvDemuxer {
 
     /// Decides at a sequence start once a hint's kinds are all configured (the frames that
     /// follow need no holding).
+    /// Decides at a sequence start once a video and an audio configuration are in (so a new
+    /// publisher's configurations alone start its media, and close what a publisher it took
+    /// over left open). A sequence start of another track that comes before the first frame
+    /// (a multitrack encoder sends every track's) decides again, with it.
     fn decide_if_ready(&mut self, out: &mut Vec<MediaEvent>) -> Result<(), DemuxError> {
-        if self.decided || self.hint.is_none() || !self.ready() || self.probe.tags.is_empty() {
-            return Ok(());
+        let has = |kind| {
+            self.tracks
+                .iter()
+                .any(|t| t.kind == kind && t.config.is_some())
+        };
+        let undecided_track = self
+            .tracks
+            .iter()
+            .any(|t| t.config.is_some() && t.id.is_none() && self.wanted(t.kind));
+        let again = self.decided && !self.framed && undecided_track;
+        if again || (!self.decided && has(TrackKind::Video) && has(TrackKind::Audio)) {
+            return self.decide(out);
         }
-        self.decide(out)
+        Ok(())
+    }
+
+    /// Whether the track set takes tracks of `kind` (all kinds without a hint).
+    fn wanted(&self, kind: TrackKind) -> bool {
+        let (video, audio) = self.hint.unwrap_or((true, true));
+        match kind {
+            TrackKind::Video => video,
+            TrackKind::Audio => audio,
+        }
     }
 
     /// Holds a media message until the track set is known, deciding when the probe is full.
@@ -775,15 +802,10 @@ impl FlvDemuxer {
     /// Fixes the track set (the configured tracks of the kinds wanted: video tracks by FLV id,
     /// then audio tracks by FLV id), announces it, then replays the held media.
     fn decide(&mut self, out: &mut Vec<MediaEvent>) -> Result<(), DemuxError> {
-        let (video, audio) = self.hint.unwrap_or((true, true));
         let mut order: Vec<usize> = (0..self.tracks.len())
             .filter(|&i| {
                 let t = &self.tracks[i];
-                t.config.is_some()
-                    && match t.kind {
-                        TrackKind::Video => video,
-                        TrackKind::Audio => audio,
-                    }
+                t.config.is_some() && self.wanted(t.kind)
             })
             .collect();
         order.sort_by_key(|&i| {
@@ -921,6 +943,7 @@ impl FlvDemuxer {
             }
         }
         track.last_dts = Some(dts);
+        self.framed = true;
         out.push(MediaEvent::Frame(Frame {
             track: id,
             dts,
@@ -988,6 +1011,7 @@ impl FlvDemuxer {
         let time = mapped.time + nano_ticks(nanos);
         let pts = track.last_pts.map_or(time, |last| time.max(last));
         track.last_pts = Some(pts);
+        self.framed = true;
         out.push(MediaEvent::Frame(Frame {
             track: id,
             dts: pts,
