@@ -13,6 +13,8 @@ import struct
 FUZZ = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(FUZZ)
 TESTDATA = os.path.join(ROOT, "testdata")
+# The Enhanced FLV captures of testdata/flv/make.sh.
+ENHANCED = ("hevc_aac", "av1_opus", "vp9_opus", "h264_multitrack", "h264_flac", "h264_ac3")
 CORPUS = os.path.join(FUZZ, "corpus")
 
 HANDSHAKE_SIZE = 1536
@@ -214,6 +216,15 @@ def flv():
     # Mode 4: cut point (u16) and the head of each file.
     for name, data in files.items():
         write("flv", "file-" + name, b"\x04" + struct.pack(">H", 5000) + data[:16384])
+    # Mode 0 again: Enhanced RTMP tags of the ffmpeg 9 captures (the first tags of each
+    # kind: sequence starts, metadata, multichannel configuration, multitrack packets).
+    for name in ENHANCED:
+        seen = {}
+        for kind, _, body in flv_tags(read("flv", name + ".flv")):
+            key = (kind, body[:2])
+            if kind in (8, 9) and key not in seen and len(seen) < 8:
+                seen[key] = body
+                write("flv", "tag-%s-%d-%02x%02x" % (name, kind, body[0], body[1] if len(body) > 1 else 0), b"\x00" + body[:4096])
 
 
 def remux():
@@ -246,9 +257,12 @@ def remux():
         if i == 120:
             built += b"\x83" + struct.pack(">H", 5000)
     write("remux", "built-frames", default + struct.pack(">I", 0) + built)
-    # FLV file mode (flag 0x08), 1 s segment target: the head of each file.
+    # FLV file mode (flag 0x08), 1 s segment target: the head of each file, and of the
+    # Enhanced FLV captures (HEVC, AV1, VP9, Opus, FLAC, AC-3, multitrack).
     for name, data in flv_files.items():
         write("remux", "file-" + name, b"\x00\x00\x00\x08" + data[:60000])
+    for name in ENHANCED:
+        write("remux", "file-" + name, b"\x00\x00\x00\x08" + read("flv", name + ".flv")[:60000])
 
 
 def ll_query():

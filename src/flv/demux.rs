@@ -814,6 +814,16 @@ impl FlvDemuxer {
                 self.tracks[i].source,
             )
         });
+        if order.is_empty() {
+            // Only tracks of kinds the hint leaves out are configured: there is nothing to
+            // start, and what was held goes (counted), so the probe stays bounded.
+            let held = std::mem::take(&mut self.probe);
+            if self.dropped.untracked == 0 && !held.tags.is_empty() {
+                warn_once(1, "media of a track outside the track set");
+            }
+            self.dropped.untracked += held.tags.len() as u64;
+            return Ok(());
+        }
         let mut tracks = Vec::with_capacity(order.len());
         for (n, &i) in order.iter().enumerate() {
             let t = &mut self.tracks[i];

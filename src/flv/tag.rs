@@ -386,10 +386,12 @@ impl VideoMessage {
             Packets::One(packet) => packet.take().map(Ok),
             Packets::Tracks(cursor) => {
                 let packet_type = cursor.packet_type;
-                cursor.next_track().map(|item| {
+                let packet = cursor.next_track().map(|item| {
                     let (track, fourcc, data) = item?;
                     video_packet(track, VideoCodec::from_fourcc(fourcc), packet_type, data)
-                })
+                });
+                cursor.stop_after(&packet);
+                packet
             }
         })
     }
@@ -583,6 +585,13 @@ impl TrackCursor {
             structure,
             done: false,
         })
+    }
+
+    /// Nothing follows a packet that was refused (its body, not only its framing).
+    fn stop_after<P>(&mut self, packet: &Option<Result<P, FlvError>>) {
+        if matches!(packet, Some(Err(_))) {
+            self.done = true;
+        }
     }
 
     /// The next track's (id, FourCC, body); `None` after the last. After an error, `None`.
@@ -953,7 +962,7 @@ impl AudioMessage {
             Packets::One(packet) => packet.take().map(Ok),
             Packets::Tracks(cursor) => {
                 let packet_type = cursor.packet_type;
-                cursor.next_track().map(|item| {
+                let packet = cursor.next_track().map(|item| {
                     let (track, fourcc, data) = item?;
                     let body = match packet_type {
                         t::SEQUENCE_START => AudioBody::SequenceStart(data),
@@ -974,7 +983,9 @@ impl AudioMessage {
                         codec: AudioCodec::from_fourcc(fourcc),
                         body,
                     })
-                })
+                });
+                cursor.stop_after(&packet);
+                packet
             }
         })
     }
@@ -1209,6 +1220,22 @@ mod tests {
         assert!(results[0].is_ok());
         assert!(results[1].is_err());
         assert_eq!(results.len(), 2, "nothing after an error");
+        // A reserved packet type in every track of a ManyTracks packet: one error, then
+        // nothing.
+        let reserved = [
+            0x96, 0x18, b'h', b'v', b'c', b'1', 0, 0, 0, 1, 1, 1, 0, 0, 1, 3,
+        ];
+        let mut message = VideoMessage::parse(&Bytes::copy_from_slice(&reserved)).unwrap();
+        let results: Vec<_> = message.packets().collect();
+        assert_eq!(results.len(), 1);
+        assert!(results[0].is_err());
+        let reserved_audio = [
+            0x95, 0x13, b'O', b'p', b'u', b's', 0, 0, 0, 1, 1, 1, 0, 0, 1, 3,
+        ];
+        let mut message = AudioMessage::parse(&Bytes::copy_from_slice(&reserved_audio)).unwrap();
+        let results: Vec<_> = message.packets().collect();
+        assert_eq!(results.len(), 1);
+        assert!(results[0].is_err());
         // A multitrack packet whose tracks say Multitrack or ModEx.
         assert!(video(&[0x96, 0x06, b'h', b'v', b'c', b'1']).is_err());
         assert!(video(&[0x96, 0x07, b'h', b'v', b'c', b'1']).is_err());

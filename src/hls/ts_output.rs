@@ -106,7 +106,8 @@ struct PendingAudio {
 /// Whether the TS output carries a publish with these tracks: one H.264 and/or one AAC
 /// track. Other codecs and multitrack publishes are served by the CMAF output alone.
 pub fn carries(tracks: &Tracks) -> bool {
-    !tracks.is_multitrack()
+    !tracks.tracks.is_empty()
+        && !tracks.is_multitrack()
         && tracks
             .tracks
             .iter()
