@@ -287,6 +287,43 @@ def ll_query():
     write("ll_query", "round-trip", b"\x01\x01\x00\x00\x01\x11\x00\x01\x05\x01\x02\x04\x03t=1\x05")
 
 
+def codec():
+    # Each seed goes whole to every parser: the SequenceStart bodies ffmpeg 9 sends (HEVC,
+    # AV1, VP9, Opus, FLAC), syncframe and frame headers, Opus TOCs and FLAC frame headers.
+    seeds = {
+        "hevc-main": "0101600000009000000000003cf000fcfdf8f800000f03200001001840010c01"
+        "ffff01600000030090000003000003003c959809210001002a42010101600000030090000003000003003c"
+        "a01a2020724996566924caf0168080000003008000000c8422000100074401c172b46240",
+        "hevc-main10": "0102200000009000000000003cf000fcfdfafa00000f03200001001840010c01"
+        "ffff02200000030090000003000003003c959809210001002842010102200000030090000003000003003c"
+        "a01620244d96566924caf01680800001f480003a980422000100074401c172b46240",
+        "hevc-access-unit": "000000034601500000000226010000000326 01af".replace(" ", ""),
+        "av1-svt": "81000c000a0b020000055db1fb805f0008",
+        "av1-aom-10bit": "81004c000a0a00000003b4fdf36be501",
+        "vp9-record": "01000000000a820202020000",
+        "vp9-record-bare": "000a820202020000",
+        "vp9-keyframe": "824983420009f005960638241c184a0005405f",
+        "vp9-superframe": "824983420009f005960638241c184a0005405f8600c11302c1",
+        "opus-stereo": "4f707573486561640102380180bb0000000000",
+        "opus-surround": "4f707573486561640106380180bb00000000010402000401020305",
+        "opus-packet": "fc7e0299",
+        "opus-code3": "8330",
+        "flac-streaminfo": "040004000000000008150ac440f00000000000000000000000000000000000000000",
+        "flac-file": "664c614300000022040004000000000008150ac440f000000000000000000000"
+        "000000000000000000008100000400000000",
+        "flac-frame": "fff8a9080050",
+        "flac-frame-uncommon": "fff97c08fe8182838485861000308f",
+        "ac3-stereo": "0b77fe95144043e106f46370",
+        "ac3-51": "0b77c4b71e40ebf8403eff99",
+        "eac3-stereo": "0b77017f3487c0002084210838",
+        "eac3-51": "0b7703ce7f87c00020842108",
+        "mp3-mpeg1": "fffb90640000023c",
+        "mp3-mpeg2": "fff340c40012b05e",
+    }
+    for name, text in seeds.items():
+        write("codec", name, bytes.fromhex(text))
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -297,6 +334,7 @@ def main():
     flv()
     remux()
     ll_query()
+    codec()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET=${1:-20}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"handshake chunk amf0 session flv remux ll_query"}
+TARGETS=${*:-"handshake chunk amf0 session flv remux ll_query codec"}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 
 if ! cargo +nightly --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
@@ -43,6 +43,7 @@ max_len() {
         chunk | session) echo 16384 ;;
         flv | remux) echo 65536 ;;
         ll_query) echo 1024 ;;
+        codec) echo 4096 ;;
         *) echo 4096 ;;
     esac
 }

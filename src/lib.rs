@@ -7,9 +7,9 @@
 //! http <- windows in memory (hub::stream); hls::disk writes the files
 //! ```
 //!
-//! Protocol, format and window code (`rtmp`, `flv`, `ts`, `mp4`, `hls`, `media`) is sans-IO:
-//! it takes bytes, values and clocks and returns bytes, values and events. ARCHITECTURE.md
-//! describes the layers, threads, bounds and where each output plugs in.
+//! Protocol, format and window code (`rtmp`, `flv`, `codec`, `ts`, `mp4`, `hls`, `media`) is
+//! sans-IO: it takes bytes, values and clocks and returns bytes, values and events.
+//! ARCHITECTURE.md describes the layers, threads, bounds and where each output plugs in.
 
 pub mod auth;
 pub mod cli;
