@@ -9,9 +9,7 @@
 //!
 //! Run with `cargo bench --bench enhanced`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -25,27 +23,12 @@ use rtmp_server::media::Duration90k;
 use rtmp_server::media::RtmpTimestamp;
 use rtmp_server::media::frame::{Ending, MediaEvent};
 
-/// Counts heap allocations.
-struct CountingAllocator;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+use counting_alloc::{CountingAllocator, allocations};
 
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Every heap allocation is counted.
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
@@ -149,9 +132,9 @@ fn report_allocations() {
         let tags = looped(&tags(name), 30);
         // Once to warm the part buffer pool, as a live stream's steady state has it.
         run(&tags);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let made = run(&tags);
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = allocations() - before;
         println!(
             "enhanced/{name} looped to {} frames: {allocations} heap allocations, {} parts, {} segments ({:.2} a part)",
             made.frames,

@@ -3,44 +3,27 @@
 //! Run with `cargo bench --bench remux`. Input: testdata/flv/h264_aac.flv (H.264 High with
 //! B-frames, AAC-LC, 10 s).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rtmp_server::remux::{RemuxConfig, RemuxEvent, remux_flv};
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
+use counting_alloc::{CountingAllocator, allocations};
+
 /// Counts heap allocations, to show that the remux allocates per segment and per
 /// configuration, not per TS packet or per frame.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Reports allocations against TS packets written for one run.
 fn report_allocations(file: &Bytes) {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let events = remux_flv(file.clone(), RemuxConfig::default()).unwrap();
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     let packets: usize = events
         .iter()
         .map(|e| match e {
