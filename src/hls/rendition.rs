@@ -47,6 +47,15 @@ struct Measure {
     segments: u64,
     /// The latest frame duration (video: the frame rate).
     frame_duration: Duration90k,
+    /// The last publisher's (peak, average), standing in until this one's first segment.
+    carried: Option<(u64, u64)>,
+}
+
+impl Measure {
+    fn measured(&self) -> Option<(u64, u64)> {
+        (self.total > Duration90k::ZERO)
+            .then(|| (self.peak_bps, bits_per_second(self.total_bytes, self.total)))
+    }
 }
 
 impl Rendition {
@@ -84,11 +93,15 @@ impl Rendition {
         lock(&self.measure).config = config;
     }
 
-    /// A new publisher's track goes out here: what was measured of the last one is
-    /// forgotten.
+    /// A new publisher's track goes out here: it is measured afresh, and until its first
+    /// segment closes the last publisher's figures stand in (a takeover keeps the
+    /// multivariant playlist served).
     pub fn begin_publisher(&self, config: Option<Arc<CodecConfig>>) {
-        *lock(&self.measure) = Measure {
+        let mut m = lock(&self.measure);
+        let carried = m.measured().or(m.carried);
+        *m = Measure {
             config,
+            carried,
             ..Measure::default()
         };
     }
@@ -125,10 +138,11 @@ impl Rendition {
         }
     }
 
-    /// Measured (peak, average) bits a second; `None` before its first segment.
+    /// Measured (peak, average) bits a second; before this publisher's first segment, the
+    /// last publisher's; `None` before any.
     pub fn bandwidth(&self) -> Option<(u64, u64)> {
         let m = lock(&self.measure);
-        (m.total > Duration90k::ZERO).then(|| (m.peak_bps, bits_per_second(m.total_bytes, m.total)))
+        m.measured().or(m.carried)
     }
 }
 
@@ -141,7 +155,7 @@ fn bits_per_second(bytes: u64, duration: Duration90k) -> u64 {
 /// rendition (lowest bandwidth first, the one players start with), audio renditions as one
 /// `EXT-X-MEDIA` group that every variant names (its BANDWIDTH counts the group's highest
 /// rate, its CODECS every codec of the group); a stream with audio renditions only lists each
-/// as a variant. `None` until every rendition of this publish has closed a segment (BANDWIDTH
+/// as a variant. `None` until every rendition has closed a segment (in this publish, or in the one it took over) (BANDWIDTH
 /// is measured, never guessed). `playlist`: the media playlist's file name in each
 /// rendition's folder.
 pub fn multivariant(
