@@ -155,9 +155,9 @@ fn bits_per_second(bytes: u64, duration: Duration90k) -> u64 {
 /// rendition (lowest bandwidth first, the one players start with), audio renditions as one
 /// `EXT-X-MEDIA` group that every variant names (its BANDWIDTH counts the group's highest
 /// rate, its CODECS every codec of the group); a stream with audio renditions only lists each
-/// as a variant. `None` until every rendition has closed a segment (in this publish, or in the one it took over) (BANDWIDTH
-/// is measured, never guessed). `playlist`: the media playlist's file name in each
-/// rendition's folder.
+/// as a variant. `None` until every rendition has closed a segment, in this publish or in
+/// the one it took over (BANDWIDTH is measured, never guessed). `playlist`: the media
+/// playlist's file name in each rendition's folder.
 pub fn multivariant(
     renditions: &[Arc<Rendition>],
     labels: &[TrackName],
