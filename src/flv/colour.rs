@@ -90,21 +90,12 @@ mod tests {
         out.to_vec()
     }
 
-    fn object(fields: &[(&str, Value)]) -> Value {
-        Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn hdr10_colour_info_is_read() {
-        let info = object(&[
+        let info = Value::object(&[
             (
                 "colorConfig",
-                object(&[
+                Value::object(&[
                     ("bitDepth", Value::Number(10.0)),
                     ("colorPrimaries", Value::Number(9.0)),
                     ("transferCharacteristics", Value::Number(16.0)),
@@ -113,14 +104,14 @@ mod tests {
             ),
             (
                 "hdrCll",
-                object(&[
+                Value::object(&[
                     ("maxFall", Value::Number(400.0)),
                     ("maxCLL", Value::Number(1000.0)),
                 ]),
             ),
             (
                 "hdrMdcv",
-                object(&[
+                Value::object(&[
                     ("maxLuminance", Value::Number(1000.0)),
                     ("minLuminance", Value::Number(0.005)),
                 ]),
@@ -147,9 +138,9 @@ mod tests {
     fn other_metadata_and_bad_values_are_left_alone() {
         assert_eq!(ColourInfo::from_metadata(&body(&["other".into()])), None);
         assert_eq!(ColourInfo::from_metadata(&[0xff, 0x00]), None);
-        let bad = object(&[(
+        let bad = Value::object(&[(
             "colorConfig",
-            object(&[
+            Value::object(&[
                 ("colorPrimaries", Value::Number(300.0)),
                 ("matrixCoefficients", Value::Number(f64::NAN)),
                 ("bitDepth", Value::String("ten".into())),
@@ -160,7 +151,10 @@ mod tests {
         // Every cut of a real body is refused or read, never a panic.
         let full = body(&[
             "colorInfo".into(),
-            object(&[("colorConfig", object(&[("bitDepth", Value::Number(8.0))]))]),
+            Value::object(&[(
+                "colorConfig",
+                Value::object(&[("bitDepth", Value::Number(8.0))]),
+            )]),
         ]);
         for cut in 0..full.len() {
             let _ = ColourInfo::from_metadata(&full[..cut]);

@@ -131,7 +131,12 @@ pub async fn file(
 ) -> Response {
     let query = query.unwrap_or_default();
     let response = serve_file(&shared, &app, &name, &file, &query, peer, &headers).await;
-    if method == Method::GET && response.status() == StatusCode::OK {
+    counted(&shared, &method, response)
+}
+
+/// Counts what a GET answer sends in `http_bytes_out_total`.
+fn counted(shared: &HttpContext, method: &Method, response: Response) -> Response {
+    if *method == Method::GET && response.status() == StatusCode::OK {
         let len = HttpBody::size_hint(response.body()).exact().unwrap_or(0);
         shared.metrics.http_bytes_out_total.inc_by(len);
     }
@@ -153,11 +158,7 @@ pub async fn rendition_file(
         &shared, &app, &name, &rendition, &file, &query, peer, &headers,
     )
     .await;
-    if method == Method::GET && response.status() == StatusCode::OK {
-        let len = HttpBody::size_hint(response.body()).exact().unwrap_or(0);
-        shared.metrics.http_bytes_out_total.inc_by(len);
-    }
-    response
+    counted(&shared, &method, response)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -177,7 +178,8 @@ async fn serve_rendition(
     let Some(stream) = shared.registry.get(app, name) else {
         return not_found();
     };
-    // Only the current publish's renditions are served (their names are `v{n}`/`a{n}`).
+    // Only renditions the stream has are served (their names are `v{n}`/`a{n}`): the latest
+    // publish's, and earlier ones' until they are swept.
     let Some(rendition) = stream.rendition(rendition) else {
         return not_found();
     };

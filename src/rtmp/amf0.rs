@@ -97,6 +97,16 @@ impl Value {
         }
     }
 
+    /// An object of these properties, in this order.
+    pub fn object(fields: &[(&str, Value)]) -> Value {
+        Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
     /// The first property called `name` of an object or ECMA array.
     pub fn property(&self, name: &str) -> Option<&Value> {
         self.properties()?

@@ -475,30 +475,21 @@ async fn cancelled(token: Option<CancellationToken>) {
 mod tests {
     use super::*;
 
-    fn object(fields: &[(&str, Value)]) -> Value {
-        Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn audio_track_names_and_languages_come_from_the_info_map() {
-        let map = object(&[
+        let map = Value::object(&[
             (
                 "1",
-                object(&[
+                Value::object(&[
                     ("name", "Commentary".into()),
                     ("language", "en-GB".into()),
                     ("audiodatarate", Value::Number(128.0)),
                 ]),
             ),
-            ("2", object(&[("lang", "de".into())])),
+            ("2", Value::object(&[("lang", "de".into())])),
             // Not track ids, or not plausible labels: left out.
-            ("x", object(&[("name", "nope".into())])),
-            ("3", object(&[("language", "en GB; drop".into())])),
+            ("x", Value::object(&[("name", "nope".into())])),
+            ("3", Value::object(&[("language", "en GB; drop".into())])),
         ]);
         let properties = vec![
             ("audiocodecid".to_owned(), Value::Number(10.0)),
