@@ -27,8 +27,9 @@ pub enum Invocation {
         output: PathBuf,
         config: Config,
     },
+    /// Probe the local server's `/healthz`, on the listeners `config` turns on.
     Healthcheck {
-        port: u16,
+        config: Config,
     },
 }
 
@@ -125,17 +126,10 @@ fn command() -> Command {
                     .value_parser(clap::value_parser!(PathBuf)),
             ),
     ))
-    .subcommand(
-        Command::new("healthcheck")
-            .about("Exit 0 when the local server answers /healthz (for container HEALTHCHECK)")
-            .arg(
-                Arg::new("http-port")
-                    .long("http-port")
-                    .value_parser(clap::value_parser!(u16))
-                    .env("RTMP_SERVER_HTTP_PORT")
-                    .default_value("8000"),
-            ),
-    )
+    .subcommand(with_config_args(Command::new("healthcheck").about(
+        "Exit 0 when the local server answers /healthz (for container HEALTHCHECK), over \
+         plain HTTP on http.port or, with http.plain off, HTTPS on http.tls_port",
+    )))
 }
 
 /// Builds the effective config from the matches of a command with config args.
@@ -180,7 +174,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Cli
             config: config_from(sub, &env)?,
         },
         Some(("healthcheck", sub)) => Invocation::Healthcheck {
-            port: *sub.get_one::<u16>("http-port").expect("has a default"),
+            config: config_from(sub, &env)?,
         },
         _ => Invocation::Serve {
             config: config_from(&m, &env)?,

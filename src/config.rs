@@ -27,6 +27,7 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: AuthConfig,
     pub hooks: HooksConfig,
+    pub tls: TlsConfig,
     pub log: LogConfig,
 }
 
@@ -35,6 +36,12 @@ pub struct Config {
 pub struct RtmpConfig {
     /// RTMP listen port; 0 picks a free port (logged at start-up).
     pub port: u16,
+    /// Listen for plain RTMP on `rtmp.port`. Off where stream keys must never travel in the
+    /// clear: then only `rtmp.tls_port` takes publishers.
+    pub plain: bool,
+    /// RTMPS (RTMP over TLS) listen port, with the certificate `tls.cert`; off unless set
+    /// (443 and 1936 are usual; 0 picks a free port).
+    pub tls_port: ListenPort,
     /// The application name encoders publish to: `rtmp://host/{app}/{key}`.
     pub app: String,
     /// The server's outgoing chunk size, announced with Set Chunk Size (RTMP 1.0 §5.4.1).
@@ -67,6 +74,11 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     /// HTTP listen port; 0 picks a free port (logged at start-up).
     pub port: u16,
+    /// Listen for plain HTTP on `http.port`. Off: only `http.tls_port` serves.
+    pub plain: bool,
+    /// HTTPS listen port (HTTP/2 and HTTP/1.1, by ALPN), serving what `http.port` serves,
+    /// with the certificate `tls.cert`; off unless set (0 picks a free port).
+    pub tls_port: ListenPort,
     /// CORS allowed origins: `*`, or a comma-separated list of origins.
     pub allow_origin: String,
     /// Folder HLS files are written under, as `{mediaroot}/{app}/{key}/`.
@@ -134,6 +146,65 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// The certificate both TLS listeners (`rtmp.tls_port`, `http.tls_port`) present. Both files
+/// are read again on SIGHUP and when they change; a new pair that does not load keeps the
+/// one in use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, RSA or EC).
+    pub key: PathBuf,
+}
+
+/// A listener's port when the listener is optional: off unless set, and then any port, 0
+/// picking a free one as for the other listeners. Written as a number, `"off"` when off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenPort(pub Option<u16>);
+
+impl ListenPort {
+    const OFF: &str = "off";
+}
+
+impl Serialize for ListenPort {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(port) => s.serialize_u16(port),
+            None => s.serialize_str(Self::OFF),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ListenPort, D::Error> {
+        /// A number, or text (from a flag or an environment variable): a number, or "off".
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(i64),
+            Text(String),
+        }
+        let port = |n: i64| {
+            u16::try_from(n)
+                .map(|p| ListenPort(Some(p)))
+                .map_err(|_| serde::de::Error::custom(format!("port {n} is not 0 to 65535")))
+        };
+        match Written::deserialize(d)? {
+            Written::Number(n) => port(n),
+            Written::Text(t) if t.trim().is_empty() || t.trim() == Self::OFF => {
+                Ok(ListenPort(None))
+            }
+            Written::Text(t) => match t.trim().parse::<i64>() {
+                Ok(n) => port(n),
+                Err(_) => Err(serde::de::Error::custom(format!(
+                    "expected a port number or \"off\", not {t:?}"
+                ))),
+            },
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -150,6 +221,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             auth: AuthConfig::default(),
             hooks: HooksConfig::default(),
+            tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -159,6 +231,8 @@ impl Default for RtmpConfig {
     fn default() -> RtmpConfig {
         RtmpConfig {
             port: 1935,
+            plain: true,
+            tls_port: ListenPort::default(),
             app: "live".into(),
             chunk_size: 60000,
             gop_cache: true,
@@ -177,6 +251,8 @@ impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
             port: 8000,
+            plain: true,
+            tls_port: ListenPort::default(),
             allow_origin: "*".into(),
             mediaroot: PathBuf::from("./media"),
             max_connections: 10_000,
@@ -514,12 +590,43 @@ impl Config {
                     .into(),
             });
         }
+        self.validate_listeners()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Range {
                 option: "log.level",
                 value: self.log.level.clone(),
                 message: e.to_string(),
             });
+        }
+        Ok(())
+    }
+
+    /// Each side listens somewhere, and a TLS listener has a certificate to present.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        for (plain, tls_port, option) in [
+            (self.rtmp.plain, self.rtmp.tls_port, "rtmp.plain"),
+            (self.http.plain, self.http.tls_port, "http.plain"),
+        ] {
+            if !plain && tls_port.0.is_none() {
+                let side = option.split('.').next().unwrap_or_default();
+                return Err(ConfigError::Range {
+                    option,
+                    value: "false".into(),
+                    message: format!("with {side}.tls_port off too, nothing would listen"),
+                });
+            }
+        }
+        let tls = self.rtmp.tls_port.0.is_some() || self.http.tls_port.0.is_some();
+        for (option, path) in [("tls.cert", &self.tls.cert), ("tls.key", &self.tls.key)] {
+            if tls && path.as_os_str().is_empty() {
+                return Err(ConfigError::Range {
+                    option,
+                    value: String::new(),
+                    message: "a TLS listener is on (rtmp.tls_port or http.tls_port): name the \
+                              PEM file"
+                        .into(),
+                });
+            }
         }
         Ok(())
     }

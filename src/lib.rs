@@ -30,5 +30,6 @@ pub mod offline;
 pub mod remux;
 pub mod rtmp;
 pub mod server;
+pub mod tls;
 pub mod ts;
 pub mod wallclock;

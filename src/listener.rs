@@ -1,4 +1,5 @@
-//! Accepting TCP connections under a cap, shared by the RTMP and HTTP listeners.
+//! Accepting TCP connections under a cap, shared by the RTMP and HTTP listeners (plain and
+//! TLS: a TLS connection holds its place from accept, through its handshake).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use tracing::warn;
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A listener that admits at most `cap` connections at once. A connection over the cap is
+/// A listener that admits a connection only while one of its places is free (places can be
+/// shared by listeners, e.g. plain and TLS of one side). A connection over the cap is
 /// closed as soon as it is accepted: a storm of connects costs an accept and a close each.
 pub struct Admission {
     listener: TcpListener,
     permits: Arc<Semaphore>,
-    /// `RTMP` or `HTTP`, for the log.
+    /// `RTMP`, `RTMPS`, `HTTP` or `HTTPS`, for the log.
     protocol: &'static str,
     option: &'static str,
     metrics: ConnectionMetrics,
@@ -59,17 +61,18 @@ impl Drop for Place {
 }
 
 impl Admission {
-    /// `option` names the config option that sets `cap`, for the log.
+    /// Admits connections while `places` has a permit; `option` names the config option
+    /// that sets their number, for the log.
     pub fn new(
         listener: TcpListener,
-        cap: usize,
+        places: Arc<Semaphore>,
         protocol: &'static str,
         option: &'static str,
         metrics: ConnectionMetrics,
     ) -> Admission {
         Admission {
             listener,
-            permits: Arc::new(Semaphore::new(cap)),
+            permits: places,
             protocol,
             option,
             metrics,

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Invocation::Healthcheck { port } => match rtmp_server::healthcheck::probe(port) {
+        Invocation::Healthcheck { config } => match rtmp_server::healthcheck::probe(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");

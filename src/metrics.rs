@@ -27,6 +27,12 @@ pub struct TrackLabel {
     pub codec: &'static str,
 }
 
+/// The `listener` label: which TLS listener (`rtmps`, `https`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// Every `reason` a publish is refused for.
 pub const REJECT_REASONS: &[&str] = &[
     "malformed_key",
@@ -50,6 +56,9 @@ pub struct Metrics {
     pub http_connections_total: Counter,
     pub http_connections_refused_total: Counter,
     pub http_bytes_out_total: Counter<u64, AtomicU64>,
+    /// TLS connections that ended before their handshake completed (refused, malformed,
+    /// timed out), by listener.
+    pub tls_handshake_failures_total: Family<ListenerLabel, Counter>,
     pub streams_live: Gauge,
     /// Tracks of the live publishes, by kind and codec (a multitrack publish counts each).
     pub tracks_live: Family<TrackLabel, Gauge>,
@@ -85,6 +94,7 @@ impl Default for Metrics {
             http_connections_total: Counter::default(),
             http_connections_refused_total: Counter::default(),
             http_bytes_out_total: Counter::default(),
+            tls_handshake_failures_total: Family::default(),
             streams_live: Gauge::default(),
             tracks_live: Family::default(),
             publishes_total: Counter::default(),
@@ -104,6 +114,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counter of failed TLS handshakes on `listener` (`rtmps`, `https`).
+    pub fn tls_handshake_failures(&self, listener: &'static str) -> Counter {
+        self.tls_handshake_failures_total
+            .get_or_create(&ListenerLabel { listener })
+            .clone()
+    }
+
     /// A registry with every metric under the `rtmp_server` prefix; `disk` adds the disk
     /// writer's counters.
     pub fn registry(&self, disk: Arc<DiskStats>) -> Registry {
@@ -148,6 +165,11 @@ impl Metrics {
             "http_bytes_out",
             "Bytes of playlists and segments served",
             self.http_bytes_out_total.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS connections that ended before their handshake completed, by listener",
+            self.tls_handshake_failures_total.clone(),
         );
         r.register(
             "streams_live",

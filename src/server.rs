@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,6 +26,8 @@ use crate::ingest::{Ingest, IngestSettings};
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
 use crate::rtmp::conn::{ConnContext, RtmpSettings};
+use crate::rtmp::transport::Transport;
+use crate::tls::certs::{CertPaths, CertStore};
 use tokio::task::JoinHandle;
 
 /// How often segments and ended streams past their availability are dropped. Often, so
@@ -99,10 +103,24 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     Ok((soft, hard))
 }
 
+/// A listener whose clients start with a TLS handshake answered with its configuration.
+struct TlsListener {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+}
+
 /// A server whose listeners are bound.
 pub struct Server {
-    rtmp: TcpListener,
-    http: TcpListener,
+    /// Plain RTMP, unless `rtmp.plain` is off.
+    rtmp: Option<TcpListener>,
+    /// RTMPS, when `rtmp.tls_port` is set.
+    rtmps: Option<TlsListener>,
+    /// Plain HTTP, unless `http.plain` is off.
+    http: Option<TcpListener>,
+    /// HTTPS, when `http.tls_port` is set.
+    https: Option<TlsListener>,
+    /// The certificate the TLS listeners present, reloaded while they run.
+    certs: Option<Arc<CertStore>>,
     max_rtmp_connections: usize,
     conn: Arc<ConnContext>,
     http_ctx: Arc<HttpContext>,
@@ -118,10 +136,47 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds both listeners and starts the disk writer. Port 0 picks a free port.
+    /// Binds the listeners the configuration turns on, reads the certificate they present,
+    /// and starts the disk writer. Port 0 picks a free port.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let rtmp = TcpListener::bind((config.bind, config.rtmp.port)).await?;
-        let http = TcpListener::bind((config.bind, config.http.port)).await?;
+        let bind = async |on: bool, port: u16| -> anyhow::Result<Option<TcpListener>> {
+            Ok(match on {
+                true => Some(TcpListener::bind((config.bind, port)).await?),
+                false => None,
+            })
+        };
+        let rtmp = bind(config.rtmp.plain, config.rtmp.port).await?;
+        let http = bind(config.http.plain, config.http.port).await?;
+        let rtmps_listener = bind(
+            config.rtmp.tls_port.0.is_some(),
+            config.rtmp.tls_port.0.unwrap_or_default(),
+        )
+        .await?;
+        let https_listener = bind(
+            config.http.tls_port.0.is_some(),
+            config.http.tls_port.0.unwrap_or_default(),
+        )
+        .await?;
+        let provider = crate::tls::config::provider();
+        let certs = match rtmps_listener.is_some() || https_listener.is_some() {
+            true => Some(Arc::new(CertStore::open(
+                CertPaths {
+                    cert: config.tls.cert.clone(),
+                    key: config.tls.key.clone(),
+                },
+                provider.clone(),
+            )?)),
+            false => None,
+        };
+        let tls_listener = |listener: Option<TcpListener>, alpn: &[&[u8]]| {
+            let certs = certs.clone()?;
+            Some(TlsListener {
+                listener: listener?,
+                config: crate::tls::config::server(certs, provider.clone(), alpn),
+            })
+        };
+        let rtmps = tls_listener(rtmps_listener, &[]);
+        let https = tls_listener(https_listener, &crate::tls::config::HTTP_ALPN);
         let client = crate::auth::http_client(Duration::from_secs(config.auth.timeout))
             .map_err(anyhow::Error::msg)?;
         let checker = KeyChecker::new(&config.auth, client.clone()).map_err(anyhow::Error::msg)?;
@@ -190,6 +245,7 @@ impl Server {
             },
             ingest,
             bytes_in: metrics.rtmp_bytes_in_total.clone(),
+            tls_failures: metrics.tls_handshake_failures("rtmps"),
             shutdown: shutdown.clone(),
             epoch: started,
         });
@@ -211,7 +267,10 @@ impl Server {
         });
         Ok(Server {
             rtmp,
+            rtmps,
             http,
+            https,
+            certs,
             max_rtmp_connections: config.rtmp.max_connections,
             conn,
             http_ctx,
@@ -224,24 +283,45 @@ impl Server {
         })
     }
 
-    pub fn rtmp_addr(&self) -> SocketAddr {
-        self.rtmp
-            .local_addr()
-            .expect("bound listener has an address")
+    /// The plain RTMP listener's address, unless `rtmp.plain` is off.
+    pub fn rtmp_addr(&self) -> Option<SocketAddr> {
+        address(self.rtmp.as_ref())
     }
 
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .expect("bound listener has an address")
+    /// The RTMPS listener's address, when `rtmp.tls_port` is set.
+    pub fn rtmps_addr(&self) -> Option<SocketAddr> {
+        address(self.rtmps.as_ref().map(|t| &t.listener))
+    }
+
+    /// The plain HTTP listener's address, unless `http.plain` is off.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        address(self.http.as_ref())
+    }
+
+    /// The HTTPS listener's address, when `http.tls_port` is set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        address(self.https.as_ref().map(|t| &t.listener))
     }
 
     /// Serves until `stop` is cancelled, then ends every live stream (EXT-X-ENDLIST), lets
     /// the disk writer flush, and returns.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let listening = [
+            ("rtmp", self.rtmp_addr()),
+            ("rtmps", self.rtmps_addr()),
+            ("http", self.http_addr()),
+            ("https", self.https_addr()),
+        ]
+        .iter()
+        .filter_map(|(name, addr)| Some(format!("{name}={}", (*addr)?)))
+        .collect::<Vec<_>>()
+        .join(" ");
         let Server {
             rtmp,
+            rtmps,
             http,
+            https,
+            certs,
             max_rtmp_connections,
             conn,
             http_ctx,
@@ -252,22 +332,37 @@ impl Server {
             disk,
             hooks,
         } = self;
-        info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "listening");
+        info!("listening {listening}");
         let tasks = TaskTracker::new();
-        let connections = ConnectionMetrics {
-            total: metrics.rtmp_connections_total.clone(),
-            open: metrics.rtmp_connections.clone(),
-            refused: metrics.rtmp_connections_refused_total.clone(),
+        // Plain and TLS connections share one cap per side.
+        let rtmp_places = Arc::new(Semaphore::new(max_rtmp_connections));
+        let admission = |listener, protocol| {
+            let metrics = ConnectionMetrics {
+                total: metrics.rtmp_connections_total.clone(),
+                open: metrics.rtmp_connections.clone(),
+                refused: metrics.rtmp_connections_refused_total.clone(),
+            };
+            let places = rtmp_places.clone();
+            Admission::new(listener, places, protocol, "rtmp.max_connections", metrics)
         };
-        tasks.spawn(accept_rtmp(
-            rtmp,
-            conn.clone(),
-            max_rtmp_connections,
-            connections,
-            tasks.clone(),
-        ));
+        if let Some(listener) = rtmp {
+            let admission = admission(listener, "RTMP");
+            tasks.spawn(accept_rtmp(admission, None, conn.clone(), tasks.clone()));
+        }
+        if let Some(TlsListener { listener, config }) = rtmps {
+            let admission = admission(listener, "RTMPS");
+            tasks.spawn(accept_rtmp(
+                admission,
+                Some(config),
+                conn.clone(),
+                tasks.clone(),
+            ));
+        }
         tasks.spawn(sweep(registry.clone(), metrics, shutdown.clone()));
-        let http = serve_http_apart(http, http_ctx)?;
+        if let Some(certs) = certs {
+            tasks.spawn(crate::tls::watch::run(certs, shutdown.clone()));
+        }
+        let http = serve_http_apart(http, https.map(|t| (t.listener, t.config)), http_ctx)?;
 
         stop.cancelled().await;
         info!("stopping: ending live streams");
@@ -318,10 +413,14 @@ impl Server {
 /// one fewer, keeps the last of a burst answered soon (on 2 cores with 1,000 such players,
 /// the 99th percentile from a part's last frame to a player's answer fell from 25 to 18 ms).
 fn serve_http_apart(
-    listener: TcpListener,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, Arc<ServerConfig>)>,
     ctx: Arc<HttpContext>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let listener = listener.into_std()?;
+    let http = http.map(|l| l.into_std()).transpose()?;
+    let https = https
+        .map(|(l, c)| Ok::<_, std::io::Error>((l.into_std()?, c)))
+        .transpose()?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -332,39 +431,67 @@ fn serve_http_apart(
         .name("http".into())
         .spawn(move || {
             runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => crate::http::serve(listener, ctx).await,
-                    Err(e) => warn!("HTTP listener: {e}"),
-                }
+                // Plain and TLS connections share one cap.
+                let places = Arc::new(Semaphore::new(ctx.max_connections));
+                let plain = http.map(|listener| {
+                    crate::http::serve(listener, None, ctx.clone(), places.clone())
+                });
+                let tls = https.map(|(listener, config)| {
+                    crate::http::serve(listener, Some(config), ctx.clone(), places.clone())
+                });
+                let run = |serving: Option<_>| async move {
+                    if let Some(serving) = serving {
+                        if let Err(e) = serving.await {
+                            warn!("HTTP listener: {e}");
+                        }
+                    }
+                };
+                tokio::join!(run(plain), run(tls));
             });
         })?)
 }
 
-/// Accepts RTMP connections, one task each, at most `cap` at once.
+/// Accepts RTMP connections, one task each, plain or (with `tls`) RTMPS.
 async fn accept_rtmp(
-    listener: TcpListener,
+    mut admission: Admission,
+    tls: Option<Arc<ServerConfig>>,
     ctx: Arc<ConnContext>,
-    cap: usize,
-    metrics: ConnectionMetrics,
     tasks: TaskTracker,
 ) {
-    let mut admission = Admission::new(listener, cap, "RTMP", "rtmp.max_connections", metrics);
     while let Some(Admitted {
         socket,
         peer,
         place,
     }) = admission.next(&ctx.shutdown).await
     {
+        let transport = match &tls {
+            None => Transport::plain(socket),
+            Some(config) => match Transport::tls(socket, config.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(%peer, "RTMPS connection not started: {e}");
+                    continue;
+                }
+            },
+        };
         let ctx = ctx.clone();
-        let span = tracing::info_span!("rtmp", %peer);
+        let span = match tls {
+            None => tracing::info_span!("rtmp", %peer),
+            Some(_) => tracing::info_span!("rtmps", %peer),
+        };
         tasks.spawn(tracing::Instrument::instrument(
             async move {
-                crate::rtmp::conn::serve(socket, peer, ctx).await;
+                crate::rtmp::conn::serve(transport, peer, ctx).await;
                 drop(place);
             },
             span,
         ));
     }
+}
+
+/// A bound listener's address.
+fn address(listener: Option<&TcpListener>) -> Option<SocketAddr> {
+    listener.and_then(|l| l.local_addr().ok())
 }
 
 /// Drops segments and ended streams whose availability period is over, and updates the

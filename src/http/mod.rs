@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::routing::get;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
@@ -33,6 +34,17 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head accepted. Players send a few hundred bytes.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How long a TLS client may take to complete its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests one HTTP/2 connection may have in flight at once (RFC 9113 §5.1.2): a player
+/// holds a blocking playlist request and a part or two, a page of players a few of each.
+const MAX_H2_STREAMS: u32 = 128;
+
+/// How often an HTTP/2 connection that went quiet is pinged, and how long its answer may
+/// take before the connection is closed: a peer that vanished frees its place.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// How long a stop waits for HTTP responses in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -83,41 +95,112 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .with_state(shared)
 }
 
-/// Serves HTTP/1.1 on `listener` until the server stops: at most `http.max_connections`
-/// connections, each with a header time-out, finished gracefully at the stop.
-pub async fn serve(listener: TcpListener, shared: Arc<HttpContext>) {
+/// How the connections of one listener are served: HTTP/1.1, and HTTP/2 where TLS agreed
+/// on it (ALPN `h2`).
+#[derive(Clone)]
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new() -> Protocols {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES.max(8192));
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_H2_STREAMS)
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .keep_alive_interval(H2_KEEP_ALIVE)
+            .keep_alive_timeout(H2_KEEP_ALIVE);
+        Protocols { http1, http2 }
+    }
+}
+
+/// Serves HTTP on `listener` until the server stops: HTTP/1.1, or with `tls` HTTPS (HTTP/2
+/// or HTTP/1.1, as ALPN agrees), while `places` has room (`http.max_connections`, shared by
+/// both listeners; a TLS connection holds its place through its handshake), each connection
+/// with a time-out for its handshake and its request headers, finished gracefully at the
+/// stop.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: Arc<HttpContext>,
+    places: Arc<Semaphore>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
     let app = router(shared.clone());
-    let cap = shared.max_connections;
     let metrics = ConnectionMetrics {
         total: shared.metrics.http_connections_total.clone(),
         open: shared.metrics.http_connections.clone(),
         refused: shared.metrics.http_connections_refused_total.clone(),
     };
-    let mut admission = Admission::new(listener, cap, "HTTP", "http.max_connections", metrics);
+    let protocol = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    let mut admission = Admission::new(listener, places, protocol, "http.max_connections", metrics);
     let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    let protocols = Protocols::new();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let tls_failures = shared.metrics.tls_handshake_failures("https");
     while let Some(Admitted {
         socket,
         peer,
         place,
     }) = admission.next(&shared.shutdown).await
     {
-        let service =
-            app.clone()
-                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req
-                });
-        let conn =
-            builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
+        let watcher = graceful.watcher();
+        let protocols = protocols.clone();
+        let Some(acceptor) = acceptor.clone() else {
+            let conn = protocols
+                .http1
+                .serve_connection(TokioIo::new(socket), service);
+            tokio::spawn(async move {
+                if let Err(e) = watcher.watch(conn).await {
+                    debug!(%peer, "HTTP connection ended: {e}");
+                }
+                drop(place);
+            });
+            continue;
+        };
+        let tls_failures = tls_failures.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, "HTTP connection ended: {e}");
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tls_failures.inc();
+                    debug!(%peer, "HTTPS connection ended in its TLS handshake: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tls_failures.inc();
+                    debug!(%peer, "HTTPS connection ended: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}");
+                    return;
+                }
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(stream);
+            let ended = if h2 {
+                watcher
+                    .watch(protocols.http2.serve_connection(io, service))
+                    .await
+            } else {
+                watcher
+                    .watch(protocols.http1.serve_connection(io, service))
+                    .await
+            };
+            if let Err(e) = ended {
+                debug!(%peer, "HTTPS connection ended: {e}");
             }
             drop(place);
         });
@@ -127,6 +210,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<HttpContext>) {
         .await
         .is_err()
     {
-        debug!("HTTP connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        debug!("{protocol} connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
+    Ok(())
 }

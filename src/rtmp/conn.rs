@@ -10,9 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -22,6 +19,7 @@ use crate::media::RtmpTimestamp;
 use crate::media::frame::TrackName;
 use crate::rtmp::amf0::Value;
 use crate::rtmp::merged_read::{self, ReadMode};
+use crate::rtmp::transport::{Transport, TransportError};
 use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
@@ -45,6 +43,10 @@ pub enum ConnError {
     Session(#[from] SessionError),
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::session::TlsError),
+    #[error("no TLS handshake within {0:?}")]
+    TlsHandshakeTimeout(Duration),
     #[error("no handshake and connect within {0:?}")]
     HandshakeTimeout(Duration),
     #[error("connected but not publishing within {0:?}")]
@@ -65,6 +67,8 @@ pub struct ConnContext {
     pub settings: RtmpSettings,
     pub ingest: Ingest,
     pub bytes_in: prometheus_client::metrics::counter::Counter<u64, std::sync::atomic::AtomicU64>,
+    /// RTMPS connections that ended before their TLS handshake completed.
+    pub tls_failures: prometheus_client::metrics::counter::Counter,
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
     /// Where the merged-read grid starts (see `merged_read`): one grid for every connection.
@@ -86,8 +90,17 @@ pub struct RtmpSettings {
     pub handshake_timeout: Duration,
 }
 
+impl From<TransportError> for ConnError {
+    fn from(e: TransportError) -> ConnError {
+        match e {
+            TransportError::Io(e) => ConnError::Io(e),
+            TransportError::Tls(e) => ConnError::Tls(e),
+        }
+    }
+}
+
 /// Runs one connection to its end and logs why it ended.
-pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ConnContext>) {
+pub async fn serve(mut transport: Transport, peer: SocketAddr, ctx: Arc<ConnContext>) {
     let mut conn = Conn {
         ctx,
         peer,
@@ -98,8 +111,19 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ConnContext>) {
         received: Arrival::now(),
         previous_read: Instant::now(),
     };
-    let result = conn.run(socket).await;
+    let result = conn.run(&mut transport).await;
     conn.publishing = None;
+    let result = match result {
+        Err(ConnError::HandshakeTimeout(t)) if transport.tls_handshaking() => {
+            Err(ConnError::TlsHandshakeTimeout(t))
+        }
+        result => result,
+    };
+    if transport.tls_handshaking() {
+        conn.ctx.tls_failures.inc();
+    }
+    // A TLS connection that failed says why in an alert, if the socket takes it now.
+    transport.send_pending_now();
     match result {
         Ok(()) => debug!("connection closed"),
         Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -124,8 +148,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn run(&mut self, socket: TcpStream) -> Result<(), ConnError> {
-        let (mut rd, mut wr) = socket.into_split();
+    async fn run(&mut self, transport: &mut Transport) -> Result<(), ConnError> {
         let ctx = self.ctx.clone();
         let cfg = &ctx.settings;
         let handshake_timeout = cfg.handshake_timeout;
@@ -135,27 +158,27 @@ impl Conn {
         let mut publish_deadline = tokio::time::Instant::now() + handshake_timeout;
         let mut input = BytesMut::with_capacity(READ_SIZE);
 
-        if let Err(e) = merged_read::enable_receive_times(rd.as_ref()) {
+        if let Err(e) = merged_read::enable_receive_times(transport.socket()) {
             debug!("receive times not enabled: {e}");
         }
         let mut handshake = Handshake::new();
+        // The TLS handshake, for RTMPS, and the RTMP handshake, within the same time.
         loop {
-            input.reserve(READ_SIZE);
             let read = tokio::select! {
                 _ = ctx.shutdown.cancelled() => return Ok(()),
-                read = tokio::time::timeout_at(publish_deadline, rd.read_buf(&mut input)) => read,
+                read = tokio::time::timeout_at(publish_deadline, transport.read_ready(&mut input)) => read,
             };
-            let n = read.map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
-            if n == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
-            self.count_in(n);
+            let drained = read.map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
+            self.count_in(drained.bytes);
             self.received = Arrival::now();
             self.previous_read = Instant::now();
             let done = handshake.feed(&mut input, &mut self.out)?;
-            self.flush(&mut wr).await?;
+            self.flush(transport).await?;
             if done {
                 break;
+            }
+            if drained.closed {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
 
@@ -197,7 +220,7 @@ impl Conn {
                 }
             }
             self.events = events;
-            let flushed = self.flush(&mut wr).await;
+            let flushed = self.flush(transport).await;
             result?;
             flushed?;
             if answered {
@@ -225,7 +248,7 @@ impl Conn {
             }
             if merge != low_water_raised {
                 low_water_raised = merge;
-                if let Err(e) = merged_read::set_low_water(rd.as_ref(), merge) {
+                if let Err(e) = merged_read::set_low_water(transport.socket(), merge) {
                     debug!("receive low-water mark not set: {e}");
                 }
             }
@@ -244,17 +267,17 @@ impl Conn {
                         "the stream was taken over or its key is no longer valid",
                         &mut self.out,
                     );
-                    let _ = self.flush(&mut wr).await;
+                    let _ = self.flush(transport).await;
                     return Ok(());
                 }
                 _ = ctx.shutdown.cancelled() => {
                     return Ok(());
                 }
-                read = merged_read::read_ready(rd.as_ref(), &mut input), if !merge => {
+                read = transport.read_ready(&mut input), if !merge => {
                     Some((read?, ReadMode::Prompt))
                 }
                 _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due, Instant::now())), if merge => {
-                    Some((merged_read::drain(rd.as_ref(), &mut input)?, ReadMode::Merged))
+                    Some((transport.drain(&mut input)?, ReadMode::Merged))
                 }
                 _ = tokio::time::sleep_until(publish_deadline), if !merged => {
                     // Playback is not offered: a client is here to publish, and one that
@@ -277,7 +300,7 @@ impl Conn {
                         let ms = started.elapsed().as_millis() as u32;
                         let session = self.session.as_mut().expect("session set above");
                         session.ping_request(ms, &mut self.out);
-                        self.flush(&mut wr).await?;
+                        self.flush(transport).await?;
                     }
                     None
                 }
@@ -309,12 +332,13 @@ impl Conn {
         self.ctx.bytes_in.inc_by(n as u64);
     }
 
-    async fn flush(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), ConnError> {
-        if self.out.is_empty() {
+    /// Writes what the session produced, and what TLS has to send of its own.
+    async fn flush(&mut self, transport: &mut Transport) -> Result<(), ConnError> {
+        if self.out.is_empty() && !transport.has_pending() {
             return Ok(());
         }
         let bytes = self.out.split();
-        tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes))
+        tokio::time::timeout(WRITE_TIMEOUT, transport.write_all(&bytes))
             .await
             .map_err(|_| ConnError::WriteTimeout)??;
         Ok(())

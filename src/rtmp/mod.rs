@@ -13,6 +13,7 @@
 //!   announces, what the server answers). Spec: Enhanced RTMP v2.
 //! - [`session`]: the server session state machine (connect, createStream, publish, ...).
 //!   Spec: RTMP 1.0 §7.2.
+//! - [`transport`]: the socket a connection reads and writes, plain or through TLS (RTMPS).
 //! - [`client`]: the publishing side (client handshake, connect, publish, media), for load
 //!   tools and tests. Spec: RTMP 1.0 §5.2, §7.2.
 //! - [`error`]: one error type per layer.
@@ -29,6 +30,7 @@ pub mod handshake;
 mod merged_read;
 pub mod message;
 pub mod session;
+pub mod transport;
 
 pub use client::{ClientConfig, ClientError, ClientEvent, EnhancedConnect, PublishClient};
 pub use error::{Amf0Error, ChunkError, HandshakeError, MessageError, SessionError};

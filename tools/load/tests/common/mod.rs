@@ -90,7 +90,10 @@ impl TestServer {
                 runtime.block_on(async move {
                     let server = Server::bind(config).await.expect("bind");
                     bound
-                        .send((server.rtmp_addr(), server.http_addr()))
+                        .send((
+                            server.rtmp_addr().expect("plain RTMP is on"),
+                            server.http_addr().expect("plain HTTP is on"),
+                        ))
                         .expect("test waits");
                     server.run(stop).await.expect("server run");
                 });

@@ -1,0 +1,140 @@
+//! What an RTMP connection reads from and writes to: a TCP socket, plain (RTMP) or through
+//! TLS (RTMPS). Either way the connection reads with [`merged_read`] on the socket itself,
+//! so RTMPS keeps merged reads and the kernel's receive times; TLS opens what was read
+//! ([`TlsSession`]) into the same buffer plain RTMP reads into.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::merged_read::{self, Drained};
+use crate::tls::session::{TlsError, TlsSession};
+
+/// Why reading or writing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// One connection's socket, and its TLS session for RTMPS.
+pub struct Transport {
+    socket: TcpStream,
+    tls: Option<Box<Tls>>,
+}
+
+struct Tls {
+    session: TlsSession,
+    /// Ciphertext read and not yet opened (emptied by each open).
+    cipher: BytesMut,
+    /// Records to send.
+    sealed: Vec<u8>,
+}
+
+impl Transport {
+    pub fn plain(socket: TcpStream) -> Transport {
+        Transport { socket, tls: None }
+    }
+
+    /// A connection whose client starts with a TLS handshake, answered with `config`.
+    pub fn tls(
+        socket: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<Transport, TlsError> {
+        Ok(Transport {
+            socket,
+            tls: Some(Box::new(Tls {
+                session: TlsSession::new(config)?,
+                cipher: BytesMut::new(),
+                sealed: Vec::new(),
+            })),
+        })
+    }
+
+    /// The socket, for its options.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// Waits until the socket is readable, then appends what it carries to `input` (see
+    /// [`merged_read::read_ready`]). `bytes` counts what came off the network; through TLS,
+    /// what it carried may be less (a record not yet whole), or nothing.
+    pub async fn read_ready(&mut self, input: &mut BytesMut) -> Result<Drained, TransportError> {
+        match &mut self.tls {
+            None => Ok(merged_read::read_ready(&self.socket, input).await?),
+            Some(tls) => {
+                let drained = merged_read::read_ready(&self.socket, &mut tls.cipher).await?;
+                tls.open(drained, input)
+            }
+        }
+    }
+
+    /// Appends what the socket holds now to `input`, without waiting (see
+    /// [`merged_read::drain`]).
+    pub fn drain(&mut self, input: &mut BytesMut) -> Result<Drained, TransportError> {
+        match &mut self.tls {
+            None => Ok(merged_read::drain(&self.socket, input)?),
+            Some(tls) => {
+                let drained = merged_read::drain(&self.socket, &mut tls.cipher)?;
+                tls.open(drained, input)
+            }
+        }
+    }
+
+    /// Writes `bytes`, and whatever TLS has to send of its own (its handshake, tickets).
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        match &mut self.tls {
+            None => Ok(self.socket.write_all(bytes).await?),
+            Some(tls) => {
+                tls.session.seal(bytes, &mut tls.sealed)?;
+                if !tls.sealed.is_empty() {
+                    self.socket.write_all(&tls.sealed).await?;
+                    tls.sealed.clear();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends what TLS still has to send (the alert that says why a connection ends), if the
+    /// socket takes it at once.
+    pub fn send_pending_now(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            if !tls.sealed.is_empty() {
+                let _ = self.socket.try_write(&tls.sealed);
+                tls.sealed.clear();
+            }
+        }
+    }
+
+    /// Whether this is a TLS connection whose handshake has not completed.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.session.is_handshaking())
+    }
+
+    /// Whether TLS has bytes of its own to send (the handshake's answer).
+    pub fn has_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| !tls.sealed.is_empty())
+    }
+}
+
+impl Tls {
+    fn open(&mut self, drained: Drained, input: &mut BytesMut) -> Result<Drained, TransportError> {
+        let opened = self.session.open(&mut self.cipher, input);
+        // What TLS answers (the handshake, or the alert that says why it ends) goes out with
+        // the next write.
+        self.session.sealed(&mut self.sealed);
+        let opened = opened?;
+        Ok(Drained {
+            closed: drained.closed || opened.closed,
+            ..drained
+        })
+    }
+}
