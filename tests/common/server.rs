@@ -12,8 +12,14 @@ use super::{START_TIMEOUT, STREAM_TIMEOUT, capture_stderr, wait_for};
 /// A running `rtmp-server` process on ephemeral ports with its own media root.
 pub struct ServerProcess {
     child: Child,
+    /// Plain RTMP's port (0 with `--rtmp-plain false`).
     pub rtmp_port: u16,
+    /// Plain HTTP's port (0 with `--http-plain false`).
     pub http_port: u16,
+    /// RTMPS's port, when `--rtmp-tls-port` is given.
+    pub rtmps_port: Option<u16>,
+    /// HTTPS's port, when `--http-tls-port` is given.
+    pub https_port: Option<u16>,
     pub media_root: tempfile::TempDir,
     log: Arc<Mutex<String>>,
 }
@@ -53,23 +59,28 @@ impl ServerProcess {
             child,
             rtmp_port: 0,
             http_port: 0,
+            rtmps_port: None,
+            https_port: None,
             media_root,
             log,
         };
-        let ports = wait_for(START_TIMEOUT, || {
-            server.port_of("rtmp=").is_some() && server.port_of("http=").is_some()
+        let listening = wait_for(START_TIMEOUT, || {
+            server.logs().lines().any(|l| l.contains(" listening "))
         });
-        assert!(ports, "server did not start:\n{}", server.logs());
-        server.rtmp_port = server.port_of("rtmp=").unwrap();
-        server.http_port = server.port_of("http=").unwrap();
+        assert!(listening, "server did not start:\n{}", server.logs());
+        server.rtmp_port = server.port_of("rtmp=").unwrap_or(0);
+        server.http_port = server.port_of("http=").unwrap_or(0);
+        server.rtmps_port = server.port_of("rtmps=");
+        server.https_port = server.port_of("https=");
         server
     }
 
-    /// The port in `listening ... rtmp=127.0.0.1:PORT http=127.0.0.1:PORT`.
+    /// The port in `listening rtmp=127.0.0.1:PORT rtmps=... http=... https=...` (the
+    /// listeners that are on).
     fn port_of(&self, field: &str) -> Option<u16> {
         let log = self.logs();
-        let line = log.lines().find(|l| l.contains("listening"))?;
-        let rest = &line[line.find(field)? + field.len()..];
+        let line = log.lines().find(|l| l.contains(" listening "))?;
+        let rest = &line[line.find(&format!(" {field}"))? + field.len() + 1..];
         let addr = rest.split_whitespace().next()?;
         addr.rsplit(':').next()?.parse().ok()
     }
@@ -108,6 +119,17 @@ impl ServerProcess {
 
     pub fn http_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn rtmps_url(&self, key: &str) -> String {
+        let port = self.rtmps_port.expect("started with --rtmp-tls-port");
+        format!("rtmps://127.0.0.1:{port}/live/{key}")
+    }
+
+    /// An HTTPS URL on 127.0.0.1 (the test certificate names `localhost` and 127.0.0.1).
+    pub fn https_url(&self, path: &str) -> String {
+        let port = self.https_port.expect("started with --http-tls-port");
+        format!("https://127.0.0.1:{port}{path}")
     }
 
     pub fn stream_dir(&self, key: &str) -> PathBuf {
