@@ -75,8 +75,16 @@ impl TlsSession {
     /// Seals `plain` into records and appends them, with whatever else TLS has to send, to
     /// `out`.
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), TlsError> {
-        if !plain.is_empty() {
-            self.conn.writer().write_all(plain)?;
+        let mut rest = plain;
+        // rustls takes as much as its send buffer has room for; what it sealed is moved
+        // out before the rest goes in.
+        while !rest.is_empty() {
+            let n = self.conn.writer().write(rest)?;
+            self.sealed(out);
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            rest = &rest[n..];
         }
         self.sealed(out);
         Ok(())
@@ -179,16 +187,18 @@ mod tests {
         }
         assert!(!server.is_handshaking() && !client.is_handshaking());
         assert_eq!(got, b"\x03 RTMP C0+C1");
+        // More than rustls' send buffer holds at once.
+        let sent: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         let mut wire = Vec::new();
-        server.seal(b"S0+S1+S2", &mut wire).unwrap();
+        server.seal(&sent, &mut wire).unwrap();
         let mut rest = &wire[..];
+        let mut received = Vec::new();
         while !rest.is_empty() {
             client.read_tls(&mut rest).unwrap();
             client.process_new_packets().unwrap();
+            let _ = client.reader().read_to_end(&mut received);
         }
-        let mut plain = [0u8; 8];
-        client.reader().read_exact(&mut plain).unwrap();
-        assert_eq!(&plain, b"S0+S1+S2");
+        assert!(received == sent);
         client.send_close_notify();
         let mut wire = Vec::new();
         client.write_tls(&mut wire).unwrap();
