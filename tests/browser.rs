@@ -51,6 +51,8 @@ struct Case {
     low_latency: bool,
     /// What the encoder publishes.
     source: Source,
+    /// Published over RTMPS and played over HTTPS (HTTP/2) with a test certificate.
+    tls: bool,
 }
 
 /// The live encode a case plays.
@@ -98,6 +100,7 @@ fn hls_js_plays_classic_hls() {
         playlist: "index.m3u8",
         low_latency: false,
         source: Source::H264Aac,
+        tls: false,
     });
 }
 
@@ -109,6 +112,20 @@ fn hls_js_plays_low_latency_hls() {
         playlist: "llhls.m3u8",
         low_latency: true,
         source: Source::H264Aac,
+        tls: false,
+    });
+}
+
+/// Low-Latency HLS over HTTPS, as Safari needs it (HTTP/2), from a stream published over
+/// RTMPS: Chromium accepts the test's certificate by its public key's hash, and must play
+/// as over plain HTTP, over HTTP/2.
+#[test]
+fn hls_js_plays_low_latency_hls_over_https_and_http2() {
+    plays(Case {
+        playlist: "llhls.m3u8",
+        low_latency: true,
+        source: Source::H264Aac,
+        tls: true,
     });
 }
 
@@ -120,6 +137,7 @@ fn hls_js_plays_av1_opus_low_latency_hls() {
         playlist: "llhls.m3u8",
         low_latency: true,
         source: Source::Av1Opus,
+        tls: false,
     });
 }
 
@@ -318,12 +336,34 @@ fn plays(case: Case) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     ensure_browser();
-    let server = ServerProcess::start(&[]);
+    let certificate = case.tls.then(TestCertificate::new);
+    let server = match &certificate {
+        None => ServerProcess::start(&[]),
+        Some(c) => ServerProcess::start(&[
+            "--rtmp-tls-port",
+            "0",
+            "--http-tls-port",
+            "0",
+            "--tls-cert",
+            c.cert.to_str().expect("UTF-8 path"),
+            "--tls-key",
+            c.key.to_str().expect("UTF-8 path"),
+        ]),
+    };
     let key = "browser";
-    let publisher = case.source.publish(&server.rtmp_url(key));
-    let url = server.http_url(&format!("/live/{key}/{}", case.playlist));
+    let publisher = case.source.publish(&match case.tls {
+        false => server.rtmp_url(key),
+        true => server.rtmps_url(key),
+    });
+    // The test itself asks over plain HTTP; the player, over HTTPS for a TLS case.
+    let path = format!("/live/{key}/{}", case.playlist);
+    let polled = server.http_url(&path);
+    let url = match case.tls {
+        false => polled.clone(),
+        true => server.https_url(&path),
+    };
     let listed = wait_for(STREAM_TIMEOUT, || {
-        let r = get(&url);
+        let r = get(&polled);
         r.status == 200 && r.text().matches("#EXTINF").count() >= SEGMENTS_BEFORE_JOIN
     });
     assert!(
@@ -333,7 +373,8 @@ fn plays(case: Case) {
         publisher.logs()
     );
 
-    let mut player = Player::start(&url, &case);
+    let spki = certificate.as_ref().map(|c| c.spki_sha256.as_str());
+    let mut player = Player::start(&url, &case, spki);
     let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
     let context = || {
         format!(
@@ -379,6 +420,17 @@ fn plays(case: Case) {
         "the position moved {position} s in {played} s: {result}"
     );
     assert_eq!(player.status_code(), Some(0), "{result}");
+    if case.tls {
+        assert!(
+            server.logs().contains("HTTPS connection over HTTP/2"),
+            "Chromium did not use HTTP/2:\n{}",
+            server.logs()
+        );
+        assert!(
+            server.logs().contains("rtmps{peer="),
+            "not published over RTMPS"
+        );
+    }
     if case.low_latency {
         let playlist = &result["playlist"];
         assert_eq!(playlist["can_block_reload"], true, "{result}");
@@ -395,6 +447,75 @@ fn plays(case: Case) {
             ll["blocking_reloads"].as_u64() > Some(0),
             "no blocking reload: {result}"
         );
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 in a folder of its own, and the hash Chromium
+/// accepts it by.
+struct TestCertificate {
+    cert: PathBuf,
+    key: PathBuf,
+    /// Base64 SHA-256 of the SubjectPublicKeyInfo (`--ignore-certificate-errors-spki-list`).
+    spki_sha256: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCertificate {
+    fn new() -> TestCertificate {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("a certificate");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).expect("write");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write");
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            &rcgen::PublicKeyData::subject_public_key_info(&made.signing_key),
+        );
+        TestCertificate {
+            cert,
+            key,
+            spki_sha256: base64(digest.as_ref()),
+            _dir: dir,
+        }
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn base64_matches_rfc_4648_vectors() {
+    for (input, encoded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(input.as_bytes()), encoded);
     }
 }
 
@@ -475,7 +596,7 @@ struct Player {
 }
 
 impl Player {
-    fn start(url: &str, case: &Case) -> Player {
+    fn start(url: &str, case: &Case, spki: Option<&str>) -> Player {
         let seconds = PLAY_SECONDS.to_string();
         let start_timeout = FIRST_FRAME_SECONDS.to_string();
         let mut args = vec![
@@ -488,6 +609,9 @@ impl Player {
         ];
         if case.low_latency {
             args.push("--low-latency");
+        }
+        if let Some(spki) = spki {
+            args.extend(["--spki", spki]);
         }
         Player::spawn("play.mjs", &args)
     }

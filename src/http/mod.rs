@@ -189,6 +189,7 @@ pub async fn serve(
                 }
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            debug!(%peer, "HTTPS connection over {}", if h2 { "HTTP/2" } else { "HTTP/1.1" });
             let io = TokioIo::new(stream);
             let ended = if h2 {
                 watcher

@@ -7,7 +7,10 @@
 //
 //   node play.mjs --url http://127.0.0.1:8000/live/KEY/index.m3u8 [--seconds 20]
 //        [--low-latency] [--hls-config JSON] [--start-timeout 30] [--stamps]
-//        [--warmup 0] [--pid-file FILE] [--verbose]
+//        [--warmup 0] [--spki HASH] [--pid-file FILE] [--verbose]
+//
+// --spki makes Chromium accept the server certificate whose public key has that hash
+// (base64 SHA-256 of its SubjectPublicKeyInfo), for an HTTPS URL with a test certificate.
 //
 // The page and hls.js (from node_modules) are served from http://127.0.0.1 on a port of
 // its own. Chromium runs in a process group of its own with a new empty profile, both
@@ -57,6 +60,7 @@ const { values: opts } = parseArgs({
     'start-timeout': { type: 'string', default: '30' },
     stamps: { type: 'boolean', default: false },
     warmup: { type: 'string', default: '0' },
+    spki: { type: 'string' },
     'pid-file': { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     verbose: { type: 'boolean', default: false },
@@ -96,7 +100,8 @@ function servePage() {
 
 // Chromium in a process group of its own (detached), with a new empty profile.
 function startChromium(profile) {
-  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
+  const trust = opts.spki ? [`--ignore-certificate-errors-spki-list=${opts.spki}`] : [];
+  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, ...trust, `--user-data-dir=${profile}`, 'about:blank'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
