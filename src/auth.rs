@@ -65,6 +65,18 @@ impl Rejection {
             Rejection::Unavailable(_) => "service_unavailable",
         }
     }
+
+    /// The refusal is about the key itself: its shape, or a definite no from the
+    /// stream-service (403, 404, inactive, expired). Not a 401, which is about this server's
+    /// own token (`auth.token`), nor an unavailable service: those are not the client's doing.
+    /// What the failed-publish count and the negative cache go by.
+    pub fn is_about_the_key(&self) -> bool {
+        match self {
+            Rejection::Malformed(_) | Rejection::Inactive | Rejection::Expired => true,
+            Rejection::Unknown(status) => *status != 401,
+            Rejection::Unavailable(_) => false,
+        }
+    }
 }
 
 /// Asks the stream-service whether keys may publish. Cheap to clone.

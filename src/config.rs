@@ -114,6 +114,15 @@ pub struct AuthConfig {
     pub cache: u64,
     /// Serve HLS under the `playbackId` the stream-service returns instead of the key.
     pub playback_id: bool,
+    /// Failed publishes (malformed, unknown, inactive or expired keys) from one client
+    /// address (IPv6: one /64) within `auth.failure_window` that put it in cool-down; 0 never
+    /// does.
+    pub max_failures: u32,
+    /// Seconds over which `auth.max_failures` failures are counted, from the first.
+    pub failure_window: u64,
+    /// Seconds an address that reached `auth.max_failures` is refused for, before its key
+    /// is looked at.
+    pub failure_cooldown: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -221,6 +230,9 @@ impl Default for AuthConfig {
             recheck: 0,
             cache: 0,
             playback_id: false,
+            max_failures: 10,
+            failure_window: 60,
+            failure_cooldown: 60,
         }
     }
 }
@@ -490,6 +502,9 @@ impl Config {
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
         range("auth.cache", a.cache, 0, 3600)?;
+        range("auth.max_failures", a.max_failures, 0, 100_000)?;
+        range("auth.failure_window", a.failure_window, 1, 86_400)?;
+        range("auth.failure_cooldown", a.failure_cooldown, 1, 86_400)?;
         for (option, url) in [
             ("auth.stream_service", &a.stream_service),
             ("hooks.on_publish", &self.hooks.on_publish),

@@ -19,6 +19,7 @@ use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
 use crate::http::HttpContext;
 use crate::hub::registry::Registry;
+use crate::ingest::failures::FailureLimit;
 use crate::ingest::outputs::{OutputSettings, Outputs};
 use crate::ingest::{Ingest, IngestSettings};
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
@@ -173,6 +174,7 @@ impl Server {
                     audio: config.rtmp.max_audio_tracks,
                 },
                 cmaf: config.hls.cmaf,
+                failure_limit: FailureLimit::from_config(&config.auth),
             },
             checker,
             registry.clone(),
@@ -266,7 +268,12 @@ impl Server {
             connections,
             tasks.clone(),
         ));
-        tasks.spawn(sweep(registry.clone(), metrics, shutdown.clone()));
+        tasks.spawn(sweep(
+            registry.clone(),
+            conn.ingest.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
         let http = serve_http_apart(http, http_ctx)?;
 
         stop.cancelled().await;
@@ -367,9 +374,14 @@ async fn accept_rtmp(
     }
 }
 
-/// Drops segments and ended streams whose availability period is over, and updates the
-/// segment memory gauges.
-async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+/// Drops segments and ended streams whose availability period is over, and failed-publish
+/// counts that expired, and updates the segment memory gauges.
+async fn sweep(
+    registry: Arc<Registry>,
+    ingest: Ingest,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     let mut heap = HeapTrim::default();
     loop {
@@ -377,6 +389,7 @@ async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: Cancell
             _ = tick.tick() => {
                 let now = Instant::now();
                 let held = registry.sweep(now);
+                ingest.sweep(now);
                 heap.note(now);
                 metrics.segment_memory_bytes.set(held as i64);
                 let spare = SEGMENT_BUFFERS.spare_bytes() + PART_BUFFERS.spare_bytes();

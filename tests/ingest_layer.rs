@@ -21,6 +21,7 @@ use rtmp_server::hls::disk::DiskWriter;
 use rtmp_server::hooks::Hooks;
 use rtmp_server::hub::registry::Registry;
 use rtmp_server::hub::stream::Stream;
+use rtmp_server::ingest::failures::FailureLimit;
 use rtmp_server::ingest::outputs::{OutputSettings, Outputs};
 use rtmp_server::ingest::{Arrival, Ingest, IngestSettings, Publish, Refusal, StreamMetadata};
 use rtmp_server::media::RtmpTimestamp;
@@ -107,6 +108,7 @@ impl Harness {
                 recheck: setup.recheck,
                 track_limits: Default::default(),
                 cmaf: true,
+                failure_limit: FailureLimit::from_config(&setup.auth),
             },
             checker,
             registry.clone(),
@@ -122,7 +124,12 @@ impl Harness {
     }
 
     async fn publish(&self, key: &str) -> Result<Publish, Refusal> {
-        let peer: SocketAddr = PEER.parse().unwrap();
+        self.publish_from(key, PEER).await
+    }
+
+    /// A publish from the client at `peer`.
+    async fn publish_from(&self, key: &str, peer: &str) -> Result<Publish, Refusal> {
+        let peer: SocketAddr = peer.parse().unwrap();
         self.ingest.publish(key, "live", peer).await
     }
 
@@ -537,6 +544,79 @@ fn an_unreachable_stream_service_refuses_every_key() {
             "{refusal:?}"
         );
         assert_eq!(h.metrics.rejected("service_unavailable"), 1);
+    });
+}
+
+#[test]
+fn an_address_that_fails_too_often_is_refused_before_the_stream_service_is_asked() {
+    let stub = StubService::start();
+    stub.set("good", Answer::json(200, "{}"));
+    stub.set("broken", Answer::json(500, "{}"));
+    stub.set("badtoken", Answer::json(401, "{}"));
+    block_on(async {
+        let h = Harness::start(Setup {
+            auth: AuthConfig {
+                stream_service: stub.url.clone(),
+                max_failures: 3,
+                ..AuthConfig::default()
+            },
+            ..Setup::default()
+        });
+        let reason = |r: Result<Publish, Refusal>| r.err().expect("refused").reason;
+        // What is not the client's doing is not counted: the service down, or refusing this
+        // server's own token.
+        for _ in 0..4 {
+            assert_eq!(reason(h.publish("broken").await), "service_unavailable");
+            assert_eq!(reason(h.publish("badtoken").await), "unknown_key");
+        }
+        // Below the limit, a good key publishes and clears the count.
+        for _ in 0..2 {
+            assert_eq!(reason(h.publish("nosuchkey").await), "unknown_key");
+        }
+        h.publish("good").await.expect("accepted").stop();
+        for _ in 0..2 {
+            assert_eq!(reason(h.publish("nosuchkey").await), "unknown_key");
+        }
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 0);
+        // The third failure in the window, a malformed key, reaches the limit.
+        assert_eq!(reason(h.publish(".hidden").await), "malformed_key");
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 1);
+        let asked = stub.seen().len();
+        for key in ["nosuchkey", "good", ".hidden"] {
+            let refusal = h.publish(key).await.err().expect("refused");
+            assert_eq!(refusal.reason, "rate_limited", "{key}");
+            assert_eq!(refusal.code, "NetStream.Publish.Unauthorized");
+            assert!(
+                refusal.description.contains("too many failed publishes"),
+                "{refusal:?}"
+            );
+        }
+        assert_eq!(
+            stub.seen().len(),
+            asked,
+            "a refused address reached the service"
+        );
+        assert_eq!(h.metrics.rejected("rate_limited"), 3);
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 1);
+        // Another address is not affected; IPv6 clients count by /64.
+        h.publish_from("good", "127.0.0.2:40000")
+            .await
+            .expect("another address publishes")
+            .stop();
+        for n in 1..=3 {
+            let peer = format!("[2001:db8:1:2::{n}]:40000");
+            assert_eq!(
+                reason(h.publish_from("nosuchkey", &peer).await),
+                "unknown_key"
+            );
+        }
+        let refusal = h.publish_from("good", "[2001:db8:1:2::99]:1").await;
+        assert_eq!(reason(refusal), "rate_limited");
+        h.publish_from("good", "[2001:db8:1:3::1]:1")
+            .await
+            .expect("another /64 publishes")
+            .stop();
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 2);
     });
 }
 
