@@ -112,6 +112,9 @@ pub struct AuthConfig {
     pub recheck: u64,
     /// Seconds a positive answer is reused for the same key; 0 asks every time.
     pub cache: u64,
+    /// Seconds a refusal (403, 404, inactive, expired) is reused for the same key; 0 asks
+    /// every time. Key re-checks always ask.
+    pub negative_cache: u64,
     /// Serve HLS under the `playbackId` the stream-service returns instead of the key.
     pub playback_id: bool,
     /// Failed publishes (malformed, unknown, inactive or expired keys) from one client
@@ -229,6 +232,7 @@ impl Default for AuthConfig {
             timeout: 2,
             recheck: 0,
             cache: 0,
+            negative_cache: 5,
             playback_id: false,
             max_failures: 10,
             failure_window: 60,
@@ -502,6 +506,7 @@ impl Config {
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
         range("auth.cache", a.cache, 0, 3600)?;
+        range("auth.negative_cache", a.negative_cache, 0, 3600)?;
         range("auth.max_failures", a.max_failures, 0, 100_000)?;
         range("auth.failure_window", a.failure_window, 1, 86_400)?;
         range("auth.failure_cooldown", a.failure_cooldown, 1, 86_400)?;

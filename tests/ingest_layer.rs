@@ -19,6 +19,7 @@ use rtmp_server::flv::file::FlvTag;
 use rtmp_server::flv::tag::TagType;
 use rtmp_server::hls::disk::DiskWriter;
 use rtmp_server::hooks::Hooks;
+use rtmp_server::hub::key::StreamKey;
 use rtmp_server::hub::registry::Registry;
 use rtmp_server::hub::stream::Stream;
 use rtmp_server::ingest::failures::FailureLimit;
@@ -617,6 +618,77 @@ fn an_address_that_fails_too_often_is_refused_before_the_stream_service_is_asked
             .expect("another /64 publishes")
             .stop();
         assert_eq!(h.metrics.publish_cooldowns_total.get(), 2);
+    });
+}
+
+#[test]
+fn refusals_are_reused_for_a_while_and_fresh_checks_still_ask() {
+    let stub = StubService::start();
+    stub.set("inactive", Answer::json(200, r#"{"active":false}"#));
+    stub.set("broken", Answer::json(500, "{}"));
+    stub.set("badtoken", Answer::json(401, "{}"));
+    let asked = |path: &str| {
+        stub.seen()
+            .iter()
+            .filter(|s| s.path == format!("/api/streams/{path}"))
+            .count()
+    };
+    block_on(async {
+        let auth = AuthConfig {
+            stream_service: stub.url.clone(),
+            negative_cache: 60,
+            ..AuthConfig::default()
+        };
+        let client = http_client(Duration::from_secs(auth.timeout)).expect("a client");
+        let checker = KeyChecker::new(&auth, client).expect("a checker");
+        let key = |k: &str| StreamKey::parse(k).expect("a valid key");
+        // A definite no is asked for once, and every later check gets the same answer.
+        for k in ["nosuchkey", "inactive"] {
+            let first = checker.check(&key(k), false).await.expect_err("refused");
+            for _ in 0..20 {
+                let again = checker.check(&key(k), false).await.expect_err("refused");
+                assert_eq!(again, first);
+            }
+            assert_eq!(asked(k), 1, "{k}");
+        }
+        // What says nothing about the key is never reused.
+        for k in ["broken", "badtoken"] {
+            for _ in 0..3 {
+                checker.check(&key(k), false).await.expect_err("refused");
+            }
+            assert_eq!(asked(k), 3, "{k}");
+        }
+        // A fresh check (the re-check of a live stream) asks; an acceptance replaces the
+        // refusal.
+        stub.set("inactive", Answer::json(200, "{}"));
+        checker
+            .check(&key("inactive"), false)
+            .await
+            .expect_err("still the cached refusal");
+        checker
+            .check(&key("inactive"), true)
+            .await
+            .expect("the service was asked");
+        checker
+            .check(&key("inactive"), false)
+            .await
+            .expect("the refusal is forgotten");
+        assert_eq!(asked("inactive"), 3);
+
+        // auth.negative_cache = 0 asks every time.
+        let auth = AuthConfig {
+            negative_cache: 0,
+            ..auth
+        };
+        let client = http_client(Duration::from_secs(auth.timeout)).expect("a client");
+        let checker = KeyChecker::new(&auth, client).expect("a checker");
+        for _ in 0..3 {
+            checker
+                .check(&key("other"), false)
+                .await
+                .expect_err("refused");
+        }
+        assert_eq!(asked("other"), 3);
     });
 }
 
