@@ -73,6 +73,9 @@ pub struct HttpConfig {
     pub mediaroot: PathBuf,
     /// Most HTTP connections open at once; more are refused at accept.
     pub max_connections: usize,
+    /// Bearer token `/api/*` and `/metrics` require (`Authorization: Bearer TOKEN`); empty
+    /// leaves them open. Playback and `/healthz`, `/readyz` are always open.
+    pub api_token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,6 +195,7 @@ impl Default for HttpConfig {
             allow_origin: "*".into(),
             mediaroot: PathBuf::from("./media"),
             max_connections: 10_000,
+            api_token: String::new(),
         }
     }
 }
@@ -545,11 +549,13 @@ impl Config {
     }
 
     /// The configuration as a TOML document (`--print-config`, `check-config`), with the
-    /// stream-service token shown as `***`.
+    /// stream-service and API tokens shown as `***`.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        if !shown.auth.token.is_empty() {
-            shown.auth.token = "***".into();
+        for token in [&mut shown.auth.token, &mut shown.http.api_token] {
+            if !token.is_empty() {
+                *token = "***".into();
+            }
         }
         toml::to_string(&shown).expect("the config serializes")
     }

@@ -18,6 +18,7 @@ use crate::hls::buffer_pool::{PART_BUFFERS, SEGMENT_BUFFERS};
 use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
 use crate::http::HttpContext;
+use crate::http::bearer::ApiToken;
 use crate::hub::registry::Registry;
 use crate::ingest::failures::FailureLimit;
 use crate::ingest::outputs::{OutputSettings, Outputs};
@@ -139,6 +140,13 @@ impl Server {
                  the stream-service's playback ids"
             );
         }
+        if config.http.api_token.is_empty() && !config.bind.is_loopback() {
+            warn!(
+                "/api and /metrics are open to anyone who reaches {} (publishers' addresses, \
+                 stream names): set http.api_token to require a bearer token",
+                http.local_addr()?
+            );
+        }
         if !config.hls.keep {
             let root = MediaRoot::new(config.http.mediaroot.clone());
             let removed = root.remove_stale_streams(&config.rtmp.app);
@@ -202,6 +210,7 @@ impl Server {
             hls_time: config.hls.time,
             allow_origin: config.http.allow_origin.clone(),
             max_connections: config.http.max_connections,
+            api_token: ApiToken::new(&config.http.api_token),
             registry: registry.clone(),
             metrics: metrics.clone(),
             prometheus,
