@@ -659,6 +659,19 @@ mod tests {
     }
 
     #[test]
+    fn printed_configurations_hide_the_tokens() {
+        let mut c = Config::default();
+        c.auth.token = "service-secret".into();
+        c.http.api_token = "api-secret".into();
+        let text = c.to_toml();
+        assert!(!text.contains("secret"), "{text}");
+        let shown: toml::Table = text.parse().unwrap();
+        assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
+        assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
+        assert_eq!(Config::default().to_toml().matches("***").count(), 0);
+    }
+
+    #[test]
     fn unknown_file_options_are_refused() {
         let dir = std::env::temp_dir().join(format!("rtmp-server-config-u-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
