@@ -29,6 +29,13 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// bursts of a few keys, not thousands.
 const MAX_CACHED_KEYS: usize = 4096;
 
+/// Most cached refusals kept. The negative cache is for one bad key tried again and again
+/// (a misconfigured encoder's reconnects, a storm from many addresses); many different bad
+/// keys are the failed-publish limit's business (`ingest::failures`). When it is full and
+/// none has expired, a new refusal is not cached: what is cached stays useful, and a flood
+/// of different keys cannot flush it.
+const MAX_REFUSED_KEYS: usize = 4096;
+
 /// Largest stream-service answer read; a stream record is a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -65,6 +72,18 @@ impl Rejection {
             Rejection::Unavailable(_) => "service_unavailable",
         }
     }
+
+    /// The refusal is about the key itself: its shape, or a definite no from the
+    /// stream-service (403, 404, inactive, expired). Not a 401, which is about this server's
+    /// own token (`auth.token`), nor an unavailable service: those are not the client's doing.
+    /// What the failed-publish count and the negative cache go by.
+    pub fn is_about_the_key(&self) -> bool {
+        match self {
+            Rejection::Malformed(_) | Rejection::Inactive | Rejection::Expired => true,
+            Rejection::Unknown(status) => *status != 401,
+            Rejection::Unavailable(_) => false,
+        }
+    }
 }
 
 /// Asks the stream-service whether keys may publish. Cheap to clone.
@@ -80,6 +99,10 @@ struct Inner {
     token: String,
     cache_ttl: Duration,
     cache: Mutex<HashMap<StreamKey, (Instant, Grant)>>,
+    /// How long a refusal about the key ([`Rejection::is_about_the_key`]) is reused
+    /// (`auth.negative_cache`); zero: never.
+    refused_ttl: Duration,
+    refused: Mutex<HashMap<StreamKey, (Instant, Rejection)>>,
 }
 
 impl KeyChecker {
@@ -103,6 +126,8 @@ impl KeyChecker {
                 token: config.token.clone(),
                 cache_ttl: Duration::from_secs(config.cache),
                 cache: Mutex::new(HashMap::new()),
+                refused_ttl: Duration::from_secs(config.negative_cache),
+                refused: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -119,7 +144,8 @@ impl KeyChecker {
             .map_err(|e| Rejection::Unavailable(format!("bad URL: {e}")))
     }
 
-    /// Checks `key`; `fresh` skips the cache (used by the periodic re-check).
+    /// Checks `key`; `fresh` skips the caches (used by the periodic re-check, which must
+    /// hear the service itself).
     pub async fn check(&self, key: &StreamKey, fresh: bool) -> Result<Grant, Rejection> {
         let Some(base) = &self.inner.base else {
             return Ok(Grant::default());
@@ -129,6 +155,14 @@ impl KeyChecker {
             if let Some((at, grant)) = cache.get(key) {
                 if at.elapsed() < self.inner.cache_ttl {
                     return Ok(grant.clone());
+                }
+            }
+        }
+        if !fresh && !self.inner.refused_ttl.is_zero() {
+            let refused = lock(&self.inner.refused);
+            if let Some((at, rejection)) = refused.get(key) {
+                if at.elapsed() < self.inner.refused_ttl {
+                    return Err(rejection.clone());
                 }
             }
         }
@@ -163,7 +197,33 @@ impl KeyChecker {
                 }
             }
         }
+        if !self.inner.refused_ttl.is_zero() {
+            self.note_refusal(key, &result);
+        }
         result
+    }
+
+    /// Keeps a refusal about `key` for `auth.negative_cache`, or forgets it once the key is
+    /// accepted.
+    fn note_refusal(&self, key: &StreamKey, result: &Result<Grant, Rejection>) {
+        let mut refused = lock(&self.inner.refused);
+        match result {
+            Ok(_) => {
+                refused.remove(key);
+            }
+            Err(rejection) if rejection.is_about_the_key() => {
+                if refused.len() >= MAX_REFUSED_KEYS && !refused.contains_key(key) {
+                    let ttl = self.inner.refused_ttl;
+                    refused.retain(|_, (at, _)| at.elapsed() < ttl);
+                    if refused.len() >= MAX_REFUSED_KEYS {
+                        return;
+                    }
+                }
+                refused.insert(key.clone(), (Instant::now(), rejection.clone()));
+            }
+            // An unavailable service says nothing new about the key.
+            Err(_) => {}
+        }
     }
 }
 

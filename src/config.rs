@@ -85,6 +85,9 @@ pub struct HttpConfig {
     pub mediaroot: PathBuf,
     /// Most HTTP connections open at once; more are refused at accept.
     pub max_connections: usize,
+    /// Bearer token `/api/*` and `/metrics` require (`Authorization: Bearer TOKEN`); empty
+    /// leaves them open. Playback and `/healthz`, `/readyz` are always open.
+    pub api_token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,8 +127,20 @@ pub struct AuthConfig {
     pub recheck: u64,
     /// Seconds a positive answer is reused for the same key; 0 asks every time.
     pub cache: u64,
+    /// Seconds a refusal (403, 404, inactive, expired) is reused for the same key; 0 asks
+    /// every time. Key re-checks always ask.
+    pub negative_cache: u64,
     /// Serve HLS under the `playbackId` the stream-service returns instead of the key.
     pub playback_id: bool,
+    /// Failed publishes (malformed, unknown, inactive or expired keys) from one client
+    /// address (IPv6: one /64) within `auth.failure_window` that put it in cool-down; 0 never
+    /// does.
+    pub max_failures: u32,
+    /// Seconds over which `auth.max_failures` failures are counted, from the first.
+    pub failure_window: u64,
+    /// Seconds an address that reached `auth.max_failures` is refused for, before its key
+    /// is looked at.
+    pub failure_cooldown: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -256,6 +271,7 @@ impl Default for HttpConfig {
             allow_origin: "*".into(),
             mediaroot: PathBuf::from("./media"),
             max_connections: 10_000,
+            api_token: String::new(),
         }
     }
 }
@@ -296,7 +312,11 @@ impl Default for AuthConfig {
             timeout: 2,
             recheck: 0,
             cache: 0,
+            negative_cache: 5,
             playback_id: false,
+            max_failures: 10,
+            failure_window: 60,
+            failure_cooldown: 60,
         }
     }
 }
@@ -566,6 +586,10 @@ impl Config {
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
         range("auth.cache", a.cache, 0, 3600)?;
+        range("auth.negative_cache", a.negative_cache, 0, 3600)?;
+        range("auth.max_failures", a.max_failures, 0, 100_000)?;
+        range("auth.failure_window", a.failure_window, 1, 86_400)?;
+        range("auth.failure_cooldown", a.failure_cooldown, 1, 86_400)?;
         for (option, url) in [
             ("auth.stream_service", &a.stream_service),
             ("hooks.on_publish", &self.hooks.on_publish),
@@ -632,11 +656,13 @@ impl Config {
     }
 
     /// The configuration as a TOML document (`--print-config`, `check-config`), with the
-    /// stream-service token shown as `***`.
+    /// stream-service and API tokens shown as `***`.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        if !shown.auth.token.is_empty() {
-            shown.auth.token = "***".into();
+        for token in [&mut shown.auth.token, &mut shown.http.api_token] {
+            if !token.is_empty() {
+                *token = "***".into();
+            }
         }
         toml::to_string(&shown).expect("the config serializes")
     }
@@ -737,6 +763,19 @@ mod tests {
                 spec.dotted()
             );
         }
+    }
+
+    #[test]
+    fn printed_configurations_hide_the_tokens() {
+        let mut c = Config::default();
+        c.auth.token = "service-secret".into();
+        c.http.api_token = "api-secret".into();
+        let text = c.to_toml();
+        assert!(!text.contains("secret"), "{text}");
+        let shown: toml::Table = text.parse().unwrap();
+        assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
+        assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
+        assert_eq!(Config::default().to_toml().matches("***").count(), 0);
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "name_in_use",
     "unsupported_codec",
     "no_playback_id",
+    "rate_limited",
 ];
 
 /// Every figure the server counts. Cheap to update from any task (atomics).
@@ -64,6 +65,10 @@ pub struct Metrics {
     pub tracks_live: Family<TrackLabel, Gauge>,
     pub publishes_total: Counter,
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
+    /// Times a client address reached `auth.max_failures` and was put in cool-down.
+    pub publish_cooldowns_total: Counter,
+    /// Client addresses in cool-down now (updated about once a second).
+    pub publish_cooldown_addresses: Gauge,
     pub segments_total: Counter,
     /// Bytes of segments held in memory: live windows, segments in their grace period, and
     /// segments being written.
@@ -99,6 +104,8 @@ impl Default for Metrics {
             tracks_live: Family::default(),
             publishes_total: Counter::default(),
             publishes_rejected_total: Family::default(),
+            publish_cooldowns_total: Counter::default(),
+            publish_cooldown_addresses: Gauge::default(),
             segments_total: Counter::default(),
             segment_memory_bytes: Gauge::default(),
             segment_spare_bytes: Gauge::default(),
@@ -190,6 +197,17 @@ impl Metrics {
             "publishes_rejected",
             "Publishes refused, by reason",
             self.publishes_rejected_total.clone(),
+        );
+        r.register(
+            "publish_cooldowns",
+            "Times a client address reached auth.max_failures failed publishes and was put in \
+             cool-down",
+            self.publish_cooldowns_total.clone(),
+        );
+        r.register(
+            "publish_cooldown_addresses",
+            "Client addresses (IPv6: /64 prefixes) whose publishes are refused for failing too often",
+            self.publish_cooldown_addresses.clone(),
         );
         r.register(
             "segments",

@@ -20,7 +20,9 @@ use crate::hls::buffer_pool::{PART_BUFFERS, SEGMENT_BUFFERS};
 use crate::hls::disk::{DiskWriter, MediaRoot};
 use crate::hooks::Hooks;
 use crate::http::HttpContext;
+use crate::http::bearer::ApiToken;
 use crate::hub::registry::Registry;
+use crate::ingest::failures::FailureLimit;
 use crate::ingest::outputs::{OutputSettings, Outputs};
 use crate::ingest::{Ingest, IngestSettings};
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
@@ -193,6 +195,13 @@ impl Server {
                  the stream-service's playback ids"
             );
         }
+        if config.http.api_token.is_empty() && !config.bind.is_loopback() {
+            warn!(
+                "/api and /metrics are open to anyone who reaches {} (publishers' addresses, \
+                 stream names): set http.api_token to require a bearer token",
+                config.bind
+            );
+        }
         if !config.hls.keep {
             let root = MediaRoot::new(config.http.mediaroot.clone());
             let removed = root.remove_stale_streams(&config.rtmp.app);
@@ -228,6 +237,7 @@ impl Server {
                     audio: config.rtmp.max_audio_tracks,
                 },
                 cmaf: config.hls.cmaf,
+                failure_limit: FailureLimit::from_config(&config.auth),
             },
             checker,
             registry.clone(),
@@ -256,6 +266,7 @@ impl Server {
             hls_time: config.hls.time,
             allow_origin: config.http.allow_origin.clone(),
             max_connections: config.http.max_connections,
+            api_token: ApiToken::new(&config.http.api_token),
             registry: registry.clone(),
             metrics: metrics.clone(),
             prometheus,
@@ -358,7 +369,12 @@ impl Server {
                 tasks.clone(),
             ));
         }
-        tasks.spawn(sweep(registry.clone(), metrics, shutdown.clone()));
+        tasks.spawn(sweep(
+            registry.clone(),
+            conn.ingest.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
         if let Some(certs) = certs {
             tasks.spawn(crate::tls::watch::run(certs, shutdown.clone()));
         }
@@ -494,9 +510,14 @@ fn address(listener: Option<&TcpListener>) -> Option<SocketAddr> {
     listener.and_then(|l| l.local_addr().ok())
 }
 
-/// Drops segments and ended streams whose availability period is over, and updates the
-/// segment memory gauges.
-async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+/// Drops segments and ended streams whose availability period is over, and failed-publish
+/// counts that expired, and updates the segment memory gauges.
+async fn sweep(
+    registry: Arc<Registry>,
+    ingest: Ingest,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     let mut heap = HeapTrim::default();
     loop {
@@ -504,6 +525,7 @@ async fn sweep(registry: Arc<Registry>, metrics: Arc<Metrics>, shutdown: Cancell
             _ = tick.tick() => {
                 let now = Instant::now();
                 let held = registry.sweep(now);
+                ingest.sweep(now);
                 heap.note(now);
                 metrics.segment_memory_bytes.set(held as i64);
                 let spare = SEGMENT_BUFFERS.spare_bytes() + PART_BUFFERS.spare_bytes();

@@ -107,3 +107,65 @@ fn sigterm_ends_live_playlists_and_exits_cleanly() {
     );
     server.assert_logged("stopped");
 }
+
+#[test]
+fn with_an_api_token_the_operator_endpoints_need_it_and_playback_stays_open() {
+    let server = ServerProcess::start(&["--http-api-token", "op-s3cret"]);
+    let mut publisher = ClientPublisher::start(&server, "tokened");
+    for tag in flv_tags(&testdata("flv/h264_aac.flv")) {
+        publisher.send_tag(&tag, tag.timestamp);
+    }
+    wait_playlist(&server, "tokened");
+    for path in [
+        "/api/server",
+        "/api/streams",
+        "/api/streams/tokened",
+        "/metrics",
+    ] {
+        let url = server.http_url(path);
+        for authorization in [None, Some("Bearer wrong"), Some("Basic b3AtczNjcmV0")] {
+            let headers: Vec<(&str, &str)> = authorization
+                .iter()
+                .map(|a| ("authorization", *a))
+                .collect();
+            let r = http("GET", &url, &headers);
+            assert_eq!(r.status, 401, "{path} with {authorization:?}");
+            assert!(
+                r.header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer")),
+                "{path}: {:?}",
+                r.headers
+            );
+        }
+        let r = http("GET", &url, &[("authorization", "Bearer op-s3cret")]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let r = http(
+        "GET",
+        &server.http_url("/metrics"),
+        &[("authorization", "Bearer op-s3cret")],
+    );
+    assert!(
+        r.text().contains("rtmp_server_publishes_total 1"),
+        "{}",
+        r.text()
+    );
+    // Playback and health need nothing, and CORS is as before.
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/live/tokened/index.m3u8",
+        "/live/tokened/llhls.m3u8",
+    ] {
+        let r = http(
+            "GET",
+            &server.http_url(path),
+            &[("origin", "https://player.example")],
+        );
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    publisher.finish();
+    server.assert_logged("API request refused");
+    assert!(!server.logs().contains("op-s3cret"), "the token was logged");
+}

@@ -113,6 +113,7 @@ impl Server {
             hls_time: 2,
             allow_origin: options.allow_origin.to_string(),
             max_connections: 100,
+            api_token: None,
             registry: registry.clone(),
             metrics: metrics.clone(),
             prometheus,

@@ -19,8 +19,10 @@ use rtmp_server::flv::file::FlvTag;
 use rtmp_server::flv::tag::TagType;
 use rtmp_server::hls::disk::DiskWriter;
 use rtmp_server::hooks::Hooks;
+use rtmp_server::hub::key::StreamKey;
 use rtmp_server::hub::registry::Registry;
 use rtmp_server::hub::stream::Stream;
+use rtmp_server::ingest::failures::FailureLimit;
 use rtmp_server::ingest::outputs::{OutputSettings, Outputs};
 use rtmp_server::ingest::{Arrival, Ingest, IngestSettings, Publish, Refusal, StreamMetadata};
 use rtmp_server::media::RtmpTimestamp;
@@ -107,6 +109,7 @@ impl Harness {
                 recheck: setup.recheck,
                 track_limits: Default::default(),
                 cmaf: true,
+                failure_limit: FailureLimit::from_config(&setup.auth),
             },
             checker,
             registry.clone(),
@@ -122,7 +125,12 @@ impl Harness {
     }
 
     async fn publish(&self, key: &str) -> Result<Publish, Refusal> {
-        let peer: SocketAddr = PEER.parse().unwrap();
+        self.publish_from(key, PEER).await
+    }
+
+    /// A publish from the client at `peer`.
+    async fn publish_from(&self, key: &str, peer: &str) -> Result<Publish, Refusal> {
+        let peer: SocketAddr = peer.parse().unwrap();
         self.ingest.publish(key, "live", peer).await
     }
 
@@ -537,6 +545,150 @@ fn an_unreachable_stream_service_refuses_every_key() {
             "{refusal:?}"
         );
         assert_eq!(h.metrics.rejected("service_unavailable"), 1);
+    });
+}
+
+#[test]
+fn an_address_that_fails_too_often_is_refused_before_the_stream_service_is_asked() {
+    let stub = StubService::start();
+    stub.set("good", Answer::json(200, "{}"));
+    stub.set("broken", Answer::json(500, "{}"));
+    stub.set("badtoken", Answer::json(401, "{}"));
+    block_on(async {
+        let h = Harness::start(Setup {
+            auth: AuthConfig {
+                stream_service: stub.url.clone(),
+                max_failures: 3,
+                ..AuthConfig::default()
+            },
+            ..Setup::default()
+        });
+        let reason = |r: Result<Publish, Refusal>| r.err().expect("refused").reason;
+        // What is not the client's doing is not counted: the service down, or refusing this
+        // server's own token.
+        for _ in 0..4 {
+            assert_eq!(reason(h.publish("broken").await), "service_unavailable");
+            assert_eq!(reason(h.publish("badtoken").await), "unknown_key");
+        }
+        // Below the limit, a good key publishes and clears the count.
+        for _ in 0..2 {
+            assert_eq!(reason(h.publish("nosuchkey").await), "unknown_key");
+        }
+        h.publish("good").await.expect("accepted").stop();
+        for _ in 0..2 {
+            assert_eq!(reason(h.publish("nosuchkey").await), "unknown_key");
+        }
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 0);
+        // The third failure in the window, a malformed key, reaches the limit.
+        assert_eq!(reason(h.publish(".hidden").await), "malformed_key");
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 1);
+        let asked = stub.seen().len();
+        for key in ["nosuchkey", "good", ".hidden"] {
+            let refusal = h.publish(key).await.err().expect("refused");
+            assert_eq!(refusal.reason, "rate_limited", "{key}");
+            assert_eq!(refusal.code, "NetStream.Publish.Unauthorized");
+            assert!(
+                refusal.description.contains("too many failed publishes"),
+                "{refusal:?}"
+            );
+        }
+        assert_eq!(
+            stub.seen().len(),
+            asked,
+            "a refused address reached the service"
+        );
+        assert_eq!(h.metrics.rejected("rate_limited"), 3);
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 1);
+        // Another address is not affected; IPv6 clients count by /64.
+        h.publish_from("good", "127.0.0.2:40000")
+            .await
+            .expect("another address publishes")
+            .stop();
+        for n in 1..=3 {
+            let peer = format!("[2001:db8:1:2::{n}]:40000");
+            assert_eq!(
+                reason(h.publish_from("nosuchkey", &peer).await),
+                "unknown_key"
+            );
+        }
+        let refusal = h.publish_from("good", "[2001:db8:1:2::99]:1").await;
+        assert_eq!(reason(refusal), "rate_limited");
+        h.publish_from("good", "[2001:db8:1:3::1]:1")
+            .await
+            .expect("another /64 publishes")
+            .stop();
+        assert_eq!(h.metrics.publish_cooldowns_total.get(), 2);
+    });
+}
+
+#[test]
+fn refusals_are_reused_for_a_while_and_fresh_checks_still_ask() {
+    let stub = StubService::start();
+    stub.set("inactive", Answer::json(200, r#"{"active":false}"#));
+    stub.set("broken", Answer::json(500, "{}"));
+    stub.set("badtoken", Answer::json(401, "{}"));
+    let asked = |path: &str| {
+        stub.seen()
+            .iter()
+            .filter(|s| s.path == format!("/api/streams/{path}"))
+            .count()
+    };
+    block_on(async {
+        let auth = AuthConfig {
+            stream_service: stub.url.clone(),
+            negative_cache: 60,
+            ..AuthConfig::default()
+        };
+        let client = http_client(Duration::from_secs(auth.timeout)).expect("a client");
+        let checker = KeyChecker::new(&auth, client).expect("a checker");
+        let key = |k: &str| StreamKey::parse(k).expect("a valid key");
+        // A definite no is asked for once, and every later check gets the same answer.
+        for k in ["nosuchkey", "inactive"] {
+            let first = checker.check(&key(k), false).await.expect_err("refused");
+            for _ in 0..20 {
+                let again = checker.check(&key(k), false).await.expect_err("refused");
+                assert_eq!(again, first);
+            }
+            assert_eq!(asked(k), 1, "{k}");
+        }
+        // What says nothing about the key is never reused.
+        for k in ["broken", "badtoken"] {
+            for _ in 0..3 {
+                checker.check(&key(k), false).await.expect_err("refused");
+            }
+            assert_eq!(asked(k), 3, "{k}");
+        }
+        // A fresh check (the re-check of a live stream) asks; an acceptance replaces the
+        // refusal.
+        stub.set("inactive", Answer::json(200, "{}"));
+        checker
+            .check(&key("inactive"), false)
+            .await
+            .expect_err("still the cached refusal");
+        checker
+            .check(&key("inactive"), true)
+            .await
+            .expect("the service was asked");
+        checker
+            .check(&key("inactive"), false)
+            .await
+            .expect("the refusal is forgotten");
+        assert_eq!(asked("inactive"), 3);
+
+        // auth.negative_cache = 0 asks every time.
+        let auth = AuthConfig {
+            negative_cache: 0,
+            ..auth
+        };
+        let client = http_client(Duration::from_secs(auth.timeout)).expect("a client");
+        let checker = KeyChecker::new(&auth, client).expect("a checker");
+        for _ in 0..3 {
+            checker
+                .check(&key("other"), false)
+                .await
+                .expect_err("refused");
+        }
+        assert_eq!(asked("other"), 3);
     });
 }
 

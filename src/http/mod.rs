@@ -2,6 +2,7 @@
 //! metrics for operators.
 
 mod api;
+pub mod bearer;
 pub mod cors;
 mod hls;
 mod ops;
@@ -64,6 +65,8 @@ pub struct HttpContext {
     pub allow_origin: String,
     /// Most HTTP connections at once (`http.max_connections`).
     pub max_connections: usize,
+    /// The bearer token `/api/*` and `/metrics` require (`http.api_token`); `None`: open.
+    pub api_token: Option<bearer::ApiToken>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     /// Every metric, for `/metrics`.
@@ -77,18 +80,27 @@ pub struct HttpContext {
     pub shutdown: CancellationToken,
 }
 
-/// The whole HTTP interface.
+/// The whole HTTP interface. The operator routes (`/api/*`, `/metrics`) require the bearer
+/// token when `http.api_token` is set; playback and health are always open.
 pub fn router(shared: Arc<HttpContext>) -> Router {
     let cors = cors::AllowedOrigins::parse(&shared.allow_origin)
         .expect("validated with the config")
         .layer();
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+    let mut operator = Router::new()
         .route("/metrics", get(ops::metrics))
         .route("/api/streams", get(api::streams))
         .route("/api/streams/{name}", get(api::stream))
-        .route("/api/server", get(api::server))
+        .route("/api/server", get(api::server));
+    if shared.api_token.is_some() {
+        operator = operator.route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            bearer::require_token,
+        ));
+    }
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .merge(operator)
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
         .layer(cors)

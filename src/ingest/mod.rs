@@ -7,26 +7,32 @@
 //! also keeps the stream's figures for the stats API, sends the webhooks (`announce`) and,
 //! when configured, re-checks the key while the stream is live (`recheck`).
 //!
+//! Failed publishes are counted per client address (`failures`): an address that fails too
+//! often is refused for a while before its key is looked at.
+//!
 //! The protocol side (`rtmp::conn`) hands this layer stream keys, metadata and tag bodies and
 //! gets refusals back with the reason to tell the encoder; it never sees the registry, the
 //! outputs or the rest of the server.
 
 mod announce;
+pub mod failures;
 pub mod outputs;
 mod publish;
 mod recheck;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::auth::KeyChecker;
 use crate::hooks::Hooks;
 use crate::hub::key::StreamKey;
 use crate::hub::registry::{ClaimError, Registry};
+use crate::hub::stream::lock;
 use crate::metrics::Metrics;
+use failures::{Admission, ClientBlock, Failed, FailedPublishes, FailureLimit};
 
 pub use publish::{Arrival, Publish, StreamMetadata};
 
@@ -44,6 +50,18 @@ pub struct IngestSettings {
     /// The CMAF output runs (`hls.cmaf`): without it, only what MPEG-TS carries (one H.264
     /// and one AAC track) can be served, and other publishes are refused.
     pub cmaf: bool,
+    /// Failed publishes that put a client address in cool-down (`auth.max_failures`,
+    /// `auth.failure_window`, `auth.failure_cooldown`); `None`: no limit.
+    pub failure_limit: Option<FailureLimit>,
+}
+
+/// The least time between two sweeps of the failed-publish table (see [`Ingest::sweep`]).
+const FAILURE_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The failed-publish table and when it was last swept.
+struct Failures {
+    table: FailedPublishes,
+    swept: Option<Instant>,
 }
 
 /// The ingest layer's handle. Cheap to clone.
@@ -58,6 +76,8 @@ struct Inner {
     registry: Arc<Registry>,
     hooks: Hooks,
     metrics: Arc<Metrics>,
+    /// `None` when `auth.max_failures` is 0.
+    failures: Option<Mutex<Failures>>,
 }
 
 /// Why a publish was refused or ended: a label for the metrics, the status code and the
@@ -79,8 +99,15 @@ impl Ingest {
         hooks: Hooks,
         metrics: Arc<Metrics>,
     ) -> Ingest {
+        let failures = settings.failure_limit.map(|limit| {
+            Mutex::new(Failures {
+                table: FailedPublishes::new(limit),
+                swept: None,
+            })
+        });
         Ingest {
             inner: Arc::new(Inner {
+                failures,
                 settings,
                 checker,
                 registry,
@@ -106,8 +133,22 @@ impl Ingest {
                 description,
             }
         };
-        let key = StreamKey::parse(requested)
-            .map_err(|e| refuse("malformed_key", "NetStream.Publish.BadName", e.to_string()))?;
+        let client = ClientBlock::from(peer.ip());
+        if let Some(until) = self.cooling_down(client) {
+            let left = until.saturating_duration_since(Instant::now()).as_secs() + 1;
+            debug!(%client, "publish refused: the address is in cool-down for {left} s");
+            return Err(refuse(
+                "rate_limited",
+                "NetStream.Publish.Unauthorized",
+                format!(
+                    "too many failed publishes from this address: refused for another {left} s"
+                ),
+            ));
+        }
+        let key = StreamKey::parse(requested).map_err(|e| {
+            self.failed(client);
+            refuse("malformed_key", "NetStream.Publish.BadName", e.to_string())
+        })?;
         let asked = Instant::now();
         let checked = inner.checker.check(&key, false).await;
         if inner.checker.is_enforcing() {
@@ -118,6 +159,9 @@ impl Ingest {
         }
         let grant = checked.map_err(|rejection| {
             warn!(key = %key.redacted(), "publish refused: {rejection}");
+            if rejection.is_about_the_key() {
+                self.failed(client);
+            }
             refuse(
                 rejection.label(),
                 "NetStream.Publish.Unauthorized",
@@ -152,6 +196,7 @@ impl Ingest {
                     refuse("name_in_use", "NetStream.Publish.BadName", e.to_string())
                 }
             })?;
+        self.succeeded(client);
         inner.metrics.publishes_total.inc();
         inner.metrics.streams_live.inc();
         let recheck = inner
@@ -182,5 +227,76 @@ impl Ingest {
             claim.publisher,
             recheck,
         ))
+    }
+}
+
+impl Ingest {
+    /// When `client`'s cool-down ends, if it is in one.
+    fn cooling_down(&self, client: ClientBlock) -> Option<Instant> {
+        let failures = lock(self.inner.failures.as_ref()?);
+        match failures.table.admit(client, Instant::now()) {
+            Admission::Allowed => None,
+            Admission::Refused { until } => Some(until),
+        }
+    }
+
+    /// Counts a failed publish of `client` (see [`crate::auth::Rejection::is_about_the_key`]), and logs
+    /// when it puts the address in cool-down.
+    fn failed(&self, client: ClientBlock) {
+        let Some(failures) = &self.inner.failures else {
+            return;
+        };
+        let limit = self.inner.settings.failure_limit;
+        let failed = lock(failures).table.fail(client, Instant::now());
+        match (failed, limit) {
+            (Failed::CoolingDown { .. }, Some(limit)) => {
+                self.inner.metrics.publish_cooldowns_total.inc();
+                self.inner.metrics.publish_cooldown_addresses.inc();
+                warn!(
+                    %client,
+                    failures = limit.max.get(),
+                    window_s = limit.window.as_secs(),
+                    cooldown_s = limit.cooldown.as_secs(),
+                    "failed-publish limit reached (auth.max_failures): publishes from this \
+                     address are refused for {} s",
+                    limit.cooldown.as_secs()
+                );
+            }
+            (Failed::Untracked { first: true }, _) => warn!(
+                %client,
+                "failed-publish table full ({} addresses): failures of new addresses are \
+                 not counted until entries expire",
+                failures::MAX_ADDRESSES
+            ),
+            _ => {}
+        }
+    }
+
+    /// A publish of `client` started: its failures are forgotten.
+    fn succeeded(&self, client: ClientBlock) {
+        if let Some(failures) = &self.inner.failures {
+            lock(failures).table.succeed(client);
+        }
+    }
+
+    /// Drops failed-publish entries that expired and updates the cool-down gauge; called
+    /// often, it does the work at most once a second.
+    pub fn sweep(&self, now: Instant) {
+        let Some(failures) = &self.inner.failures else {
+            return;
+        };
+        let mut failures = lock(failures);
+        if failures
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < FAILURE_SWEEP_EVERY)
+        {
+            return;
+        }
+        failures.swept = Some(now);
+        let cooling = failures.table.sweep(now);
+        self.inner
+            .metrics
+            .publish_cooldown_addresses
+            .set(i64::try_from(cooling).unwrap_or(i64::MAX));
     }
 }

@@ -2,7 +2,7 @@
 //! project's own RTMP client over a blocking socket.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -194,10 +194,30 @@ pub struct ClientPublisher {
     events: Vec<ClientEvent>,
 }
 
+/// How a publish attempt of the project's client ended.
+pub enum Attempt {
+    /// NetStream.Publish.Start arrived: the publisher may send media.
+    Published(Box<ClientPublisher>),
+    /// The server refused, with this status code and description.
+    Refused { code: String, description: String },
+}
+
 impl ClientPublisher {
     /// Connects and publishes `key`; returns once NetStream.Publish.Start has arrived.
     pub fn start(server: &ServerProcess, key: &str) -> ClientPublisher {
-        let socket = TcpStream::connect(("127.0.0.1", server.rtmp_port)).expect("connect");
+        match ClientPublisher::attempt(server, key, IpAddr::from([127, 0, 0, 1])) {
+            Attempt::Published(publisher) => *publisher,
+            Attempt::Refused { code, description } => {
+                panic!("publish refused: {code}: {description}\n{}", server.logs())
+            }
+        }
+    }
+
+    /// Connects from the local address `from` (any of 127/8 reaches the server's loopback
+    /// listener on Linux, each a client address of its own) and asks to publish `key`;
+    /// returns once the server accepted or refused it.
+    pub fn attempt(server: &ServerProcess, key: &str, from: IpAddr) -> Attempt {
+        let socket = connect_from(from, server.rtmp_port);
         socket
             .set_read_timeout(Some(STREAM_TIMEOUT))
             .expect("read timeout");
@@ -216,19 +236,22 @@ impl ClientPublisher {
             events: Vec::new(),
         };
         publisher.flush();
-        while !publisher.events.contains(&ClientEvent::Published) {
+        loop {
+            if publisher.events.contains(&ClientEvent::Published) {
+                return Attempt::Published(Box::new(publisher));
+            }
+            let refused = publisher.events.iter().find_map(|e| match e {
+                ClientEvent::Rejected { code, description } => Some(Attempt::Refused {
+                    code: code.clone(),
+                    description: description.clone(),
+                }),
+                _ => None,
+            });
+            if let Some(refused) = refused {
+                return refused;
+            }
             publisher.read();
-            assert!(
-                !publisher
-                    .events
-                    .iter()
-                    .any(|e| matches!(e, ClientEvent::Rejected { .. })),
-                "publish refused: {:?}\n{}",
-                publisher.events,
-                server.logs()
-            );
         }
-        publisher
     }
 
     fn flush(&mut self) {
@@ -283,6 +306,27 @@ impl ClientPublisher {
             self.read();
         }
     }
+}
+
+/// A TCP connection to the server's RTMP port on 127.0.0.1 from the local address `from`.
+/// (std cannot bind a socket before connecting it; tokio's `TcpSocket` can.)
+fn connect_from(from: IpAddr, port: u16) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a runtime");
+    runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(from, 0))?;
+            let stream = socket
+                .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+                .await?;
+            let stream = stream.into_std()?;
+            stream.set_nonblocking(false)?;
+            Ok::<_, std::io::Error>(stream)
+        })
+        .unwrap_or_else(|e| panic!("connect from {from}: {e}"))
 }
 
 /// A real ffmpeg publishing the test file to `key` in a loop, at real time: a stream that
