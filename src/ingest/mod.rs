@@ -91,6 +91,16 @@ pub struct Refusal {
     pub description: String,
 }
 
+impl Refusal {
+    /// The client's address is in cool-down after too many failed publishes.
+    pub fn is_rate_limited(&self) -> bool {
+        self.reason == RATE_LIMITED
+    }
+}
+
+/// The `reason` of a publish refused because its address failed too often.
+const RATE_LIMITED: &str = "rate_limited";
+
 impl Ingest {
     pub fn new(
         settings: IngestSettings,
@@ -138,7 +148,7 @@ impl Ingest {
             let left = until.saturating_duration_since(Instant::now()).as_secs() + 1;
             debug!(%client, "publish refused: the address is in cool-down for {left} s");
             return Err(refuse(
-                "rate_limited",
+                RATE_LIMITED,
                 "NetStream.Publish.Unauthorized",
                 format!(
                     "too many failed publishes from this address: refused for another {left} s"

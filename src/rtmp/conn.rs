@@ -57,6 +57,10 @@ pub enum ConnError {
     WriteTimeout,
     #[error("publish refused: {0}")]
     PublishRefused(String),
+    /// Refused because the client's address failed too often: logged once per address by
+    /// the ingest layer, so not again per connection.
+    #[error("publish refused: {0}")]
+    RateLimited(String),
     #[error("stream {0}: {1}")]
     Media(String, String),
 }
@@ -129,6 +133,7 @@ pub async fn serve(mut transport: Transport, peer: SocketAddr, ctx: Arc<ConnCont
         Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             debug!("connection closed by the client")
         }
+        Err(e @ ConnError::RateLimited(_)) => debug!("connection closed: {e}"),
         Err(e) => info!("connection closed: {e}"),
     }
 }
@@ -399,7 +404,10 @@ impl Conn {
                     .as_mut()
                     .expect("publishing needs a session")
                     .reject_publish(refusal.code, &refusal.description, &mut self.out);
-                Err(ConnError::PublishRefused(refusal.description))
+                Err(match refusal.is_rate_limited() {
+                    true => ConnError::RateLimited(refusal.description),
+                    false => ConnError::PublishRefused(refusal.description),
+                })
             }
         }
     }
