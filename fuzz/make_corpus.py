@@ -324,6 +324,15 @@ def codec():
         write("codec", name, bytes.fromhex(text))
 
 
+def tls_session():
+    # The target prepends its own ClientHello when flag bit 0 is set (fuzz_targets/tls_session.rs).
+    write("tls_session", "hello-whole", b"\x01\x00")
+    write("tls_session", "hello-cut", b"\x01\x03" + struct.pack(">HHH", 1, 5, 100))
+    write("tls_session", "hello-then-rtmp", b"\x01\x00\x03" + bytes(1536))
+    write("tls_session", "plain-rtmp", b"\x00\x00\x03" + bytes(1536))
+    write("tls_session", "http", b"\x00\x00GET / HTTP/1.1\r\n\r\n")
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -335,6 +344,7 @@ def main():
     remux()
     ll_query()
     codec()
+    tls_session()
 
 
 if __name__ == "__main__":
