@@ -5,6 +5,7 @@ mod api;
 pub mod bearer;
 pub mod cors;
 mod hls;
+mod idle;
 mod ops;
 
 use std::path::PathBuf;
@@ -163,12 +164,25 @@ pub async fn serve(
         place,
     }) = admission.next(&shared.shutdown).await
     {
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            },
-        ));
+        let requests = idle::Requests::new();
+        let service = TowerToHyperService::new(
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                })
+                .map_future({
+                    let requests = requests.clone();
+                    move |answer| {
+                        let in_flight = requests.start();
+                        async move {
+                            let answered = answer.await;
+                            drop(in_flight);
+                            answered
+                        }
+                    }
+                }),
+        );
         let watcher = graceful.watcher();
         let protocols = protocols.clone();
         let Some(acceptor) = acceptor.clone() else {
@@ -204,9 +218,15 @@ pub async fn serve(
             debug!(%peer, "HTTPS connection over {}", if h2 { "HTTP/2" } else { "HTTP/1.1" });
             let io = TokioIo::new(stream);
             let ended = if h2 {
-                watcher
-                    .watch(protocols.http2.serve_connection(io, service))
-                    .await
+                let conn = watcher.watch(protocols.http2.serve_connection(io, service));
+                tokio::select! {
+                    ended = conn => ended,
+                    // No request is in flight: closing loses nothing.
+                    _ = requests.idle_for(idle::IDLE_LIMIT) => {
+                        debug!(%peer, "HTTPS connection closed: no request for {:?}", idle::IDLE_LIMIT);
+                        Ok(())
+                    }
+                }
             } else {
                 watcher
                     .watch(protocols.http1.serve_connection(io, service))
