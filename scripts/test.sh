@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs every test of the project on a fresh machine: installs what the tests need when it
-# is missing (ffmpeg, python3, ffmpeg 9 from imageio-ffmpeg, chromium and the browser test's
-# npm packages here; scripts/fuzz.sh a nightly toolchain and cargo-fuzz), then runs the
-# lints, the test suite, the image check and the fuzz targets.
+# is missing (ffmpeg, python3, ffmpeg 9 from imageio-ffmpeg, GStreamer, chromium and the
+# browser test's npm packages here; scripts/fuzz.sh a nightly toolchain and cargo-fuzz),
+# then runs the lints, the test suite, the image check and the fuzz targets.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,29 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1 \
     echo "installing ffmpeg and python3 (the tests publish with ffmpeg, check with ffprobe)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg python3 >/dev/null
+fi
+
+# tests/gstreamer.rs publishes with GStreamer: gst-launch-1.0 runs a pipeline of these
+# elements, and rtmp2sink needs glib-networking (GIO's TLS backend) for rtmps://. Debian's
+# plugins-bad has the H.264 and AAC encoders (openh264enc, voaacenc) as well as rtmp2sink,
+# so plugins-ugly and libav are not needed; recommends (ghostscript, imagemagick, ...) are
+# left out.
+GST_ELEMENTS="videotestsrc audiotestsrc audioconvert openh264enc h264parse voaacenc aacparse flvmux rtmp2sink"
+# Succeeds when gst-launch-1.0, an element or glib-networking is missing.
+gstreamer_missing() {
+    command -v gst-launch-1.0 >/dev/null 2>&1 || return 0
+    command -v gst-inspect-1.0 >/dev/null 2>&1 || return 0
+    for element in $GST_ELEMENTS; do
+        gst-inspect-1.0 --exists "$element" || return 0
+    done
+    dpkg-query -W -f='${Status}' glib-networking 2>/dev/null | grep -q "ok installed" || return 0
+    return 1
+}
+if gstreamer_missing; then
+    echo "installing GStreamer (tests/gstreamer.rs publishes with gst-launch-1.0 and rtmp2sink)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad glib-networking >/dev/null
 fi
 
 # The Enhanced RTMP tests publish HEVC, AV1, VP9, Opus and multitrack streams, which

@@ -120,13 +120,18 @@ impl Publisher {
         Publisher::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Publisher {
+    /// Runs `command` as a publisher (ffmpeg, or another encoder such as gst-launch-1.0),
+    /// its stderr collected.
+    pub fn spawn(mut command: Command) -> Publisher {
+        let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("ffmpeg is installed (scripts/test.sh installs it)");
+            .unwrap_or_else(|e| {
+                panic!("{program} did not start ({e}): run scripts/test.sh, which installs it")
+            });
         let log = capture_stderr(&mut child);
         Publisher { child, log }
     }
@@ -135,7 +140,7 @@ impl Publisher {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits for ffmpeg to exit.
+    /// Waits for the publisher to exit.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut status = None;
         wait_for(timeout, || {
