@@ -8,6 +8,7 @@ pub mod hls_check;
 pub mod llhls;
 pub mod raw;
 pub mod stub;
+pub mod tls;
 
 pub mod abuse;
 pub mod http;
