@@ -103,25 +103,44 @@ fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
     assert_eq!(server.metric(&tls_failures("rtmps")), Some(0.0));
 }
 
+/// A 3 Mbit/s 720p file pushed over RTMPS as fast as ffmpeg reads it (no `-re`): many TLS
+/// records arrive in each read, and every frame comes out.
+#[test]
+fn a_file_pushed_over_rtmps_at_full_speed_arrives_whole() {
+    let files = CertFiles::new(&Pair::new());
+    let args = files.with(&[
+        "--rtmp-tls-port",
+        "0",
+        "--rtmp-plain",
+        "false",
+        "--hls-keep",
+        "--hls-list-size",
+        "100",
+    ]);
+    let server = ServerProcess::start(&strs(&args));
+    let source = testdata("flv/h264_720p30_3m.flv");
+    FfmpegPush::start(&source, &server.rtmps_url("fast")).finish();
+    let (playlist, segments) = finished_segments(&server, "fast");
+    assert_same_frames(&source, &segments);
+    check_output(&server.stream_dir("fast"), &playlist, true, true);
+    assert_eq!(server.metric(&tls_failures("rtmps")), Some(0.0));
+}
+
 // 2. HTTPS: HTTP/2 and HTTP/1.1.
 
-/// `curl ... -w '%{http_version} %{response_code}' -o OUT URL`: the version and the status,
-/// the body in `out`.
-fn curl_get(ca: &Path, version: &str, url: &str, out: &Path) -> String {
-    let o = curl(
-        ca,
-        &[
-            version,
-            "-w",
-            "%{http_version} %{response_code}",
-            "-o",
-            &path_arg(out),
-            url,
-        ],
-    );
+/// `curl FLAGS -w '%{http_version} %{response_code}' -o OUT URL`: the HTTP version and the
+/// status, the body in `out`.
+fn curl_get(ca: &Path, flags: &[&str], url: &str, out: &Path) -> String {
+    let out = path_arg(out);
+    let args: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["-w", "%{http_version} %{response_code}", "-o", &out, url])
+        .collect();
+    let o = curl(ca, &args);
     assert!(
         o.status.success(),
-        "curl {version} {url}: {}",
+        "curl {flags:?} {url}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -159,11 +178,16 @@ fn https_serves_hls_over_http2_and_http1() {
     let url = |file: &str| server.https_url(&format!("/live/h2/{file}"));
 
     // HTTP/2.
-    let got = curl_get(ca, "--http2", &url("index.m3u8"), &out.path().join("index"));
+    let got = curl_get(
+        ca,
+        &["--http2"],
+        &url("index.m3u8"),
+        &out.path().join("index"),
+    );
     assert_eq!(got, "2 200", "index.m3u8 over HTTP/2");
     let index = parse_playlist(&String::from_utf8_lossy(&body("index")));
     let segment = &index.entries.last().expect("a segment listed").uri;
-    let got = curl_get(ca, "--http2", &url(segment), &out.path().join("seg.ts"));
+    let got = curl_get(ca, &["--http2"], &url(segment), &out.path().join("seg.ts"));
     assert_eq!(got, "2 200", "{segment} over HTTP/2");
     let ts = out.path().join("seg.ts");
     assert_eq!(body("seg.ts").len() % 188, 0, "whole TS packets");
@@ -173,16 +197,16 @@ fn https_serves_hls_over_http2_and_http1() {
         "ffprobe reads video and audio in {segment}"
     );
 
-    let got = curl_get(ca, "--http2", &url("llhls.m3u8"), &out.path().join("ll"));
+    let got = curl_get(ca, &["--http2"], &url("llhls.m3u8"), &out.path().join("ll"));
     assert_eq!(got, "2 200", "llhls.m3u8 over HTTP/2");
     let served = parse_ll(&String::from_utf8_lossy(&body("ll")));
     let part = served.last_part().expect("a part listed").clone();
-    let got = curl_get(ca, "--http2", &url(&part.uri), &out.path().join("part"));
+    let got = curl_get(ca, &["--http2"], &url(&part.uri), &out.path().join("part"));
     assert_eq!(got, "2 200", "{} over HTTP/2", part.uri);
     assert_fragment(&body("part"), &part.uri);
     let (msn, index) = (part.msn, part.index + 1);
     let blocking = url(&format!("llhls.m3u8?_HLS_msn={msn}&_HLS_part={index}"));
-    let got = curl_get(ca, "--http2", &blocking, &out.path().join("blocked"));
+    let got = curl_get(ca, &["--http2"], &blocking, &out.path().join("blocked"));
     assert_eq!(got, "2 200", "{blocking}");
     let answer = parse_ll(&String::from_utf8_lossy(&body("blocked")));
     assert!(
@@ -192,10 +216,20 @@ fn https_serves_hls_over_http2_and_http1() {
     );
     drop(ll);
 
+    // HTTP/2 over TLS 1.2 (OpenSSL's client, capped).
+    let tls12 = ["--http2", "--tlsv1.2", "--tls-max", "1.2"];
+    let got = curl_get(ca, &tls12, &url("llhls.m3u8"), &out.path().join("tls12"));
+    assert_eq!(got, "2 200", "llhls.m3u8 over HTTP/2 and TLS 1.2");
+
     // HTTP/1.1 over TLS, and plain HTTP, on the same server.
-    let got = curl_get(ca, "--http1.1", &url("index.m3u8"), &out.path().join("i1"));
+    let got = curl_get(
+        ca,
+        &["--http1.1"],
+        &url("index.m3u8"),
+        &out.path().join("i1"),
+    );
     assert_eq!(got, "1.1 200", "index.m3u8 over HTTP/1.1");
-    let got = curl_get(ca, "--http1.1", &url(segment), &out.path().join("s1"));
+    let got = curl_get(ca, &["--http1.1"], &url(segment), &out.path().join("s1"));
     assert_eq!(got, "1.1 200", "{segment} over HTTP/1.1");
     assert_eq!(body("s1"), body("seg.ts"), "the same segment either way");
     let plain = get(&server.http_url(&format!("/live/h2/{segment}")));
@@ -449,9 +483,10 @@ fn a_renewed_certificate_reaches_new_connections_and_spares_live_ones() {
     drop(viewer);
 }
 
-/// Keys as openssl writes them load, and sign handshakes on both TLS listeners: RSA in
-/// PKCS#8 (`genpkey`) and PKCS#1 (`genrsa -traditional`), EC in SEC1 with its parameters
-/// block first (`ecparam -genkey`). (rcgen's PKCS#8 EC and Ed25519 keys: `src/tls/certs.rs`.)
+/// Keys as openssl writes them load, and sign TLS 1.3 and TLS 1.2 handshakes on both TLS
+/// listeners: RSA in PKCS#8 (`genpkey`) and PKCS#1 (`genrsa -traditional`), EC in SEC1 with
+/// its parameters block first (`ecparam -genkey`). (rcgen's PKCS#8 EC and Ed25519 keys:
+/// `src/tls/certs.rs`.)
 #[test]
 fn rsa_and_ec_keys_as_openssl_writes_them_serve_handshakes() {
     let cases: [(&str, &[&str], &str); 3] = [
@@ -485,7 +520,13 @@ fn rsa_and_ec_keys_as_openssl_writes_them_serve_handshakes() {
         let files = CertFiles::new(&pair);
         let args = files.with(&["--rtmp-tls-port", "0", "--http-tls-port", "0"]);
         let mut server = ServerProcess::start(&strs(&args));
-        assert_presented(&server, &pair, what);
+        // rustls' client, over TLS 1.3 and 1.2, on both listeners.
+        for port in [server.rtmps_port.unwrap(), server.https_port.unwrap()] {
+            for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+                let der = presented_certificate_over(port, version);
+                assert!(der == pair.der, "{what}, {version:?}: another certificate");
+            }
+        }
         // OpenSSL's client, trusting the certificate.
         let o = curl(
             &files.cert,

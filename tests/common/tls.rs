@@ -13,7 +13,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme,
+    SupportedProtocolVersion,
+};
 
 use super::START_TIMEOUT;
 use super::http::Response;
@@ -178,15 +181,17 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A client configuration that takes any certificate (checking the handshake's signatures
 /// with it as usual) and records the server's certificate in `seen`.
-fn recording_config(seen: Arc<Mutex<Option<Vec<u8>>>>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+fn recording_config(
+    seen: Arc<Mutex<Option<Vec<u8>>>>,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let provider = provider();
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("ring supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Recording { provider, seen }))
         .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
 
@@ -223,13 +228,26 @@ fn connect(port: u16) -> TcpStream {
 /// The DER of the certificate a fresh TLS handshake with 127.0.0.1:`port` is shown, once
 /// the handshake completed (its signature made with that certificate's key).
 pub fn presented_certificate(port: u16) -> Vec<u8> {
-    try_presented_certificate(port).unwrap_or_else(|e| panic!("TLS handshake on {port}: {e}"))
+    try_presented_certificate(port, rustls::DEFAULT_VERSIONS)
+        .unwrap_or_else(|e| panic!("TLS handshake on {port}: {e}"))
 }
 
-/// [`presented_certificate`], with a failed handshake as an error.
-pub fn try_presented_certificate(port: u16) -> Result<Vec<u8>, String> {
+/// [`presented_certificate`] over one TLS version only.
+pub fn presented_certificate_over(
+    port: u16,
+    version: &'static SupportedProtocolVersion,
+) -> Vec<u8> {
+    try_presented_certificate(port, &[version])
+        .unwrap_or_else(|e| panic!("{version:?} handshake on {port}: {e}"))
+}
+
+/// [`presented_certificate`] over `versions`, with a failed handshake as an error.
+pub fn try_presented_certificate(
+    port: u16,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Result<Vec<u8>, String> {
     let seen = Arc::new(Mutex::new(None));
-    let mut conn = ClientConnection::new(recording_config(seen.clone(), &[]), localhost())
+    let mut conn = ClientConnection::new(recording_config(seen.clone(), versions), localhost())
         .map_err(|e| e.to_string())?;
     let mut socket = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     socket
@@ -247,8 +265,11 @@ pub fn try_presented_certificate(port: u16) -> Result<Vec<u8>, String> {
 /// The first TLS record a rustls client sends: its ClientHello.
 pub fn client_hello() -> Vec<u8> {
     let seen = Arc::new(Mutex::new(None));
-    let mut conn =
-        ClientConnection::new(recording_config(seen, &[]), localhost()).expect("a client");
+    let mut conn = ClientConnection::new(
+        recording_config(seen, rustls::DEFAULT_VERSIONS),
+        localhost(),
+    )
+    .expect("a client");
     let mut hello = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut hello).expect("into a Vec");
