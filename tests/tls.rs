@@ -548,6 +548,39 @@ fn rsa_and_ec_keys_as_openssl_writes_them_serve_handshakes() {
     }
 }
 
+/// A certificate file holding the certificate and its intermediate CA's (as public CAs
+/// issue them) is presented whole: clients that trust only the root verify it on both
+/// listeners, rustls' and OpenSSL's (curl).
+#[test]
+fn a_full_chain_is_presented_whole() {
+    let (pair, root, root_pem) = Pair::chained();
+    let files = CertFiles::new(&pair);
+    let args = files.with(&["--rtmp-tls-port", "0", "--http-tls-port", "0"]);
+    let server = ServerProcess::start(&strs(&args));
+    assert_presented(&server, &pair, "a full chain");
+    for port in [server.rtmps_port.unwrap(), server.https_port.unwrap()] {
+        verified_handshake(port, &root).unwrap_or_else(|e| panic!("port {port}: {e}"));
+    }
+    let ca = files.dir().join("root.pem");
+    std::fs::write(&ca, root_pem).expect("write the root");
+    let o = curl(
+        &ca,
+        &[
+            "-w",
+            "%{response_code}",
+            "-o",
+            "/dev/null",
+            &server.https_url("/healthz"),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "200",
+        "curl: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 // 4. Bad input and slow handshakes on the TLS ports.
 
 /// `len` bytes from a fixed xorshift sequence.

@@ -44,6 +44,40 @@ impl Pair {
         }
     }
 
+    /// A certificate for `localhost` and 127.0.0.1 issued by an intermediate CA that a root
+    /// CA issued, as a public CA issues one: the certificate file holds the certificate and
+    /// then the intermediate's (a "full chain"). Also returns the root, which is not in the
+    /// file (what a client trusts), as DER and as PEM.
+    pub fn chained() -> (Pair, Vec<u8>, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::new()).expect("params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            params
+        };
+        let root = CertifiedIssuer::self_signed(ca("test root"), KeyPair::generate().unwrap())
+            .expect("root CA");
+        let intermediate = CertifiedIssuer::signed_by(
+            ca("test intermediate"),
+            KeyPair::generate().unwrap(),
+            &root,
+        )
+        .expect("intermediate CA");
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(NAMES.map(String::from).to_vec()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let leaf = params.signed_by(&key, &intermediate).expect("leaf");
+        let pair = Pair {
+            cert_pem: leaf.pem() + &intermediate.pem(),
+            key_pem: key.serialize_pem(),
+            der: leaf.der().to_vec(),
+        };
+        (pair, root.der().to_vec(), root.pem())
+    }
+
     /// A certificate for a key `openssl` writes with `genkey` (its arguments after
     /// `openssl`, `KEY` standing for the key file), self-signed by `openssl req -x509`: the
     /// key stays in the PEM form the command wrote (PKCS#8, PKCS#1 or SEC1).
@@ -260,6 +294,20 @@ pub fn try_presented_certificate(
     let _ = conn.complete_io(&mut socket);
     let der = seen.lock().unwrap().take();
     der.ok_or_else(|| "no certificate seen".into())
+}
+
+/// Completes a TLS handshake with 127.0.0.1:`port` as `localhost`, verifying the server's
+/// certificate against `trusted` (a root it must chain to) as a client does.
+pub fn verified_handshake(port: u16, trusted: &[u8]) -> Result<(), String> {
+    let mut conn =
+        ClientConnection::new(trusting(trusted, &[]), localhost()).map_err(|e| e.to_string())?;
+    let mut socket = connect(port);
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket).map_err(|e| e.to_string())?;
+    }
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut socket);
+    Ok(())
 }
 
 /// The first TLS record a rustls client sends: its ClientHello.
