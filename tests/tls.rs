@@ -42,9 +42,10 @@ fn hangup(server: &ServerProcess) {
 
 // 1. RTMPS ingest.
 
-/// ffmpeg publishes over RTMPS (Debian's ffmpeg: GnuTLS, which verifies nothing unless
-/// `-tls_verify 1`) to a server with plain RTMP off; both outputs hold the source's frames,
-/// as they do over plain RTMP (`tests/ingest.rs`, `tests/llhls.rs`).
+/// ffmpeg publishes over RTMPS, verifying the certificate (Debian's ffmpeg uses GnuTLS,
+/// which verifies nothing unless told `-tls_verify 1`), to a server with plain RTMP off; both
+/// outputs hold the source's frames, as they do over plain RTMP (`tests/ingest.rs`,
+/// `tests/llhls.rs`). Told to trust another certificate, ffmpeg refuses the server's.
 #[test]
 fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
     let files = CertFiles::new(&Pair::new());
@@ -60,7 +61,10 @@ fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
     let server = ServerProcess::start(&strs(&args));
     assert_eq!(server.rtmp_port, 0, "plain RTMP is off");
     let source = testdata("flv/h264_aac.flv");
-    let mut ffmpeg = Publisher::start(&source, &server.rtmps_url("secure"), &[]);
+    // With the certificate checked, as an encoder should.
+    let ca = path_arg(&files.cert);
+    let verify = ["-tls_verify", "1", "-ca_file", &ca];
+    let mut ffmpeg = Publisher::start_with(&source, &server.rtmps_url("secure"), &[], &verify);
     // Low-Latency parts while it publishes (an ended playlist lists none).
     let live = wait_ll(&server, "secure", "listed a part", |p| {
         p.last_part().is_some()
@@ -101,6 +105,18 @@ fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
 
     assert_eq!(server.metric("rtmp_server_publishes_total"), Some(1.0));
     assert_eq!(server.metric(&tls_failures("rtmps")), Some(0.0));
+
+    // The check is real: trusting another certificate, ffmpeg does not publish.
+    let other = CertFiles::new(&Pair::new());
+    let other_ca = path_arg(&other.cert);
+    let verify = ["-tls_verify", "1", "-ca_file", &other_ca];
+    let mut refused = Publisher::start_with(&source, &server.rtmps_url("other"), &[], &verify);
+    let status = refused.wait(STREAM_TIMEOUT).expect("ffmpeg gives up");
+    assert!(
+        !status.success(),
+        "ffmpeg published to an unknown certificate"
+    );
+    assert_eq!(server.metric("rtmp_server_publishes_total"), Some(1.0));
 }
 
 /// A 3 Mbit/s 720p file pushed over RTMPS as fast as ffmpeg reads it (no `-re`): many TLS

@@ -86,13 +86,26 @@ pub struct Publisher {
 impl Publisher {
     /// `ffmpeg -re [input_args] -i FILE -c copy -f flv URL`.
     pub fn start(file: &Path, url: &str, input_args: &[&str]) -> Publisher {
+        Publisher::start_with(file, url, input_args, &[])
+    }
+
+    /// `ffmpeg -re [input_args] -i FILE -c copy [output_args] -f flv URL`: output options
+    /// such as the TLS ones of an `rtmps://` URL (`-tls_verify 1 -ca_file FILE`).
+    pub fn start_with(
+        file: &Path,
+        url: &str,
+        input_args: &[&str],
+        output_args: &[&str],
+    ) -> Publisher {
         let mut command = Command::new("ffmpeg");
         command
             .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
             .args(input_args)
             .arg("-i")
             .arg(file)
-            .args(["-c", "copy", "-f", "flv", url]);
+            .args(["-c", "copy"])
+            .args(output_args)
+            .args(["-f", "flv", url]);
         Publisher::spawn(command)
     }
 
