@@ -693,6 +693,26 @@ fn what_is_not_a_tls_handshake_ends_with_a_logged_reason() {
     assert!(!presented_certificate(https).is_empty());
 }
 
+/// A server that ends an RTMPS connection (here a client past the TLS handshake that
+/// sends no RTMP handshake, at the handshake time-out) says so with close_notify (RFC 8446
+/// §6.1), so the client reads a clean end of the stream, not a truncation.
+#[test]
+fn the_server_ends_an_rtmps_connection_with_close_notify() {
+    use std::io::Read;
+    let files = CertFiles::new(&Pair::new());
+    let args = files.with(&["--rtmp-tls-port", "0", "--rtmp-handshake-timeout", "2"]);
+    let server = ServerProcess::start(&strs(&args));
+    let mut client = tls_connected(server.rtmps_port.unwrap());
+    let mut rest = Vec::new();
+    let end = client.read_to_end(&mut rest);
+    assert!(
+        matches!(end, Ok(0)),
+        "the end of the connection: {end:?} after {rest:?}"
+    );
+    server.assert_logged("connection closed: no handshake and connect within 2s");
+    assert_eq!(server.metric(&tls_failures("rtmps")), Some(0.0));
+}
+
 /// How many slow handshakes: a thousand, half on each TLS port, with the test process's
 /// open-file limit raised for them (fewer where its hard limit is lower).
 fn slow_handshake_count() -> usize {

@@ -126,7 +126,8 @@ pub async fn serve(mut transport: Transport, peer: SocketAddr, ctx: Arc<ConnCont
     if transport.tls_handshaking() {
         conn.ctx.tls_failures.inc();
     }
-    // A TLS connection that failed says why in an alert, if the socket takes it now.
+    // A TLS connection that failed says why in an alert, one that ends otherwise says
+    // close_notify, if the socket takes it now.
     transport.send_pending_now();
     match result {
         Ok(()) => debug!("connection closed"),

@@ -101,10 +101,14 @@ impl Transport {
         }
     }
 
-    /// Sends what TLS still has to send (the alert that says why a connection ends), if the
-    /// socket takes it at once.
+    /// Sends, as the connection ends, what TLS still has to send, if the socket takes it at
+    /// once: the alert that says why it failed, or, past the handshake, close_notify (RFC
+    /// 8446 §6.1: without it the client cannot tell the end from a truncation).
     pub fn send_pending_now(&mut self) {
         if let Some(tls) = &mut self.tls {
+            if tls.sealed.is_empty() && !tls.session.is_handshaking() {
+                tls.session.close(&mut tls.sealed);
+            }
             if !tls.sealed.is_empty() {
                 let _ = self.socket.try_write(&tls.sealed);
                 tls.sealed.clear();

@@ -101,6 +101,13 @@ impl TlsSession {
         }
     }
 
+    /// Appends close_notify, which ends this side's sending (RFC 8446 §6.1), and what else
+    /// TLS had still to send, to `out`.
+    pub fn close(&mut self, out: &mut Vec<u8>) {
+        self.conn.send_close_notify();
+        self.sealed(out);
+    }
+
     /// Whether the handshake is still going on.
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
@@ -206,6 +213,12 @@ mod tests {
             .open(&mut BytesMut::from(&wire[..]), &mut BytesMut::new())
             .unwrap();
         assert!(opened.closed);
+        // The server's close_notify in turn: the client reads a clean end.
+        let mut wire = Vec::new();
+        server.close(&mut wire);
+        let mut rest = &wire[..];
+        client.read_tls(&mut rest).unwrap();
+        assert!(client.process_new_packets().unwrap().peer_has_closed());
     }
 
     #[test]

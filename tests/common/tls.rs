@@ -296,6 +296,22 @@ pub fn try_presented_certificate(
     der.ok_or_else(|| "no certificate seen".into())
 }
 
+/// A TLS connection to 127.0.0.1:`port` past its handshake (any certificate taken), for a
+/// test to speak through or to read until the server ends it.
+pub fn tls_connected(port: u16) -> rustls::StreamOwned<ClientConnection, TcpStream> {
+    let seen = Arc::new(Mutex::new(None));
+    let mut conn = ClientConnection::new(
+        recording_config(seen, rustls::DEFAULT_VERSIONS),
+        localhost(),
+    )
+    .expect("a client");
+    let mut socket = connect(port);
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket).expect("TLS handshake");
+    }
+    rustls::StreamOwned::new(conn, socket)
+}
+
 /// Completes a TLS handshake with 127.0.0.1:`port` as `localhost`, verifying the server's
 /// certificate against `trusted` (a root it must chain to) as a client does.
 pub fn verified_handshake(port: u16, trusted: &[u8]) -> Result<(), String> {
