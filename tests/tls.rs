@@ -257,11 +257,12 @@ fn https_serves_hls_over_http2_and_http1() {
     );
 
     // A hundred requests on one HTTP/2 connection, at most 50 at once: 50 blocking reloads
-    // for the part after the next, held together, and 50 fetches of listed parts.
+    // for the part after the last one listed, held together until it lands, and 50 fetches
+    // of listed parts.
     let (_, now) = get_ll(&server, "h2", "");
     let now = now.expect("a playlist");
     let last = now.last_part().expect("a part").clone();
-    let (msn, index) = (last.msn, last.index + 2);
+    let (msn, index) = (last.msn, last.index + 1);
     let listed: Vec<String> = now.parts().map(|p| p.uri.clone()).collect();
     let mut args: Vec<String> = [
         "--http2",
@@ -723,7 +724,7 @@ fn slow_handshake_count() -> usize {
 }
 
 /// A thousand connections that send half a ClientHello and hold, while a live RTMPS stream
-/// publishes: every one is dropped at its handshake time-out (RTMPS 5 s here, HTTPS 10 s),
+/// publishes: every one is dropped at its handshake time-out (10 s on both listeners),
 /// the server accepts and serves new handshakes meanwhile, the stream goes on, and the
 /// server's memory stays bounded.
 #[test]
@@ -735,7 +736,7 @@ fn a_thousand_slow_handshakes_leave_a_live_rtmps_stream_alone() {
         "--http-tls-port",
         "0",
         "--rtmp-handshake-timeout",
-        "5",
+        "10",
     ]);
     let server = ServerProcess::start(&strs(&args));
     let (rtmps, https) = (server.rtmps_port.unwrap(), server.https_port.unwrap());
