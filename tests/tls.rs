@@ -426,7 +426,7 @@ fn a_renewed_certificate_reaches_new_connections_and_spares_live_ones() {
         "--http-tls-port",
         "0",
     ]);
-    let server = ServerProcess::start(&strs(&args));
+    let mut server = ServerProcess::start(&strs(&args));
     let key = "renewed";
     let mut publisher = Publisher::start(
         &testdata("flv/h264_aac.flv"),
@@ -498,6 +498,15 @@ fn a_renewed_certificate_reaches_new_connections_and_spares_live_ones() {
     assert_eq!(server.metric(&tls_failures("rtmps")), Some(0.0));
     assert_eq!(server.metric(&tls_failures("https")), Some(0.0));
     drop(viewer);
+
+    // A stop ends the RTMPS publish as it ends a plain one: the playlist gets its end.
+    assert!(server.terminate().success(), "{}", server.logs());
+    let (ended, _) = finished_segments(&server, key);
+    assert!(ended.ended);
+    assert!(
+        publisher.wait(STREAM_TIMEOUT).is_some(),
+        "ffmpeg still publishing to a stopped server"
+    );
 }
 
 /// Keys as openssl writes them load, and sign TLS 1.3 and TLS 1.2 handshakes on both TLS
