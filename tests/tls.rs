@@ -813,6 +813,39 @@ fn a_thousand_slow_handshakes_leave_a_live_rtmps_stream_alone() {
     );
 }
 
+/// How long an HTTP/2 connection may carry no request before the server closes it
+/// (`http::idle::IDLE_LIMIT`).
+const H2_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// HTTP/2 connections that carry no request are closed and give their place back: one
+/// silent after the TLS handshake, without even the connection preface (hyper waits for it
+/// without end, and pings only after it), at the idle limit; one that sent the preface and
+/// answers nothing, by then too (at the latest).
+#[test]
+fn http2_connections_that_carry_no_request_are_closed() {
+    let pair = Pair::new();
+    let files = CertFiles::new(&pair);
+    let server = ServerProcess::start(&strs(&files.with(&["--http-tls-port", "0"])));
+    let port = server.https_port.unwrap();
+    let mut silent = H2Connection::handshake(port, &pair.der);
+    let mut prefaced = H2Connection::handshake(port, &pair.der);
+    prefaced.start().expect("preface");
+
+    let started = Instant::now();
+    let limit = H2_IDLE_LIMIT + CLOSE_TIMEOUT;
+    for (case, conn) in [("silent", &mut silent), ("preface only", &mut prefaced)] {
+        let left = (started + limit).saturating_duration_since(Instant::now());
+        let (closed, _) = read_until_closed(conn.socket(), left);
+        assert!(closed, "{case}: still open after {limit:?}");
+    }
+    server.assert_logged("HTTPS connection closed: no request for 60s");
+    let freed = wait_for(STREAM_TIMEOUT, || {
+        // The one connection left is the one asking for the metrics.
+        server.metric("rtmp_server_http_connections") == Some(1.0)
+    });
+    assert!(freed, "{}", server.metrics());
+}
+
 // 5. The healthcheck over HTTPS.
 
 /// `rtmp-server healthcheck args...`, its exit status and stderr.

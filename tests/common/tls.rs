@@ -498,6 +498,52 @@ fn bad(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
+/// One HTTP/2 connection (ALPN h2) over rustls, spoken frame by frame (RFC 9113): past
+/// the TLS handshake, and with the connection preface sent or not.
+pub struct H2Connection {
+    stream: rustls::StreamOwned<ClientConnection, TcpStream>,
+}
+
+/// The connection preface a client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl H2Connection {
+    /// Completes the TLS handshake with ALPN h2 (and asserts it was agreed on), and sends
+    /// nothing more.
+    pub fn handshake(port: u16, trusted: &[u8]) -> H2Connection {
+        let mut conn =
+            ClientConnection::new(trusting(trusted, &[b"h2"]), localhost()).expect("a client");
+        let mut socket = connect(port);
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).expect("TLS handshake");
+        }
+        assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2 agreed");
+        H2Connection {
+            stream: rustls::StreamOwned::new(conn, socket),
+        }
+    }
+
+    /// The TCP socket under TLS.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.stream.sock
+    }
+
+    /// Sends the preface and empty SETTINGS (RFC 9113 §3.4).
+    pub fn start(&mut self) -> std::io::Result<()> {
+        self.stream.write_all(H2_PREFACE)?;
+        self.frame(4, 0, 0, &[])
+    }
+
+    fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> std::io::Result<()> {
+        let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        frame.extend_from_slice(&[kind, flags]);
+        frame.extend_from_slice(&stream.to_be_bytes());
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame)?;
+        self.stream.flush()
+    }
+}
+
 /// `curl -sS --cacert CA args...`: its output, and whether it succeeded.
 pub fn curl(ca: &Path, args: &[&str]) -> Output {
     Command::new("curl")
