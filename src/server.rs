@@ -141,24 +141,17 @@ impl Server {
     /// Binds the listeners the configuration turns on, reads the certificate they present,
     /// and starts the disk writer. Port 0 picks a free port.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let bind = async |on: bool, port: u16| -> anyhow::Result<Option<TcpListener>> {
-            Ok(match on {
-                true => Some(TcpListener::bind((config.bind, port)).await?),
-                false => None,
-            })
+        let bind = async |port: Option<u16>, option: &str| -> anyhow::Result<Option<TcpListener>> {
+            let Some(port) = port else { return Ok(None) };
+            match TcpListener::bind((config.bind, port)).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(e) => Err(anyhow::anyhow!("{option} {}:{port}: {e}", config.bind)),
+            }
         };
-        let rtmp = bind(config.rtmp.plain, config.rtmp.port).await?;
-        let http = bind(config.http.plain, config.http.port).await?;
-        let rtmps_listener = bind(
-            config.rtmp.tls_port.0.is_some(),
-            config.rtmp.tls_port.0.unwrap_or_default(),
-        )
-        .await?;
-        let https_listener = bind(
-            config.http.tls_port.0.is_some(),
-            config.http.tls_port.0.unwrap_or_default(),
-        )
-        .await?;
+        let rtmp = bind(config.rtmp.plain.then_some(config.rtmp.port), "rtmp.port").await?;
+        let http = bind(config.http.plain.then_some(config.http.port), "http.port").await?;
+        let rtmps_listener = bind(config.rtmp.tls_port.0, "rtmp.tls_port").await?;
+        let https_listener = bind(config.http.tls_port.0, "http.tls_port").await?;
         let provider = crate::tls::config::provider();
         let certs = match rtmps_listener.is_some() || https_listener.is_some() {
             true => Some(Arc::new(CertStore::open(
@@ -343,6 +336,7 @@ impl Server {
             disk,
             hooks,
         } = self;
+        let hangups = crate::tls::watch::hangups();
         info!("listening {listening}");
         let tasks = TaskTracker::new();
         // Plain and TLS connections share one cap per side.
@@ -375,9 +369,7 @@ impl Server {
             metrics,
             shutdown.clone(),
         ));
-        if let Some(certs) = certs {
-            tasks.spawn(crate::tls::watch::run(certs, shutdown.clone()));
-        }
+        tasks.spawn(crate::tls::watch::run(certs, hangups, shutdown.clone()));
         let http = serve_http_apart(http, https.map(|t| (t.listener, t.config)), http_ctx)?;
 
         stop.cancelled().await;

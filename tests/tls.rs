@@ -991,3 +991,26 @@ fn tls_settings_that_cannot_serve_are_refused_at_start() {
         }
     }
 }
+
+/// SIGHUP never ends the server: without a TLS listener there is nothing to reload, and it
+/// says so.
+#[test]
+fn a_hangup_without_tls_is_logged_and_the_server_runs_on() {
+    let mut server = ServerProcess::start(&[]);
+    hangup(&server);
+    server.assert_logged("SIGHUP: no TLS listener, nothing to reload");
+    assert!(server.is_running(), "{}", server.logs());
+    assert_eq!(get(&server.http_url("/healthz")).status, 200);
+}
+
+/// A listener that cannot bind names its option (here: RTMPS on the plain RTMP port).
+#[test]
+fn a_port_taken_is_refused_naming_the_option() {
+    let pair = Pair::new();
+    let files = CertFiles::new(&pair);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let (status, stderr) = refused(&files.with(&["--rtmp-tls-port", &port]));
+    assert!(!status.success(), "exit {status}");
+    assert!(stderr.contains("rtmp.tls_port"), "{stderr}");
+}

@@ -205,7 +205,11 @@ pub async fn serve(
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tls_failures.inc();
-                    debug!(%peer, "HTTPS connection ended in its TLS handshake: {e}");
+                    let why = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                        Some(e) => crate::tls::session::describe(e),
+                        None => e.to_string(),
+                    };
+                    debug!(%peer, "HTTPS connection ended in its TLS handshake: {why}");
                     return;
                 }
                 Err(_) => {

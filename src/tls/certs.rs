@@ -90,7 +90,14 @@ pub fn load(paths: &CertPaths, provider: &CryptoProvider) -> Result<CertifiedKey
     let chain = read_chain(&paths.cert)?;
     let key = PrivateKeyDer::from_pem_file(&paths.key).map_err(|e| CertError::Key {
         path: paths.key.clone(),
-        message: pem_message(e),
+        message: match std::fs::read(&paths.key) {
+            Ok(text) if text.windows(9).any(|w| w == b"ENCRYPTED") => {
+                "an encrypted key: the server reads unencrypted keys only (openssl pkey -in KEY \
+                 -out PLAIN_KEY decrypts one)"
+                    .into()
+            }
+            _ => pem_message(e),
+        },
     })?;
     let pair = |message: String| CertError::Pair {
         cert: paths.cert.clone(),
@@ -176,6 +183,13 @@ mod tests {
         std::fs::write(&paths.key, "-----BEGIN PRIVATE KEY-----\nAAAA\n").unwrap();
         let e = store.reload().unwrap_err().to_string();
         assert!(e.starts_with("tls.key"), "{e}");
+        std::fs::write(
+            &paths.key,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = store.reload().unwrap_err().to_string();
+        assert!(e.contains("an encrypted key"), "{e}");
         std::fs::write(&paths.cert, "not a certificate").unwrap();
         let e = store.reload().unwrap_err().to_string();
         assert!(e.contains("no CERTIFICATE block"), "{e}");

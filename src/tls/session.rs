@@ -11,12 +11,23 @@ use rustls::{ServerConfig, ServerConnection};
 /// Why a TLS connection cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     Protocol(#[from] rustls::Error),
     /// rustls' own buffers refused bytes: the peer sent records faster than they can be
     /// opened, which a well-behaved peer cannot do with what [`TlsSession::open`] drains.
     #[error("{0}")]
     Buffer(#[from] std::io::Error),
+}
+
+/// What went wrong, said for an operator: a client that does not speak TLS at all (plain
+/// RTMP or HTTP sent to a TLS port) is named as such rather than as a corrupt record.
+pub fn describe(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the client does not speak TLS (plain RTMP or HTTP sent to a TLS port?)".into()
+        }
+        e => e.to_string(),
+    }
 }
 
 /// One TLS connection's state, driven by bytes.
@@ -239,7 +250,10 @@ mod tests {
         ] {
             let mut server = TlsSession::new(config.clone()).unwrap();
             let r = server.open(&mut BytesMut::from(input), &mut BytesMut::new());
-            assert!(r.is_err(), "{input:?}");
+            let e = r.expect_err("refused").to_string();
+            if input[0] != 0x16 {
+                assert!(e.contains("does not speak TLS"), "{e}");
+            }
             let mut alert = Vec::new();
             server.sealed(&mut alert);
             assert_eq!(alert.first(), Some(&0x15), "an alert record for {input:?}");

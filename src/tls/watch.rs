@@ -38,20 +38,31 @@ fn versions(paths: &CertPaths) -> (Option<Version>, Option<Version>) {
     (version(&paths.cert), version(&paths.key))
 }
 
-/// Reloads `store` on SIGHUP and when its files change, until `stop`. A change is acted on
-/// once the files have stayed the same for one look (a renewal writes the certificate and
-/// the key one after the other). A pair that does not load is logged once per change of the
-/// files, and the certificate in use stays.
-pub async fn run(store: Arc<CertStore>, stop: CancellationToken) {
+/// Listens for SIGHUP. Installed before the server says it listens, so a SIGHUP never
+/// ends the process (its default action), TLS or not.
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
+    match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!("SIGHUP not handled ({e}): the certificate reloads when its files change");
             None
         }
-    };
-    let mut seen = versions(store.paths());
+    }
+}
+
+/// Reloads `store` on SIGHUP and when its files change, until `stop`. A change is acted on
+/// once the files have stayed the same for one look (a renewal writes the certificate and
+/// the key one after the other). A pair that does not load is logged once per change of the
+/// files, and the certificate in use stays. Without a certificate (no TLS listener), a
+/// SIGHUP is only logged.
+pub async fn run(
+    store: Option<Arc<CertStore>>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+    stop: CancellationToken,
+) {
+    let paths = store.as_ref().map(|s| s.paths().clone());
+    let mut seen = paths.as_ref().map(versions);
     let mut changed = None;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -59,17 +70,21 @@ pub async fn run(store: Arc<CertStore>, stop: CancellationToken) {
         let cause = tokio::select! {
             _ = stop.cancelled() => return,
             _ = async { hangup.as_mut()?.recv().await }, if hangup.is_some() => "SIGHUP",
-            _ = tick.tick() => {
-                let now = versions(store.paths());
+            _ = tick.tick(), if paths.is_some() => {
+                let now = paths.as_ref().map(versions);
                 if now == seen || changed.replace(now.clone()) != Some(now) {
                     continue;
                 }
                 "a file change"
             }
         };
+        let Some(store) = &store else {
+            info!("SIGHUP: no TLS listener, nothing to reload");
+            continue;
+        };
         changed = None;
-        seen = versions(store.paths());
-        reload(&store, cause);
+        seen = paths.as_ref().map(versions);
+        reload(store, cause);
     }
 }
 
