@@ -3,16 +3,17 @@
 against N over plain RTMP, in turn on one server with both listeners on.
 
     scripts/tls_cpu.py [--streams 8] [--seconds 60] [--warmup 15] [--rounds 2] [--key ec|rsa]
-                       [--cmaf-only] [--no-build]
+                       [--media-dir /dev/shm] [--cmaf-only] [--no-build]
 
 It makes (once, with the system's ffmpeg, into $CARGO_TARGET_DIR/tls-media/, default
 target/) a 60 s 1280x720 30 fps H.264 file (x264 veryfast, High, 2 B-frames, a keyframe
 every 2 s, 3000 kbit/s with a 3000 kbit maxrate and buffer) with 128 kbit/s stereo AAC, about
 3.15 Mbit/s in all, and a self-signed certificate (--key ec: P-256 ECDSA, the default; rsa:
 RSA 2048) with openssl. It starts the release server once, on its defaults (TS and CMAF
-outputs; media root in a temporary folder) plus RTMPS (--rtmp-tls-port) and HTTPS
-(--http-tls-port, unused here), and for --rounds rounds, in alternating order, runs two
-phases:
+outputs; media root in a temporary folder, or under --media-dir: /dev/shm takes the disk
+writes, which cost more than ingest itself, out of the noise) plus RTMPS (--rtmp-tls-port)
+and HTTPS (--http-tls-port, unused here), and for --rounds rounds, in alternating order,
+runs two phases:
 
 - plain: N ffmpeg publishers (`ffmpeg -re -stream_loop -1 -i FILE -c copy -f flv
   rtmp://...`), real time, looping the file;
@@ -20,8 +21,9 @@ phases:
 
 Each phase waits --warmup seconds, then measures over --seconds: the server's CPU
 (utime+stime from /proc/PID/stat) as ms of CPU per second of wall time per stream (ms/s =
-tenths of a percent of one core) and its ingest thread's share (the thread named
-`rtmp-server`, where RTMP connections run), the server's context switches per second
+tenths of a percent of one core), the same for its ingest thread alone (the thread named
+`rtmp-server`, where RTMP connections run and TLS records are opened; the disk writer is a
+`tokio-rt-worker`), each thread's % of a core, the server's context switches per second
 (voluntary and not, summed over its threads), the publishers' CPU and the rest of the
 machine's. After the window it checks that every stream of the phase has segments in both
 playlists (index.m3u8 and llhls.m3u8) and that the TLS phase's connections were logged in
@@ -29,8 +31,8 @@ playlists (index.m3u8 and llhls.m3u8) and that the TLS phase's connections were 
 between phases and the next phase uses other stream keys.
 
 It prints every phase and, per round and over the medians, the TLS/plain ratio of CPU per
-stream. Only the Python standard library is used (and ffmpeg, openssl); figures are printed,
-never asserted.
+stream, for the whole process and for the ingest thread alone. Only the Python standard
+library is used (and ffmpeg, openssl); figures are printed, never asserted.
 """
 
 import argparse
@@ -79,8 +81,8 @@ def make_cert(folder, kind):
 class Server:
     """The release server with plain and TLS listeners for RTMP and HTTP."""
 
-    def __init__(self, cert, key, extra=(), log_level="info"):
-        self.work = tempfile.mkdtemp(prefix="tls-cpu-")
+    def __init__(self, cert, key, extra=(), log_level="info", media_dir=None):
+        self.work = tempfile.mkdtemp(prefix="tls-cpu-", dir=media_dir)
         self.rtmp, self.rtmps = load.free_port(), load.free_port()
         self.http, self.https = load.free_port(), load.free_port()
         self.log = os.path.join(self.work, "server.log")
@@ -182,9 +184,10 @@ def phase(server, scheme, keys, path, warmup, seconds):
     return {
         "ms_per_s_per_stream": 1000 * cpu / window / n,
         "cpu_pct": 100 * cpu / window,
-        "ingest_pct": 100 * (threads1.get("rtmp-server", 0) - threads0.get("rtmp-server", 0))
-        / window,
-        "http_pct": 100 * (threads1.get("http", 0) - threads0.get("http", 0)) / window,
+        "ingest_ms_per_s_per_stream": 1000 * (threads1.get("rtmp-server", 0)
+                                              - threads0.get("rtmp-server", 0)) / window / n,
+        "threads": {name: 100 * (threads1.get(name, 0) - threads0.get(name, 0)) / window
+                    for name in threads1},
         "vcs_per_s": (cs1[0] - cs0[0]) / window,
         "ics_per_s": (cs1[1] - cs0[1]) / window,
         "pub_pct": 100 * (pub1 - pub0) / window,
@@ -213,6 +216,9 @@ def main():
     parser.add_argument("--key", choices=["ec", "rsa"], default="ec",
                         help="certificate key: P-256 ECDSA or RSA 2048")
     parser.add_argument("--cmaf-only", action="store_true", help="run the server with hls.ts off")
+    parser.add_argument("--media-dir", default=None,
+                        help="folder for the server's media root (e.g. /dev/shm, a tmpfs, to "
+                             "take disk writes out of the noise); default: the temporary folder")
     parser.add_argument("--no-build", action="store_true", help="skip `cargo build --release`")
     args = parser.parse_args()
     if not args.no_build:
@@ -228,7 +234,7 @@ def main():
     print(f"machine: {os.cpu_count()} cores ({model}); {os.path.basename(path)}; N={n}; "
           f"{args.seconds:.0f} s window after {args.warmup:.0f} s; {args.key} certificate; "
           f"outputs {'CMAF' if args.cmaf_only else 'TS + CMAF'}", flush=True)
-    server = Server(cert, key, extra)
+    server = Server(cert, key, extra, media_dir=args.media_dir)
     results = {"plain": [], "tls": []}
     try:
         time.sleep(2)
@@ -243,9 +249,10 @@ def main():
                 keys = [f"r{r + 1}-{name}-{i + 1}" for i in range(n)]
                 p = phase(server, scheme, keys, path, args.warmup, args.seconds)
                 results[name].append(p)
+                threads = ", ".join(f"{k} {v:.1f}%" for k, v in sorted(p["threads"].items()))
                 print(f"round {r + 1} {name:5}: {p['ms_per_s_per_stream']:.3f} ms/s per stream "
-                      f"(server {p['cpu_pct']:.1f}% of a core: ingest thread "
-                      f"{p['ingest_pct']:.1f}%, http {p['http_pct']:.1f}%); context switches "
+                      f"(ingest thread {p['ingest_ms_per_s_per_stream']:.3f}); server "
+                      f"{p['cpu_pct']:.1f}% of a core ({threads}); context switches "
                       f"{p['vcs_per_s']:.0f}+{p['ics_per_s']:.0f}/s; publishers "
                       f"{p['pub_pct']:.1f}%, other {p['other_pct']:.1f}%; segments per stream "
                       f"TS {p['ts'][0]}-{p['ts'][1]}, CMAF {p['cmaf'][0]}-{p['cmaf'][1]} "
@@ -260,6 +267,15 @@ def main():
     tls = [p["ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain, tls)):
         print(f"round {r + 1}: plain {a:.3f}, tls {b:.3f} ms/s per stream, tls/plain = {b / a:.2f}")
+    plain_i = [p["ingest_ms_per_s_per_stream"] for p in results["plain"]]
+    tls_i = [p["ingest_ms_per_s_per_stream"] for p in results["tls"]]
+    for r, (a, b) in enumerate(zip(plain_i, tls_i)):
+        print(f"round {r + 1}, ingest thread alone: plain {a:.3f}, tls {b:.3f} ms/s per stream, "
+              f"tls/plain = {b / a:.2f}")
+    mp, mt = statistics.median(plain_i), statistics.median(tls_i)
+    print(f"median over {args.rounds} rounds, N={n}, ingest thread alone: plain {mp:.3f} (range "
+          f"{min(plain_i):.3f}-{max(plain_i):.3f}), tls {mt:.3f} (range {min(tls_i):.3f}-"
+          f"{max(tls_i):.3f}) ms/s per stream; tls/plain = {mt / mp:.2f}", flush=True)
     mp, mt = statistics.median(plain), statistics.median(tls)
     print(f"median over {args.rounds} rounds, N={n}: plain {mp:.3f} (range {min(plain):.3f}-"
           f"{max(plain):.3f}), tls {mt:.3f} (range {min(tls):.3f}-{max(tls):.3f}) ms/s per "
