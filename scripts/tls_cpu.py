@@ -37,6 +37,7 @@ library is used (and ffmpeg, openssl); figures are printed, never asserted.
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -263,6 +264,7 @@ def main():
                 time.sleep(5)  # the phase's streams end before the next phase starts
     finally:
         server.stop()
+        shutil.rmtree(certs, ignore_errors=True)
     plain = [p["ms_per_s_per_stream"] for p in results["plain"]]
     tls = [p["ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain, tls)):
