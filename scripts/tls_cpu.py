@@ -206,6 +206,11 @@ def phase(server, scheme, keys, path, warmup, seconds):
     }
 
 
+def ratio(a, b):
+    """a / b, or nan when b is zero (a window too short for the clock ticks)."""
+    return a / b if b else float("nan")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=8, help="publishers per phase (N)")
@@ -268,20 +273,20 @@ def main():
     plain = [p["ms_per_s_per_stream"] for p in results["plain"]]
     tls = [p["ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain, tls)):
-        print(f"round {r + 1}: plain {a:.3f}, tls {b:.3f} ms/s per stream, tls/plain = {b / a:.2f}")
+        print(f"round {r + 1}: plain {a:.3f}, tls {b:.3f} ms/s per stream, tls/plain = {ratio(b, a):.2f}")
     plain_i = [p["ingest_ms_per_s_per_stream"] for p in results["plain"]]
     tls_i = [p["ingest_ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain_i, tls_i)):
         print(f"round {r + 1}, ingest thread alone: plain {a:.3f}, tls {b:.3f} ms/s per stream, "
-              f"tls/plain = {b / a:.2f}")
+              f"tls/plain = {ratio(b, a):.2f}")
     mp, mt = statistics.median(plain_i), statistics.median(tls_i)
     print(f"median over {args.rounds} rounds, N={n}, ingest thread alone: plain {mp:.3f} (range "
           f"{min(plain_i):.3f}-{max(plain_i):.3f}), tls {mt:.3f} (range {min(tls_i):.3f}-"
-          f"{max(tls_i):.3f}) ms/s per stream; tls/plain = {mt / mp:.2f}", flush=True)
+          f"{max(tls_i):.3f}) ms/s per stream; tls/plain = {ratio(mt, mp):.2f}", flush=True)
     mp, mt = statistics.median(plain), statistics.median(tls)
     print(f"median over {args.rounds} rounds, N={n}: plain {mp:.3f} (range {min(plain):.3f}-"
           f"{max(plain):.3f}), tls {mt:.3f} (range {min(tls):.3f}-{max(tls):.3f}) ms/s per "
-          f"stream; tls/plain = {mt / mp:.2f}", flush=True)
+          f"stream; tls/plain = {ratio(mt, mp):.2f}", flush=True)
 
 
 if __name__ == "__main__":
