@@ -273,7 +273,8 @@ def main():
     plain = [p["ms_per_s_per_stream"] for p in results["plain"]]
     tls = [p["ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain, tls)):
-        print(f"round {r + 1}: plain {a:.3f}, tls {b:.3f} ms/s per stream, tls/plain = {ratio(b, a):.2f}")
+        print(f"round {r + 1}: plain {a:.3f}, tls {b:.3f} ms/s per stream, "
+              f"tls/plain = {ratio(b, a):.2f}")
     plain_i = [p["ingest_ms_per_s_per_stream"] for p in results["plain"]]
     tls_i = [p["ingest_ms_per_s_per_stream"] for p in results["tls"]]
     for r, (a, b) in enumerate(zip(plain_i, tls_i)):
