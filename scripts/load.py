@@ -53,8 +53,10 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/rtmp-server")
-LOAD_BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-gnu/release/rtmp-load")
+# Cargo's target folder: $CARGO_TARGET_DIR when set, as cargo itself does.
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.path.join(TARGET, "x86_64-unknown-linux-gnu/release/rtmp-server")
+LOAD_BIN = os.path.join(TARGET, "x86_64-unknown-linux-gnu/release/rtmp-load")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
