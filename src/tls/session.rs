@@ -60,6 +60,9 @@ impl TlsSession {
         plain: &mut BytesMut,
     ) -> Result<Opened, TlsError> {
         let mut opened = Opened::default();
+        // Records carry no more plaintext than their own length: one allocation at most per
+        // read, as for plain RTMP, rather than one per record.
+        plain.reserve(cipher.len());
         while cipher.has_remaining() {
             let mut rest: &[u8] = cipher;
             let n = self.conn.read_tls(&mut rest)?;
