@@ -331,6 +331,8 @@ def tls_session():
     write("tls_session", "hello-then-rtmp", b"\x01\x00\x03" + bytes(1536))
     write("tls_session", "plain-rtmp", b"\x00\x00\x03" + bytes(1536))
     write("tls_session", "http", b"\x00\x00GET / HTTP/1.1\r\n\r\n")
+    # A handshake message longer than rustls allows: refused without an alert.
+    write("tls_session", "handshake-too-large", bytes.fromhex("48b27acaff0016033300160333332d2d332d2d2d2d2d424547494e203333fbffff30"))
 
 
 def main():

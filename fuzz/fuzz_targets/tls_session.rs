@@ -6,8 +6,9 @@
 //! cut points (u16 each), then the client bytes.
 //!
 //! Properties: no panic; every piece is taken whole; a handshake never yields plaintext
-//! before it completes; after an error the session has an alert to send, and is not fed
-//! again.
+//! before it completes; after an error it is not fed again (what it then has to send, if
+//! anything, is rustls' alert: none for some malformed handshakes, e.g. a handshake message
+//! longer than it allows, and encrypted, so not told apart, once handshake keys are in use).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -75,10 +76,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(plain.is_empty(), "plaintext before the handshake completed");
                 }
             }
-            Err(_) => {
-                assert!(!out.is_empty(), "no alert after an error");
-                break;
-            }
+            Err(_) => break,
         }
     }
 });
