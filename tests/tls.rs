@@ -44,13 +44,9 @@ fn hangup(server: &ServerProcess) {
 
 // 1. RTMPS ingest.
 
-/// ffmpeg publishes over RTMPS, verifying the certificate (Debian's ffmpeg uses GnuTLS,
-/// which verifies nothing unless told `-tls_verify 1`), to a server with plain RTMP off; both
-/// outputs hold the source's frames, as they do over plain RTMP (`tests/ingest.rs`,
-/// `tests/llhls.rs`). Told to trust another certificate, ffmpeg refuses the server's.
-#[test]
-fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
-    let files = CertFiles::new(&Pair::new());
+/// A server taking publishers over RTMPS only, keeping every segment on disk and listed (so
+/// a whole publish can be read back).
+fn rtmps_only_keeping_segments(files: &CertFiles) -> ServerProcess {
     let args = files.with(&[
         "--rtmp-tls-port",
         "0",
@@ -60,7 +56,17 @@ fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
         "--hls-list-size",
         "100",
     ]);
-    let server = ServerProcess::start(&strs(&args));
+    ServerProcess::start(&strs(&args))
+}
+
+/// ffmpeg publishes over RTMPS, verifying the certificate (Debian's ffmpeg uses GnuTLS,
+/// which verifies nothing unless told `-tls_verify 1`), to a server with plain RTMP off; both
+/// outputs hold the source's frames, as they do over plain RTMP (`tests/ingest.rs`,
+/// `tests/llhls.rs`). Told to trust another certificate, ffmpeg refuses the server's.
+#[test]
+fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
+    let files = CertFiles::new(&Pair::new());
+    let server = rtmps_only_keeping_segments(&files);
     assert_eq!(server.rtmp_port, 0, "plain RTMP is off");
     let source = testdata("flv/h264_aac.flv");
     // With the certificate checked, as an encoder should.
@@ -126,16 +132,7 @@ fn ffmpeg_publishes_over_rtmps_and_the_output_is_as_over_rtmp() {
 #[test]
 fn a_file_pushed_over_rtmps_at_full_speed_arrives_whole() {
     let files = CertFiles::new(&Pair::new());
-    let args = files.with(&[
-        "--rtmp-tls-port",
-        "0",
-        "--rtmp-plain",
-        "false",
-        "--hls-keep",
-        "--hls-list-size",
-        "100",
-    ]);
-    let server = ServerProcess::start(&strs(&args));
+    let server = rtmps_only_keeping_segments(&files);
     let source = testdata("flv/h264_720p30_3m.flv");
     FfmpegPush::start(&source, &server.rtmps_url("fast")).finish();
     let (playlist, segments) = finished_segments(&server, "fast");
