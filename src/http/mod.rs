@@ -3,6 +3,7 @@
 
 mod api;
 pub mod bearer;
+mod coalesce;
 pub mod cors;
 mod hls;
 mod idle;
@@ -220,8 +221,9 @@ pub async fn serve(
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             debug!(%peer, "HTTPS connection over {}", if h2 { "HTTP/2" } else { "HTTP/1.1" });
-            let io = TokioIo::new(stream);
             let ended = if h2 {
+                // Fewer, larger TLS writes: see coalesce.rs (1.5x the throughput per core).
+                let io = TokioIo::new(coalesce::CoalescingWriter::new(stream));
                 let conn = watcher.watch(protocols.http2.serve_connection(io, service));
                 tokio::select! {
                     ended = conn => ended,
@@ -232,6 +234,7 @@ pub async fn serve(
                     }
                 }
             } else {
+                let io = TokioIo::new(stream);
                 watcher
                     .watch(protocols.http1.serve_connection(io, service))
                     .await
