@@ -122,7 +122,8 @@ fn assert_published(server: &ServerProcess, key: &str, gst: &mut Publisher) {
     );
 
     // rtmp2sink's FCUnpublish ends the publish and the playlist is closed. (Its deleteStream
-    // names the stream where RTMP 1.0 §7.2.2.3 has the stream ID; the server ignores it.)
+    // names the stream where RTMP 1.0 §7.2.2.3 has the stream ID; the server takes the name
+    // too, so either ends it.)
     let (playlist, segments) = finished_segments(server, key);
     let durations: Vec<f64> = playlist.entries.iter().map(|e| e.duration).collect();
     assert_eq!(

@@ -595,14 +595,22 @@ impl ServerSession {
                     self.end_publish(out, events);
                 }
             }
-            "deleteStream" => match command.number_argument(0) {
-                Some(id) if self.publish.stream_id().map(f64::from) == Some(id) => {
+            "deleteStream" => {
+                let concerns = match command.arguments.first() {
+                    Some(Value::Number(id)) => self.publish.stream_id().map(f64::from) == Some(*id),
+                    // GStreamer's rtmp2sink names the stream instead of giving its id.
+                    Some(Value::String(name)) => self
+                        .publish
+                        .stream_key()
+                        .is_some_and(|k| k == split_query(name).0),
+                    _ => false,
+                };
+                if concerns {
                     self.end_publish(out, events);
-                }
-                _ => {
+                } else {
                     tracing::debug!(stream = ?command.arguments.first(), "deleteStream of a stream that does not publish")
                 }
-            },
+            }
             "closeStream" => {
                 if self.publish.stream_id() == Some(message_stream_id) {
                     self.end_publish(out, events);
@@ -2035,6 +2043,7 @@ mod tests {
     fn unpublish_by_delete_stream_and_close_stream() {
         for (stream, name, args) in [
             (0, "deleteStream", vec![Value::from(1.0)]),
+            (0, "deleteStream", vec![Value::from("key")]),
             (1, "closeStream", vec![]),
             (0, "FCUnpublish", vec![Value::from("key?token=1")]),
             (0, "FCUnpublish", vec![]),
@@ -2057,6 +2066,7 @@ mod tests {
         // Commands about other streams or names leave the publish alone.
         for (stream, name, args) in [
             (0, "deleteStream", vec![Value::from(2.0)]),
+            (0, "deleteStream", vec![Value::from("other")]),
             (0, "deleteStream", vec![]),
             (2, "closeStream", vec![]),
             (0, "FCUnpublish", vec![Value::from("other")]),
