@@ -10,7 +10,9 @@
 //! configurations as they apply there. An output treats that `Start` as it treats a new
 //! publisher: what it held unfinished is dropped, and it continues after a discontinuity.
 //! A subscriber that joins while a publisher is live starts the same way, at the next
-//! keyframe.
+//! keyframe, or, with the GOP cache on ([`Limits::last_gop`]) and through
+//! [`FanOut::subscribe_at_keyframe`], at the last one: the fan-out then also keeps the events
+//! since the lead track's last keyframe, so a player's first picture needs no wait.
 //!
 //! Only the stream's current publisher may push: a connection that was taken over cannot
 //! slip events in after its successor's.
@@ -29,6 +31,9 @@ pub struct Limits {
     pub events: usize,
     /// Most payload bytes held.
     pub bytes: usize,
+    /// Also keep the events since the lead track's last keyframe (the GOP cache,
+    /// `rtmp.gop_cache`), within the same limits, for subscribers that start there.
+    pub last_gop: bool,
 }
 
 impl Default for Limits {
@@ -39,6 +44,7 @@ impl Default for Limits {
         Limits {
             events: 16_384,
             bytes: 48 * 1024 * 1024,
+            last_gop: false,
         }
     }
 }
@@ -71,6 +77,11 @@ struct State {
     base: Option<Arc<Tracks>>,
     subscribers: Vec<Subscriber>,
     next_id: u64,
+    /// The tracks as they apply after the last slot.
+    tip: Option<Arc<Tracks>>,
+    /// Sequence number of the lead track's last keyframe while a publisher's media is under
+    /// way, when the GOP cache is on: slots from there on are kept.
+    gop: Option<u64>,
     /// The publisher whose events are taken.
     publisher: Option<u64>,
     closed: bool,
@@ -117,6 +128,8 @@ impl FanOut {
                     base: None,
                     subscribers: Vec::new(),
                     next_id: 0,
+                    tip: None,
+                    gop: None,
                     publisher: None,
                     closed: false,
                 }),
@@ -139,7 +152,18 @@ impl FanOut {
             return false;
         }
         let pending = state.subscribers.len();
+        let last_gop = self.shared.limits.last_gop;
         for event in events.drain(..) {
+            fold(&mut state.tip, &event);
+            match &event {
+                MediaEvent::Frame(f) if last_gop && f.keyframe => {
+                    if state.tip.as_ref().and_then(|t| t.lead()) == Some(f.track) {
+                        state.gop = Some(state.end());
+                    }
+                }
+                MediaEvent::Start(_) | MediaEvent::End(_) => state.gop = None,
+                _ => {}
+            }
             state.bytes += event.payload_len();
             state.slots.push_back(Slot { event, pending });
         }
@@ -184,6 +208,30 @@ impl FanOut {
         }
     }
 
+    /// A new subscriber that starts at the lead track's last keyframe when the GOP cache
+    /// holds one (with a `Start` giving the tracks as they apply there), so what it gets
+    /// begins with a picture at once; otherwise as [`FanOut::subscribe`].
+    pub fn subscribe_at_keyframe(&self) -> Subscription {
+        let subscription = self.subscribe();
+        let mut state = self.shared.lock();
+        if let Some(gop) = state.gop {
+            let first = state.first;
+            let from = (gop - first) as usize;
+            for slot in state.slots.iter_mut().skip(from) {
+                slot.pending += 1;
+            }
+            if let Some(s) = state
+                .subscribers
+                .iter_mut()
+                .find(|s| s.id == subscription.id)
+            {
+                s.cursor = gop;
+                s.resync = true;
+            }
+        }
+        subscription
+    }
+
     /// Events and payload bytes held now.
     pub fn held(&self) -> (usize, usize) {
         let state = self.shared.lock();
@@ -222,6 +270,10 @@ impl State {
                 break;
             };
             let seq = self.first;
+            if self.gop == Some(seq) {
+                // The cached GOP no longer starts at its keyframe.
+                self.gop = None;
+            }
             for s in &mut self.subscribers {
                 if s.cursor == seq {
                     s.cursor += 1;
@@ -233,9 +285,11 @@ impl State {
         }
     }
 
-    /// Drops slots every subscriber has taken.
+    /// Drops slots every subscriber has taken, except the cached GOP.
     fn trim(&mut self) {
-        while self.slots.front().is_some_and(|s| s.pending == 0) {
+        while self.slots.front().is_some_and(|s| s.pending == 0)
+            && self.gop.is_none_or(|gop| self.first < gop)
+        {
             if let Some(slot) = self.slots.pop_front() {
                 self.forget(slot);
             }
@@ -426,7 +480,80 @@ mod tests {
     const LIMITS: Limits = Limits {
         events: 8,
         bytes: 1_000,
+        last_gop: false,
     };
+
+    const GOP: Limits = Limits {
+        last_gop: true,
+        ..LIMITS
+    };
+
+    #[test]
+    fn the_gop_cache_starts_a_new_player_at_the_last_keyframe() {
+        let fan = FanOut::new(GOP);
+        let mut hls = fan.subscribe();
+        fan.set_publisher(1);
+        let mut got = Vec::new();
+        fan.push(1, &mut vec![start(), frame(0, true, 10), frame(1, true, 5)]);
+        fan.push(1, &mut vec![frame(0, false, 10)]);
+        hls.try_recv(&mut got, 100);
+        assert_eq!(
+            fan.held(),
+            (3, 25),
+            "the GOP stays after every subscriber took it"
+        );
+        let mut player = fan.subscribe_at_keyframe();
+        got.clear();
+        player.try_recv(&mut got, 100);
+        assert_eq!(kinds(&got), "SKav");
+        // A new keyframe: the cache moves on to it.
+        fan.push(1, &mut vec![frame(0, true, 10), frame(1, true, 5)]);
+        hls.try_recv(&mut got, 100);
+        player.try_recv(&mut got, 100);
+        assert_eq!(fan.held(), (2, 15));
+        let mut late = fan.subscribe_at_keyframe();
+        got.clear();
+        late.try_recv(&mut got, 100);
+        assert_eq!(kinds(&got), "SKa");
+        // The end empties it: nothing is live to start at.
+        fan.push(1, &mut vec![MediaEvent::End(Ending::Stopped)]);
+        for s in [&mut hls, &mut player, &mut late] {
+            s.try_recv(&mut got, 100);
+        }
+        assert_eq!(fan.held(), (0, 0));
+    }
+
+    #[test]
+    fn without_the_gop_cache_a_new_player_waits_for_the_next_keyframe() {
+        let fan = FanOut::new(LIMITS);
+        fan.set_publisher(1);
+        fan.push(
+            1,
+            &mut vec![start(), frame(0, true, 10), frame(0, false, 10)],
+        );
+        assert_eq!(fan.held(), (0, 0));
+        let mut player = fan.subscribe_at_keyframe();
+        fan.push(1, &mut vec![frame(0, false, 10), frame(0, true, 10)]);
+        let mut got = Vec::new();
+        player.try_recv(&mut got, 100);
+        assert_eq!(kinds(&got), "SK");
+    }
+
+    #[test]
+    fn a_gop_beyond_the_limits_is_not_kept_from_mid_gop() {
+        let fan = FanOut::new(GOP);
+        fan.set_publisher(1);
+        fan.push(
+            1,
+            &mut vec![start(), frame(0, true, 600), frame(0, false, 600)],
+        );
+        // The keyframe went to stay within the byte limit: a new player waits for the next.
+        let mut player = fan.subscribe_at_keyframe();
+        fan.push(1, &mut vec![frame(0, false, 10), frame(0, true, 10)]);
+        let mut got = Vec::new();
+        player.try_recv(&mut got, 100);
+        assert_eq!(kinds(&got), "SK");
+    }
 
     #[test]
     fn every_subscriber_gets_every_event_in_order_and_nothing_stays_held() {
