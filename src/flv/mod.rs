@@ -10,6 +10,7 @@ pub mod colour;
 pub mod demux;
 pub mod error;
 pub mod file;
+pub mod mux;
 pub mod tag;
 
 pub use error::FlvError;
