@@ -156,10 +156,12 @@ impl FanOut {
         for event in events.drain(..) {
             fold(&mut state.tip, &event);
             match &event {
-                MediaEvent::Frame(f) if last_gop && f.keyframe => {
-                    if state.tip.as_ref().and_then(|t| t.lead()) == Some(f.track) {
-                        state.gop = Some(state.end());
-                    }
+                MediaEvent::Frame(f)
+                    if last_gop
+                        && f.keyframe
+                        && state.tip.as_ref().and_then(|t| t.lead()) == Some(f.track) =>
+                {
+                    state.gop = Some(state.end());
                 }
                 MediaEvent::Start(_) | MediaEvent::End(_) => state.gop = None,
                 _ => {}
