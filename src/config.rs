@@ -46,16 +46,21 @@ pub struct RtmpConfig {
     pub app: String,
     /// The server's outgoing chunk size, announced with Set Chunk Size (RTMP 1.0 §5.4.1).
     pub chunk_size: u32,
-    /// Accepted for compatibility with node-media-server configurations. It caches the last
-    /// GOP for RTMP players; this server does not offer RTMP playback, so it has no effect.
+    /// Keep each stream's frames since its last keyframe, so a new player (RTMP, HTTP-FLV,
+    /// WebSocket-FLV) gets a picture at once; off, it waits for the next keyframe.
     pub gop_cache: bool,
+    /// Playback over RTMP, HTTP-FLV and WebSocket-FLV: `open`, `off`, or `token` (players
+    /// add `?token={rtmp.play_token}` to the stream name or URL).
+    pub play: PlayAccess,
+    /// The token players carry when `rtmp.play` is `token`.
+    pub play_token: String,
     /// Seconds between User Control Ping Requests to each client.
     pub ping: u64,
     /// Seconds of silence from a client after which it is dropped.
     pub ping_timeout: u64,
-    /// Seconds a client has to complete the handshake, `connect` and start publishing (and,
-    /// after it stops, to publish again): playback is not offered, so a client that does
-    /// not publish only holds a connection slot.
+    /// Seconds a client has to complete the handshake, `connect` and start publishing or
+    /// playing (and, after it stops, to publish again): a client that does neither only
+    /// holds a connection slot.
     pub handshake_timeout: u64,
     /// Most RTMP connections open at once; more are refused at accept.
     pub max_connections: usize,
@@ -150,6 +155,22 @@ pub struct HooksConfig {
     pub on_publish: String,
     /// URL that receives a JSON POST when a stream stops; empty sends nothing.
     pub on_unpublish: String,
+    /// URL that receives a JSON POST when a player (RTMP, HTTP-FLV, WebSocket-FLV) starts
+    /// reading a stream; empty sends nothing.
+    pub on_play: String,
+    /// URL that receives a JSON POST when a player stops; empty sends nothing.
+    pub on_stop: String,
+}
+
+impl HooksConfig {
+    pub fn urls(&self) -> crate::hooks::HookUrls {
+        crate::hooks::HookUrls {
+            on_publish: self.on_publish.clone(),
+            on_unpublish: self.on_unpublish.clone(),
+            on_play: self.on_play.clone(),
+            on_stop: self.on_stop.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,6 +241,18 @@ impl<'de> Deserialize<'de> for ListenPort {
     }
 }
 
+/// Who may play streams (`rtmp.play`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlayAccess {
+    /// Anyone who knows the stream's name.
+    Open,
+    /// Nobody: play requests are refused.
+    Off,
+    /// Players that carry `?token={rtmp.play_token}`.
+    Token,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -251,6 +284,8 @@ impl Default for RtmpConfig {
             app: "live".into(),
             chunk_size: 60000,
             gop_cache: true,
+            play: PlayAccess::Open,
+            play_token: String::new(),
             ping: 10,
             ping_timeout: 60,
             handshake_timeout: 10,
@@ -594,6 +629,8 @@ impl Config {
             ("auth.stream_service", &a.stream_service),
             ("hooks.on_publish", &self.hooks.on_publish),
             ("hooks.on_unpublish", &self.hooks.on_unpublish),
+            ("hooks.on_play", &self.hooks.on_play),
+            ("hooks.on_stop", &self.hooks.on_stop),
         ] {
             if !url.is_empty()
                 && reqwest::Url::parse(url).map(|u| u.scheme() == "http" || u.scheme() == "https")
@@ -605,6 +642,13 @@ impl Config {
                     message: "must be an http:// or https:// URL".into(),
                 });
             }
+        }
+        if self.rtmp.play == PlayAccess::Token && self.rtmp.play_token.is_empty() {
+            return Err(ConfigError::Range {
+                option: "rtmp.play_token",
+                value: String::new(),
+                message: "must be set when rtmp.play is \"token\"".into(),
+            });
         }
         if a.playback_id && a.stream_service.is_empty() {
             return Err(ConfigError::Range {

@@ -1,5 +1,6 @@
 //! Webhooks: a JSON POST to `hooks.on_publish` when a stream goes live and to
-//! `hooks.on_unpublish` when it stops.
+//! `hooks.on_unpublish` when it stops; to `hooks.on_play` when a player starts reading a
+//! stream and to `hooks.on_stop` when it stops.
 //!
 //! Hooks are sent from a background task, off the ingest path: a slow or dead webhook target
 //! never delays or drops a stream. Each event is tried a bounded number of times; the queue
@@ -47,12 +48,44 @@ pub struct HookEvent {
     pub duration_s: f64,
 }
 
+/// The body of a player's webhook POST.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PlayEvent {
+    /// `play` or `stop`.
+    pub event: &'static str,
+    pub app: String,
+    /// The name the player asked for (the key, or its playback id).
+    pub name: String,
+    pub client: String,
+    /// `rtmp`, `http-flv` or `ws-flv`.
+    pub protocol: &'static str,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339; stop only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// Bytes written to the player; stop only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Why the player stopped; stop only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The webhook URLs (`hooks.*`); empty sends nothing.
+#[derive(Clone, Debug, Default)]
+pub struct HookUrls {
+    pub on_publish: String,
+    pub on_unpublish: String,
+    pub on_play: String,
+    pub on_stop: String,
+}
+
 /// Queues hook events for the background sender. Cheap to clone.
 #[derive(Clone)]
 pub struct Hooks {
-    tx: Option<mpsc::Sender<(String, HookEvent)>>,
-    on_publish: String,
-    on_unpublish: String,
+    tx: Option<mpsc::Sender<(String, &'static str, serde_json::Value)>>,
+    urls: std::sync::Arc<HookUrls>,
 }
 
 impl Hooks {
@@ -60,11 +93,18 @@ impl Hooks {
     /// `Hooks` clone is dropped and what was queued has been sent (or given up on): a stop
     /// waits for it, so the `unpublish` events of the streams it ended go out.
     pub fn start(
-        on_publish: &str,
-        on_unpublish: &str,
+        urls: HookUrls,
         client: reqwest::Client,
     ) -> (Hooks, Option<tokio::task::JoinHandle<()>>) {
-        let (tx, task) = if on_publish.is_empty() && on_unpublish.is_empty() {
+        let none = [
+            &urls.on_publish,
+            &urls.on_unpublish,
+            &urls.on_play,
+            &urls.on_stop,
+        ]
+        .iter()
+        .all(|u| u.is_empty());
+        let (tx, task) = if none {
             (None, None)
         } else {
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -72,8 +112,7 @@ impl Hooks {
         };
         let hooks = Hooks {
             tx,
-            on_publish: on_publish.to_string(),
-            on_unpublish: on_unpublish.to_string(),
+            urls: std::sync::Arc::new(urls),
         };
         (hooks, task)
     }
@@ -81,33 +120,47 @@ impl Hooks {
     /// Queues `event` for its hook URL, if that hook is configured. Never waits.
     pub fn notify(&self, event: HookEvent) {
         let url = match event.event {
-            "publish" => &self.on_publish,
-            _ => &self.on_unpublish,
+            "publish" => &self.urls.on_publish,
+            _ => &self.urls.on_unpublish,
         };
+        self.queue(url, event.event, &event);
+    }
+
+    /// Queues a player's `event` for `hooks.on_play` or `hooks.on_stop`. Never waits.
+    pub fn notify_play(&self, event: PlayEvent) {
+        let url = match event.event {
+            "play" => &self.urls.on_play,
+            _ => &self.urls.on_stop,
+        };
+        self.queue(url, event.event, &event);
+    }
+
+    fn queue(&self, url: &str, name: &'static str, event: &impl Serialize) {
         let Some(tx) = &self.tx else { return };
         if url.is_empty() {
             return;
         }
-        if tx.try_send((url.clone(), event)).is_err() {
+        let Ok(body) = serde_json::to_value(event) else {
+            return;
+        };
+        if tx.try_send((url.to_string(), name, body)).is_err() {
             warn!("webhook queue full ({QUEUE} events): event dropped");
         }
     }
 }
 
-async fn send_all(mut rx: mpsc::Receiver<(String, HookEvent)>, client: reqwest::Client) {
-    while let Some((url, event)) = rx.recv().await {
+async fn send_all(
+    mut rx: mpsc::Receiver<(String, &'static str, serde_json::Value)>,
+    client: reqwest::Client,
+) {
+    while let Some((url, name, event)) = rx.recv().await {
         // One event at a time keeps the order a receiver sees (publish before unpublish);
         // retries of one slow target delay the others by at most a few seconds.
         let mut wait = FIRST_RETRY;
         for attempt in 1..=ATTEMPTS {
             match client.post(&url).json(&event).send().await {
                 Ok(r) if r.status().is_success() => {
-                    debug!(
-                        url,
-                        event = event.event,
-                        key = event.key,
-                        "webhook delivered"
-                    );
+                    debug!(url, event = name, "webhook delivered");
                     break;
                 }
                 Ok(r) => warn!(url, attempt, "webhook answered HTTP {}", r.status()),

@@ -27,6 +27,7 @@ pub mod media;
 pub mod metrics;
 pub mod mp4;
 pub mod offline;
+pub mod playback;
 pub mod remux;
 pub mod rtmp;
 pub mod server;

@@ -33,6 +33,12 @@ pub struct ListenerLabel {
     pub listener: &'static str,
 }
 
+/// The `protocol` label of players: `rtmp`, `http-flv`, `ws-flv`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    pub protocol: &'static str,
+}
+
 /// Every `reason` a publish is refused for.
 pub const REJECT_REASONS: &[&str] = &[
     "malformed_key",
@@ -86,6 +92,18 @@ pub struct Metrics {
     pub part_publish_seconds: Histogram,
     /// Media events outputs lost because they fell behind their stream's fan-out.
     pub media_events_lost_total: Counter<u64, AtomicU64>,
+    /// Players (RTMP, HTTP-FLV, WebSocket-FLV) reading a stream now, by protocol.
+    pub players: Family<ProtocolLabel, Gauge>,
+    /// Players that started, by protocol.
+    pub plays_total: Family<ProtocolLabel, Counter>,
+    /// Play requests refused, by reason.
+    pub plays_refused_total: Family<ReasonLabel, Counter>,
+    /// Players dropped for reading too slowly, by reason (`behind`, `stalled`).
+    pub players_dropped_total: Family<ReasonLabel, Counter>,
+    /// Times a player fell behind and skipped video to the next keyframe.
+    pub player_skips_total: Counter,
+    /// Bytes written to players.
+    pub player_bytes_out_total: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -116,6 +134,12 @@ impl Default for Metrics {
             // 10 µs to about 160 ms.
             part_publish_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
             media_events_lost_total: Counter::default(),
+            players: Family::default(),
+            plays_total: Family::default(),
+            plays_refused_total: Family::default(),
+            players_dropped_total: Family::default(),
+            player_skips_total: Counter::default(),
+            player_bytes_out_total: Counter::default(),
         }
     }
 }
@@ -245,6 +269,36 @@ impl Metrics {
             "Media events outputs lost because they fell behind their stream's fan-out \
              (each loss resumes at the next keyframe after a discontinuity)",
             self.media_events_lost_total.clone(),
+        );
+        r.register(
+            "players",
+            "Players (RTMP, HTTP-FLV, WebSocket-FLV) reading a stream now, by protocol",
+            self.players.clone(),
+        );
+        r.register(
+            "plays",
+            "Players that started, by protocol",
+            self.plays_total.clone(),
+        );
+        r.register(
+            "plays_refused",
+            "Play requests refused, by reason",
+            self.plays_refused_total.clone(),
+        );
+        r.register(
+            "players_dropped",
+            "Players dropped for reading too slowly, by reason",
+            self.players_dropped_total.clone(),
+        );
+        r.register(
+            "player_skips",
+            "Times a player fell behind and skipped video to the next keyframe",
+            self.player_skips_total.clone(),
+        );
+        r.register(
+            "player_bytes_out",
+            "Bytes written to players",
+            self.player_bytes_out_total.clone(),
         );
         r.register_collector(Box::new(DiskCollector(disk)));
         registry

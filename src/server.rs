@@ -27,6 +27,8 @@ use crate::ingest::outputs::{OutputSettings, Outputs};
 use crate::ingest::{Ingest, IngestSettings};
 use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
+use crate::playback::queue::QueueLimits;
+use crate::playback::{Playback, PlaybackSettings};
 use crate::rtmp::conn::{ConnContext, RtmpSettings};
 use crate::rtmp::transport::Transport;
 use crate::tls::certs::{CertPaths, CertStore};
@@ -175,8 +177,7 @@ impl Server {
         let client = crate::auth::http_client(Duration::from_secs(config.auth.timeout))
             .map_err(anyhow::Error::msg)?;
         let checker = KeyChecker::new(&config.auth, client.clone()).map_err(anyhow::Error::msg)?;
-        let (hooks, hooks_task) =
-            Hooks::start(&config.hooks.on_publish, &config.hooks.on_unpublish, client);
+        let (hooks, hooks_task) = Hooks::start(config.hooks.urls(), client);
         if !checker.is_enforcing() {
             warn!(
                 "no stream-service configured (auth.stream_service): every stream key is accepted"
@@ -209,7 +210,10 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let prometheus = metrics.registry(disk_handle.stats());
         let outputs = Outputs::new(
-            OutputSettings::from_config(&config.hls),
+            OutputSettings {
+                gop_cache: config.rtmp.gop_cache,
+                ..OutputSettings::from_config(&config.hls)
+            },
             disk_handle.clone(),
             metrics.clone(),
         );
@@ -234,6 +238,17 @@ impl Server {
             },
             checker,
             registry.clone(),
+            hooks.clone(),
+            metrics.clone(),
+        );
+        let playback = Playback::new(
+            PlaybackSettings {
+                app: config.rtmp.app.clone(),
+                access: config.rtmp.play,
+                token: config.rtmp.play_token.clone(),
+                queue: QueueLimits::default(),
+            },
+            registry.clone(),
             hooks,
             metrics.clone(),
         );
@@ -247,6 +262,7 @@ impl Server {
                 handshake_timeout: Duration::from_secs(config.rtmp.handshake_timeout),
             },
             ingest,
+            playback: playback.clone(),
             bytes_in: metrics.rtmp_bytes_in_total.clone(),
             tls_failures: metrics.tls_handshake_failures("rtmps"),
             shutdown: shutdown.clone(),
@@ -261,6 +277,7 @@ impl Server {
             max_connections: config.http.max_connections,
             api_token: ApiToken::new(&config.http.api_token),
             registry: registry.clone(),
+            playback,
             metrics: metrics.clone(),
             prometheus,
             disk_stats: disk_handle.stats(),

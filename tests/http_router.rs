@@ -115,6 +115,21 @@ impl Server {
             max_connections: 100,
             api_token: None,
             registry: registry.clone(),
+            playback: rtmp_server::playback::Playback::new(
+                rtmp_server::playback::PlaybackSettings {
+                    app: "live".to_string(),
+                    access: rtmp_server::config::PlayAccess::Open,
+                    token: String::new(),
+                    queue: Default::default(),
+                },
+                registry.clone(),
+                rtmp_server::hooks::Hooks::start(
+                    Default::default(),
+                    rtmp_server::auth::http_client(Duration::from_secs(5)).expect("a client"),
+                )
+                .0,
+                metrics.clone(),
+            ),
             metrics: metrics.clone(),
             prometheus,
             disk_stats: disk.stats(),

@@ -90,7 +90,12 @@ impl Harness {
         let media_root = tempfile::tempdir().expect("temp dir");
         let client = http_client(Duration::from_secs(setup.auth.timeout)).expect("a client");
         let checker = KeyChecker::new(&setup.auth, client.clone()).expect("a checker");
-        let (hooks, _sender) = Hooks::start(&setup.on_publish, &setup.on_unpublish, client);
+        let urls = rtmp_server::hooks::HookUrls {
+            on_publish: setup.on_publish.clone(),
+            on_unpublish: setup.on_unpublish.clone(),
+            ..Default::default()
+        };
+        let (hooks, _sender) = Hooks::start(urls, client);
         let (disk, _writer) = DiskWriter::spawn(media_root.path().to_path_buf(), 1024);
         let metrics = Arc::new(Metrics::default());
         let outputs = Outputs::new(

@@ -477,6 +477,20 @@ fn codec_id(form: Form, legacy: f64) -> f64 {
     }
 }
 
+/// Tags for other modules' tests.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// A tag of `kind` with a body of `len` bytes.
+    pub fn tag(kind: TagType, keyframe: bool, config: bool, len: usize) -> Tag {
+        let mut tag = Tag::new(kind, RtmpTimestamp(0), &[], Bytes::from(vec![0; len]));
+        tag.keyframe = keyframe;
+        tag.config = config;
+        tag
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;

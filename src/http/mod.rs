@@ -70,6 +70,8 @@ pub struct HttpContext {
     /// The bearer token `/api/*` and `/metrics` require (`http.api_token`); `None`: open.
     pub api_token: Option<bearer::ApiToken>,
     pub registry: Arc<Registry>,
+    /// Players of HTTP-FLV and WebSocket-FLV.
+    pub playback: crate::playback::Playback,
     pub metrics: Arc<Metrics>,
     /// Every metric, for `/metrics`.
     pub prometheus: prometheus_client::registry::Registry,

@@ -124,6 +124,9 @@ pub struct Stream {
     track_layout: Mutex<Vec<(&'static str, u8)>>,
     /// Players (a hash of address and user agent) and when they last fetched the playlist.
     viewers: Mutex<HashMap<u64, Instant>>,
+    /// Players reading the stream now (RTMP, HTTP-FLV, WebSocket-FLV), by
+    /// `playback::Protocol`.
+    players: [AtomicUsize; PROTOCOLS],
     /// The publisher whose first segment has been listed (0: none yet).
     playable: watch::Sender<u64>,
     /// Per output, the decode time of the lead-track frame it waits for next
@@ -149,6 +152,9 @@ pub enum OutputKind {
     Ts = 0,
     Cmaf = 1,
 }
+
+/// How many protocols players read streams over (`playback::Protocol`).
+pub const PROTOCOLS: usize = 3;
 
 /// No frame awaited.
 const NOTHING_AWAITED: u64 = u64::MAX;
@@ -183,6 +189,7 @@ impl Stream {
             track_bps: std::array::from_fn(|_| AtomicU64::new(0)),
             track_layout: Mutex::new(Vec::new()),
             viewers: Mutex::new(HashMap::new()),
+            players: std::array::from_fn(|_| AtomicUsize::new(0)),
             playable: watch::Sender::new(0),
             awaited: std::array::from_fn(|_| AtomicU64::new(NOTHING_AWAITED)),
             held_at: AtomicU64::new(0),
@@ -491,6 +498,22 @@ impl Stream {
         let layout = lock(&self.track_layout);
         let id = layout.iter().position(|&(k, s)| k == kind && s == source)?;
         Some(self.track_bps.get(id)?.load(Ordering::Relaxed))
+    }
+
+    /// A player of protocol number `protocol` started (`true`) or stopped reading.
+    pub fn count_player(&self, protocol: usize, joined: bool) {
+        if let Some(n) = self.players.get(protocol) {
+            if joined {
+                n.fetch_add(1, Ordering::Relaxed);
+            } else {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Players reading the stream now, by protocol number.
+    pub fn players(&self) -> [usize; PROTOCOLS] {
+        std::array::from_fn(|i| self.players[i].load(Ordering::Relaxed))
     }
 
     /// A player fetched the playlist.

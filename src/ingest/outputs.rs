@@ -43,6 +43,9 @@ pub struct OutputSettings {
     /// `hls.part`.
     pub part_target: Duration90k,
     pub window: HlsSettings,
+    /// Keep each stream's frames since its last keyframe for new players
+    /// (`rtmp.gop_cache`).
+    pub gop_cache: bool,
 }
 
 impl OutputSettings {
@@ -61,6 +64,7 @@ impl OutputSettings {
                 delete_segments: hls.delete_segments,
                 keep: hls.keep,
             },
+            gop_cache: false,
         }
     }
 }
@@ -110,7 +114,10 @@ impl Outputs {
             app.to_string(),
             name.clone(),
             key.clone(),
-            FanOut::new(Limits::default()),
+            FanOut::new(Limits {
+                last_gop: settings.gop_cache,
+                ..Limits::default()
+            }),
             ts,
             cmaf,
         ));

@@ -70,6 +70,8 @@ pub enum ConnError {
 pub struct ConnContext {
     pub settings: RtmpSettings,
     pub ingest: Ingest,
+    /// Players: who may play, and the streams they read.
+    pub playback: crate::playback::Playback,
     pub bytes_in: prometheus_client::metrics::counter::Counter<u64, std::sync::atomic::AtomicU64>,
     /// RTMPS connections that ended before their TLS handshake completed.
     pub tls_failures: prometheus_client::metrics::counter::Counter,
