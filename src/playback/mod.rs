@@ -303,6 +303,11 @@ impl Player {
         Ok(())
     }
 
+    /// The tracks of the publish the player reads, once its first events came.
+    pub fn tracks(&self) -> Option<&Arc<crate::media::frame::Tracks>> {
+        self.muxer.tracks()
+    }
+
     /// The publisher stopped (or the stream went away): nothing more will be queued.
     pub fn ended(&self) -> bool {
         self.ended
