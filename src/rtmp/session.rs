@@ -388,8 +388,8 @@ impl ServerSession {
     }
 
     /// Answers the pending play as players expect: Stream Begin, onStatus
-    /// NetStream.Play.Reset and NetStream.Play.Start, then the data messages
-    /// `|RtmpSampleAccess` (true, true) and onStatus NetStream.Data.Start. Media follows with
+    /// NetStream.Play.Reset and NetStream.Play.Start, then the data message
+    /// `|RtmpSampleAccess` (true, true). Media follows with
     /// [`ServerSession::send_tag`]. Spec: RTMP 1.0 §7.2.2.1.
     pub fn accept_play(&mut self, description: &str, out: &mut BytesMut) {
         let Play::Requested { stream_id } = self.play else {
@@ -424,13 +424,6 @@ impl ServerSession {
         ] {
             let _ = amf0::encode(&value, &mut data);
         }
-        self.send(DATA_CSID, stream_id, &Message::Data(data.freeze()), out);
-        let mut data = BytesMut::new();
-        let _ = amf0::encode(&Value::from("onStatus"), &mut data);
-        let _ = amf0::encode(
-            &Value::object(&[("code", "NetStream.Data.Start".into())]),
-            &mut data,
-        );
         self.send(DATA_CSID, stream_id, &Message::Data(data.freeze()), out);
         self.play = Play::Active { stream_id };
     }
