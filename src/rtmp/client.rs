@@ -1,7 +1,7 @@
-//! The publishing side of an RTMP session, sans-IO: the client handshake, the command
-//! sequence encoders use to publish, and media chunked the way they chunk it.
-//! [`PublishClient`] runs the command sequence over a [`Connection`]: handshake, chunking,
-//! acknowledgements, pings, `connect`.
+//! The client side of an RTMP session, sans-IO: the client handshake, the command sequences
+//! encoders use to publish and players use to play, and media chunked the way encoders
+//! chunk it. [`PublishClient`] publishes; [`PlayClient`] (in [`play`]) plays. Both share one
+//! `Connection`: handshake, chunking, acknowledgements, pings, `connect`.
 //!
 //! Publishing:
 //!
@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Any `_error` reply or error-level onStatus is reported as [`ClientEvent::Rejected`].
-//! The client acknowledges received bytes when the server's window asks for it and answer
+//! Both clients acknowledge received bytes when the server's window asks for it and answer
 //! Ping Requests.
 //!
 //! Chunk headers are compressed as ffmpeg compresses them: a message on a chunk stream that
@@ -37,6 +37,10 @@
 //! Size), §5.4.3 (Acknowledgement), §5.4.4 (Window Acknowledgement Size), §5.4.5 (Set Peer
 //! Bandwidth), §7.1.7 (Ping), §7.2.1.1 (connect), §7.2.1.3 (createStream), §7.2.2.3
 //! (deleteStream), §7.2.2.6 (publish).
+
+pub mod play;
+
+pub use play::{PlayClient, PlayConfig, PlayEvent};
 
 use bytes::{Buf, BufMut, BytesMut};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -324,7 +328,7 @@ enum Polled {
 
 /// One client connection below the command sequence: handshake, chunk streams both ways,
 /// Acknowledgements of the server's window, Ping answers, `connect` and transaction ids.
-/// [`PublishClient`] drives one.
+/// [`PublishClient`] and [`PlayClient`] each drive one.
 #[derive(Debug)]
 struct Connection {
     handshake: HandshakeStage,
