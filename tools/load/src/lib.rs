@@ -18,6 +18,8 @@
 //! - [`playout`]: the file looped with continuing timestamps.
 //! - [`pacer`]: real-time deadlines and lag.
 //! - [`publisher`]: one stream's connection.
+//! - [`player`]: one RTMP player's connection, reading or stalled.
+//! - [`player_report`]: what the RTMP players did.
 //! - [`playlist`]: the parts of a live playlist a viewer reads.
 //! - [`viewer`]: one HLS viewer.
 //! - [`send_log`]: when each video frame left its publisher.
@@ -40,6 +42,8 @@ pub mod ll_report;
 pub mod ll_viewer;
 pub mod media;
 pub mod pacer;
+pub mod player;
+pub mod player_report;
 pub mod playlist;
 pub mod playout;
 pub mod publisher;
