@@ -579,6 +579,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn players_alone_play_the_named_stream() {
+        // Nobody listens on a port just released: the players fail, and say so.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let o = BenchOptions {
+            streams: 0,
+            duration: Duration::from_secs(1),
+            rtmp_players: 2,
+            rtmp_stalled_players: 1,
+            rtmp_play_url: Some(format!("rtmp://127.0.0.1:{port}/live/cam")),
+            rtmp_play_delay: Duration::ZERO,
+            ..options()
+        };
+        let summary = run(&o, CancellationToken::new()).await.expect("runs");
+        assert!(summary.streams.is_empty());
+        let labels: Vec<(&str, &str, PlayerKind)> = summary
+            .players
+            .iter()
+            .map(|p| (p.label.as_str(), p.name.as_str(), p.kind))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("cam player 1", "cam", PlayerKind::Reading),
+                ("cam player 2", "cam", PlayerKind::Reading),
+                ("cam stalled player 1", "cam", PlayerKind::Stalled),
+            ]
+        );
+        assert!(
+            summary.players.iter().all(
+                |p| matches!(&p.outcome, PlayerOutcome::Failed(r) if r.starts_with("connect:"))
+            ),
+            "{summary}"
+        );
+        assert!(!summary.all_completed());
+    }
+
+    #[tokio::test]
     async fn bad_options_are_refused_before_anything_runs() {
         let stop = CancellationToken::new();
         let cases: [(BenchOptions, &str); 11] = [
