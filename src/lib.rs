@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mp4;
 pub mod offline;
 pub mod playback;
+pub mod relay;
 pub mod remux;
 pub mod rtmp;
 pub mod server;
