@@ -13,6 +13,7 @@ use super::HttpContext;
 use crate::hub::stream::Stream;
 use crate::media::codec::TrackSummary;
 use crate::metrics::REJECT_REASONS;
+use crate::relay::status::RelayReport;
 use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
@@ -48,6 +49,10 @@ pub struct StreamStats {
     pub segments: u64,
     /// Distinct players that fetched the playlist in the last 30 seconds.
     pub viewers: usize,
+    /// The publish's relay targets (`relay.push` and the stream-service's `push`): the URL
+    /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
+    /// `since`, `bytes_out`, `reconnects`.
+    pub relays: Vec<RelayReport>,
 }
 
 fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
@@ -90,6 +95,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
         target_duration: stream.target_duration(),
         segments: stream.segments_produced(),
         viewers: stream.viewers(now),
+        relays: stream.relays(),
     })
 }
 
