@@ -265,6 +265,13 @@ def remux():
         write("remux", "file-" + name, b"\x00\x00\x00\x08" + read("flv", name + ".flv")[:60000])
 
 
+def flv_mux():
+    # The head of every test file: each codec, multitrack, and a codec players refuse.
+    names = ("h264_aac", "audio_only", "video_only", "sorenson_h263") + tuple(ENHANCED)
+    for name in names:
+        write("flv_mux", name, read("flv", name + ".flv")[:60000])
+
+
 def ll_query():
     # Mode byte 0: the rest is a query as players send it (hls.js, Safari), with cache
     # busters, escapes and the errors a 400 explains.
@@ -344,6 +351,7 @@ def main():
     session()
     flv()
     remux()
+    flv_mux()
     ll_query()
     codec()
     tls_session()

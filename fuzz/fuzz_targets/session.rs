@@ -3,20 +3,28 @@
 //! input bits.
 //!
 //! Input: a config byte (outgoing chunk size), a decisions byte (bit n: accept the nth
-//! publish request, else reject it), an actions byte (after each piece, two of its bits,
-//! turning: ping the client, or end the publish as for a refused codec), a piece size byte
+//! publish or play request, else reject it), an actions byte (after each piece, two of its
+//! bits, turning: ping the client, end the publish as for a refused codec, or send a player
+//! a tag of the stream or its end), a piece size byte
 //! (0: all at once), then the client's bytes after C2. They follow the C0+C1 ffmpeg 5.1
 //! sent and a C2 in one buffer, as a client writes them, so the handshake hands the
 //! session what it left behind. The captures in testdata/rtmp/ are the seeds.
 //!
 //! Properties: no panic; what the session sends is always a whole, decodable chunk stream
 //! of messages that parse; media is passed on only while a publish the application
-//! accepted is active; a publish is requested only when none is pending or active; the
+//! accepted is active; a publish is requested only when none is pending or active, a play
+//! only when nothing publishes or plays, and a play stops only while one is under way; the
 //! heap never holds more than the decoder's bounds allow for the bytes given.
 #![no_main]
 
-use bytes::BytesMut;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
+use rtmp_server::flv::demux::{FlvDemuxer, TagKind};
+use rtmp_server::flv::file::{FlvFile, FlvItem};
+use rtmp_server::flv::mux::{Accepts, FlvMuxer, Tag};
 use rtmp_server::rtmp::chunk::{ChunkDecoder, MAX_CHUNK_STREAMS};
 use rtmp_server::rtmp::handshake::HANDSHAKE_SIZE;
 use rtmp_server::rtmp::message::Message;
@@ -26,6 +34,30 @@ use rtmp_server_fuzz::input::Input;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// The tags a legacy player of testdata/flv/h264_aac.flv gets: what a played stream sends.
+fn tag(index: u32) -> Tag {
+    static TAGS: OnceLock<Vec<Tag>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let file = Bytes::from_static(include_bytes!("../../testdata/flv/h264_aac.flv"));
+        let mut demux = FlvDemuxer::new();
+        let mut events = Vec::new();
+        for item in FlvFile::new(file).take(64) {
+            if let Ok(FlvItem::Tag(t)) = item {
+                if let Some(kind) = TagKind::of(t.tag_type) {
+                    let _ = demux.push(kind, t.timestamp, t.body, Instant::now(), &mut events);
+                }
+            }
+        }
+        let mut muxer = FlvMuxer::new(Accepts::Legacy);
+        let mut tags = Vec::new();
+        for event in &events {
+            muxer.push(event, &mut tags).expect("H.264 and AAC play anywhere");
+        }
+        tags
+    });
+    tags[index as usize % tags.len()].clone()
+}
 
 const FFMPEG_C0C1: &[u8] = include_bytes!("../../testdata/rtmp/ffmpeg-5.1_c0c1.bin");
 
@@ -82,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
     let mut from_server_buffer = BytesMut::new();
     let mut events = Vec::new();
     let mut publish = Publish::Idle;
+    let mut playing = false;
     let mut requests = 0u32;
 
     let piece_size = if piece_size == 0 {
@@ -121,9 +154,23 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(publish, Publish::Active, "unpublished without a publish");
                     publish = Publish::Idle;
                 }
-                SessionEvent::Connected { .. }
-                | SessionEvent::Metadata { .. }
-                | SessionEvent::PlayRefused { .. } => {}
+                SessionEvent::PlayRequested { .. } => {
+                    assert_eq!(publish, Publish::Idle, "play while publishing");
+                    assert!(!playing, "a second play was requested");
+                    let bit = (decisions >> (requests % 8)) & 1;
+                    requests += 1;
+                    if bit == 1 {
+                        session.accept_play("fuzzer", &mut out);
+                        playing = true;
+                    } else {
+                        session.reject_play("NetStream.Play.StreamNotFound", "fuzzer", &mut out);
+                    }
+                }
+                SessionEvent::PlayStopped => {
+                    assert!(playing, "a play stopped that was not under way");
+                    playing = false;
+                }
+                SessionEvent::Connected { .. } | SessionEvent::Metadata { .. } => {}
             }
         }
         // Now and then the application pings, or ends the publish (a codec it refuses).
@@ -133,6 +180,15 @@ fuzz_target!(|data: &[u8]| {
                 publish = Publish::Idle;
             }
             0b10 => session.ping_request(index, &mut out),
+            0b01 if playing => {
+                // A player gets a tag of the stream now and then; sometimes the stream ends.
+                if index % 5 == 4 {
+                    session.end_play(&mut out);
+                    playing = false;
+                } else {
+                    session.send_tag(&tag(index), &mut out);
+                }
+            }
             _ => {}
         }
 

@@ -11,8 +11,8 @@
 //!
 //! Tags are values: a few header bytes and the coded frame as a [`Bytes`] slice of the
 //! message it arrived in (no copy). The first frame after a `Start` is preceded by
-//! `onMetaData` (built from the tracks' configurations) and every track's sequence header,
-//! at that frame's time; a configuration that changes later is sent again before the track's
+//! `onMetaData` (built from the tracks' configurations, stamped 0) and every track's
+//! sequence header, at that frame's time; a configuration that changes later is sent again before the track's
 //! next frame.
 //!
 //! Spec: FLV 10.1 §E.4.2.1 (AUDIODATA), §E.4.2.2 (AACAUDIODATA), §E.4.3.1 (VIDEODATA),
@@ -259,7 +259,7 @@ impl FlvMuxer {
         self.last = timestamp;
         if self.metadata_due {
             self.metadata_due = false;
-            out.push(metadata(&tracks, &self.forms, timestamp));
+            out.push(metadata(&tracks, &self.forms));
         }
         for (j, due) in self.config_due.iter_mut().enumerate() {
             if !*due {
@@ -414,9 +414,10 @@ fn sequence_header(track: &Track, form: Form, timestamp: RtmpTimestamp) -> Optio
 
 /// onMetaData for the tracks that go out: what players show before the first frame
 /// (size, frame rate, codecs, sample rate). Codec ids are FLV's for legacy tracks and the
-/// FourCC as a number for Enhanced RTMP ones. Spec: FLV 10.1 §E.5; Enhanced RTMP v2
-/// "Enhancing onMetaData".
-fn metadata(tracks: &Tracks, forms: &[Form], timestamp: RtmpTimestamp) -> Tag {
+/// FourCC as a number for Enhanced RTMP ones. It is stamped 0, as an FLV file's first tag:
+/// ffmpeg reads a script tag stamped later as a subtitle packet, not as metadata.
+/// Spec: FLV 10.1 §E.5; Enhanced RTMP v2 "Enhancing onMetaData".
+fn metadata(tracks: &Tracks, forms: &[Form]) -> Tag {
     let mut fields: Vec<(String, Value)> = vec![("duration".into(), Value::Number(0.0))];
     let mut number = |name: &str, v: f64| fields.push((name.into(), Value::Number(v)));
     let first = |kind: TrackKind| {
@@ -463,7 +464,7 @@ fn metadata(tracks: &Tracks, forms: &[Form], timestamp: RtmpTimestamp) -> Tag {
     // Strings and numbers of bounded size: encoding cannot fail.
     let _ = amf0::encode(&Value::String("onMetaData".into()), &mut body);
     let _ = amf0::encode(&Value::EcmaArray(fields), &mut body);
-    let mut tag = Tag::new(TagType::ScriptData, timestamp, &[], body.freeze());
+    let mut tag = Tag::new(TagType::ScriptData, RtmpTimestamp(0), &[], body.freeze());
     tag.config = true;
     tag
 }

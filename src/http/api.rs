@@ -49,10 +49,20 @@ pub struct StreamStats {
     pub segments: u64,
     /// Distinct players that fetched the playlist in the last 30 seconds.
     pub viewers: usize,
+    /// Players reading the stream now over RTMP, HTTP-FLV and WebSocket-FLV.
+    pub players: Players,
     /// The publish's relay targets (`relay.push` and the stream-service's `push`): the URL
     /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
     /// `since`, `bytes_out`, `reconnects`.
     pub relays: Vec<RelayReport>,
+}
+
+/// Players reading a stream now, by protocol.
+#[derive(Serialize)]
+pub struct Players {
+    pub rtmp: usize,
+    pub http_flv: usize,
+    pub ws_flv: usize,
 }
 
 fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
@@ -95,6 +105,14 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
         target_duration: stream.target_duration(),
         segments: stream.segments_produced(),
         viewers: stream.viewers(now),
+        players: {
+            let [rtmp, http_flv, ws_flv] = stream.players();
+            Players {
+                rtmp,
+                http_flv,
+                ws_flv,
+            }
+        },
         relays: stream.relays(),
     })
 }

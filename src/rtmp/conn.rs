@@ -14,10 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::flv::demux::TagKind;
+use crate::flv::mux::Accepts;
 use crate::ingest::{Arrival, Ingest, Publish, Refusal, StreamMetadata};
 use crate::media::RtmpTimestamp;
 use crate::media::frame::TrackName;
+use crate::playback::{Player, Protocol};
 use crate::rtmp::amf0::Value;
+use crate::rtmp::enhanced::EnhancedCaps;
 use crate::rtmp::merged_read::{self, ReadMode};
 use crate::rtmp::transport::{Transport, TransportError};
 use crate::rtmp::{
@@ -30,6 +33,13 @@ const READ_SIZE: usize = 64 * 1024;
 /// How long a write to a client may take. What the server writes is small (acks, pings,
 /// replies); a client that does not read it for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of a player's tags encoded ahead of the socket: about a socket buffer's worth, so
+/// writes are large while what waits stays in the player's queue, where it can be skipped.
+const PLAY_WRITE_BATCH: usize = 256 * 1024;
+
+/// How long a player may take nothing of what waits for it before it is dropped.
+const PLAY_STALL: Duration = Duration::from_secs(30);
 
 /// The Window Acknowledgement Size announced to clients: what nginx-rtmp and SRS announce.
 const WINDOW_ACK_SIZE: u32 = 2_500_000;
@@ -63,6 +73,11 @@ pub enum ConnError {
     RateLimited(String),
     #[error("stream {0}: {1}")]
     Media(String, String),
+    /// Refused by `playback`, which logged why.
+    #[error("play refused: {0}")]
+    PlayRefused(String),
+    #[error("play ended: {0}")]
+    Play(#[from] crate::playback::PlayError),
 }
 
 /// What a connection is handed: its settings, the ingest layer, the counter of bytes it
@@ -116,6 +131,8 @@ pub async fn serve(mut transport: Transport, peer: SocketAddr, ctx: Arc<ConnCont
         events: Vec::new(),
         received: Arrival::now(),
         previous_read: Instant::now(),
+        enhanced: None,
+        player: None,
     };
     let result = conn.run(&mut transport).await;
     conn.publishing = None;
@@ -136,7 +153,9 @@ pub async fn serve(mut transport: Transport, peer: SocketAddr, ctx: Arc<ConnCont
         Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             debug!("connection closed by the client")
         }
-        Err(e @ ConnError::RateLimited(_)) => debug!("connection closed: {e}"),
+        Err(e @ (ConnError::RateLimited(_) | ConnError::PlayRefused(_) | ConnError::Play(_))) => {
+            debug!("connection closed: {e}")
+        }
         Err(e) => info!("connection closed: {e}"),
     }
 }
@@ -153,6 +172,10 @@ struct Conn {
     received: Arrival,
     /// When the socket was last read.
     previous_read: Instant,
+    /// What the client announced about Enhanced RTMP in `connect`.
+    enhanced: Option<EnhancedCaps>,
+    /// The stream this connection plays, once its play was accepted.
+    player: Option<Player>,
 }
 
 impl Conn {
@@ -231,6 +254,9 @@ impl Conn {
             let flushed = self.flush(transport).await;
             result?;
             flushed?;
+            if let Some(player) = self.player.take() {
+                return self.play(transport, &mut input, player).await;
+            }
             if answered {
                 continue;
             }
@@ -288,8 +314,8 @@ impl Conn {
                     Some((transport.drain(&mut input)?, ReadMode::Merged))
                 }
                 _ = tokio::time::sleep_until(publish_deadline), if !merged => {
-                    // Playback is not offered: a client is here to publish, and one that
-                    // does not holds a connection slot for nothing.
+                    // A client that neither publishes nor plays holds a connection slot for
+                    // nothing.
                     return Err(if connected {
                         ConnError::NoPublish(handshake_timeout)
                     } else {
@@ -361,6 +387,7 @@ impl Conn {
                 enhanced,
             } => {
                 debug!(app, tc_url, flash_ver, ?enhanced, "connected");
+                self.enhanced = enhanced;
             }
             SessionEvent::PublishRequested {
                 stream_key,
@@ -380,12 +407,10 @@ impl Conn {
                 payload,
             } => self.media(kind, timestamp, payload)?,
             SessionEvent::Unpublished => self.publishing = None,
-            SessionEvent::PlayRefused { stream_key } => {
-                info!(
-                    stream_key,
-                    "play refused: playback over RTMP is not offered, use HLS"
-                );
-            }
+            SessionEvent::PlayRequested {
+                stream_key, query, ..
+            } => self.open_play(&stream_key, query.as_deref())?,
+            SessionEvent::PlayStopped => {}
         }
         Ok(())
     }
@@ -411,6 +436,145 @@ impl Conn {
                     true => ConnError::RateLimited(refusal.description),
                     false => ConnError::PublishRefused(refusal.description),
                 })
+            }
+        }
+    }
+
+    /// Asks playback for the stream, and answers the play.
+    fn open_play(&mut self, name: &str, query: Option<&str>) -> Result<(), ConnError> {
+        let accepts = match self.enhanced.clone() {
+            Some(caps) => Accepts::Announced(caps),
+            None => Accepts::Legacy,
+        };
+        let session = self.session.as_mut().expect("playing needs a session");
+        match self
+            .ctx
+            .playback
+            .open(name, query, Protocol::Rtmp, accepts, self.peer)
+        {
+            Ok(player) => {
+                session.accept_play(&format!("Playing {name}."), &mut self.out);
+                self.player = Some(player);
+                Ok(())
+            }
+            Err(refusal) => {
+                session.reject_play(refusal.code, &refusal.description, &mut self.out);
+                Err(ConnError::PlayRefused(refusal.description))
+            }
+        }
+    }
+
+    /// Plays the stream to the client until the publisher stops, the client closes its
+    /// stream or leaves, or it reads too slowly: the player's tags are written as the socket
+    /// takes them, while what the client sends (acknowledgements, pings, closeStream) is
+    /// read, and the stream's events are queued as they come (a player never holds up the
+    /// fan-out).
+    async fn play(
+        &mut self,
+        transport: &mut Transport,
+        input: &mut BytesMut,
+        mut player: Player,
+    ) -> Result<(), ConnError> {
+        let ctx = self.ctx.clone();
+        let settings = &ctx.settings;
+        let mut out = BytesMut::new();
+        let mut last_written = Instant::now();
+        let mut last_heard = Instant::now();
+        let started = Instant::now();
+        let check_every = settings.ping.min(settings.ping_timeout).min(PLAY_STALL / 4);
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
+        let mut events = Vec::new();
+        loop {
+            let session = self.session.as_mut().expect("playing needs a session");
+            out.extend_from_slice(&self.out.split());
+            let waiting = out.len() + transport.pending_len();
+            if waiting < PLAY_WRITE_BATCH {
+                player.fill(&mut out, PLAY_WRITE_BATCH - waiting, |tag, o| {
+                    session.send_tag(tag, o)
+                });
+            }
+            if player.ended() && !player.has_queued() {
+                // The publisher stopped: the player is told, and the connection ends once
+                // that is written.
+                session.end_play(&mut out);
+                player.set_reason("the publisher stopped");
+                let bytes = out.split();
+                tokio::time::timeout(WRITE_TIMEOUT, transport.write_all(&bytes))
+                    .await
+                    .map_err(|_| ConnError::WriteTimeout)??;
+                return Ok(());
+            }
+            let writing = !out.is_empty() || transport.pending_len() > 0;
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => {
+                    player.set_reason("the server stops");
+                    return Ok(());
+                }
+                ready = transport.socket().writable(), if writing => {
+                    ready?;
+                    let before = transport.pending_len();
+                    let n = transport.try_write(&mut out)?;
+                    if n > 0 || transport.pending_len() < before {
+                        last_written = Instant::now();
+                    }
+                    player.wrote(n);
+                }
+                ready = transport.socket().readable() => {
+                    ready?;
+                    let Some(drained) = transport.read_now(input)? else {
+                        continue;
+                    };
+                    if drained.bytes > 0 {
+                        self.count_in(drained.bytes);
+                        last_heard = Instant::now();
+                    }
+                    let session = self.session.as_mut().expect("playing needs a session");
+                    let decoded = session.handle_input(input, &mut self.out, &mut events);
+                    if let Err(e) = decoded {
+                        player.set_reason(format!("the player sent something invalid: {e}"));
+                        return Err(e.into());
+                    }
+                    if events.iter().any(|e| matches!(e, SessionEvent::PlayStopped)) {
+                        player.set_reason("the player closed its stream");
+                        return Ok(());
+                    }
+                    for event in events.drain(..) {
+                        debug!(?event, "ignored while playing");
+                    }
+                    if drained.closed {
+                        player.set_reason("the player left");
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+                    }
+                }
+                received = player.recv(), if !player.ended() => {
+                    if let Err(e) = received {
+                        player.set_reason(e.to_string());
+                        let session = self.session.as_mut().expect("playing needs a session");
+                        session.fail_play(&e.to_string(), &mut self.out);
+                        let bytes = self.out.split();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), transport.write_all(&bytes)).await;
+                        return Err(e.into());
+                    }
+                }
+                _ = check.tick() => {
+                    if writing && last_written.elapsed() >= PLAY_STALL {
+                        player.drop_reason("stalled");
+                        player.set_reason(format!("the player read nothing for {PLAY_STALL:?}"));
+                        return Err(crate::playback::PlayError::Stalled(PLAY_STALL).into());
+                    }
+                    let silent = last_heard.elapsed();
+                    if silent >= settings.ping_timeout {
+                        player.set_reason(format!("the player was silent for {silent:?}"));
+                        return Err(ConnError::Silent(settings.ping_timeout));
+                    }
+                    if silent >= settings.ping {
+                        let ms = started.elapsed().as_millis() as u32;
+                        let session = self.session.as_mut().expect("playing needs a session");
+                        session.ping_request(ms, &mut self.out);
+                    }
+                }
             }
         }
     }

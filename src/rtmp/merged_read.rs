@@ -159,6 +159,17 @@ pub fn drain(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
 pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
     loop {
         stream.readable().await?;
+        if let Some(drained) = read_now(stream, buf)? {
+            return Ok(drained);
+        }
+    }
+}
+
+/// After the socket was seen readable: appends what it holds (as [`drain`] does), or `None`
+/// when it held nothing after all, which clears the runtime's readiness so that the next
+/// `readable` waits.
+pub fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<Drained>> {
+    {
         let mut drained = Drained::default();
         let got = stream.try_io(tokio::io::Interest::READABLE, || {
             while drained.bytes < MAX_PER_TICK && !drained.closed {
@@ -173,10 +184,10 @@ pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Dr
             Ok(())
         });
         match got {
-            Ok(()) => return Ok(drained),
-            // Nothing after all: readiness was cleared, wait again.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+            Ok(()) => Ok(Some(drained)),
+            // Nothing after all: readiness was cleared.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

@@ -149,10 +149,46 @@ pub enum SessionEvent {
     /// The publisher stopped publishing (FCUnpublish, deleteStream, closeStream on the
     /// published stream); the session has answered NetStream.Unpublish.Success.
     Unpublished,
-    /// The client asked to play; the session answered with a NetStream.Play.Failed status
-    /// (playback over RTMP is not offered).
-    PlayRefused { stream_key: String },
+    /// The client asked to play `stream_key` (the name without `?query`; `query` keeps the
+    /// rest, where a play token travels). The session has NOT answered yet: the application
+    /// answers with [`ServerSession::accept_play`] or [`ServerSession::reject_play`].
+    PlayRequested {
+        stream_id: u32,
+        stream_key: String,
+        query: Option<String>,
+    },
+    /// The player closed or deleted the stream it played.
+    PlayStopped,
 }
+
+/// Where the connection's one play stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Play {
+    Idle,
+    /// PlayRequested raised; the application has not answered.
+    Requested {
+        stream_id: u32,
+    },
+    /// Accepted: media goes out on `stream_id`.
+    Active {
+        stream_id: u32,
+    },
+}
+
+impl Play {
+    fn stream_id(self) -> Option<u32> {
+        match self {
+            Play::Idle => None,
+            Play::Requested { stream_id } | Play::Active { stream_id } => Some(stream_id),
+        }
+    }
+}
+
+/// Chunk streams of what a player gets: data (metadata, |RtmpSampleAccess), audio and video,
+/// apart from commands so a large frame never holds up a status.
+const DATA_CSID: ChunkStreamId = ChunkStreamId::new(4).expect("4 is a chunk stream id");
+const AUDIO_CSID: ChunkStreamId = ChunkStreamId::new(6).expect("6 is a chunk stream id");
+const VIDEO_CSID: ChunkStreamId = ChunkStreamId::new(7).expect("7 is a chunk stream id");
 
 /// Where the connection's one publish stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +253,7 @@ pub struct ServerSession {
     /// Streams created so far; their ids are 1 to this.
     streams_created: u32,
     publish: Publish,
+    play: Play,
     /// Bytes received on the connection, handshake included, modulo 2^32: the
     /// Acknowledgement sequence number. Spec: RTMP 1.0 §5.4.3.
     received: u32,
@@ -250,6 +287,7 @@ impl ServerSession {
             connected: false,
             streams_created: 0,
             publish: Publish::Idle,
+            play: Play::Idle,
             received: CLIENT_HANDSHAKE_LEN as u32,
             unacknowledged: CLIENT_HANDSHAKE_LEN as u64,
             peer_window: 0,
@@ -274,7 +312,9 @@ impl ServerSession {
         out: &mut BytesMut,
         events: &mut Vec<SessionEvent>,
     ) -> Result<(), SessionError> {
-        while !matches!(self.publish, Publish::Requested { .. }) {
+        while !matches!(self.publish, Publish::Requested { .. })
+            && !matches!(self.play, Play::Requested { .. })
+        {
             let before = self.decoder.position();
             let message = self.decoder.decode(input)?;
             self.count_received(self.decoder.position() - before, out);
@@ -345,6 +385,133 @@ impl ServerSession {
             }
             None => tracing::debug!("stream_error without a publish"),
         }
+    }
+
+    /// Answers the pending play as players expect: Stream Begin, onStatus
+    /// NetStream.Play.Reset and NetStream.Play.Start, then the data message
+    /// `|RtmpSampleAccess` (true, true). Media follows with
+    /// [`ServerSession::send_tag`]. Spec: RTMP 1.0 §7.2.2.1.
+    pub fn accept_play(&mut self, description: &str, out: &mut BytesMut) {
+        let Play::Requested { stream_id } = self.play else {
+            tracing::debug!(state = ?self.play, "accept_play without a pending play");
+            return;
+        };
+        self.send(
+            CONTROL_CSID,
+            0,
+            &Message::UserControl(UserControlEvent::StreamBegin { stream_id }),
+            out,
+        );
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.Reset",
+            description,
+            out,
+        );
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.Start",
+            description,
+            out,
+        );
+        let mut data = BytesMut::new();
+        for value in [
+            Value::from("|RtmpSampleAccess"),
+            Value::Boolean(true),
+            Value::Boolean(true),
+        ] {
+            let _ = amf0::encode(&value, &mut data);
+        }
+        self.send(DATA_CSID, stream_id, &Message::Data(data.freeze()), out);
+        self.play = Play::Active { stream_id };
+    }
+
+    /// Answers the pending play with an error onStatus (`code`: NetStream.Play.StreamNotFound,
+    /// NetStream.Play.Failed, ...).
+    pub fn reject_play(&mut self, code: &str, description: &str, out: &mut BytesMut) {
+        if let Some(stream_id) = self.play.stream_id() {
+            self.on_status(stream_id, "error", code, description, out);
+        }
+        self.play = Play::Idle;
+    }
+
+    /// Ends the play: the publisher stopped. Stream EOF and onStatus
+    /// NetStream.Play.UnpublishNotify and NetStream.Play.Stop, after which players close.
+    pub fn end_play(&mut self, out: &mut BytesMut) {
+        let Play::Active { stream_id } = self.play else {
+            return;
+        };
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.UnpublishNotify",
+            "The stream's publisher stopped.",
+            out,
+        );
+        self.send(
+            CONTROL_CSID,
+            0,
+            &Message::UserControl(UserControlEvent::StreamEof { stream_id }),
+            out,
+        );
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Play.Stop",
+            "Stopped playing.",
+            out,
+        );
+        self.play = Play::Idle;
+    }
+
+    /// Ends the play with an error status (the player fell behind, the stream's codec needs
+    /// Enhanced RTMP).
+    pub fn fail_play(&mut self, description: &str, out: &mut BytesMut) {
+        if let Play::Active { stream_id } = self.play {
+            self.on_status(
+                stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                description,
+                out,
+            );
+        }
+        self.play = Play::Idle;
+    }
+
+    /// Appends one FLV tag as a message on the played stream: audio and video on chunk
+    /// streams of their own, script data (onMetaData) as a data message. Nothing without an
+    /// active play. Spec: RTMP 1.0 §7.1.2, §7.1.4, §7.1.5.
+    pub fn send_tag(&mut self, tag: &crate::flv::mux::Tag, out: &mut BytesMut) {
+        let Play::Active { stream_id } = self.play else {
+            return;
+        };
+        let csid = match tag.kind {
+            crate::flv::tag::TagType::Audio => AUDIO_CSID,
+            crate::flv::tag::TagType::Video => VIDEO_CSID,
+            crate::flv::tag::TagType::ScriptData => DATA_CSID,
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(tag.header());
+        self.scratch.extend_from_slice(&tag.data);
+        let header = MessageHeader {
+            timestamp: tag.timestamp,
+            message_type_id: tag.message_type(),
+            message_stream_id: stream_id,
+        };
+        if let Err(err) = self
+            .encoder
+            .write_message(csid, &header, &self.scratch, out)
+        {
+            tracing::debug!(%err, "tag not sent");
+        }
+    }
+
+    /// Whether a play is accepted and under way.
+    pub fn is_playing(&self) -> bool {
+        matches!(self.play, Play::Active { .. })
     }
 
     /// User Control Ping Request with the given timestamp (ms). Spec: RTMP 1.0 §7.1.7.
@@ -571,19 +738,7 @@ impl ServerSession {
                 self.result(tid, Value::Number(f64::from(self.streams_created)), out);
             }
             "publish" => self.on_publish(message_stream_id, command, events)?,
-            "play" => {
-                let stream_key = split_query(command.string_argument(0).unwrap_or_default())
-                    .0
-                    .to_owned();
-                self.on_status(
-                    message_stream_id,
-                    "error",
-                    "NetStream.Play.Failed",
-                    "Playback over RTMP is not offered by this server; play the stream over HLS.",
-                    out,
-                );
-                events.push(SessionEvent::PlayRefused { stream_key });
-            }
+            "play" => self.on_play(message_stream_id, command, events)?,
             "FCUnpublish" => {
                 let stream_key = command.string_argument(0).map(|n| split_query(n).0);
                 let concerns = match (stream_key, self.publish.stream_key()) {
@@ -605,8 +760,15 @@ impl ServerSession {
                         .is_some_and(|k| k == split_query(name).0),
                     _ => false,
                 };
+                let played = match command.arguments.first() {
+                    Some(Value::Number(id)) => self.play.stream_id().map(f64::from) == Some(*id),
+                    _ => false,
+                };
                 if concerns {
                     self.end_publish(out, events);
+                } else if played {
+                    self.play = Play::Idle;
+                    events.push(SessionEvent::PlayStopped);
                 } else {
                     tracing::debug!(stream = ?command.arguments.first(), "deleteStream of a stream that does not publish")
                 }
@@ -614,6 +776,10 @@ impl ServerSession {
             "closeStream" => {
                 if self.publish.stream_id() == Some(message_stream_id) {
                     self.end_publish(out, events);
+                }
+                if self.play.stream_id() == Some(message_stream_id) {
+                    self.play = Play::Idle;
+                    events.push(SessionEvent::PlayStopped);
                 }
             }
             // getStreamLength, checkBandwidth, _checkbw, onBWDone answers, play2, pause,
@@ -755,6 +921,44 @@ impl ServerSession {
             stream_key: stream_key.to_owned(),
             query: query.map(str::to_owned),
             publish_type: publish_type.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Spec: RTMP 1.0 §7.2.2.1. A connection plays one stream, and does not publish and
+    /// play at once.
+    fn on_play(
+        &mut self,
+        message_stream_id: u32,
+        command: Command,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<(), SessionError> {
+        if message_stream_id == 0 || message_stream_id > self.streams_created {
+            return Err(SessionError::UnknownStream {
+                command: command.name,
+                message_stream_id,
+            });
+        }
+        let Some(name) = command.string_argument(0) else {
+            return Err(SessionError::MalformedCommand {
+                command: command.name,
+                problem: "has no stream name string",
+            });
+        };
+        if self.publish.stream_id().is_some() || self.play.stream_id().is_some() {
+            return Err(SessionError::MalformedCommand {
+                command: command.name,
+                problem: "comes while the connection already publishes or plays",
+            });
+        }
+        let (stream_key, query) = split_query(name);
+        self.play = Play::Requested {
+            stream_id: message_stream_id,
+        };
+        events.push(SessionEvent::PlayRequested {
+            stream_id: message_stream_id,
+            stream_key: stream_key.to_owned(),
+            query: query.map(str::to_owned),
         });
         Ok(())
     }
@@ -2143,33 +2347,114 @@ mod tests {
         );
     }
 
-    #[test]
-    fn play_is_refused() {
-        let (mut session, mut client) = connected();
-        let mut out = BytesMut::new();
+    fn play_request(client: &Client, name: &str) -> Vec<u8> {
         let mut bytes = client.command(0, "createStream", 2.0, Value::Null, vec![]);
         bytes.extend(client.command(
             1,
             "play",
             3.0,
             Value::Null,
-            vec!["key?t=1".into(), (-2.0).into()],
+            vec![name.into(), (-2000.0).into()],
         ));
-        let events = feed(&mut session, &bytes, &mut out).expect("valid");
+        bytes
+    }
+
+    #[test]
+    fn play_is_answered_as_players_expect_and_carries_tags() {
+        let (mut session, mut client) = connected();
+        let mut out = BytesMut::new();
+        let events = feed(
+            &mut session,
+            &play_request(&client, "key?token=t"),
+            &mut out,
+        )
+        .expect("valid");
         assert_eq!(
             events,
-            vec![SessionEvent::PlayRefused {
-                stream_key: "key".to_owned()
+            vec![SessionEvent::PlayRequested {
+                stream_id: 1,
+                stream_key: "key".to_owned(),
+                query: Some("token=t".to_owned()),
             }]
         );
+        client.replies(&mut out);
+        session.accept_play("Playing key.", &mut out);
         let replies = client.replies(&mut out);
-        assert_eq!(status_code(&replies[1]), ("error", "NetStream.Play.Failed"));
-        assert_eq!(replies[1].0.message_stream_id, 1);
-        let description = command_reply(&replies[1]).arguments[0]
-            .property("description")
-            .and_then(Value::as_str)
-            .expect("description");
-        assert!(description.contains("not offered"), "{description}");
+        assert!(matches!(
+            replies[0].2,
+            Message::UserControl(UserControlEvent::StreamBegin { stream_id: 1 })
+        ));
+        assert_eq!(status_code(&replies[1]), ("status", "NetStream.Play.Reset"));
+        assert_eq!(status_code(&replies[2]), ("status", "NetStream.Play.Start"));
+        let Message::Data(access) = &replies[3].2 else {
+            panic!("{:?}", replies[3])
+        };
+        assert_eq!(
+            amf0::Decoder::decode_all(access).unwrap(),
+            vec![
+                Value::from("|RtmpSampleAccess"),
+                Value::Boolean(true),
+                Value::Boolean(true)
+            ]
+        );
+        assert_eq!(replies[3].0.message_stream_id, 1);
+        assert!(session.is_playing());
+        let tag =
+            crate::flv::mux::testing::tag(crate::flv::tag::TagType::Video, true, false, 70_000);
+        session.send_tag(&tag, &mut out);
+        let replies = client.replies(&mut out);
+        let Message::Video(body) = &replies[0].2 else {
+            panic!("{:?}", replies[0])
+        };
+        assert_eq!(body.len(), 70_000, "a message over several chunks");
+        assert_eq!(replies[0].0.message_stream_id, 1);
+        // The player closes its stream.
+        let close = client.command(1, "closeStream", 0.0, Value::Null, vec![]);
+        let events = feed(&mut session, &close, &mut out).expect("valid");
+        assert_eq!(events, vec![SessionEvent::PlayStopped]);
+        assert!(!session.is_playing());
+    }
+
+    #[test]
+    fn a_refused_play_says_why_and_the_end_of_a_play_says_so() {
+        let (mut session, mut client) = connected();
+        let mut out = BytesMut::new();
+        feed(&mut session, &play_request(&client, "nope"), &mut out).expect("valid");
+        client.replies(&mut out);
+        session.reject_play("NetStream.Play.StreamNotFound", "no live stream", &mut out);
+        let replies = client.replies(&mut out);
+        assert_eq!(
+            status_code(&replies[0]),
+            ("error", "NetStream.Play.StreamNotFound")
+        );
+        // Another try on the same connection, then the publisher stops.
+        let again = client.command(1, "play", 4.0, Value::Null, vec!["key".into()]);
+        feed(&mut session, &again, &mut out).expect("valid");
+        session.accept_play("", &mut out);
+        client.replies(&mut out);
+        session.end_play(&mut out);
+        let replies = client.replies(&mut out);
+        assert_eq!(
+            status_code(&replies[0]),
+            ("status", "NetStream.Play.UnpublishNotify")
+        );
+        assert!(matches!(
+            replies[1].2,
+            Message::UserControl(UserControlEvent::StreamEof { stream_id: 1 })
+        ));
+        assert_eq!(status_code(&replies[2]), ("status", "NetStream.Play.Stop"));
+    }
+
+    #[test]
+    fn play_while_publishing_or_on_stream_zero_is_an_error() {
+        let (mut session, client) = connected();
+        let mut out = BytesMut::new();
+        let bytes = client.command(0, "play", 3.0, Value::Null, vec!["key".into()]);
+        assert!(feed(&mut session, &bytes, &mut out).is_err());
+        let (mut session, client) = publishing();
+        let mut bytes = client.command(0, "createStream", 5.0, Value::Null, vec![]);
+        bytes.extend(client.command(2, "play", 6.0, Value::Null, vec!["key".into()]));
+        assert!(feed(&mut session, &bytes, &mut out).is_err());
     }
 
     #[test]

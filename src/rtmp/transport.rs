@@ -6,7 +6,7 @@
 use std::io;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -74,6 +74,18 @@ impl Transport {
         }
     }
 
+    /// After the socket was seen readable: appends what it holds to `input`, or `None` when
+    /// it held nothing after all (see [`merged_read::read_now`]).
+    pub fn read_now(&mut self, input: &mut BytesMut) -> Result<Option<Drained>, TransportError> {
+        match &mut self.tls {
+            None => Ok(merged_read::read_now(&self.socket, input)?),
+            Some(tls) => match merged_read::read_now(&self.socket, &mut tls.cipher)? {
+                Some(drained) => tls.open(drained, input).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
     /// Appends what the socket holds now to `input`, without waiting (see
     /// [`merged_read::drain`]).
     pub fn drain(&mut self, input: &mut BytesMut) -> Result<Drained, TransportError> {
@@ -99,6 +111,44 @@ impl Transport {
                 Ok(())
             }
         }
+    }
+
+    /// Writes what the socket takes now of `bytes` without waiting, and what leaves is
+    /// taken off `bytes`; through TLS, `bytes` is sealed whole and the records go out as the
+    /// socket takes them ([`Transport::pending_len`] says what waits). Returns the bytes of
+    /// `bytes` that left. For writers that wait on the socket's `writable` beside other work.
+    pub fn try_write(&mut self, bytes: &mut BytesMut) -> Result<usize, TransportError> {
+        let would_block = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
+        match &mut self.tls {
+            None => match self.socket.try_write(bytes) {
+                Ok(n) => {
+                    bytes.advance(n);
+                    Ok(n)
+                }
+                Err(e) if would_block(&e) => Ok(0),
+                Err(e) => Err(e.into()),
+            },
+            Some(tls) => {
+                let taken = bytes.len();
+                if taken > 0 {
+                    tls.session.seal(bytes, &mut tls.sealed)?;
+                    bytes.clear();
+                }
+                match self.socket.try_write(&tls.sealed) {
+                    Ok(n) => {
+                        tls.sealed.drain(..n);
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(taken)
+            }
+        }
+    }
+
+    /// Bytes TLS holds sealed that the socket has not taken yet.
+    pub fn pending_len(&self) -> usize {
+        self.tls.as_ref().map_or(0, |tls| tls.sealed.len())
     }
 
     /// Sends, as the connection ends, what TLS still has to send, if the socket takes it at
