@@ -10,6 +10,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::nginx::NginxRtmp;
 use common::stub::{Answer, StubService};
@@ -211,6 +212,31 @@ fn nginx_rtmp_takes_the_push_and_makes_hls_of_it() {
     });
     assert!(gone, "{}", a.metrics());
     a.assert_logged("relay stopped");
+}
+
+#[test]
+fn a_stream_the_target_cannot_take_is_its_error_and_tried_again() {
+    // nginx-rtmp answers connect without Enhanced RTMP: HEVC cannot go there.
+    let nginx = NginxRtmp::start();
+    let a = ServerProcess::start(&["--relay-push", &nginx.rtmp_url("live", "{key}")]);
+    let mut command = Command::new(ffmpeg9());
+    command
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
+        .args(["-re", "-stream_loop", "-1", "-i"])
+        .arg(testdata("flv/hevc_aac.flv"))
+        .args(["-c", "copy", "-f", "flv", &a.rtmp_url("hevc")]);
+    let mut ffmpeg = Publisher::spawn(command);
+    let target = format!("rtmp://127.0.0.1:{}/live/***", nginx.rtmp_port);
+    let relay = wait_relay(&a, "hevc", &target, "was tried again", |r| {
+        r["reconnects"].as_u64().is_some_and(|n| n >= 1)
+            && r["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot take HEVC"))
+    });
+    assert_ne!(relay["state"], "live", "{relay}");
+    // A's own HLS of it goes on.
+    let before = wait_playlist(&a, "hevc");
+    assert_advances(&a, "hevc", &mut ffmpeg, &before);
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub struct RelayReport {
     pub since: String,
     /// Bytes written to the target, over every connection of this publish.
     pub bytes_out: u64,
-    /// Connections made after the first.
+    /// Attempts to connect after the first (failed ones included).
     pub reconnects: u64,
 }
 
