@@ -281,6 +281,93 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_target_that_stops_reading_falls_behind_and_is_retried_without_holding_anything_up() {
+        // The target takes the publish, then reads nothing more.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "rtmp://127.0.0.1:{}/live/{{key}}",
+            listener.local_addr().unwrap().port()
+        );
+        let stuck = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut handshake = Handshake::new();
+            let mut server = ServerSession::new(SessionConfig::default());
+            let (mut input, mut events) = (BytesMut::new(), Vec::new());
+            let mut shaken = false;
+            loop {
+                socket.read_buf(&mut input).await.unwrap();
+                let mut out = BytesMut::new();
+                if !shaken {
+                    shaken = handshake.feed(&mut input, &mut out).unwrap();
+                }
+                if shaken {
+                    server
+                        .handle_input(&mut input, &mut out, &mut events)
+                        .unwrap();
+                }
+                let asked = events
+                    .drain(..)
+                    .any(|e| matches!(e, SessionEvent::PublishRequested { .. }));
+                if asked {
+                    server.accept_publish(&mut out);
+                }
+                socket.write_all(&out).await.unwrap();
+                if asked {
+                    std::future::pending::<()>().await;
+                }
+            }
+        });
+        let metrics = Arc::new(Metrics::default());
+        let relays = Relays {
+            shared: Arc::new(Shared {
+                templates: vec![Template::parse(&url).unwrap()],
+                queue: QueueLimits {
+                    bytes: 256 * 1024,
+                    ..QueueLimits::default()
+                },
+                metrics: metrics.clone(),
+                tasks: TaskTracker::new(),
+                tls: OnceLock::new(),
+            }),
+        };
+        let (stream, publisher) = published_stream();
+        relays.start(&stream, &publisher, &[]);
+        let source = demux("h264_aac.flv");
+        let mut start = source[..1].to_vec();
+        stream.fanout.push(PUBLISHER, &mut start);
+        // The file's frames again and again (about 0.9 MB each time) while the target
+        // reads nothing: every push is taken at once, and the target falls behind.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut again = source[1..].to_vec();
+            assert!(stream.fanout.push(PUBLISHER, &mut again));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let relays = stream.relays();
+            let error = relays[0].last_error.clone().unwrap_or_default();
+            if error.contains("fell behind") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{relays:?}");
+        }
+        assert_eq!(metrics.relay_failures_total.get(), 1);
+        // Nothing waits for the relay in the fan-out beyond what it has not taken yet.
+        assert!(
+            stream.fanout.held().1 < 2 * 1024 * 1024,
+            "{:?}",
+            stream.fanout.held()
+        );
+        stuck.abort();
+        stream
+            .fanout
+            .push(PUBLISHER, &mut vec![MediaEvent::End(Ending::Stopped)]);
+        let tasks = relays.tasks();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(20), tasks.wait())
+            .await
+            .expect("the relay ends with the publish");
+    }
+
+    #[tokio::test]
     async fn a_publish_taken_over_is_unpublished_from_its_targets() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
