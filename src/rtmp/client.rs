@@ -1,5 +1,9 @@
-//! The publishing side of an RTMP session, sans-IO: the client handshake, the command
-//! sequence encoders use to publish, and media chunked the way they chunk it.
+//! The client side of an RTMP session, sans-IO: the client handshake, the command sequences
+//! encoders use to publish and players use to play, and media chunked the way encoders
+//! chunk it. [`PublishClient`] publishes; [`PlayClient`] (in [`play`]) plays. Both share one
+//! `Connection`: handshake, chunking, acknowledgements, pings, `connect`.
+//!
+//! Publishing:
 //!
 //! ```text
 //! client                                      server
@@ -19,7 +23,7 @@
 //! ```
 //!
 //! Any `_error` reply or error-level onStatus is reported as [`ClientEvent::Rejected`].
-//! The client acknowledges received bytes when the server's window asks for it and answers
+//! Both clients acknowledge received bytes when the server's window asks for it and answer
 //! Ping Requests.
 //!
 //! Chunk headers are compressed as ffmpeg compresses them: a message on a chunk stream that
@@ -34,6 +38,10 @@
 //! Bandwidth), §7.1.7 (Ping), §7.2.1.1 (connect), §7.2.1.3 (createStream), §7.2.2.3
 //! (deleteStream), §7.2.2.6 (publish).
 
+pub mod play;
+
+pub use play::{PlayClient, PlayConfig, PlayEvent};
+
 use bytes::{Buf, BufMut, BytesMut};
 use ring::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;
@@ -41,7 +49,6 @@ use thiserror::Error;
 use super::amf0::Value;
 use super::chunk::{
     ChunkDecoder, ChunkEncoder, ChunkSize, ChunkStreamId, MessageHeader, MessageHeaderType,
-    RawMessage,
 };
 use super::enhanced::EnhancedCaps;
 use super::error::{Amf0Error, ChunkError, MessageError};
@@ -72,7 +79,7 @@ const COMMAND_CSID: ChunkStreamId = ChunkStreamId::new(3).expect("3 is a chunk s
 const AUDIO_CSID: ChunkStreamId = ChunkStreamId::new(4).expect("4 is a chunk stream id");
 /// Chunk stream for video messages, as ffmpeg sends them.
 const VIDEO_CSID: ChunkStreamId = ChunkStreamId::new(6).expect("6 is a chunk stream id");
-/// Chunk stream for NetStream commands (publish), ffmpeg's "source channel".
+/// Chunk stream for NetStream commands (publish, play), ffmpeg's "source channel".
 const STREAM_CSID: ChunkStreamId = ChunkStreamId::new(8).expect("8 is a chunk stream id");
 
 /// Transaction id of `connect`. Spec: RTMP 1.0 §7.2.1.1: "Always set to 1".
@@ -102,14 +109,35 @@ pub struct ClientConfig {
 }
 
 /// What the client announces about Enhanced RTMP in its `connect` command object, as
-/// encoders that negotiate do. Spec: Enhanced RTMP v2, "Enhancing NetConnection connect
-/// Command".
+/// encoders and players that negotiate do. Spec: Enhanced RTMP v2, "Enhancing NetConnection
+/// connect Command".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnhancedConnect {
     /// `fourCcList`: the FourCCs of the codecs the client handles (`"*"` for any).
     pub fourcc_list: Vec<String>,
     /// `capsEx`: CapsExMask flags ([`super::enhanced::caps_ex`]).
     pub caps_ex: u32,
+}
+
+impl EnhancedConnect {
+    /// Announces the codecs `fourcc_list` and the extensions `caps_ex`.
+    pub fn new(fourcc_list: &[&str], caps_ex: u32) -> EnhancedConnect {
+        EnhancedConnect {
+            fourcc_list: fourcc_list.iter().map(|&f| f.to_owned()).collect(),
+            caps_ex,
+        }
+    }
+
+    /// Appends `fourCcList` and `capsEx` to a `connect` command object's properties.
+    fn push_to(&self, fields: &mut Vec<(String, Value)>) {
+        let list = self
+            .fourcc_list
+            .iter()
+            .map(|f| Value::from(f.as_str()))
+            .collect();
+        fields.push(("fourCcList".to_owned(), Value::StrictArray(list)));
+        fields.push(("capsEx".to_owned(), f64::from(self.caps_ex).into()));
+    }
 }
 
 impl ClientConfig {
@@ -119,7 +147,7 @@ impl ClientConfig {
             app: app.to_owned(),
             tc_url: tc_url.to_owned(),
             stream_key: stream_key.to_owned(),
-            chunk_size: ChunkSize::new(DEFAULT_CHUNK_SIZE).expect("4096 is a valid chunk size"),
+            chunk_size: default_chunk_size(),
             enhanced: None,
         }
     }
@@ -127,12 +155,14 @@ impl ClientConfig {
     /// The same configuration announcing Enhanced RTMP in `connect`: `fourCcList` and
     /// `capsEx`.
     pub fn with_enhanced(mut self, fourcc_list: &[&str], caps_ex: u32) -> ClientConfig {
-        self.enhanced = Some(EnhancedConnect {
-            fourcc_list: fourcc_list.iter().map(|&f| f.to_owned()).collect(),
-            caps_ex,
-        });
+        self.enhanced = Some(EnhancedConnect::new(fourcc_list, caps_ex));
         self
     }
+}
+
+/// [`DEFAULT_CHUNK_SIZE`] as a chunk size.
+fn default_chunk_size() -> ChunkSize {
+    ChunkSize::new(DEFAULT_CHUNK_SIZE).expect("4096 is a valid chunk size")
 }
 
 /// What happened on the session, for the application.
@@ -172,7 +202,7 @@ pub enum ClientError {
         #[source]
         source: MessageError,
     },
-    /// A reply the publish sequence depends on lacks what it must carry.
+    /// A reply the command sequence depends on lacks what it must carry.
     #[error("{command} reply {problem}")]
     MalformedReply {
         command: &'static str,
@@ -191,42 +221,6 @@ pub enum ClientError {
         #[source]
         source: Amf0Error,
     },
-}
-
-/// Where the session stands.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum State {
-    /// C0 + C1 sent; waiting for S0 and S1.
-    AwaitS0S1,
-    /// C2 sent; waiting for S2 before anything else may be sent (§5.2.1).
-    AwaitS2,
-    /// `connect` sent; waiting for its `_result`.
-    Connecting,
-    /// releaseStream, FCPublish and createStream sent; waiting for createStream's `_result`.
-    CreatingStream { transaction_id: f64 },
-    /// `publish` sent on `stream_id`; waiting for NetStream.Publish.Start.
-    PublishRequested { stream_id: u32 },
-    /// Media goes on `stream_id`.
-    Publishing { stream_id: u32 },
-    /// FCUnpublish and deleteStream sent; waiting for NetStream.Unpublish.Success.
-    Unpublishing,
-    /// Rejected or closed: nothing more happens on this session.
-    Over,
-}
-
-impl State {
-    /// The state in words, for errors.
-    fn name(self) -> &'static str {
-        match self {
-            State::AwaitS0S1 | State::AwaitS2 => "the handshake is in progress",
-            State::Connecting => "connecting",
-            State::CreatingStream { .. } => "creating the stream",
-            State::PublishRequested { .. } => "waiting for the publish to be accepted",
-            State::Publishing { .. } => "publishing",
-            State::Unpublishing => "unpublishing",
-            State::Over => "the session is over",
-        }
-    }
 }
 
 /// The previous message sent on one chunk stream: what a type 1-3 header may leave out.
@@ -309,11 +303,35 @@ impl ChunkWriter {
     }
 }
 
-/// The client side of one RTMP publishing session, handshake included.
+/// How far the client handshake has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandshakeStage {
+    /// C0 + C1 sent; waiting for S0 and S1.
+    AwaitS0S1,
+    /// C2 sent; waiting for S2 before anything else may be sent (§5.2.1).
+    AwaitS2,
+    /// Over: chunks follow.
+    Done,
+}
+
+/// What [`Connection::poll`] found in the input.
 #[derive(Debug)]
-pub struct PublishClient {
-    config: ClientConfig,
-    state: State,
+enum Polled {
+    /// Nothing more to do until more input arrives.
+    NeedInput,
+    /// S2 has just arrived: the client may send Set Chunk Size and `connect`.
+    HandshakeDone,
+    /// A message for the client's state machine (protocol control messages and Ping
+    /// Requests have been handled).
+    Message(MessageHeader, Message),
+}
+
+/// One client connection below the command sequence: handshake, chunk streams both ways,
+/// Acknowledgements of the server's window, Ping answers, `connect` and transaction ids.
+/// [`PublishClient`] and [`PlayClient`] each drive one.
+#[derive(Debug)]
+struct Connection {
+    handshake: HandshakeStage,
     decoder: ChunkDecoder,
     writer: ChunkWriter,
     next_transaction_id: f64,
@@ -332,10 +350,10 @@ pub struct PublishClient {
     server_enhanced: Option<EnhancedCaps>,
 }
 
-impl PublishClient {
-    /// Starts a session: appends C0 and a plain C1 (time 0, zero, random bytes) to `out`.
+impl Connection {
+    /// Starts a connection: appends C0 and a plain C1 (time 0, zero, random bytes) to `out`.
     /// Spec: RTMP 1.0 §5.2.2, §5.2.3.
-    pub fn new(config: ClientConfig, out: &mut BytesMut) -> Result<PublishClient, ClientError> {
+    fn start(out: &mut BytesMut) -> Result<Connection, ClientError> {
         let mut c1 = [0u8; HANDSHAKE_SIZE];
         SystemRandom::new()
             .fill(&mut c1[8..])
@@ -343,9 +361,8 @@ impl PublishClient {
         out.reserve(1 + HANDSHAKE_SIZE);
         out.put_u8(RTMP_VERSION);
         out.put_slice(&c1);
-        Ok(PublishClient {
-            config,
-            state: State::AwaitS0S1,
+        Ok(Connection {
+            handshake: HandshakeStage::AwaitS0S1,
             decoder: ChunkDecoder::new(),
             writer: ChunkWriter {
                 encoder: ChunkEncoder::new(),
@@ -361,152 +378,103 @@ impl PublishClient {
         })
     }
 
-    /// What the server announced about Enhanced RTMP in its connect `_result` (codecs and
-    /// capsEx); `None` before the reply or when it announced nothing.
-    pub fn server_enhanced(&self) -> Option<&EnhancedCaps> {
-        self.server_enhanced.as_ref()
-    }
-
-    /// Media may be sent: NetStream.Publish.Start has arrived and the publish has not ended.
-    pub fn is_publishing(&self) -> bool {
-        matches!(self.state, State::Publishing { .. })
-    }
-
-    /// Consumes what the server sent from `input` (partial chunks stay there), appends what
-    /// to send to `out` (in order) and what happened to `events`.
-    ///
-    /// On an error the session is over, but `out` may still hold answers worth sending.
-    pub fn feed(
-        &mut self,
-        input: &mut BytesMut,
-        out: &mut BytesMut,
-        events: &mut Vec<ClientEvent>,
-    ) -> Result<(), ClientError> {
-        if !self.handshake(input, out)? {
-            return Ok(());
+    /// Takes the next thing to act on from `input`: the end of the handshake, or a message
+    /// the client's state machine handles. Answers what needs no state machine on the way
+    /// (C2, Acknowledgements, Window Acknowledgement Size after Set Peer Bandwidth, Ping
+    /// Responses) into `out`.
+    fn poll(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<Polled, ClientError> {
+        if self.handshake != HandshakeStage::Done {
+            return self.handshake(input, out);
         }
         loop {
             let before = self.decoder.position();
-            let message = self.decoder.decode(input)?;
+            let raw = self.decoder.decode(input)?;
             self.count_received(self.decoder.position() - before, out)?;
-            let Some(message) = message else {
-                return Ok(());
+            let Some(raw) = raw else {
+                return Ok(Polled::NeedInput);
             };
-            self.on_message(message, out, events)?;
+            let header = raw.header;
+            let message =
+                Message::parse(header.message_type_id, raw.payload).map_err(|source| {
+                    ClientError::Message {
+                        timestamp_ms: header.timestamp.0,
+                        message_stream_id: header.message_stream_id,
+                        source,
+                    }
+                })?;
+            match message {
+                // Applied by the chunk decoder before the next chunk was read.
+                Message::SetChunkSize { .. } | Message::Abort { .. } => {}
+                Message::WindowAcknowledgementSize {
+                    acknowledgement_window_size,
+                } => self.server_window = acknowledgement_window_size,
+                Message::SetPeerBandwidth {
+                    acknowledgement_window_size,
+                    ..
+                } => {
+                    // Spec: RTMP 1.0 §5.4.5: answer with a Window Acknowledgement Size when
+                    // it differs from the last one sent.
+                    if self.announced_window != Some(acknowledgement_window_size) {
+                        self.announced_window = Some(acknowledgement_window_size);
+                        let window = Message::WindowAcknowledgementSize {
+                            acknowledgement_window_size,
+                        };
+                        self.control(&window, out)?;
+                    }
+                }
+                Message::UserControl(UserControlEvent::PingRequest { timestamp }) => {
+                    let pong = Message::UserControl(UserControlEvent::PingResponse { timestamp });
+                    self.control(&pong, out)?;
+                }
+                other => return Ok(Polled::Message(header, other)),
+            }
         }
     }
 
-    /// Appends one FLV audio or video tag body as a message on the published stream.
-    /// Spec: RTMP 1.0 §7.1.4, §7.1.5.
-    pub fn send_media(
+    /// Runs the handshake on `input`. C2 echoes S1 and goes out as soon as S1 is in; after
+    /// S2 the client sends Set Chunk Size and `connect` ([`Polled::HandshakeDone`]). S2
+    /// should echo C1; servers differ in what they echo, so it is not compared.
+    /// Spec: RTMP 1.0 §5.2.1, §5.2.4.
+    fn handshake(
         &mut self,
-        kind: MediaKind,
-        timestamp: RtmpTimestamp,
-        payload: &[u8],
+        input: &mut BytesMut,
         out: &mut BytesMut,
-    ) -> Result<(), ClientError> {
-        let (csid, message_type_id, what) = match kind {
-            MediaKind::Audio => (AUDIO_CSID, type_id::AUDIO, "audio"),
-            MediaKind::Video => (VIDEO_CSID, type_id::VIDEO, "video"),
-        };
-        let stream_id = self.publishing_stream(what)?;
-        let header = MessageHeader {
-            timestamp,
-            message_type_id,
-            message_stream_id: stream_id,
-        };
-        self.writer.write(csid, &header, payload, out)?;
-        Ok(())
-    }
-
-    /// Appends `@setDataFrame` with an FLV script tag body (`onMetaData` and its array, as
-    /// an FLV file holds it) as a data message on the published stream.
-    /// Spec: RTMP 1.0 §7.1.2; FLV 10.1 §E.4.4.1.
-    pub fn send_metadata(
-        &mut self,
-        timestamp: RtmpTimestamp,
-        script_data: &[u8],
-        out: &mut BytesMut,
-    ) -> Result<(), ClientError> {
-        let stream_id = self.publishing_stream("metadata")?;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(SET_DATA_FRAME);
-        self.scratch.extend_from_slice(script_data);
-        let header = MessageHeader {
-            timestamp,
-            message_type_id: type_id::DATA_AMF0,
-            message_stream_id: stream_id,
-        };
-        self.writer
-            .write(AUDIO_CSID, &header, &self.scratch, out)
-            .map_err(ClientError::from)
-    }
-
-    /// Ends the publish: FCUnpublish and deleteStream, as ffmpeg sends them. The server
-    /// confirms with NetStream.Unpublish.Success ([`ClientEvent::Closed`]). Does nothing
-    /// when no publish was requested. Spec: RTMP 1.0 §7.2.2.3.
-    pub fn unpublish(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
-        let stream_id = match self.state {
-            State::Publishing { stream_id } | State::PublishRequested { stream_id } => stream_id,
-            _ => return Ok(()),
-        };
-        let key = Value::from(self.config.stream_key.as_str());
-        let tid = self.transaction_id();
-        self.command(COMMAND_CSID, 0, "FCUnpublish", tid, vec![key], out)?;
-        let tid = self.transaction_id();
-        let stream = Value::Number(f64::from(stream_id));
-        self.command(COMMAND_CSID, 0, "deleteStream", tid, vec![stream], out)?;
-        self.state = State::Unpublishing;
-        Ok(())
-    }
-
-    /// The published stream id, or why media cannot be sent now.
-    fn publishing_stream(&self, what: &'static str) -> Result<u32, ClientError> {
-        match self.state {
-            State::Publishing { stream_id } => Ok(stream_id),
-            other => Err(ClientError::NotPublishing {
-                what,
-                state: other.name(),
-            }),
-        }
-    }
-
-    /// Runs the handshake on `input`; `Ok(true)` once it is over (then `input` holds what
-    /// follows S2). C2 echoes S1 and goes out as soon as S1 is in; Set Chunk Size and
-    /// `connect` follow S2. S2 should echo C1; servers differ in what they echo, so it is
-    /// not compared. Spec: RTMP 1.0 §5.2.1, §5.2.4.
-    fn handshake(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, ClientError> {
-        if self.state == State::AwaitS0S1 {
+    ) -> Result<Polled, ClientError> {
+        if self.handshake == HandshakeStage::AwaitS0S1 {
             let Some(&version) = input.first() else {
-                return Ok(false);
+                return Ok(Polled::NeedInput);
             };
             if version != RTMP_VERSION {
                 return Err(ClientError::ServerVersion { version });
             }
             if input.len() < 1 + HANDSHAKE_SIZE {
-                return Ok(false);
+                return Ok(Polled::NeedInput);
             }
             input.advance(1);
             // C2: S1 echoed whole (time, time2 and random echo are S1's).
             out.extend_from_slice(&input[..HANDSHAKE_SIZE]);
             input.advance(HANDSHAKE_SIZE);
-            self.state = State::AwaitS2;
+            self.handshake = HandshakeStage::AwaitS2;
         }
-        if self.state == State::AwaitS2 {
-            if input.len() < HANDSHAKE_SIZE {
-                return Ok(false);
-            }
-            input.advance(HANDSHAKE_SIZE);
-            self.received = SERVER_HANDSHAKE_LEN as u32;
-            self.unacknowledged = SERVER_HANDSHAKE_LEN as u64;
-            self.connect(out)?;
+        if input.len() < HANDSHAKE_SIZE {
+            return Ok(Polled::NeedInput);
         }
-        Ok(true)
+        input.advance(HANDSHAKE_SIZE);
+        self.received = SERVER_HANDSHAKE_LEN as u32;
+        self.unacknowledged = SERVER_HANDSHAKE_LEN as u64;
+        self.handshake = HandshakeStage::Done;
+        Ok(Polled::HandshakeDone)
     }
 
-    /// Set Chunk Size, then `connect`. Spec: RTMP 1.0 §5.4.1, §7.2.1.1.
-    fn connect(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
-        let chunk_size = self.config.chunk_size;
+    /// Set Chunk Size, then `connect` with the command object `fields` (and the Enhanced
+    /// RTMP properties, if any). Spec: RTMP 1.0 §5.4.1, §7.2.1.1.
+    fn connect(
+        &mut self,
+        chunk_size: ChunkSize,
+        mut fields: Vec<(String, Value)>,
+        enhanced: Option<&EnhancedConnect>,
+        out: &mut BytesMut,
+    ) -> Result<(), ClientError> {
         self.control(
             &Message::SetChunkSize {
                 chunk_size: chunk_size.get(),
@@ -514,35 +482,25 @@ impl PublishClient {
             out,
         )?;
         self.writer.encoder.set_chunk_size(chunk_size);
-        let mut fields = vec![
-            ("app".to_owned(), self.config.app.as_str().into()),
-            ("type".to_owned(), CONNECTION_TYPE.into()),
-            ("flashVer".to_owned(), FLASH_VER.into()),
-            ("tcUrl".to_owned(), self.config.tc_url.as_str().into()),
-        ];
-        if let Some(enhanced) = &self.config.enhanced {
-            let list = enhanced
-                .fourcc_list
-                .iter()
-                .map(|f| Value::from(f.as_str()))
-                .collect();
-            fields.push(("fourCcList".to_owned(), Value::StrictArray(list)));
-            fields.push(("capsEx".to_owned(), f64::from(enhanced.caps_ex).into()));
+        if let Some(enhanced) = enhanced {
+            enhanced.push_to(&mut fields);
         }
-        let object = Value::Object(fields);
         self.send_command(
             COMMAND_CSID,
             0,
             Command {
                 name: "connect".to_owned(),
                 transaction_id: CONNECT_TRANSACTION_ID,
-                command_object: object,
+                command_object: Value::Object(fields),
                 arguments: Vec::new(),
             },
             out,
-        )?;
-        self.state = State::Connecting;
-        Ok(())
+        )
+    }
+
+    /// Notes what the connect `_result` announced about Enhanced RTMP.
+    fn connected(&mut self, result: &Command) {
+        self.server_enhanced = EnhancedCaps::from_connect_object(&result.command_object);
     }
 
     /// Counts `n` received bytes and acknowledges them once the server's window is full.
@@ -558,154 +516,6 @@ impl PublishClient {
             self.control(&ack, out)?;
         }
         Ok(())
-    }
-
-    fn on_message(
-        &mut self,
-        raw: RawMessage,
-        out: &mut BytesMut,
-        events: &mut Vec<ClientEvent>,
-    ) -> Result<(), ClientError> {
-        let header = raw.header;
-        let message = Message::parse(header.message_type_id, raw.payload).map_err(|source| {
-            ClientError::Message {
-                timestamp_ms: header.timestamp.0,
-                message_stream_id: header.message_stream_id,
-                source,
-            }
-        })?;
-        match message {
-            // Applied by the chunk decoder before the next chunk was read.
-            Message::SetChunkSize { .. } | Message::Abort { .. } => {}
-            Message::WindowAcknowledgementSize {
-                acknowledgement_window_size,
-            } => self.server_window = acknowledgement_window_size,
-            Message::SetPeerBandwidth {
-                acknowledgement_window_size,
-                ..
-            } => {
-                // Spec: RTMP 1.0 §5.4.5: answer with a Window Acknowledgement Size when it
-                // differs from the last one sent.
-                if self.announced_window != Some(acknowledgement_window_size) {
-                    self.announced_window = Some(acknowledgement_window_size);
-                    let window = Message::WindowAcknowledgementSize {
-                        acknowledgement_window_size,
-                    };
-                    self.control(&window, out)?;
-                }
-            }
-            Message::UserControl(UserControlEvent::PingRequest { timestamp }) => {
-                let pong = Message::UserControl(UserControlEvent::PingResponse { timestamp });
-                self.control(&pong, out)?;
-            }
-            Message::Command(command) => self.on_command(command, out, events)?,
-            other => tracing::trace!(type_id = other.type_id(), "ignoring message"),
-        }
-        Ok(())
-    }
-
-    fn on_command(
-        &mut self,
-        command: Command,
-        out: &mut BytesMut,
-        events: &mut Vec<ClientEvent>,
-    ) -> Result<(), ClientError> {
-        match command.name.as_str() {
-            "_result" => self.on_result(&command, out, events),
-            "_error" => {
-                self.reject(&command, events);
-                Ok(())
-            }
-            "onStatus" => {
-                let info = command.arguments.first();
-                let text = |name| {
-                    info.and_then(|i| i.property(name))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                };
-                if text("level") == "error" {
-                    self.reject(&command, events);
-                    return Ok(());
-                }
-                match (text("code"), self.state) {
-                    ("NetStream.Publish.Start", State::PublishRequested { stream_id }) => {
-                        self.state = State::Publishing { stream_id };
-                        events.push(ClientEvent::Published);
-                    }
-                    ("NetStream.Unpublish.Success", State::Unpublishing) => {
-                        self.state = State::Over;
-                        events.push(ClientEvent::Closed);
-                    }
-                    (code, _) => tracing::debug!(code, "onStatus"),
-                }
-                Ok(())
-            }
-            // onFCPublish, onBWDone and the like: nothing to do.
-            name => {
-                tracing::trace!(command = name, "ignoring command");
-                Ok(())
-            }
-        }
-    }
-
-    /// `_result` of connect or createStream; the others (releaseStream, FCPublish) carry
-    /// nothing the client needs.
-    fn on_result(
-        &mut self,
-        command: &Command,
-        out: &mut BytesMut,
-        events: &mut Vec<ClientEvent>,
-    ) -> Result<(), ClientError> {
-        let tid = command.transaction_id;
-        match self.state {
-            State::Connecting if tid == CONNECT_TRANSACTION_ID => {
-                self.server_enhanced = EnhancedCaps::from_connect_object(&command.command_object);
-                events.push(ClientEvent::Connected);
-                let key = Value::from(self.config.stream_key.as_str());
-                let t = self.transaction_id();
-                self.command(COMMAND_CSID, 0, "releaseStream", t, vec![key.clone()], out)?;
-                let t = self.transaction_id();
-                self.command(COMMAND_CSID, 0, "FCPublish", t, vec![key], out)?;
-                let transaction_id = self.transaction_id();
-                self.command(COMMAND_CSID, 0, "createStream", transaction_id, vec![], out)?;
-                self.state = State::CreatingStream { transaction_id };
-            }
-            State::CreatingStream { transaction_id } if tid == transaction_id => {
-                let stream_id = command
-                    .number_argument(0)
-                    .filter(|&n| n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n))
-                    .ok_or(ClientError::MalformedReply {
-                        command: "createStream",
-                        problem: "has no stream id (a whole number from 1 to 2^32 - 1)",
-                    })? as u32;
-                let arguments = vec![
-                    Value::from(self.config.stream_key.as_str()),
-                    Value::from(PUBLISH_TYPE),
-                ];
-                let t = self.transaction_id();
-                self.command(STREAM_CSID, stream_id, "publish", t, arguments, out)?;
-                self.state = State::PublishRequested { stream_id };
-            }
-            _ => tracing::trace!(transaction_id = tid, "ignoring _result"),
-        }
-        Ok(())
-    }
-
-    /// Reports a refusal (`_error`, error onStatus) with the code and description of its
-    /// information object, and ends the session.
-    fn reject(&mut self, command: &Command, events: &mut Vec<ClientEvent>) {
-        let info = command.arguments.first();
-        let text = |name| {
-            info.and_then(|i| i.property(name))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        self.state = State::Over;
-        events.push(ClientEvent::Rejected {
-            code: text("code"),
-            description: text("description"),
-        });
     }
 
     fn transaction_id(&mut self) -> f64 {
@@ -774,6 +584,300 @@ impl PublishClient {
         };
         self.writer.write(csid, &header, &self.scratch, out)?;
         Ok(())
+    }
+}
+
+/// The `level`, `code` and `description` of a status or error reply's information object
+/// (its first argument); empty where missing. Spec: RTMP 1.0 §7.2.2 (onStatus).
+fn status_info(command: &Command) -> (String, String, String) {
+    let info = command.arguments.first();
+    let text = |name| {
+        info.and_then(|i| i.property(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("level"), text("code"), text("description"))
+}
+
+/// The stream id in a createStream `_result`: a whole number from 1 to 2^32 - 1.
+/// Spec: RTMP 1.0 §7.2.1.3.
+fn created_stream_id(result: &Command) -> Result<u32, ClientError> {
+    result
+        .number_argument(0)
+        .filter(|&n| n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n))
+        .map(|n| n as u32)
+        .ok_or(ClientError::MalformedReply {
+            command: "createStream",
+            problem: "has no stream id (a whole number from 1 to 2^32 - 1)",
+        })
+}
+
+/// Where a publishing session stands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    /// The handshake is in progress.
+    Handshaking,
+    /// `connect` sent; waiting for its `_result`.
+    Connecting,
+    /// releaseStream, FCPublish and createStream sent; waiting for createStream's `_result`.
+    CreatingStream { transaction_id: f64 },
+    /// `publish` sent on `stream_id`; waiting for NetStream.Publish.Start.
+    PublishRequested { stream_id: u32 },
+    /// Media goes on `stream_id`.
+    Publishing { stream_id: u32 },
+    /// FCUnpublish and deleteStream sent; waiting for NetStream.Unpublish.Success.
+    Unpublishing,
+    /// Rejected or closed: nothing more happens on this session.
+    Over,
+}
+
+impl State {
+    /// The state in words, for errors.
+    fn name(self) -> &'static str {
+        match self {
+            State::Handshaking => "the handshake is in progress",
+            State::Connecting => "connecting",
+            State::CreatingStream { .. } => "creating the stream",
+            State::PublishRequested { .. } => "waiting for the publish to be accepted",
+            State::Publishing { .. } => "publishing",
+            State::Unpublishing => "unpublishing",
+            State::Over => "the session is over",
+        }
+    }
+}
+
+/// The client side of one RTMP publishing session, handshake included.
+#[derive(Debug)]
+pub struct PublishClient {
+    config: ClientConfig,
+    state: State,
+    conn: Connection,
+}
+
+impl PublishClient {
+    /// Starts a session: appends C0 and a plain C1 (time 0, zero, random bytes) to `out`.
+    /// Spec: RTMP 1.0 §5.2.2, §5.2.3.
+    pub fn new(config: ClientConfig, out: &mut BytesMut) -> Result<PublishClient, ClientError> {
+        Ok(PublishClient {
+            config,
+            state: State::Handshaking,
+            conn: Connection::start(out)?,
+        })
+    }
+
+    /// What the server announced about Enhanced RTMP in its connect `_result` (codecs and
+    /// capsEx); `None` before the reply or when it announced nothing.
+    pub fn server_enhanced(&self) -> Option<&EnhancedCaps> {
+        self.conn.server_enhanced.as_ref()
+    }
+
+    /// Media may be sent: NetStream.Publish.Start has arrived and the publish has not ended.
+    pub fn is_publishing(&self) -> bool {
+        matches!(self.state, State::Publishing { .. })
+    }
+
+    /// Consumes what the server sent from `input` (partial chunks stay there), appends what
+    /// to send to `out` (in order) and what happened to `events`.
+    ///
+    /// On an error the session is over, but `out` may still hold answers worth sending.
+    pub fn feed(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), ClientError> {
+        loop {
+            match self.conn.poll(input, out)? {
+                Polled::NeedInput => return Ok(()),
+                Polled::HandshakeDone => self.connect(out)?,
+                Polled::Message(_, Message::Command(command)) => {
+                    self.on_command(command, out, events)?;
+                }
+                Polled::Message(header, other) => tracing::trace!(
+                    type_id = other.type_id(),
+                    message_stream_id = header.message_stream_id,
+                    "ignoring message"
+                ),
+            }
+        }
+    }
+
+    /// Appends one FLV audio or video tag body as a message on the published stream.
+    /// Spec: RTMP 1.0 §7.1.4, §7.1.5.
+    pub fn send_media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: RtmpTimestamp,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), ClientError> {
+        let (csid, message_type_id, what) = match kind {
+            MediaKind::Audio => (AUDIO_CSID, type_id::AUDIO, "audio"),
+            MediaKind::Video => (VIDEO_CSID, type_id::VIDEO, "video"),
+        };
+        let stream_id = self.publishing_stream(what)?;
+        let header = MessageHeader {
+            timestamp,
+            message_type_id,
+            message_stream_id: stream_id,
+        };
+        self.conn.writer.write(csid, &header, payload, out)?;
+        Ok(())
+    }
+
+    /// Appends `@setDataFrame` with an FLV script tag body (`onMetaData` and its array, as
+    /// an FLV file holds it) as a data message on the published stream.
+    /// Spec: RTMP 1.0 §7.1.2; FLV 10.1 §E.4.4.1.
+    pub fn send_metadata(
+        &mut self,
+        timestamp: RtmpTimestamp,
+        script_data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), ClientError> {
+        let stream_id = self.publishing_stream("metadata")?;
+        let conn = &mut self.conn;
+        conn.scratch.clear();
+        conn.scratch.extend_from_slice(SET_DATA_FRAME);
+        conn.scratch.extend_from_slice(script_data);
+        let header = MessageHeader {
+            timestamp,
+            message_type_id: type_id::DATA_AMF0,
+            message_stream_id: stream_id,
+        };
+        conn.writer
+            .write(AUDIO_CSID, &header, &conn.scratch, out)
+            .map_err(ClientError::from)
+    }
+
+    /// Ends the publish: FCUnpublish and deleteStream, as ffmpeg sends them. The server
+    /// confirms with NetStream.Unpublish.Success ([`ClientEvent::Closed`]). Does nothing
+    /// when no publish was requested. Spec: RTMP 1.0 §7.2.2.3.
+    pub fn unpublish(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
+        let stream_id = match self.state {
+            State::Publishing { stream_id } | State::PublishRequested { stream_id } => stream_id,
+            _ => return Ok(()),
+        };
+        let key = Value::from(self.config.stream_key.as_str());
+        let conn = &mut self.conn;
+        let tid = conn.transaction_id();
+        conn.command(COMMAND_CSID, 0, "FCUnpublish", tid, vec![key], out)?;
+        let tid = conn.transaction_id();
+        let stream = Value::Number(f64::from(stream_id));
+        conn.command(COMMAND_CSID, 0, "deleteStream", tid, vec![stream], out)?;
+        self.state = State::Unpublishing;
+        Ok(())
+    }
+
+    /// The published stream id, or why media cannot be sent now.
+    fn publishing_stream(&self, what: &'static str) -> Result<u32, ClientError> {
+        match self.state {
+            State::Publishing { stream_id } => Ok(stream_id),
+            other => Err(ClientError::NotPublishing {
+                what,
+                state: other.name(),
+            }),
+        }
+    }
+
+    /// Set Chunk Size, then `connect` as FMLE and ffmpeg send it to publish.
+    fn connect(&mut self, out: &mut BytesMut) -> Result<(), ClientError> {
+        let fields = vec![
+            ("app".to_owned(), self.config.app.as_str().into()),
+            ("type".to_owned(), CONNECTION_TYPE.into()),
+            ("flashVer".to_owned(), FLASH_VER.into()),
+            ("tcUrl".to_owned(), self.config.tc_url.as_str().into()),
+        ];
+        let enhanced = self.config.enhanced.as_ref();
+        self.conn
+            .connect(self.config.chunk_size, fields, enhanced, out)?;
+        self.state = State::Connecting;
+        Ok(())
+    }
+
+    fn on_command(
+        &mut self,
+        command: Command,
+        out: &mut BytesMut,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), ClientError> {
+        match command.name.as_str() {
+            "_result" => self.on_result(&command, out, events),
+            "_error" => {
+                self.reject(&command, events);
+                Ok(())
+            }
+            "onStatus" => {
+                let (level, code, _) = status_info(&command);
+                if level == "error" {
+                    self.reject(&command, events);
+                    return Ok(());
+                }
+                match (code.as_str(), self.state) {
+                    ("NetStream.Publish.Start", State::PublishRequested { stream_id }) => {
+                        self.state = State::Publishing { stream_id };
+                        events.push(ClientEvent::Published);
+                    }
+                    ("NetStream.Unpublish.Success", State::Unpublishing) => {
+                        self.state = State::Over;
+                        events.push(ClientEvent::Closed);
+                    }
+                    (code, _) => tracing::debug!(code, "onStatus"),
+                }
+                Ok(())
+            }
+            // onFCPublish, onBWDone and the like: nothing to do.
+            name => {
+                tracing::trace!(command = name, "ignoring command");
+                Ok(())
+            }
+        }
+    }
+
+    /// `_result` of connect or createStream; the others (releaseStream, FCPublish) carry
+    /// nothing the client needs.
+    fn on_result(
+        &mut self,
+        command: &Command,
+        out: &mut BytesMut,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), ClientError> {
+        let tid = command.transaction_id;
+        let conn = &mut self.conn;
+        match self.state {
+            State::Connecting if tid == CONNECT_TRANSACTION_ID => {
+                conn.connected(command);
+                events.push(ClientEvent::Connected);
+                let key = Value::from(self.config.stream_key.as_str());
+                let t = conn.transaction_id();
+                conn.command(COMMAND_CSID, 0, "releaseStream", t, vec![key.clone()], out)?;
+                let t = conn.transaction_id();
+                conn.command(COMMAND_CSID, 0, "FCPublish", t, vec![key], out)?;
+                let transaction_id = conn.transaction_id();
+                conn.command(COMMAND_CSID, 0, "createStream", transaction_id, vec![], out)?;
+                self.state = State::CreatingStream { transaction_id };
+            }
+            State::CreatingStream { transaction_id } if tid == transaction_id => {
+                let stream_id = created_stream_id(command)?;
+                let arguments = vec![
+                    Value::from(self.config.stream_key.as_str()),
+                    Value::from(PUBLISH_TYPE),
+                ];
+                let t = conn.transaction_id();
+                conn.command(STREAM_CSID, stream_id, "publish", t, arguments, out)?;
+                self.state = State::PublishRequested { stream_id };
+            }
+            _ => tracing::trace!(transaction_id = tid, "ignoring _result"),
+        }
+        Ok(())
+    }
+
+    /// Reports a refusal (`_error`, error onStatus) with the code and description of its
+    /// information object, and ends the session.
+    fn reject(&mut self, command: &Command, events: &mut Vec<ClientEvent>) {
+        let (_, code, description) = status_info(command);
+        self.state = State::Over;
+        events.push(ClientEvent::Rejected { code, description });
     }
 }
 

@@ -14,8 +14,9 @@
 //! - [`session`]: the server session state machine (connect, createStream, publish, ...).
 //!   Spec: RTMP 1.0 §7.2.
 //! - [`transport`]: the socket a connection reads and writes, plain or through TLS (RTMPS).
-//! - [`client`]: the publishing side (client handshake, connect, publish, media), for load
-//!   tools and tests. Spec: RTMP 1.0 §5.2, §7.2.
+//! - [`client`]: the client side, publishing (client handshake, connect, publish, media) and
+//!   playing (connect, play, everything the server sends), for load tools and tests.
+//!   Spec: RTMP 1.0 §5.2, §7.2.
 //! - [`error`]: one error type per layer.
 //!
 //! Spec: Adobe "Real-Time Messaging Protocol (RTMP) specification" 1.0 (2012).
@@ -32,7 +33,10 @@ pub mod message;
 pub mod session;
 pub mod transport;
 
-pub use client::{ClientConfig, ClientError, ClientEvent, EnhancedConnect, PublishClient};
+pub use client::{
+    ClientConfig, ClientError, ClientEvent, EnhancedConnect, PlayClient, PlayConfig, PlayEvent,
+    PublishClient,
+};
 pub use error::{Amf0Error, ChunkError, HandshakeError, MessageError, SessionError};
 pub use handshake::Handshake;
 pub use session::{MediaKind, ServerSession, SessionConfig, SessionEvent};

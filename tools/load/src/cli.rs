@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Arg, Command};
 
-use crate::{BenchOptions, MAX_STREAMS, MAX_VIEWERS_PER_STREAM};
+use crate::{BenchOptions, DEFAULT_PLAY_DELAY, MAX_STREAMS, MAX_VIEWERS_PER_STREAM};
 
 /// A number of seconds (fractions allowed) as a duration.
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -21,8 +21,8 @@ fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about(
             "Publish N concurrent streams of an FLV file at real time (looped) to an RTMP \
-             server, optionally with HLS viewers, and print a summary; exits 1 if any stream \
-             failed, 2 if the run could not start",
+             server, optionally with HLS viewers and RTMP players, and print a summary; exits \
+             1 if any stream or player failed, 2 if the run could not start",
         )
         .arg(
             Arg::new("url")
@@ -44,8 +44,11 @@ fn command() -> Command {
                 .long("streams")
                 .required(true)
                 .value_name("N")
-                .value_parser(clap::value_parser!(u32).range(1..=MAX_STREAMS as i64))
-                .help("Concurrent streams, each on its own connection"),
+                .value_parser(clap::value_parser!(u32).range(0..=MAX_STREAMS as i64))
+                .help(
+                    "Concurrent streams, each on its own connection (0 with --rtmp-play-url: \
+                     players only)",
+                ),
         )
         .arg(
             Arg::new("duration")
@@ -89,6 +92,45 @@ fn command() -> Command {
                 .help("The server's HLS base URL, for viewers"),
         )
         .arg(
+            Arg::new("rtmp-players")
+                .long("rtmp-players")
+                .value_name("N")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u32).range(0..=MAX_VIEWERS_PER_STREAM as i64))
+                .help(
+                    "RTMP players per played stream (each published stream, or the \
+                     --rtmp-play-url one), reading everything, timed from play to the first \
+                     video message",
+                ),
+        )
+        .arg(
+            Arg::new("rtmp-stalled-players")
+                .long("rtmp-stalled-players")
+                .value_name("N")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u32).range(0..=MAX_VIEWERS_PER_STREAM as i64))
+                .help(
+                    "RTMP players per played stream that stop reading once play is sent (slow \
+                     players); the summary tells which the server closed",
+                ),
+        )
+        .arg(
+            Arg::new("rtmp-play-url")
+                .long("rtmp-play-url")
+                .value_name("RTMP_URL")
+                .help(
+                    "Stream the RTMP players play, rtmp://host:port/app/name, for \
+                     --duration [default: each published stream, --url/KEY]",
+                ),
+        )
+        .arg(
+            Arg::new("rtmp-play-delay")
+                .long("rtmp-play-delay")
+                .value_name("SECS")
+                .value_parser(seconds)
+                .help("How long after its stream starts an RTMP player plays [default: 1]"),
+        )
+        .arg(
             Arg::new("ramp")
                 .long("ramp")
                 .value_name("SECS")
@@ -113,6 +155,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<BenchOptions, c
         ll_viewers: *m.get_one::<u32>("ll-viewers").expect("has a default") as usize,
         http: m.get_one::<String>("http").cloned().expect("has a default"),
         ramp: m.get_one::<Duration>("ramp").copied(),
+        rtmp_players: *m.get_one::<u32>("rtmp-players").expect("has a default") as usize,
+        rtmp_stalled_players: *m
+            .get_one::<u32>("rtmp-stalled-players")
+            .expect("has a default") as usize,
+        rtmp_play_url: m.get_one::<String>("rtmp-play-url").cloned(),
+        rtmp_play_delay: m
+            .get_one::<Duration>("rtmp-play-delay")
+            .copied()
+            .unwrap_or(DEFAULT_PLAY_DELAY),
     })
 }
 
@@ -146,6 +197,12 @@ mod tests {
             "3",
             "--ramp",
             "0.5",
+            "--rtmp-players",
+            "4",
+            "--rtmp-stalled-players",
+            "1",
+            "--rtmp-play-delay",
+            "2.5",
         ])
         .unwrap();
         assert_eq!(
@@ -160,15 +217,64 @@ mod tests {
                 ll_viewers: 3,
                 http: "http://127.0.0.1:8000".to_owned(),
                 ramp: Some(Duration::from_millis(500)),
+                rtmp_players: 4,
+                rtmp_stalled_players: 1,
+                rtmp_play_url: None,
+                rtmp_play_delay: Duration::from_millis(2500),
             }
+        );
+        let players_only = run(&[
+            "--url",
+            "rtmp://127.0.0.1:1935/live",
+            "--file",
+            "f.flv",
+            "--streams",
+            "0",
+            "--duration",
+            "30",
+            "--rtmp-players",
+            "10",
+            "--rtmp-play-url",
+            "rtmp://127.0.0.1:1935/live/cam",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                players_only.streams,
+                players_only.rtmp_players,
+                players_only.rtmp_play_url.as_deref(),
+                players_only.rtmp_play_delay
+            ),
+            (
+                0,
+                10,
+                Some("rtmp://127.0.0.1:1935/live/cam"),
+                DEFAULT_PLAY_DELAY
+            )
         );
     }
 
     #[test]
     fn bad_values_are_refused() {
         for bad in [
-            &["--streams", "0", "--duration", "5"][..],
-            &["--streams", "10001", "--duration", "5"],
+            &["--streams", "10001", "--duration", "5"][..],
+            &["--streams", "2", "--duration", "5", "--rtmp-players", "101"],
+            &[
+                "--streams",
+                "2",
+                "--duration",
+                "5",
+                "--rtmp-stalled-players",
+                "-1",
+            ],
+            &[
+                "--streams",
+                "2",
+                "--duration",
+                "5",
+                "--rtmp-play-delay",
+                "x",
+            ],
             &["--streams", "2", "--duration=-1"],
             &["--streams", "2", "--duration", "soon"],
             &["--streams", "2", "--duration", "5", "--viewers", "101"],

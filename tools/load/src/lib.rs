@@ -1,8 +1,10 @@
 //! `rtmp-load`: a load generator for rtmp-server that publishes N streams of one FLV file
 //! at real time, optionally with M HLS viewers per stream (classic `index.m3u8` pollers,
-//! Low-Latency `llhls.m3u8` viewers on blocking reloads, or both), and prints what happened,
-//! with the Low-Latency viewers' part latencies measured from the publishers' writes. It is a
-//! tool apart from the server: the server binary carries only the server.
+//! Low-Latency `llhls.m3u8` viewers on blocking reloads, or both) and RTMP players (reading
+//! ones, timed from `play` to the first video, and stalled ones that stop reading), and
+//! prints what happened, with the Low-Latency viewers' part latencies measured from the
+//! publishers' writes. It is a tool apart from the server: the server binary carries only
+//! the server.
 //!
 //! It is built to cost far less per stream than N ffmpeg processes: the file is read and
 //! parsed once and its tag bodies are shared by every stream; each stream is one task on
@@ -18,6 +20,8 @@
 //! - [`playout`]: the file looped with continuing timestamps.
 //! - [`pacer`]: real-time deadlines and lag.
 //! - [`publisher`]: one stream's connection.
+//! - [`player`]: one RTMP player's connection, reading or stalled.
+//! - [`player_report`]: what the RTMP players did.
 //! - [`playlist`]: the parts of a live playlist a viewer reads.
 //! - [`viewer`]: one HLS viewer.
 //! - [`send_log`]: when each video frame left its publisher.
@@ -40,6 +44,8 @@ pub mod ll_report;
 pub mod ll_viewer;
 pub mod media;
 pub mod pacer;
+pub mod player;
+pub mod player_report;
 pub mod playlist;
 pub mod playout;
 pub mod publisher;
@@ -61,13 +67,15 @@ use tokio_util::sync::CancellationToken;
 use ll_report::{LlFigures, LlSummary, LlViewerReport};
 use ll_viewer::LlTarget;
 use media::MediaFile;
+use player::Play;
+use player_report::{PlayerKind, PlayerOutcome, PlayerReport};
 use report::{Outcome, StreamReport, Summary, ViewerReport};
 use rtmp_server::flv::FlvError;
 use rtmp_server::hls::ll_stream::PLAYLIST_NAME as LL_PLAYLIST_NAME;
 use rtmp_server::hls::stream::PLAYLIST_NAME;
 use rtmp_server::hub::key::StreamKey;
 use send_log::SendLog;
-use target::RtmpTarget;
+use target::{PlayTarget, RtmpTarget};
 
 /// Most streams one run may publish: each is a task and a TCP connection (plus its viewers'
 /// connections), and one host runs out of file descriptors and ephemeral ports beyond this.
@@ -84,6 +92,10 @@ pub const DEFAULT_STARTS_PER_SECOND: f64 = 50.0;
 /// segment and EXT-X-ENDLIST appear when the publish ends.
 const VIEWER_GRACE: Duration = Duration::from_secs(5);
 
+/// How long after its stream starts an RTMP player plays when no delay is given: the
+/// publish has started by then.
+pub const DEFAULT_PLAY_DELAY: Duration = Duration::from_secs(1);
+
 /// Clock ticks per second of the CPU times in /proc/self/stat (USER_HZ, fixed at 100 by
 /// the Linux user-space ABI).
 const USER_HZ: u64 = 100;
@@ -95,7 +107,8 @@ pub struct BenchOptions {
     pub url: String,
     /// The FLV file every stream publishes, looped.
     pub file: PathBuf,
-    /// How many streams, 1 to [`MAX_STREAMS`].
+    /// How many streams, 0 to [`MAX_STREAMS`] (0 only with `rtmp_play_url`: players of a
+    /// stream published elsewhere).
     pub streams: usize,
     /// Media time each stream publishes.
     pub duration: Duration,
@@ -109,6 +122,17 @@ pub struct BenchOptions {
     /// Time over which stream starts are spread; `None` for one second per
     /// [`DEFAULT_STARTS_PER_SECOND`] streams.
     pub ramp: Option<Duration>,
+    /// RTMP players that read everything, per played stream (each published stream, or the
+    /// one `rtmp_play_url` names), 0 to [`MAX_VIEWERS_PER_STREAM`].
+    pub rtmp_players: usize,
+    /// RTMP players that stop reading once `play` is out, per played stream, 0 to
+    /// [`MAX_VIEWERS_PER_STREAM`].
+    pub rtmp_stalled_players: usize,
+    /// The stream RTMP players play, `rtmp://host:port/app/name`; `None` for each published
+    /// stream. Its players start `rtmp_play_delay` after the run and play for `duration`.
+    pub rtmp_play_url: Option<String>,
+    /// How long after its stream starts an RTMP player plays.
+    pub rtmp_play_delay: Duration,
 }
 
 impl BenchOptions {
@@ -132,6 +156,8 @@ impl BenchOptions {
 pub enum LoadgenError {
     #[error("--url {url}: {reason}")]
     Url { url: String, reason: &'static str },
+    #[error("--rtmp-play-url {url}: {reason}")]
+    PlayUrl { url: String, reason: &'static str },
     #[error("--http {url}: {reason}")]
     HttpUrl { url: String, reason: String },
     #[error("{option}: {problem}")]
@@ -162,11 +188,29 @@ pub enum LoadgenError {
 
 /// Runs the streams and viewers to their end (or until `stop`) and sums them up.
 pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summary, LoadgenError> {
-    if !(1..=MAX_STREAMS).contains(&options.streams) {
+    if options.streams > MAX_STREAMS {
         return Err(LoadgenError::Option {
             option: "--streams",
-            problem: format!("{} is not in 1..={MAX_STREAMS}", options.streams),
+            problem: format!("{} is more than {MAX_STREAMS}", options.streams),
         });
+    }
+    if options.streams == 0 && options.rtmp_play_url.is_none() {
+        return Err(LoadgenError::Option {
+            option: "--streams",
+            problem: "0 streams needs --rtmp-play-url (players of a stream published elsewhere)"
+                .to_owned(),
+        });
+    }
+    for (option, players) in [
+        ("--rtmp-players", options.rtmp_players),
+        ("--rtmp-stalled-players", options.rtmp_stalled_players),
+    ] {
+        if players > MAX_VIEWERS_PER_STREAM {
+            return Err(LoadgenError::Option {
+                option,
+                problem: format!("{players} is more than {MAX_VIEWERS_PER_STREAM}"),
+            });
+        }
     }
     if options.viewers > MAX_VIEWERS_PER_STREAM {
         return Err(LoadgenError::Option {
@@ -190,6 +234,13 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         });
     }
     let target = Arc::new(RtmpTarget::parse(&options.url)?);
+    let play_target = match &options.rtmp_play_url {
+        Some(url) => Some(PlayTarget::parse(url).map_err(|e| match e {
+            LoadgenError::Url { url, reason } => LoadgenError::PlayUrl { url, reason },
+            other => other,
+        })?),
+        None => None,
+    };
     let keys = options.keys();
     for key in &keys {
         StreamKey::parse(key).map_err(|e| LoadgenError::Key {
@@ -219,6 +270,9 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         streams = options.streams,
         viewers_per_stream = options.viewers,
         ll_viewers_per_stream = options.ll_viewers,
+        rtmp_players = options.rtmp_players,
+        rtmp_stalled_players = options.rtmp_stalled_players,
+        rtmp_play_url = options.rtmp_play_url.as_deref(),
         url = options.url,
         file = %options.file.display(),
         file_bytes = media.size(),
@@ -231,6 +285,39 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
     let mut viewers = Vec::with_capacity(keys.len() * options.viewers);
     let mut ll_viewers = Vec::with_capacity(keys.len() * options.ll_viewers);
     let figures = Arc::new(LlFigures::default());
+    let mut players = Vec::new();
+    let mut spawn_players = |play: Play| {
+        for (n, kind) in (1..=options.rtmp_players)
+            .map(|n| (n, PlayerKind::Reading))
+            .chain((1..=options.rtmp_stalled_players).map(|n| (n, PlayerKind::Stalled)))
+        {
+            let label = match kind {
+                PlayerKind::Reading => format!("{} player {n}", play.name),
+                PlayerKind::Stalled => format!("{} stalled player {n}", play.name),
+            };
+            let name = play.name.clone();
+            let play = Play {
+                label: label.clone(),
+                ..play.clone()
+            };
+            let task = match kind {
+                PlayerKind::Reading => tokio::spawn(player::play(play, stop.clone())),
+                PlayerKind::Stalled => tokio::spawn(player::stall(play, stop.clone())),
+            };
+            players.push((task, label, name, kind));
+        }
+    };
+    if let Some(played) = &play_target {
+        let start = started + options.rtmp_play_delay;
+        spawn_players(Play {
+            target: Arc::new(played.server.clone()),
+            name: played.name.clone(),
+            label: String::new(),
+            start,
+            until: start + options.duration,
+            published: None,
+        });
+    }
     for (n, key) in keys.iter().enumerate() {
         let at = started + ramp.mul_f64(n as f64 / keys.len() as f64);
         let log = ll
@@ -244,10 +331,25 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
             log.clone(),
             stop.clone(),
         );
+        // Cancelled when the publisher is done, however it ends: its players then take
+        // the stream's end, or the server closing their connections, as the end of the play.
+        let published = CancellationToken::new();
+        let done = published.clone().drop_guard();
         publishers.push(tokio::spawn(async move {
+            let _done = done;
             tokio::time::sleep_until(at).await;
             task.await
         }));
+        if play_target.is_none() {
+            spawn_players(Play {
+                target: target.clone(),
+                name: key.clone(),
+                label: String::new(),
+                start: at + options.rtmp_play_delay,
+                until: at + options.duration + VIEWER_GRACE,
+                published: Some(published),
+            });
+        }
         if let Some(base) = &hls {
             let url = base
                 .join(&format!("{}/{key}/{PLAYLIST_NAME}", target.app))
@@ -310,6 +412,14 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
             }
         }
     }
+    let mut player_reports = Vec::with_capacity(players.len());
+    for (task, label, name, kind) in players {
+        player_reports.push(task.await.unwrap_or_else(|e| {
+            let mut report = PlayerReport::new(label, name, kind);
+            report.outcome = PlayerOutcome::Failed(format!("task ended abnormally: {e}"));
+            report
+        }));
+    }
     let ll_summary = if ll.is_some() {
         let mut reports = Vec::with_capacity(ll_viewers.len());
         for task in ll_viewers {
@@ -335,6 +445,7 @@ pub async fn run(options: &BenchOptions, stop: CancellationToken) -> Result<Summ
         streams,
         viewers: viewer_reports,
         ll: ll_summary,
+        players: player_reports,
         wall: started.elapsed(),
         cpu: process_cpu_time(),
     })
@@ -409,6 +520,10 @@ mod tests {
             ll_viewers: 0,
             http: "http://127.0.0.1:8000".to_owned(),
             ramp: None,
+            rtmp_players: 0,
+            rtmp_stalled_players: 0,
+            rtmp_play_url: None,
+            rtmp_play_delay: DEFAULT_PLAY_DELAY,
         }
     }
 
@@ -464,9 +579,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn players_alone_play_the_named_stream() {
+        // Nobody listens on a port just released: the players fail, and say so.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let o = BenchOptions {
+            streams: 0,
+            duration: Duration::from_secs(1),
+            rtmp_players: 2,
+            rtmp_stalled_players: 1,
+            rtmp_play_url: Some(format!("rtmp://127.0.0.1:{port}/live/cam")),
+            rtmp_play_delay: Duration::ZERO,
+            ..options()
+        };
+        let summary = run(&o, CancellationToken::new()).await.expect("runs");
+        assert!(summary.streams.is_empty());
+        let labels: Vec<(&str, &str, PlayerKind)> = summary
+            .players
+            .iter()
+            .map(|p| (p.label.as_str(), p.name.as_str(), p.kind))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("cam player 1", "cam", PlayerKind::Reading),
+                ("cam player 2", "cam", PlayerKind::Reading),
+                ("cam stalled player 1", "cam", PlayerKind::Stalled),
+            ]
+        );
+        assert!(
+            summary.players.iter().all(
+                |p| matches!(&p.outcome, PlayerOutcome::Failed(r) if r.starts_with("connect:"))
+            ),
+            "{summary}"
+        );
+        assert!(!summary.all_completed());
+    }
+
+    #[tokio::test]
     async fn bad_options_are_refused_before_anything_runs() {
         let stop = CancellationToken::new();
-        let cases: [(BenchOptions, &str); 7] = [
+        let cases: [(BenchOptions, &str); 11] = [
             (
                 BenchOptions {
                     streams: 0,
@@ -516,6 +671,35 @@ mod tests {
                     ..options()
                 },
                 "/nonexistent.flv",
+            ),
+            (
+                BenchOptions {
+                    streams: 0,
+                    rtmp_players: 1,
+                    ..options()
+                },
+                "needs --rtmp-play-url",
+            ),
+            (
+                BenchOptions {
+                    rtmp_players: 101,
+                    ..options()
+                },
+                "--rtmp-players",
+            ),
+            (
+                BenchOptions {
+                    rtmp_stalled_players: 101,
+                    ..options()
+                },
+                "--rtmp-stalled-players",
+            ),
+            (
+                BenchOptions {
+                    rtmp_play_url: Some("rtmp://127.0.0.1/live".to_owned()),
+                    ..options()
+                },
+                "--rtmp-play-url rtmp://127.0.0.1/live: no stream name",
             ),
         ];
         for (o, expected) in cases {

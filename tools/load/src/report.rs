@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::ll_report::LlSummary;
+use crate::player_report::{self, PlayerReport};
 
 /// Failures listed one by one under the table; the rest are counted.
 const MAX_FAILURES_LISTED: usize = 10;
@@ -136,6 +137,8 @@ pub struct Summary {
     pub viewers: Vec<ViewerReport>,
     /// The Low-Latency viewers, when the run had any.
     pub ll: Option<LlSummary>,
+    /// The RTMP players, reading and stalled.
+    pub players: Vec<PlayerReport>,
     /// From the first stream's start to the end of the last task.
     pub wall: Duration,
     /// CPU time (user + system) this process used, where the platform reports it.
@@ -143,9 +146,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Every stream published to its end.
+    /// Every stream published to its end and every RTMP player played.
     pub fn all_completed(&self) -> bool {
         self.streams.iter().all(|s| s.outcome == Outcome::Completed)
+            && self.players.iter().all(PlayerReport::played)
     }
 
     /// Streams whose playlist at least one viewer read, and saw advance.
@@ -336,6 +340,7 @@ impl fmt::Display for Summary {
         if let Some(ll) = &self.ll {
             ll.rows(f, self.wall, row)?;
         }
+        player_report::rows(&self.players, f, row)?;
         if let Some(cpu) = self.cpu {
             let viewers = self.viewers.len() + self.ll.as_ref().map_or(0, |l| l.viewers.len());
             let per_thousand = if viewers > 0 {
@@ -368,6 +373,7 @@ impl fmt::Display for Summary {
                 }
                 Outcome::Failed(reason) => Some(format!("{}: failed: {reason}", s.key)),
             })
+            .chain(player_report::failures(&self.players))
             .collect();
         if !failures.is_empty() {
             writeln!(f, "failures:")?;
@@ -442,6 +448,7 @@ mod tests {
                 viewer("bench-3", &[None, None], 0),
             ],
             ll: None,
+            players: Vec::new(),
             wall: Duration::from_secs(10),
             cpu: Some(Duration::from_millis(250)),
         }

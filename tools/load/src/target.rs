@@ -1,5 +1,6 @@
-//! Where the load runs publish: an `rtmp://host[:port]/app` URL taken apart into what the
-//! socket and the `connect` command need.
+//! Where the load runs publish and play: an `rtmp://host[:port]/app` URL taken apart into
+//! what the socket and the `connect` command need, and `rtmp://host[:port]/app/name` for the
+//! stream RTMP players play.
 
 use reqwest::Url;
 
@@ -59,6 +60,51 @@ impl RtmpTarget {
     }
 }
 
+/// A stream to play: `rtmp://host[:port]/app/name[?query]`, as ffmpeg takes such a URL
+/// apart (the first path segment is the application, the rest the stream name, with the
+/// query, if any, kept on the name, where servers read tokens).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayTarget {
+    pub server: RtmpTarget,
+    /// The stream name `play` asks for.
+    pub name: String,
+}
+
+impl PlayTarget {
+    /// Takes apart `rtmp://host[:port]/app/name[?query]`.
+    pub fn parse(url: &str) -> Result<PlayTarget, LoadgenError> {
+        let invalid = |reason: &'static str| LoadgenError::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = Url::parse(url).map_err(|_| invalid("not a URL"))?;
+        if parsed.fragment().is_some() {
+            return Err(invalid("a fragment has no meaning here"));
+        }
+        let path = parsed.path().trim_start_matches('/');
+        let Some((app, name)) = path.split_once('/') else {
+            return Err(invalid("no stream name (rtmp://host:port/app/name)"));
+        };
+        let name = name.trim_end_matches('/');
+        if app.is_empty() || name.is_empty() {
+            return Err(invalid("no stream name (rtmp://host:port/app/name)"));
+        }
+        let mut server_url = parsed.clone();
+        server_url.set_path(app);
+        server_url.set_query(None);
+        // The application URL's faults, told of the URL given.
+        let server = RtmpTarget::parse(server_url.as_str()).map_err(|e| match e {
+            LoadgenError::Url { reason, .. } => invalid(reason),
+            other => other,
+        })?;
+        let name = match parsed.query() {
+            Some(query) => format!("{name}?{query}"),
+            None => name.to_owned(),
+        };
+        Ok(PlayTarget { server, name })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +147,42 @@ mod tests {
             ),
         ] {
             match RtmpTarget::parse(url) {
+                Err(LoadgenError::Url { reason: r, .. }) => assert_eq!(r, reason, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn takes_a_play_url_apart() {
+        let t = PlayTarget::parse("rtmp://127.0.0.1:1936/live/bench-1").expect("valid");
+        assert_eq!(
+            t,
+            PlayTarget {
+                server: RtmpTarget::parse("rtmp://127.0.0.1:1936/live").expect("valid"),
+                name: "bench-1".to_owned(),
+            }
+        );
+        let t = PlayTarget::parse("rtmp://[::1]/live/a/b?token=x").expect("valid");
+        assert_eq!(t.server.tc_url, "rtmp://[::1]:1935/live");
+        assert_eq!(t.name, "a/b?token=x");
+        for (url, reason) in [
+            (
+                "rtmp://127.0.0.1/live",
+                "no stream name (rtmp://host:port/app/name)",
+            ),
+            (
+                "rtmp://127.0.0.1/live/",
+                "no stream name (rtmp://host:port/app/name)",
+            ),
+            ("http://127.0.0.1/live/k", "only rtmp:// is supported"),
+            (
+                "rtmp://127.0.0.1/live/k#x",
+                "a fragment has no meaning here",
+            ),
+            ("live/k", "not a URL"),
+        ] {
+            match PlayTarget::parse(url) {
                 Err(LoadgenError::Url { reason: r, .. }) => assert_eq!(r, reason, "{url}"),
                 other => panic!("{url}: {other:?}"),
             }

@@ -153,6 +153,48 @@ fn low_latency_viewers_fetch_every_part_without_errors() {
 }
 
 #[test]
+fn rtmp_players_play_or_are_told_why_not() {
+    // Whether this server plays RTMP or refuses with a status, every player gets as far as
+    // `play` and the summary says what came of it.
+    let server = TestServer::start(|_| {});
+    let url = server.rtmp_url();
+    let (output, summary) = rtmp_load(&[
+        "--url",
+        &url,
+        "--streams",
+        "1",
+        "--duration",
+        "3",
+        "--rtmp-players",
+        "2",
+        "--rtmp-stalled-players",
+        "1",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{summary}");
+    assert!(
+        summary.contains("1 started, 0 rejected, 0 failed, 1 completed"),
+        "{summary}\n{stderr}"
+    );
+    assert!(summary.contains("RTMP players       2: "), "{summary}");
+    assert!(
+        summary.contains("RTMP stalled       1: 1 sent play"),
+        "{summary}"
+    );
+    let played = number_before(&summary, "RTMP players", "played");
+    if output.status.success() {
+        assert_eq!(played, 2, "{summary}");
+        assert!(summary.contains("play to video"), "{summary}");
+    } else {
+        assert_eq!(output.status.code(), Some(1), "{summary}\n{stderr}");
+        for n in [1, 2] {
+            let refused = format!("bench-1 player {n}: rejected: NetStream.Play.");
+            assert!(summary.contains(&refused), "{summary}");
+        }
+    }
+}
+
+#[test]
 fn refused_and_unreachable_streams_make_the_run_fail() {
     // Nobody listens on a port just released.
     let port = TcpListener::bind("127.0.0.1:0")
