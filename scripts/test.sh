@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs every test of the project on a fresh machine: installs what the tests need when it
-# is missing (ffmpeg, python3, ffmpeg 9 from imageio-ffmpeg, GStreamer, chromium and the
-# browser test's npm packages here; scripts/fuzz.sh a nightly toolchain and cargo-fuzz),
-# then runs the lints, the test suite, the image check and the fuzz targets.
+# is missing (ffmpeg, python3, nginx-rtmp, ffmpeg 9 from imageio-ffmpeg, GStreamer, chromium
+# and the browser test's npm packages here; scripts/fuzz.sh a nightly toolchain and
+# cargo-fuzz), then runs the lints, the test suite, the image check and the fuzz targets.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,37 @@ if gstreamer_missing; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad glib-networking >/dev/null
+fi
+
+# tests/nginx_peer.rs runs nginx-rtmp (Debian's nginx with libnginx-mod-rtmp) as a real RTMP
+# peer, the target of the relay tests and the anchor of scripts/play_cpu.py; each test starts
+# its own nginx as a plain process on free ports. The package's postinst would start the
+# nginx service on port 80: while installing, a policy-rc.d that answers 101 ("action
+# forbidden") keeps invoke-rc.d and deb-systemd-invoke from starting it (one the machine
+# already has is left as it is), and the service is then disabled and stopped, so it does not
+# run at boot either.
+NGINX_RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+if [ ! -x /usr/sbin/nginx ] || [ ! -f "$NGINX_RTMP_MODULE" ] \
+    || ! dpkg-query -W -f='${Status}' libnginx-mod-rtmp 2>/dev/null | grep -q "ok installed"; then
+    echo "installing nginx and libnginx-mod-rtmp (tests/nginx_peer.rs runs nginx-rtmp as a peer)"
+    $SUDO apt-get update -qq
+    POLICY_RC_D_ADDED=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        POLICY_RC_D_ADDED=1
+    fi
+    NGINX_INSTALL_STATUS=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        nginx libnginx-mod-rtmp >/dev/null || NGINX_INSTALL_STATUS=$?
+    if [ -n "$POLICY_RC_D_ADDED" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    [ "$NGINX_INSTALL_STATUS" -eq 0 ] || exit "$NGINX_INSTALL_STATUS"
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now nginx.service >/dev/null 2>&1 || true
+    else
+        $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+        $SUDO invoke-rc.d nginx stop >/dev/null 2>&1 || true
+    fi
 fi
 
 # The Enhanced RTMP tests publish HEVC, AV1, VP9, Opus and multitrack streams, which

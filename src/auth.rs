@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::config::AuthConfig;
 use crate::hub::key::StreamKey;
 use crate::hub::stream::lock;
+use crate::relay::target::Template;
 
 /// Characters escaped in the key's URL path segment: everything but RFC 3986 unreserved.
 /// Keys are already restricted to those, so this is a second line of defence.
@@ -39,11 +40,17 @@ const MAX_REFUSED_KEYS: usize = 4096;
 /// Largest stream-service answer read; a stream record is a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Most relay targets one stream-service answer may name (`push`); later ones are ignored.
+const MAX_PUSH_TARGETS: usize = 16;
+
 /// What the stream-service said yes with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grant {
     /// The public name to serve HLS under, when the service gives one (`playbackId`).
     pub playback_id: Option<StreamKey>,
+    /// Where to push this key's stream besides `relay.push` (`push`: RTMP/RTMPS URLs, which
+    /// may use `{key}` and `{name}` as `relay.push` does).
+    pub push: Vec<Template>,
 }
 
 /// Why a key was refused.
@@ -294,7 +301,42 @@ fn judge(body: &[u8], now: jiff::Timestamp) -> Result<Grant, Rejection> {
                 None
             }
         });
-    Ok(Grant { playback_id })
+    let push = match record.get("push") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(urls)) => push_targets(urls),
+        Some(other) => {
+            tracing::warn!("stream-service push ignored: a list of URLs expected, not {other}");
+            Vec::new()
+        }
+    };
+    Ok(Grant { playback_id, push })
+}
+
+/// The usable relay targets of an answer's `push`; the others are logged and left out.
+fn push_targets(urls: &[Value]) -> Vec<Template> {
+    let mut targets = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        if targets.len() == MAX_PUSH_TARGETS {
+            tracing::warn!(
+                "stream-service push: only the first {MAX_PUSH_TARGETS} targets are used, {} \
+                 more ignored",
+                urls.len() - i
+            );
+            break;
+        }
+        let Some(text) = url.as_str() else {
+            tracing::warn!("stream-service push entry {i} ignored: not a string");
+            continue;
+        };
+        match Template::parse(text) {
+            Ok(t) => targets.push(t),
+            Err(e) => tracing::warn!(
+                target = %crate::relay::target::redact_text(text),
+                "stream-service push entry {i} ignored: {e}"
+            ),
+        }
+    }
+    targets
 }
 
 /// An RFC 3339 date, or seconds (or milliseconds, when too large for seconds) since the epoch.
@@ -444,6 +486,28 @@ mod tests {
         assert_eq!(g.playback_id.unwrap().as_str(), "pub-123");
         let g = judge(br#"{"playbackId":"../x"}"#, now()).unwrap();
         assert_eq!(g.playback_id, None);
+    }
+
+    #[test]
+    fn push_targets_are_taken_and_bad_ones_left_out() {
+        let g = judge(
+            br#"{"push":["rtmp://a.example/live2/k1","ftp://x/y/z",7,"rtmps://b.example/app/{key}"]}"#,
+            now(),
+        )
+        .unwrap();
+        let urls: Vec<&str> = g.push.iter().map(Template::as_str).collect();
+        assert_eq!(
+            urls,
+            ["rtmp://a.example/live2/k1", "rtmps://b.example/app/{key}"]
+        );
+        assert_eq!(
+            judge(br#"{"push":"rtmp://a/b/c"}"#, now()).unwrap().push,
+            []
+        );
+        assert_eq!(judge(br#"{"push":null}"#, now()).unwrap().push, []);
+        let many: Vec<String> = (0..40).map(|i| format!("\"rtmp://h/app/k{i}\"")).collect();
+        let body = format!(r#"{{"push":[{}]}}"#, many.join(","));
+        assert_eq!(judge(body.as_bytes(), now()).unwrap().push.len(), 16);
     }
 
     #[test]

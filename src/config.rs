@@ -27,6 +27,7 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: AuthConfig,
     pub hooks: HooksConfig,
+    pub relay: RelayConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
 }
@@ -173,6 +174,32 @@ impl HooksConfig {
     }
 }
 
+/// Restreaming: where every live stream is pushed on to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// RTMP and RTMPS URLs every live stream is pushed to, as `rtmp[s]://host[:port]/app/name`;
+    /// `{key}` stands for the publisher's stream key, `{name}` for the name the stream is
+    /// served under. As a flag or environment variable: a comma-separated list.
+    pub push: Vec<String>,
+}
+
+impl RelayConfig {
+    /// The checked templates of `relay.push`.
+    pub fn templates(&self) -> Result<Vec<crate::relay::target::Template>, ConfigError> {
+        self.push
+            .iter()
+            .map(|url| {
+                crate::relay::target::Template::parse(url).map_err(|e| ConfigError::Range {
+                    option: "relay.push",
+                    value: crate::relay::target::redact_text(url),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -269,6 +296,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             auth: AuthConfig::default(),
             hooks: HooksConfig::default(),
+            relay: RelayConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
@@ -477,6 +505,14 @@ fn parse_override(
         toml::Value::Float(_) => {
             toml::Value::Float(text.trim().parse().map_err(|_| bad("expected a number"))?)
         }
+        // A list: comma-separated items (URLs and names carry no commas).
+        toml::Value::Array(_) => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
         _ => toml::Value::String(text.to_string()),
     })
 }
@@ -658,6 +694,7 @@ impl Config {
                     .into(),
             });
         }
+        self.relay.templates()?;
         self.validate_listeners()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Range {
@@ -700,13 +737,17 @@ impl Config {
     }
 
     /// The configuration as a TOML document (`--print-config`, `check-config`), with the
-    /// stream-service and API tokens shown as `***`.
+    /// stream-service and API tokens shown as `***`, and relay targets without their stream
+    /// names (`rtmp://host/app/***`).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
         for token in [&mut shown.auth.token, &mut shown.http.api_token] {
             if !token.is_empty() {
                 *token = "***".into();
             }
+        }
+        for url in &mut shown.relay.push {
+            *url = crate::relay::target::redact_text(url);
         }
         toml::to_string(&shown).expect("the config serializes")
     }
@@ -820,6 +861,44 @@ mod tests {
         assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
         assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
         assert_eq!(Config::default().to_toml().matches("***").count(), 0);
+    }
+
+    #[test]
+    fn relay_targets_are_a_list_checked_at_start() {
+        let mut o = Overrides::default();
+        o.push_flag(
+            spec("relay.push"),
+            "rtmp://a.example/live2/{key}, rtmps://b.example:443/app/fixed-key".into(),
+        );
+        let c = Config::load(None, &o).unwrap();
+        assert_eq!(
+            c.relay.push,
+            [
+                "rtmp://a.example/live2/{key}",
+                "rtmps://b.example:443/app/fixed-key"
+            ]
+        );
+        let text = c.to_toml();
+        assert!(!text.contains("fixed-key") && text.contains("rtmps://b.example:443/app/***"));
+        let mut env = Overrides::default();
+        env.from_env(|name| (name == "RTMP_SERVER_RELAY_PUSH").then(|| "rtmp://h/a/k".into()));
+        assert_eq!(
+            Config::load(None, &env).unwrap().relay.push,
+            ["rtmp://h/a/k"]
+        );
+
+        for (bad, why) in [
+            ("http://h/app/secret", "rtmp:// or rtmps://"),
+            ("rtmp://h/app", "no stream name"),
+            ("rtmp:///app/k", "no host"),
+            ("rtmp://h/live/{stream}", "placeholder"),
+        ] {
+            let mut o = Overrides::default();
+            o.push_flag(spec("relay.push"), bad.into());
+            let e = Config::load(None, &o).unwrap_err().to_string();
+            assert!(e.contains("relay.push") && e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
     }
 
     #[test]

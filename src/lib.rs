@@ -4,6 +4,7 @@
 //! rtmp::conn -> ingest (key check, claim, flv::demux -> media events)
 //!            -> the stream's media::fanout -> TS task (hls::ts_output -> index.m3u8)
 //!                                          -> CMAF task (hls::cmaf_output -> llhls.m3u8)
+//!                                          -> relay tasks (relay: RTMP push to other servers)
 //! http <- windows in memory (hub::stream); hls::disk writes the files
 //! ```
 //!
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod mp4;
 pub mod offline;
 pub mod playback;
+pub mod relay;
 pub mod remux;
 pub mod rtmp;
 pub mod server;

@@ -39,6 +39,15 @@ pub struct ProtocolLabel {
     pub protocol: &'static str,
 }
 
+/// The `state` label of relay targets: `connecting`, `live`, `retrying`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+/// Every `state` a relay target is in (`relay::status::RelayState`).
+pub const RELAY_STATES: &[&str] = &["connecting", "live", "retrying"];
+
 /// Every `reason` a publish is refused for.
 pub const REJECT_REASONS: &[&str] = &[
     "malformed_key",
@@ -104,6 +113,15 @@ pub struct Metrics {
     pub player_skips_total: Counter,
     /// Bytes written to players.
     pub player_bytes_out_total: Counter<u64, AtomicU64>,
+    /// Relay targets of live publishes, by state.
+    pub relay_targets: Family<StateLabel, Gauge>,
+    /// Times a relay target accepted a publish (went live).
+    pub relay_connects_total: Counter,
+    /// Relay attempts that failed and live relay connections that ended before their
+    /// publish did.
+    pub relay_failures_total: Counter,
+    /// Bytes written to relay targets.
+    pub relay_bytes_out_total: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -140,6 +158,10 @@ impl Default for Metrics {
             players_dropped_total: Family::default(),
             player_skips_total: Counter::default(),
             player_bytes_out_total: Counter::default(),
+            relay_targets: Family::default(),
+            relay_connects_total: Counter::default(),
+            relay_failures_total: Counter::default(),
+            relay_bytes_out_total: Counter::default(),
         }
     }
 }
@@ -299,6 +321,31 @@ impl Metrics {
             "player_bytes_out",
             "Bytes written to players",
             self.player_bytes_out_total.clone(),
+        );
+        for &state in RELAY_STATES {
+            // Every state is listed, at 0 before any target is in it.
+            let _ = self.relay_targets.get_or_create(&StateLabel { state });
+        }
+        r.register(
+            "relay_targets",
+            "Relay targets of live publishes, by state (connecting, live, retrying)",
+            self.relay_targets.clone(),
+        );
+        r.register(
+            "relay_connects",
+            "Times a relay target accepted a publish",
+            self.relay_connects_total.clone(),
+        );
+        r.register(
+            "relay_failures",
+            "Relay attempts that failed (unreachable, refused, the stream not taken) and relay \
+             connections that dropped before their publish ended",
+            self.relay_failures_total.clone(),
+        );
+        r.register(
+            "relay_bytes_out",
+            "Bytes written to relay targets",
+            self.relay_bytes_out_total.clone(),
         );
         r.register_collector(Box::new(DiskCollector(disk)));
         registry

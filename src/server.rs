@@ -29,6 +29,7 @@ use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
 use crate::playback::queue::QueueLimits;
 use crate::playback::{Playback, PlaybackSettings};
+use crate::relay::Relays;
 use crate::rtmp::conn::{ConnContext, RtmpSettings};
 use crate::rtmp::transport::Transport;
 use crate::tls::certs::{CertPaths, CertStore};
@@ -133,6 +134,8 @@ pub struct Server {
     shutdown: CancellationToken,
     /// The output tasks of every stream.
     outputs: TaskTracker,
+    /// The relay tasks of every publish.
+    relays: TaskTracker,
     /// The disk writer's task; it ends once every handle is gone and its queue is drained.
     disk: JoinHandle<()>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
@@ -223,6 +226,8 @@ impl Server {
             Box::new(move |app, name, key| outputs.create(app, name, key)),
         ));
         let shutdown = CancellationToken::new();
+        let relays = Relays::new(config.relay.templates()?, metrics.clone());
+        let relay_tasks = relays.tasks();
         let ingest = Ingest::new(
             IngestSettings {
                 app: config.rtmp.app.clone(),
@@ -235,6 +240,7 @@ impl Server {
                 },
                 cmaf: config.hls.cmaf,
                 failure_limit: FailureLimit::from_config(&config.auth),
+                relays,
             },
             checker,
             registry.clone(),
@@ -299,6 +305,7 @@ impl Server {
             metrics,
             shutdown,
             outputs: output_tasks,
+            relays: relay_tasks,
             disk,
             hooks: hooks_task,
         })
@@ -350,6 +357,7 @@ impl Server {
             metrics,
             shutdown,
             outputs,
+            relays,
             disk,
             hooks,
         } = self;
@@ -409,6 +417,14 @@ impl Server {
             .is_err()
         {
             warn!("outputs still writing after {STOP_GRACE:?}; stopping anyway");
+        }
+        // Relays saw their publishes end and unpublish from their targets.
+        relays.close();
+        if tokio::time::timeout_at(deadline, relays.wait())
+            .await
+            .is_err()
+        {
+            warn!("relays still unpublishing after {STOP_GRACE:?}; stopping anyway");
         }
         let http_done = tokio::task::spawn_blocking(move || http.join());
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {

@@ -115,6 +115,7 @@ impl Harness {
                 track_limits: Default::default(),
                 cmaf: true,
                 failure_limit: FailureLimit::from_config(&setup.auth),
+                relays: rtmp_server::relay::Relays::new(Vec::new(), metrics.clone()),
             },
             checker,
             registry.clone(),

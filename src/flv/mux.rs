@@ -122,8 +122,7 @@ pub enum Accepts {
     Legacy,
     /// Enhanced RTMP for the codecs the player named in `connect` (`fourCcList`, or `*`).
     Announced(EnhancedCaps),
-    /// Enhanced RTMP for every codec (FLV over HTTP, where no announcement is possible, and
-    /// relay targets, which refuse what they do not take themselves).
+    /// Enhanced RTMP for every codec (FLV over HTTP, where no announcement is possible).
     Everything,
 }
 
@@ -294,8 +293,9 @@ impl FlvMuxer {
     }
 }
 
-/// A track's codec as Enhanced RTMP names it, and whether legacy FLV carries it.
-fn fourcc_of(config: &CodecConfig) -> ([u8; 4], bool) {
+/// A track's codec as Enhanced RTMP names it, and whether legacy FLV carries it (what a
+/// relay announces in `connect`).
+pub fn fourcc_of(config: &CodecConfig) -> ([u8; 4], bool) {
     match config {
         CodecConfig::H264(_) => (*b"avc1", true),
         CodecConfig::Aac(_) => (*b"mp4a", true),

@@ -13,6 +13,7 @@ use super::HttpContext;
 use crate::hub::stream::Stream;
 use crate::media::codec::TrackSummary;
 use crate::metrics::REJECT_REASONS;
+use crate::relay::status::RelayReport;
 use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
@@ -50,6 +51,10 @@ pub struct StreamStats {
     pub viewers: usize,
     /// Players reading the stream now over RTMP, HTTP-FLV and WebSocket-FLV.
     pub players: Players,
+    /// The publish's relay targets (`relay.push` and the stream-service's `push`): the URL
+    /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
+    /// `since`, `bytes_out`, `reconnects`.
+    pub relays: Vec<RelayReport>,
 }
 
 /// Players reading a stream now, by protocol.
@@ -108,6 +113,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
                 ws_flv,
             }
         },
+        relays: stream.relays(),
     })
 }
 

@@ -20,6 +20,7 @@ use crate::hub::key::StreamKey;
 use crate::media::codec::TrackSummary;
 use crate::media::fanout::FanOut;
 use crate::media::{Duration90k, Timestamp90k};
+use crate::relay::status::{RelayReport, RelayStatus};
 
 /// A player counts as a viewer for this long after it last fetched the playlist.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
@@ -136,6 +137,9 @@ pub struct Stream {
     /// `born` (0: never).
     held_at: AtomicU64,
     born: Instant,
+    /// Where the relay targets of the stream's publishes stand (those of a publish that was
+    /// taken over stay until their tasks have unpublished).
+    relays: Mutex<Vec<Arc<RelayStatus>>>,
 }
 
 /// How long after a request last waited on a stream's Low-Latency window its parts are
@@ -194,6 +198,7 @@ impl Stream {
             awaited: std::array::from_fn(|_| AtomicU64::new(NOTHING_AWAITED)),
             held_at: AtomicU64::new(0),
             born: Instant::now(),
+            relays: Mutex::new(Vec::new()),
         }
     }
 
@@ -526,6 +531,28 @@ impl Stream {
             }
         }
         viewers.insert(player, now);
+    }
+
+    /// A relay target of a publish of this stream started.
+    pub fn add_relay(&self, status: Arc<RelayStatus>) {
+        lock(&self.relays).push(status);
+    }
+
+    /// A relay target's task ended.
+    pub fn remove_relay(&self, status: &Arc<RelayStatus>) {
+        lock(&self.relays).retain(|s| !Arc::ptr_eq(s, status));
+    }
+
+    /// Where the current publish's relay targets stand.
+    pub fn relays(&self) -> Vec<RelayReport> {
+        let Some(publisher) = self.publisher() else {
+            return Vec::new();
+        };
+        lock(&self.relays)
+            .iter()
+            .filter(|s| s.publisher == publisher.id)
+            .map(|s| s.report())
+            .collect()
     }
 
     /// Distinct players that fetched the playlist within the last [`VIEWER_WINDOW`].

@@ -5,7 +5,8 @@
 //! becomes a [`Publish`]: the FLV demuxer that turns the publisher's tag bodies into media
 //! events, pushed into the stream's fan-out for every output (see `outputs`). The publish
 //! also keeps the stream's figures for the stats API, sends the webhooks (`announce`) and,
-//! when configured, re-checks the key while the stream is live (`recheck`).
+//! when configured, re-checks the key while the stream is live (`recheck`), and starts the
+//! publish's relay pushes (`crate::relay`).
 //!
 //! Failed publishes are counted per client address (`failures`): an address that fails too
 //! often is refused for a while before its key is looked at.
@@ -53,6 +54,9 @@ pub struct IngestSettings {
     /// Failed publishes that put a client address in cool-down (`auth.max_failures`,
     /// `auth.failure_window`, `auth.failure_cooldown`); `None`: no limit.
     pub failure_limit: Option<FailureLimit>,
+    /// Pushes live publishes on to other RTMP servers (`relay.push`, and the
+    /// stream-service's `push`).
+    pub relays: crate::relay::Relays,
 }
 
 /// The least time between two sweeps of the failed-publish table (see [`Ingest::sweep`]).
@@ -231,6 +235,10 @@ impl Ingest {
             took_over = claim.took_over,
             "publish started"
         );
+        inner
+            .settings
+            .relays
+            .start(&claim.stream, &claim.publisher, &grant.push);
         Ok(Publish::new(
             self.inner.clone(),
             claim.stream,

@@ -6,6 +6,7 @@
 pub mod flv;
 pub mod hls_check;
 pub mod llhls;
+pub mod nginx;
 pub mod raw;
 pub mod stub;
 pub mod tls;

@@ -159,6 +159,19 @@ impl ServerProcess {
         self.child.try_wait().expect("wait").is_none()
     }
 
+    /// Kills the server at once (SIGKILL, by its pid), as a crash would: its connections
+    /// drop without a word. Reaped before this returns.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `/api/streams/{name}`, parsed; `None` when the stream is not live.
+    pub fn api_stream(&self, name: &str) -> Option<serde_json::Value> {
+        let r = get(&self.http_url(&format!("/api/streams/{name}")));
+        (r.status == 200).then(|| serde_json::from_slice(&r.body).expect("/api/streams is JSON"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
