@@ -700,8 +700,16 @@ mod tests {
 
     #[test]
     fn asks_the_server_session_to_play() {
-        // Whatever the session answers to `play` comes back as onStatus events.
+        // What the session answers to `play` comes back as onStatus events.
         let mut pair = InMemory::new(config());
+        assert!(matches!(
+            pair.server_events.last(),
+            Some(SessionEvent::PlayRequested { .. })
+        ));
+        let mut out = BytesMut::new();
+        pair.server.accept_play("Playing key.", &mut out);
+        pair.to_client.extend_from_slice(&out);
+        pair.pump();
         assert!(matches!(
             &pair.server_events[0],
             SessionEvent::Connected { app, tc_url, flash_ver, enhanced: None }
