@@ -26,6 +26,7 @@ use rtmp_server::flv::demux::{FlvDemuxer, TagKind};
 use rtmp_server::flv::file::{FlvFile, FlvItem};
 use rtmp_server::flv::mux::{Accepts, FlvMuxer, Tag};
 use rtmp_server::rtmp::chunk::{ChunkDecoder, MAX_CHUNK_STREAMS};
+use rtmp_server::rtmp::egress::Egress;
 use rtmp_server::rtmp::handshake::HANDSHAKE_SIZE;
 use rtmp_server::rtmp::message::Message;
 use rtmp_server::rtmp::{Handshake, ServerSession, SessionConfig, SessionEvent};
@@ -186,7 +187,9 @@ fuzz_target!(|data: &[u8]| {
                     session.end_play(&mut out);
                     playing = false;
                 } else {
-                    session.send_tag(&tag(index), &mut out);
+                    let mut egress = Egress::new();
+                    session.send_tag(&tag(index), &mut egress);
+                    out.extend_from_slice(&egress.to_bytes());
                 }
             }
             _ => {}

@@ -29,6 +29,23 @@ use crate::metrics::{Metrics, ProtocolLabel, ReasonLabel};
 use crate::wallclock::rfc3339_millis;
 use queue::{Behind, PlayerQueue, Pushed, QueueLimits};
 
+/// Bytes encoded for a player and not yet written.
+pub trait Waiting {
+    fn waiting(&self) -> usize;
+}
+
+impl Waiting for BytesMut {
+    fn waiting(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Waiting for crate::rtmp::egress::Egress {
+    fn waiting(&self) -> usize {
+        self.len()
+    }
+}
+
 /// How a player reads a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -315,13 +332,13 @@ impl Player {
 
     /// Encodes queued tags with `encode` into `out` until it holds at least `up_to` bytes
     /// or the queue is empty.
-    pub fn fill(
+    pub fn fill<O: Waiting>(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut O,
         up_to: usize,
-        mut encode: impl FnMut(&Tag, &mut BytesMut),
+        mut encode: impl FnMut(&Tag, &mut O),
     ) {
-        while out.len() < up_to {
+        while out.waiting() < up_to {
             let Some(tag) = self.queue.pop() else { break };
             encode(&tag, out);
         }

@@ -701,6 +701,51 @@ impl ChunkEncoder {
         }
         Ok(())
     }
+
+    /// Lays out one message of `length` payload bytes as chunks without touching the
+    /// payload: `piece` gets each chunk header's bytes, and each run of payload bytes as a
+    /// range of the payload, in wire order (type 0, then type 3 chunks, as
+    /// [`ChunkEncoder::write_message`] writes them). For writers that send a payload from
+    /// where it lies.
+    pub fn lay_out_message(
+        &self,
+        csid: ChunkStreamId,
+        header: &MessageHeader,
+        length: usize,
+        mut piece: impl FnMut(ChunkPiece<'_>),
+    ) -> Result<(), ChunkError> {
+        let wire_length = u32::try_from(length)
+            .ok()
+            .filter(|&l| l <= MAX_MESSAGE_LENGTH)
+            .ok_or(ChunkError::OutgoingMessageTooLong {
+                length,
+                limit: MAX_MESSAGE_LENGTH,
+            })?;
+        let kind = MessageHeaderType::Type0;
+        let first = HeaderBytes::new(csid, header, kind, wire_length, true);
+        let continuation = HeaderBytes::new(csid, header, kind, wire_length, false);
+        let chunk_size = self.chunk_size.0 as usize;
+        piece(ChunkPiece::Header(&first.bytes[..first.len]));
+        let mut at = 0;
+        while at < length {
+            if at > 0 {
+                piece(ChunkPiece::Header(&continuation.bytes[..continuation.len]));
+            }
+            let end = (at + chunk_size).min(length);
+            piece(ChunkPiece::Payload(at..end));
+            at = end;
+        }
+        Ok(())
+    }
+}
+
+/// A piece of a message laid out as chunks ([`ChunkEncoder::lay_out_message`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkPiece<'a> {
+    /// A chunk header's bytes.
+    Header(&'a [u8]),
+    /// A run of the message's payload, by offset.
+    Payload(std::ops::Range<usize>),
 }
 
 #[cfg(test)]
@@ -708,66 +753,33 @@ mod tests {
     use super::*;
     use hex::FromHex;
 
-    fn bytes(hex: &str) -> Vec<u8> {
-        Vec::from_hex(hex.replace(' ', "")).expect("test vector is hex")
-    }
-
-    fn csid(id: u32) -> ChunkStreamId {
-        ChunkStreamId::new(id).expect("valid chunk stream id")
-    }
-
-    fn msg(csid_: u32, timestamp: u32, type_id: u8, stream: u32, payload: &[u8]) -> RawMessage {
-        RawMessage {
-            chunk_stream_id: csid(csid_),
-            header: MessageHeader {
-                timestamp: RtmpTimestamp(timestamp),
-                message_type_id: type_id,
-                message_stream_id: stream,
-            },
-            payload: Bytes::copy_from_slice(payload),
-        }
-    }
-
-    /// Decodes `pieces` fed one after another into a fresh decoder, draining after each.
-    fn decode_pieces(pieces: &[&[u8]]) -> Result<(Vec<RawMessage>, usize), ChunkError> {
-        let mut decoder = ChunkDecoder::new();
-        let mut input = BytesMut::new();
-        let mut messages = Vec::new();
-        for piece in pieces {
-            input.extend_from_slice(piece);
-            while let Some(m) = decoder.decode(&mut input)? {
-                messages.push(m);
+    #[test]
+    fn a_laid_out_message_is_the_written_message() {
+        for chunk_size in [1, 2, 3, 7, 128, 4096] {
+            let mut encoder = ChunkEncoder::new();
+            encoder.set_chunk_size(ChunkSize::new(chunk_size).unwrap());
+            let header = MessageHeader {
+                timestamp: RtmpTimestamp(0x0100_0000),
+                message_type_id: 9,
+                message_stream_id: 1,
+            };
+            let csid = ChunkStreamId::new(7).unwrap();
+            for len in [0, 1, 5, 300] {
+                let payload: Vec<u8> = (0..len).map(|x| x as u8).collect();
+                let mut written = BytesMut::new();
+                encoder
+                    .write_message(csid, &header, &payload, &mut written)
+                    .unwrap();
+                let mut laid_out = Vec::new();
+                encoder
+                    .lay_out_message(csid, &header, len, |piece| match piece {
+                        ChunkPiece::Header(h) => laid_out.extend_from_slice(h),
+                        ChunkPiece::Payload(r) => laid_out.extend_from_slice(&payload[r]),
+                    })
+                    .unwrap();
+                assert_eq!(laid_out, written, "chunk size {chunk_size}, {len} bytes");
             }
         }
-        Ok((messages, input.len()))
-    }
-
-    /// Decodes `wire` whole, split at every byte, and byte by byte; all must agree. Returns
-    /// the messages; asserts that nothing is left over.
-    fn decode_every_way(wire: &[u8]) -> Vec<RawMessage> {
-        let (whole, left) = decode_pieces(&[wire]).expect("valid chunk stream");
-        assert_eq!(left, 0, "bytes left over");
-        for split in 0..=wire.len() {
-            let (messages, left) =
-                decode_pieces(&[&wire[..split], &wire[split..]]).expect("valid chunk stream");
-            assert_eq!(messages, whole, "split at {split}");
-            assert_eq!(left, 0, "split at {split}");
-        }
-        let pieces: Vec<&[u8]> = wire.chunks(1).collect();
-        let (messages, left) = decode_pieces(&pieces).expect("valid chunk stream");
-        assert_eq!(messages, whole, "byte by byte");
-        assert_eq!(left, 0);
-        whole
-    }
-
-    /// The first decoding error of `wire`, fed whole and split at every byte.
-    fn decode_error(wire: &[u8]) -> ChunkError {
-        let err = decode_pieces(&[wire]).expect_err("invalid chunk stream");
-        for split in 0..=wire.len() {
-            let e = decode_pieces(&[&wire[..split], &wire[split..]]).expect_err("invalid");
-            assert_eq!(e, err, "split at {split}");
-        }
-        err
     }
 
     #[test]

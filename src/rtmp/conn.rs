@@ -20,6 +20,7 @@ use crate::media::RtmpTimestamp;
 use crate::media::frame::TrackName;
 use crate::playback::{Player, Protocol};
 use crate::rtmp::amf0::Value;
+use crate::rtmp::egress::Egress;
 use crate::rtmp::enhanced::EnhancedCaps;
 use crate::rtmp::merged_read::{self, ReadMode};
 use crate::rtmp::transport::{Transport, TransportError};
@@ -34,9 +35,13 @@ const READ_SIZE: usize = 64 * 1024;
 /// replies); a client that does not read it for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bytes of a player's tags encoded ahead of the socket: about a socket buffer's worth, so
-/// writes are large while what waits stays in the player's queue, where it can be skipped.
-const PLAY_WRITE_BATCH: usize = 256 * 1024;
+/// Bytes of a player's tags encoded ahead of the socket: a few turns of the ingest of a
+/// high-rate stream, so writes are large while what waits stays in the player's queue, where
+/// it can be skipped.
+const PLAY_WRITE_BATCH: usize = 64 * 1024;
+
+/// Bytes read from a player at once.
+const PLAYER_READ: usize = 4 * 1024;
 
 /// How long a player may take nothing of what waits for it before it is dropped.
 const PLAY_STALL: Duration = Duration::from_secs(30);
@@ -477,7 +482,7 @@ impl Conn {
     ) -> Result<(), ConnError> {
         let ctx = self.ctx.clone();
         let settings = &ctx.settings;
-        let mut out = BytesMut::new();
+        let mut out = Egress::new();
         let mut last_written = Instant::now();
         let mut last_heard = Instant::now();
         let started = Instant::now();
@@ -485,9 +490,13 @@ impl Conn {
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         let mut events = Vec::new();
+        // A player sends little (acknowledgements, pings, closeStream): its reads stay small.
+        let mut small = BytesMut::with_capacity(PLAYER_READ);
+        small.extend_from_slice(input);
+        *input = small;
         loop {
             let session = self.session.as_mut().expect("playing needs a session");
-            out.extend_from_slice(&self.out.split());
+            out.push_bytes(self.out.split().freeze());
             let waiting = out.len() + transport.pending_len();
             if waiting < PLAY_WRITE_BATCH {
                 player.fill(&mut out, PLAY_WRITE_BATCH - waiting, |tag, o| {
@@ -497,9 +506,10 @@ impl Conn {
             if player.ended() && !player.has_queued() {
                 // The publisher stopped: the player is told, and the connection ends once
                 // that is written.
-                session.end_play(&mut out);
+                session.end_play(&mut self.out);
+                out.push_bytes(self.out.split().freeze());
                 player.set_reason("the publisher stopped");
-                let bytes = out.split();
+                let bytes = out.to_bytes();
                 tokio::time::timeout(WRITE_TIMEOUT, transport.write_all(&bytes))
                     .await
                     .map_err(|_| ConnError::WriteTimeout)??;
@@ -515,7 +525,7 @@ impl Conn {
                 ready = transport.socket().writable(), if writing => {
                     ready?;
                     let before = transport.pending_len();
-                    let n = transport.try_write(&mut out)?;
+                    let n = transport.try_write_egress(&mut out)?;
                     if n > 0 || transport.pending_len() < before {
                         last_written = Instant::now();
                     }
@@ -523,7 +533,7 @@ impl Conn {
                 }
                 ready = transport.socket().readable() => {
                     ready?;
-                    let Some(drained) = transport.read_now(input)? else {
+                    let Some(drained) = transport.read_now(input, PLAYER_READ)? else {
                         continue;
                     };
                     if drained.bytes > 0 {
@@ -553,7 +563,8 @@ impl Conn {
                         player.set_reason(e.to_string());
                         let session = self.session.as_mut().expect("playing needs a session");
                         session.fail_play(&e.to_string(), &mut self.out);
-                        let bytes = self.out.split();
+                        out.push_bytes(self.out.split().freeze());
+                        let bytes = out.to_bytes();
                         let _ = tokio::time::timeout(Duration::from_secs(1), transport.write_all(&bytes)).await;
                         return Err(e.into());
                     }

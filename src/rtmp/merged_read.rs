@@ -159,21 +159,21 @@ pub fn drain(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
 pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
     loop {
         stream.readable().await?;
-        if let Some(drained) = read_now(stream, buf)? {
+        if let Some(drained) = read_now(stream, buf, MAX_PER_TICK)? {
             return Ok(drained);
         }
     }
 }
 
-/// After the socket was seen readable: appends what it holds (as [`drain`] does), or `None`
-/// when it held nothing after all, which clears the runtime's readiness so that the next
-/// `readable` waits.
-pub fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<Drained>> {
+/// After the socket was seen readable: appends what it holds, at most `max` bytes (as
+/// [`drain`] does), or `None` when it held nothing after all, which clears the runtime's
+/// readiness so that the next `readable` waits. `buf` grows by at most `max` for it.
+pub fn read_now(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<Option<Drained>> {
     {
         let mut drained = Drained::default();
         let got = stream.try_io(tokio::io::Interest::READABLE, || {
-            while drained.bytes < MAX_PER_TICK && !drained.closed {
-                match receive(stream, buf, MAX_PER_TICK - drained.bytes, &mut drained) {
+            while drained.bytes < max && !drained.closed {
+                match receive(stream, buf, max - drained.bytes, &mut drained) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // Would block after some bytes: done for now, readiness stays as it is.
@@ -199,7 +199,7 @@ fn receive(
     limit: usize,
     drained: &mut Drained,
 ) -> io::Result<()> {
-    buf.reserve(RECV_SIZE);
+    buf.reserve(RECV_SIZE.min(limit));
     let spare = buf.spare_capacity_mut();
     let len = spare.len().min(limit);
     let mut iov = libc::iovec {

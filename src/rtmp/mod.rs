@@ -25,6 +25,7 @@ pub mod amf0;
 pub mod chunk;
 pub mod client;
 pub mod conn;
+pub mod egress;
 pub mod enhanced;
 pub mod error;
 pub mod handshake;

@@ -481,10 +481,11 @@ impl ServerSession {
         self.play = Play::Idle;
     }
 
-    /// Appends one FLV tag as a message on the played stream: audio and video on chunk
-    /// streams of their own, script data (onMetaData) as a data message. Nothing without an
-    /// active play. Spec: RTMP 1.0 §7.1.2, §7.1.4, §7.1.5.
-    pub fn send_tag(&mut self, tag: &crate::flv::mux::Tag, out: &mut BytesMut) {
+    /// Queues one FLV tag as a message on the played stream: audio and video on chunk
+    /// streams of their own, script data (onMetaData) as a data message; the frame is sent
+    /// from where it lies. Nothing without an active play. Spec: RTMP 1.0 §7.1.2, §7.1.4,
+    /// §7.1.5.
+    pub fn send_tag(&mut self, tag: &crate::flv::mux::Tag, out: &mut super::egress::Egress) {
         let Play::Active { stream_id } = self.play else {
             return;
         };
@@ -493,18 +494,12 @@ impl ServerSession {
             crate::flv::tag::TagType::Video => VIDEO_CSID,
             crate::flv::tag::TagType::ScriptData => DATA_CSID,
         };
-        self.scratch.clear();
-        self.scratch.extend_from_slice(tag.header());
-        self.scratch.extend_from_slice(&tag.data);
         let header = MessageHeader {
             timestamp: tag.timestamp,
             message_type_id: tag.message_type(),
             message_stream_id: stream_id,
         };
-        if let Err(err) = self
-            .encoder
-            .write_message(csid, &header, &self.scratch, out)
-        {
+        if let Err(err) = out.push_tag(&self.encoder, csid, &header, tag) {
             tracing::debug!(%err, "tag not sent");
         }
     }
@@ -2401,7 +2396,9 @@ mod tests {
         assert!(session.is_playing());
         let tag =
             crate::flv::mux::testing::tag(crate::flv::tag::TagType::Video, true, false, 70_000);
-        session.send_tag(&tag, &mut out);
+        let mut egress = crate::rtmp::egress::Egress::new();
+        session.send_tag(&tag, &mut egress);
+        out.extend_from_slice(&egress.to_bytes());
         let replies = client.replies(&mut out);
         let Message::Video(body) = &replies[0].2 else {
             panic!("{:?}", replies[0])

@@ -6,7 +6,18 @@
 use std::io;
 use std::sync::Arc;
 
+use std::io::IoSlice;
+
 use bytes::{Buf, BytesMut};
+
+use super::egress::Egress;
+
+/// Pieces written at once: the kernel takes up to 1024 (IOV_MAX); a few dozen cover a turn
+/// of a stream's frames.
+const MAX_SLICES: usize = 64;
+
+/// Plaintext sealed at once for a TLS player.
+const TLS_BATCH: usize = 64 * 1024;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -74,12 +85,17 @@ impl Transport {
         }
     }
 
-    /// After the socket was seen readable: appends what it holds to `input`, or `None` when
-    /// it held nothing after all (see [`merged_read::read_now`]).
-    pub fn read_now(&mut self, input: &mut BytesMut) -> Result<Option<Drained>, TransportError> {
+    /// After the socket was seen readable: appends what it holds to `input`, at most `max`
+    /// bytes off the network, or `None` when it held nothing after all (see
+    /// [`merged_read::read_now`]).
+    pub fn read_now(
+        &mut self,
+        input: &mut BytesMut,
+        max: usize,
+    ) -> Result<Option<Drained>, TransportError> {
         match &mut self.tls {
-            None => Ok(merged_read::read_now(&self.socket, input)?),
-            Some(tls) => match merged_read::read_now(&self.socket, &mut tls.cipher)? {
+            None => Ok(merged_read::read_now(&self.socket, input, max)?),
+            Some(tls) => match merged_read::read_now(&self.socket, &mut tls.cipher, max)? {
                 Some(drained) => tls.open(drained, input).map(Some),
                 None => Ok(None),
             },
@@ -141,6 +157,36 @@ impl Transport {
                     Err(e) if would_block(&e) => {}
                     Err(e) => return Err(e.into()),
                 }
+                Ok(taken)
+            }
+        }
+    }
+
+    /// Writes what the socket takes now of `egress` without waiting, from where its pieces
+    /// lie (vectored); through TLS, up to 64 KiB of it is sealed and the records go out as the
+    /// socket takes them. Returns the bytes of `egress` that left.
+    pub fn try_write_egress(&mut self, egress: &mut Egress) -> Result<usize, TransportError> {
+        let would_block = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
+        match &mut self.tls {
+            None => {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let n = egress.io_slices(&mut slices);
+                match self.socket.try_write_vectored(&slices[..n]) {
+                    Ok(written) => {
+                        egress.advance(written);
+                        Ok(written)
+                    }
+                    Err(e) if would_block(&e) => Ok(0),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Some(_) => {
+                let mut plain = BytesMut::new();
+                if self.pending_len() < TLS_BATCH {
+                    egress.take_into(&mut plain, TLS_BATCH);
+                }
+                let taken = plain.len();
+                self.try_write(&mut plain)?;
                 Ok(taken)
             }
         }
