@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -111,8 +111,8 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .with_state(shared)
 }
 
-/// How the connections of one listener are served: HTTP/1.1, and HTTP/2 where TLS agreed
-/// on it (ALPN `h2`).
+/// How the connections of one listener are served: HTTP/1.1 (with upgrades, for
+/// WebSockets), and HTTP/2 where TLS agreed on it (ALPN `h2`).
 #[derive(Clone)]
 struct Protocols {
     http1: hyper::server::conn::http1::Builder,
@@ -191,9 +191,11 @@ pub async fn serve(
         let Some(acceptor) = acceptor.clone() else {
             let conn = protocols
                 .http1
-                .serve_connection(TokioIo::new(socket), service);
+                .serve_connection(TokioIo::new(socket), service)
+                .with_upgrades();
+            let stop = shared.shutdown.clone();
             tokio::spawn(async move {
-                if let Err(e) = watcher.watch(conn).await {
+                if let Err(e) = serve_http1(conn, watcher, stop).await {
                     debug!(%peer, "HTTP connection ended: {e}");
                 }
                 drop(place);
@@ -201,6 +203,7 @@ pub async fn serve(
             continue;
         };
         let tls_failures = tls_failures.clone();
+        let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
                 .await
@@ -237,9 +240,11 @@ pub async fn serve(
                 }
             } else {
                 let io = TokioIo::new(stream);
-                watcher
-                    .watch(protocols.http1.serve_connection(io, service))
-                    .await
+                let conn = protocols
+                    .http1
+                    .serve_connection(io, service)
+                    .with_upgrades();
+                serve_http1(conn, watcher, stop).await
             };
             if let Err(e) = ended {
                 debug!(%peer, "HTTPS connection ended: {e}");
@@ -255,4 +260,33 @@ pub async fn serve(
         debug!("{protocol} connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
     Ok(())
+}
+
+/// Serves an HTTP/1.1 connection that may be upgraded to a WebSocket, and finishes it
+/// gracefully when the server stops. hyper-util's watcher does not take upgradeable
+/// connections, so the stop is watched here (`stop` is cancelled before the drain starts);
+/// `watcher`, held until the connection ends, makes the drain wait for it. An upgraded
+/// connection ends here at the upgrade; its WebSocket ends with the server by itself.
+async fn serve_http1<I, S>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    watcher: Watcher,
+    stop: CancellationToken,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    drop(watcher);
+    ended
 }
