@@ -1,10 +1,11 @@
-//! HTTP delivery: HLS playlists and segments for web players, the stats API, health and
-//! metrics for operators.
+//! HTTP delivery: HLS playlists and segments and HTTP-FLV/WebSocket-FLV streams for web
+//! players, the stats API, health and metrics for operators.
 
 mod api;
 pub mod bearer;
 mod coalesce;
 pub mod cors;
+mod flv;
 mod hls;
 mod idle;
 mod ops;
@@ -27,7 +28,7 @@ use tracing::debug;
 
 use crate::hls::disk::DiskStats;
 use crate::hub::registry::Registry;
-use crate::listener::{Admission, Admitted, ConnectionMetrics};
+use crate::listener::{Admission, Admitted, ConnectionMetrics, Place};
 use crate::metrics::Metrics;
 
 /// How long a client may take to send a request's headers (and, on a kept-alive
@@ -105,14 +106,27 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(operator)
+        // `/{app}/{name}.flv`: one path segment (matchit routes no suffix after a
+        // parameter), so it cannot be taken for a stream folder's `/{app}/{name}/{file}`.
+        .route("/{app}/{file}", get(flv::stream))
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
         .layer(cors)
         .with_state(shared)
 }
 
+/// What a request's handler may keep of its connection past its answer: a streamed
+/// response counts as a request in flight (an HTTP/2 connection that carries only an FLV
+/// stream is not idle), and a WebSocket keeps the connection's place under
+/// `http.max_connections` after the upgrade took the socket from the HTTP connection.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold {
+    pub requests: Arc<idle::Requests>,
+    pub place: Arc<Place>,
+}
+
 /// How the connections of one listener are served: HTTP/1.1 (with upgrades, for
-/// WebSockets), and HTTP/2 where TLS agreed on it (ALPN `h2`).
+/// WebSocket-FLV), and HTTP/2 where TLS agreed on it (ALPN `h2`).
 #[derive(Clone)]
 struct Protocols {
     http1: hyper::server::conn::http1::Builder,
@@ -168,10 +182,16 @@ pub async fn serve(
     }) = admission.next(&shared.shutdown).await
     {
         let requests = idle::Requests::new();
+        let place = Arc::new(place);
+        let hold = ConnectionHold {
+            requests: requests.clone(),
+            place: place.clone(),
+        };
         let service = TowerToHyperService::new(
             app.clone()
                 .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(hold.clone());
                     req
                 })
                 .map_future({
