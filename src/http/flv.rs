@@ -61,6 +61,8 @@ const STALL_CHECK: Duration = Duration::from_secs(5);
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// How long a closing handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a WebSocket may take, once its writer ended, to send what is left and close.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
 
 /// `GET /{app}/{name}.flv`: the live stream `name` as HTTP-FLV, or as WebSocket-FLV when the
 /// request is a WebSocket handshake.
@@ -116,7 +118,16 @@ pub async fn stream(
             .on_failed_upgrade(move |e| debug!(%peer, "WebSocket upgrade failed: {e}"))
             .on_upgrade(move |socket| async move {
                 let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-                tokio::join!(write(ctx, player, tx), forward(socket, rx, peer));
+                let mut forwarder = std::pin::pin!(forward(socket, rx, peer));
+                tokio::select! {
+                    // The client left: the player goes with the writer.
+                    () = forwarder.as_mut() => {}
+                    () = write(ctx, player, tx) => {
+                        // What is left goes out, then the closing handshake, unless the
+                        // client is stuck.
+                        let _ = tokio::time::timeout(FINISH_WAIT, forwarder).await;
+                    }
+                }
                 drop(place);
             });
     }
@@ -307,8 +318,8 @@ fn write_tag(tag: &Tag, out: &mut BytesMut) {
 }
 
 /// Owns a WebSocket-FLV connection: sends each chunk as one binary message, answers pings,
-/// ignores other messages, and ends on the client's close frame, an error, a send that
-/// takes [`STALL_LIMIT`], or the writer's end (closing with 1000, normal closure).
+/// ignores other messages, and ends on the client's close frame, an error, or the writer's
+/// end (closing with 1000, normal closure).
 async fn forward(mut socket: WebSocket, mut chunks: mpsc::Receiver<Bytes>, peer: SocketAddr) {
     loop {
         tokio::select! {
@@ -318,19 +329,20 @@ async fn forward(mut socket: WebSocket, mut chunks: mpsc::Receiver<Bytes>, peer:
                         code: close_code::NORMAL,
                         reason: "".into(),
                     }));
-                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(close)).await;
+                    // The closing handshake: ours, then the client's close frame.
+                    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                        socket.send(close).await?;
+                        while !matches!(socket.recv().await, None | Some(Ok(Message::Close(_)))) {}
+                        Ok::<_, axum::Error>(())
+                    })
+                    .await;
                     return;
                 };
-                match tokio::time::timeout(STALL_LIMIT, socket.send(Message::Binary(chunk))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        debug!(%peer, "WebSocket-FLV: sending failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(%peer, "WebSocket-FLV: the client took nothing for {STALL_LIMIT:?}");
-                        return;
-                    }
+                // A client that takes nothing holds this send, and the writer then finds
+                // it stalled.
+                if let Err(e) = socket.send(Message::Binary(chunk)).await {
+                    debug!(%peer, "WebSocket-FLV: sending failed: {e}");
+                    return;
                 }
             }
             message = socket.recv() => match message {
@@ -341,8 +353,9 @@ async fn forward(mut socket: WebSocket, mut chunks: mpsc::Receiver<Bytes>, peer:
                 }
                 Some(Ok(Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) => {
-                    // Sends the close frame tungstenite queued in reply (§5.5.1).
-                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(None))).await;
+                    // tungstenite queued the close frame in reply (§5.5.1) and sends it
+                    // before it reads again; then the connection ends.
+                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.recv()).await;
                     return;
                 }
                 Some(Ok(Message::Text(text))) => {
