@@ -743,3 +743,62 @@ fn a_player_that_never_reads_is_dropped_and_ingest_goes_on() {
     assert!(c.first_video.is_some(), "no video for a new player");
     drop((http_player, ws_player));
 }
+
+/// A server asked to stop ends its FLV players' streams (the HTTP response after a whole
+/// tag) and exits.
+#[test]
+fn sigterm_ends_flv_players_and_the_server_exits() {
+    let key = "bye";
+    let (mut server, _publisher) = published(&[], key);
+    let url = server.http_url(&format!("/live/{key}.flv"));
+    let http_reader = std::thread::spawn(move || {
+        let mut reader = ureq::get(&url)
+            .call()
+            .expect("GET")
+            .into_body()
+            .into_reader();
+        let mut data = Vec::new();
+        let ended = reader.read_to_end(&mut data);
+        (ended.map_err(|e| e.to_string()), data)
+    });
+    let ws_url = format!("ws://127.0.0.1:{}/live/{key}.flv", server.http_port);
+    let ws_reader = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+                .await
+                .expect("WebSocket handshake");
+            let mut bytes = 0;
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(STREAM_TIMEOUT, ws.next()).await
+            {
+                if let Message::Binary(b) = message {
+                    bytes += b.len();
+                }
+            }
+            bytes
+        })
+    });
+    assert!(
+        wait_for(STREAM_TIMEOUT, || players(&server, "http-flv") == 1.0
+            && players(&server, "ws-flv") == 1.0),
+        "the players did not start:\n{}",
+        server.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}:\n{}", server.logs());
+    let (ended, data) = http_reader.join().expect("the HTTP reader");
+    assert!(ended.is_ok(), "the HTTP-FLV response broke off: {ended:?}");
+    assert!(data.starts_with(b"FLV"), "{} bytes", data.len());
+    assert_eq!(
+        whole_tags(&data),
+        data.len(),
+        "the stream ended inside a tag"
+    );
+    let ws_bytes = ws_reader.join().expect("the WebSocket reader");
+    assert!(ws_bytes > 13, "{ws_bytes} bytes over WebSocket");
+    server.assert_logged("play ended: the server stops");
+}
