@@ -100,14 +100,13 @@ pub async fn stream(
         Some(_) => Protocol::WsFlv,
         None => Protocol::HttpFlv,
     };
-    let player =
-        match ctx
-            .playback
-            .open(name, query.as_deref(), protocol, Accepts::Everything, peer)
-        {
-            Ok(player) => player,
-            Err(refusal) => return refused(&refusal),
-        };
+    let opened = ctx
+        .playback
+        .open(name, query.as_deref(), protocol, Accepts::Everything, peer);
+    let player = match opened {
+        Ok(player) => player,
+        Err(refusal) => return refused(&refusal),
+    };
     let hold = hold.map(|Extension(hold)| hold);
     if let Some(upgrade) = websocket {
         // The socket leaves the HTTP connection at the upgrade; its place goes with it.
@@ -131,6 +130,7 @@ pub async fn stream(
                 drop(place);
             });
     }
+    // HEAD: what GET would answer, without the stream (the player opens and goes at once).
     if method == Method::HEAD {
         return flv_response(Body::empty());
     }
