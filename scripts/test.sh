@@ -102,17 +102,20 @@ if ! RTMP_SERVER_FFMPEG9=$(ffmpeg9_path); then
 fi
 export RTMP_SERVER_FFMPEG9
 
-# tests/browser.rs plays HLS with hls.js in Debian's Chromium, driven by playwright-core;
-# npm installs both packages as tests/browser/package-lock.json pins them (neither
-# downloads a browser). Node.js and npm come with the machine.
+# tests/browser.rs plays HLS with hls.js, and HTTP-FLV and WebSocket-FLV with mpegts.js, in
+# Debian's Chromium, driven by playwright-core; npm installs the packages as
+# tests/browser/package-lock.json pins them (none downloads a browser). Node.js and npm
+# come with the machine.
 if [ ! -x /usr/bin/chromium ]; then
     echo "installing chromium (the browser test plays HLS in it)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -d tests/browser/node_modules ]; then
+# A node_modules from before a package was added lacks that package's folder.
+if [ ! -d tests/browser/node_modules/hls.js ] || [ ! -d tests/browser/node_modules/mpegts.js ] \
+    || [ ! -d tests/browser/node_modules/playwright-core ]; then
     command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20 or later with npm" >&2; exit 1; }
-    echo "installing hls.js and playwright-core (npm ci in tests/browser)"
+    echo "installing hls.js, mpegts.js and playwright-core (npm ci in tests/browser)"
     (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
 fi
 

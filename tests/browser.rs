@@ -1,11 +1,12 @@
 //! A real browser plays the server's live HLS: hls.js 1.7 in Debian's headless Chromium,
-//! driven by `tests/browser/play.mjs`, while a real ffmpeg publishes a live encode.
+//! driven by `tests/browser/play.mjs`, while a real ffmpeg publishes a live encode; and its
+//! HTTP-FLV and WebSocket-FLV with mpegts.js, from a page of another origin.
 //!
 //! Each case names the playlist a viewer loads and hls.js's settings; the player must start,
 //! play for [`PLAY_SECONDS`] with no stall and no fatal error, with decoded frames and the
 //! position advancing. What it needs is installed when missing: `npm ci` in tests/browser
-//! (hls.js and playwright-core, pinned by package-lock.json; nothing downloads a browser)
-//! and Debian's `chromium` (as root, with apt-get).
+//! (hls.js, mpegts.js and playwright-core, pinned by package-lock.json; nothing downloads a
+//! browser) and Debian's `chromium` (as root, with apt-get).
 
 mod common;
 
@@ -450,6 +451,135 @@ fn plays(case: Case) {
     }
 }
 
+/// How an FLV case reaches the stream.
+#[derive(Clone, Copy, PartialEq)]
+enum FlvTransport {
+    Http,
+    WebSocket,
+}
+
+/// mpegts.js plays `http://HOST/live/KEY.flv` (fetch, CORS) from a page on another origin.
+#[test]
+fn mpegts_js_plays_http_flv_cross_origin() {
+    plays_flv(FlvTransport::Http);
+}
+
+/// mpegts.js plays `ws://HOST/live/KEY.flv` (WebSocket binary messages) from a page on
+/// another origin.
+#[test]
+fn mpegts_js_plays_websocket_flv_cross_origin() {
+    plays_flv(FlvTransport::WebSocket);
+}
+
+/// Publishes a live encode, waits until the stream is live with a keyframe cached, and
+/// plays its FLV with mpegts.js from the page play.mjs serves on a port of its own (another
+/// origin than the server's).
+fn plays_flv(transport: FlvTransport) {
+    let _turn = ONE_PLAYER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_browser();
+    let server = ServerProcess::start(&[]);
+    let key = "flv";
+    let publisher = Source::H264Aac.publish(&server.rtmp_url(key));
+    let live = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&server.http_url(&format!("/live/{key}/index.m3u8")));
+        r.status == 200 && r.text().contains("#EXTINF")
+    });
+    assert!(
+        live,
+        "{key} did not go live:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+    let (url, protocol) = match transport {
+        FlvTransport::Http => (server.http_url(&format!("/live/{key}.flv")), "http-flv"),
+        FlvTransport::WebSocket => (
+            format!("ws://127.0.0.1:{}/live/{key}.flv", server.http_port),
+            "ws-flv",
+        ),
+    };
+    let seconds = PLAY_SECONDS.to_string();
+    let start_timeout = FIRST_FRAME_SECONDS.to_string();
+    let mut player = Player::spawn(
+        "play.mjs",
+        &[
+            "--player",
+            "mpegts",
+            "--url",
+            &url,
+            "--seconds",
+            &seconds,
+            "--start-timeout",
+            &start_timeout,
+        ],
+    );
+    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
+    let context = || {
+        format!(
+            "player:\n{}\nserver:\n{}\npublisher:\n{}",
+            player.stderr(),
+            server.logs(),
+            publisher.logs()
+        )
+    };
+    assert!(
+        exited,
+        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
+        context()
+    );
+    let result = player.result().unwrap_or_else(|| {
+        panic!(
+            "no result line from play.mjs: {:?}\n{}",
+            player.stdout(),
+            context()
+        )
+    });
+
+    eprintln!(
+        "mpegts.js {} over {protocol}: first frame after {} ms, frames {}, behind the buffered end {}",
+        result["player_version"],
+        result["first_frame_ms"],
+        result["frames"],
+        result["behind_edge_s"]
+    );
+    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["started"], true, "{result}");
+    assert_eq!(result["player"], "mpegts", "{result}");
+    // The page's origin is not the server's: the stream was read cross-origin.
+    let page = result["page"].as_str().expect("page");
+    assert!(
+        page.starts_with("http://127.0.0.1:") && !page.starts_with(&server.http_url("/")),
+        "{result}"
+    );
+    assert_eq!(result["media"]["has_video"], true, "{result}");
+    assert_eq!(result["media"]["has_audio"], true, "{result}");
+    let played = result["played_s"].as_f64().expect("played_s");
+    assert!(
+        played >= f64::from(PLAY_SECONDS),
+        "played {played} s: {result}"
+    );
+    assert_eq!(result["stalls"], 0, "{result}");
+    assert_eq!(result["fatal"], Value::Array(vec![]), "{result}");
+    let advanced = result["frames"]["advanced"].as_u64().expect("frames");
+    assert!(advanced > 0, "no frame decoded while playing: {result}");
+    let position = result["position_advanced_s"].as_f64().expect("position");
+    assert!(
+        position >= f64::from(PLAY_SECONDS) / 2.0,
+        "the position moved {position} s in {played} s: {result}"
+    );
+    assert_eq!(player.status_code(), Some(0), "{result}");
+    assert!(
+        server
+            .logs()
+            .contains(&format!("play started stream=\"{key}\"")),
+        "no play logged:\n{}",
+        server.logs()
+    );
+    server.assert_logged(&format!("protocol=\"{protocol}\""));
+}
+
 /// A self-signed certificate for 127.0.0.1 in a folder of its own, and the hash Chromium
 /// accepts it by.
 struct TestCertificate {
@@ -539,7 +669,11 @@ fn ensure_browser() {
     ensure_node_modules();
 }
 
-/// `npm ci` in tests/browser when node_modules is missing or older than the lockfile.
+/// The packages tests/browser/package.json names, each a folder of node_modules.
+const NODE_PACKAGES: [&str; 3] = ["hls.js", "mpegts.js", "playwright-core"];
+
+/// `npm ci` in tests/browser when node_modules is missing, older than the lockfile, or
+/// lacks a package (a tree from before one was added).
 fn ensure_node_modules() {
     static NODE_MODULES_READY: OnceLock<()> = OnceLock::new();
     NODE_MODULES_READY.get_or_init(|| {
@@ -547,7 +681,10 @@ fn ensure_node_modules() {
         let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let installed = modified(dir.join("node_modules/.package-lock.json"));
         let locked = modified(dir.join("package-lock.json"));
-        if installed.is_some() && installed >= locked {
+        let complete = NODE_PACKAGES
+            .iter()
+            .all(|p| dir.join("node_modules").join(p).is_dir());
+        if installed.is_some() && installed >= locked && complete {
             return;
         }
         let status = Command::new("npm")

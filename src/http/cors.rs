@@ -45,6 +45,16 @@ impl AllowedOrigins {
         Ok(AllowedOrigins::List(list))
     }
 
+    /// Whether a page from `origin` may read: what the browser enforces for HTTP responses,
+    /// and the server itself for a WebSocket handshake, which CORS does not cover (RFC 6455
+    /// §10.2: the server checks `Origin`).
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+
     /// The CORS layer: GET/HEAD/OPTIONS, preflight answered, and the response headers a
     /// player's script reads exposed.
     pub fn layer(&self) -> CorsLayer {
@@ -88,6 +98,14 @@ mod tests {
             panic!("expected a list");
         };
         assert_eq!(l, ["https://a.example", "http://localhost:3000"]);
+    }
+
+    #[test]
+    fn allows_listed_origins_only() {
+        let list = AllowedOrigins::parse("https://a.example").unwrap();
+        assert!(list.allows(&HeaderValue::from_static("https://a.example")));
+        assert!(!list.allows(&HeaderValue::from_static("https://b.example")));
+        assert!(AllowedOrigins::Any.allows(&HeaderValue::from_static("null")));
     }
 
     #[test]

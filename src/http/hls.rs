@@ -79,7 +79,7 @@ fn media_file(file: &str) -> Option<MediaFile> {
     word.then_some(kind)
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],

@@ -1,10 +1,11 @@
-//! HTTP delivery: HLS playlists and segments for web players, the stats API, health and
-//! metrics for operators.
+//! HTTP delivery: HLS playlists and segments and HTTP-FLV/WebSocket-FLV streams for web
+//! players, the stats API, health and metrics for operators.
 
 mod api;
 pub mod bearer;
 mod coalesce;
 pub mod cors;
+mod flv;
 mod hls;
 mod idle;
 mod ops;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -27,7 +28,7 @@ use tracing::debug;
 
 use crate::hls::disk::DiskStats;
 use crate::hub::registry::Registry;
-use crate::listener::{Admission, Admitted, ConnectionMetrics};
+use crate::listener::{Admission, Admitted, ConnectionMetrics, Place};
 use crate::metrics::Metrics;
 
 /// How long a client may take to send a request's headers (and, on a kept-alive
@@ -105,14 +106,27 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(operator)
+        // `/{app}/{name}.flv`: one path segment (matchit routes no suffix after a
+        // parameter), so it cannot be taken for a stream folder's `/{app}/{name}/{file}`.
+        .route("/{app}/{file}", get(flv::stream))
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
         .layer(cors)
         .with_state(shared)
 }
 
-/// How the connections of one listener are served: HTTP/1.1, and HTTP/2 where TLS agreed
-/// on it (ALPN `h2`).
+/// What a request's handler may keep of its connection past its answer: a streamed
+/// response counts as a request in flight (an HTTP/2 connection that carries only an FLV
+/// stream is not idle), and a WebSocket keeps the connection's place under
+/// `http.max_connections` after the upgrade took the socket from the HTTP connection.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold {
+    pub requests: Arc<idle::Requests>,
+    pub place: Arc<Place>,
+}
+
+/// How the connections of one listener are served: HTTP/1.1 (with upgrades, for
+/// WebSocket-FLV), and HTTP/2 where TLS agreed on it (ALPN `h2`).
 #[derive(Clone)]
 struct Protocols {
     http1: hyper::server::conn::http1::Builder,
@@ -168,10 +182,16 @@ pub async fn serve(
     }) = admission.next(&shared.shutdown).await
     {
         let requests = idle::Requests::new();
+        let place = Arc::new(place);
+        let hold = ConnectionHold {
+            requests: requests.clone(),
+            place: place.clone(),
+        };
         let service = TowerToHyperService::new(
             app.clone()
                 .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(hold.clone());
                     req
                 })
                 .map_future({
@@ -191,9 +211,11 @@ pub async fn serve(
         let Some(acceptor) = acceptor.clone() else {
             let conn = protocols
                 .http1
-                .serve_connection(TokioIo::new(socket), service);
+                .serve_connection(TokioIo::new(socket), service)
+                .with_upgrades();
+            let stop = shared.shutdown.clone();
             tokio::spawn(async move {
-                if let Err(e) = watcher.watch(conn).await {
+                if let Err(e) = serve_http1(conn, watcher, stop).await {
                     debug!(%peer, "HTTP connection ended: {e}");
                 }
                 drop(place);
@@ -201,6 +223,7 @@ pub async fn serve(
             continue;
         };
         let tls_failures = tls_failures.clone();
+        let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
                 .await
@@ -237,9 +260,11 @@ pub async fn serve(
                 }
             } else {
                 let io = TokioIo::new(stream);
-                watcher
-                    .watch(protocols.http1.serve_connection(io, service))
-                    .await
+                let conn = protocols
+                    .http1
+                    .serve_connection(io, service)
+                    .with_upgrades();
+                serve_http1(conn, watcher, stop).await
             };
             if let Err(e) = ended {
                 debug!(%peer, "HTTPS connection ended: {e}");
@@ -255,4 +280,33 @@ pub async fn serve(
         debug!("{protocol} connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
     Ok(())
+}
+
+/// Serves an HTTP/1.1 connection that may be upgraded to a WebSocket, and finishes it
+/// gracefully when the server stops. hyper-util's watcher does not take upgradeable
+/// connections, so the stop is watched here (`stop` is cancelled before the drain starts);
+/// `watcher`, held until the connection ends, makes the drain wait for it. An upgraded
+/// connection ends here at the upgrade; its WebSocket ends with the server by itself.
+async fn serve_http1<I, S>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    watcher: Watcher,
+    stop: CancellationToken,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    drop(watcher);
+    ended
 }

@@ -1,19 +1,23 @@
 #!/usr/bin/env node
-// Plays one HLS playlist with hls.js in headless Chromium (Debian's /usr/bin/chromium,
-// driven over CDP by playwright-core) for a bounded time, and prints one JSON line of
-// what a viewer would notice: did it start, how long to the first frame, stalls, errors,
-// frames decoded and dropped, the position against the live edge once a second, and, with
-// --stamps, glass-to-glass latency read from frames scripts/stamp_publisher.py stamped.
+// Plays one HLS playlist with hls.js, or with --player mpegts one HTTP-FLV (http://) or
+// WebSocket-FLV (ws://) stream with mpegts.js, in headless Chromium (Debian's
+// /usr/bin/chromium, driven over CDP by playwright-core) for a bounded time, and prints one
+// JSON line of what a viewer would notice: did it start, how long to the first frame,
+// stalls, errors, frames decoded and dropped, the position against the live edge once a
+// second, and, with --stamps (hls.js), glass-to-glass latency read from frames
+// scripts/stamp_publisher.py stamped.
 //
 //   node play.mjs --url http://127.0.0.1:8000/live/KEY/index.m3u8 [--seconds 20]
 //        [--low-latency] [--hls-config JSON] [--start-timeout 30] [--stamps]
 //        [--warmup 0] [--spki HASH] [--pid-file FILE] [--verbose]
+//   node play.mjs --player mpegts --url ws://127.0.0.1:8000/live/KEY.flv [--seconds 20]
+//        [--mpegts-config JSON] ...
 //
 // --spki makes Chromium accept the server certificate whose public key has that hash
 // (base64 SHA-256 of its SubjectPublicKeyInfo), for an HTTPS URL with a test certificate.
 //
-// The page and hls.js (from node_modules) are served from http://127.0.0.1 on a port of
-// its own. Chromium runs in a process group of its own with a new empty profile, both
+// The page and the player (from node_modules) are served from http://127.0.0.1 on a port
+// of its own: another origin than the server's, so the page reads the stream cross-origin. Chromium runs in a process group of its own with a new empty profile, both
 // removed at the end; --pid-file gets that group's id as soon as it exists, so a caller
 // can end the group if this process is killed before it could.
 //
@@ -54,6 +58,8 @@ const POLL_MS = 250;
 const { values: opts } = parseArgs({
   options: {
     url: { type: 'string' },
+    player: { type: 'string', default: 'hls' },
+    'mpegts-config': { type: 'string', default: '{}' },
     seconds: { type: 'string', default: '20' },
     'low-latency': { type: 'boolean', default: false },
     'hls-config': { type: 'string', default: '{}' },
@@ -66,24 +72,29 @@ const { values: opts } = parseArgs({
     verbose: { type: 'boolean', default: false },
   },
 });
-if (!opts.url) {
-  console.error('usage: node play.mjs --url PLAYLIST_URL [--seconds 20] [--low-latency] ...');
+if (!opts.url || !['hls', 'mpegts'].includes(opts.player)) {
+  console.error('usage: node play.mjs --url PLAYLIST_URL [--seconds 20] [--low-latency] ... | --player mpegts --url FLV_URL ...');
   process.exit(2);
 }
 const seconds = Number(opts.seconds);
 const startTimeout = Number(opts['start-timeout']);
 const warmup = Number(opts.warmup);
 const hlsConfig = { lowLatencyMode: opts['low-latency'], ...JSON.parse(opts['hls-config']) };
+const mpegtsConfig = JSON.parse(opts['mpegts-config']);
 const log = (...args) => { if (opts.verbose) console.error('[play]', ...args); };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The page, its scripts and hls.js, served from 127.0.0.1.
+// The pages, their scripts, hls.js and mpegts.js, served from 127.0.0.1.
 const FILES = {
   '/': ['page/index.html', 'text/html'],
   '/player.js': ['page/player.js', 'text/javascript'],
   '/stamp.js': ['page/stamp.js', 'text/javascript'],
   '/hls.js': ['node_modules/hls.js/dist/hls.min.js', 'text/javascript'],
+  '/flv.html': ['page/flv.html', 'text/html'],
+  '/flv-player.js': ['page/flv-player.js', 'text/javascript'],
+  '/mpegts.js': ['node_modules/mpegts.js/dist/mpegts.js', 'text/javascript'],
 };
+const PAGE = { hls: '/', mpegts: '/flv.html' }[opts.player];
 function servePage() {
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -158,7 +169,7 @@ function judge(report, meta) {
   const failures = [];
   const started = report.first_frame_ms !== null;
   if (!started) failures.push(`no frame within ${startTimeout} s`);
-  if (report.fatal.length) failures.push(`fatal hls.js errors: ${JSON.stringify(report.fatal)}`);
+  if (report.fatal.length) failures.push(`fatal ${opts.player} errors: ${JSON.stringify(report.fatal)}`);
   if (report.waiting.length) failures.push(`stalled (waiting) at ${report.waiting.join(', ')} s`);
   if (report.buffer_stalled.length) failures.push(`buffer stalled at ${report.buffer_stalled.join(', ')} s`);
   if (report.ended.length) failures.push(`playback ended at ${report.ended.join(', ')} s`);
@@ -182,8 +193,12 @@ function judge(report, meta) {
     ok: failures.length === 0,
     failures,
     url: opts.url,
-    hls_js: meta.hls_js,
+    page: meta.page,
+    player: opts.player,
+    player_version: meta.version,
+    hls_js: opts.player === 'hls' ? meta.version : null,
     config: report.config,
+    media: report.media ?? null,
     playlist: report.playlist,
     ll: report.ll,
     started,
@@ -226,7 +241,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 async function main() {
   pageServer = await servePage();
-  const pageUrl = `http://127.0.0.1:${pageServer.address().port}/`;
+  const pageUrl = `http://127.0.0.1:${pageServer.address().port}${PAGE}`;
   profile = mkdtempSync(join(tmpdir(), 'play-chromium-'));
   const { child, endpoint } = startChromium(profile);
   chromiumChild = child;
@@ -244,8 +259,8 @@ async function main() {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => log('console', m.type(), m.text()));
   await page.goto(pageUrl);
-  const info = await page.evaluate((o) => window.startPlayer(o), { url: opts.url, hlsConfig, stamps: opts.stamps });
-  log('hls.js', info.version, info.clock, JSON.stringify(hlsConfig));
+  const info = await page.evaluate((o) => window.startPlayer(o), { url: opts.url, hlsConfig, mpegtsConfig, stamps: opts.stamps });
+  log(opts.player, info.version, info.clock, JSON.stringify(opts.player === 'hls' ? hlsConfig : mpegtsConfig));
 
   const startDeadline = Date.now() + startTimeout * 1000;
   let status = await page.evaluate(() => window.playerStatus());
@@ -265,7 +280,7 @@ async function main() {
   }
   const report = await page.evaluate(() => window.playerReport());
   await browser.close();
-  const result = judge(report, { hls_js: info.version, played_s: playedMs / 1000, page_errors: pageErrors });
+  const result = judge(report, { version: info.version, page: pageUrl, played_s: playedMs / 1000, page_errors: pageErrors });
   console.log(JSON.stringify(result));
   return result.ok ? 0 : 1;
 }
