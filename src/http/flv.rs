@@ -39,10 +39,8 @@ use tracing::debug;
 
 use super::cors::AllowedOrigins;
 use super::{ConnectionHold, HttpContext};
-use crate::flv::mux::{Accepts, Tag, file_header};
-use crate::flv::tag::TagType;
+use crate::flv::mux::{Accepts, file_header};
 use crate::hub::key::StreamKey;
-use crate::media::RtmpTimestamp;
 use crate::playback::{PlayError, PlayRefusal, Player, Protocol};
 
 pub const FLV_TYPE: &str = "video/x-flv";
@@ -264,7 +262,7 @@ async fn write(ctx: Arc<HttpContext>, mut player: Player, tx: mpsc::Sender<Bytes
             started = true;
         }
         if started && out.len() < CHUNK {
-            player.fill(&mut out, CHUNK, write_tag);
+            player.fill(&mut out, CHUNK, |tag, out| tag.write_file_tag(out));
         }
         if out.is_empty() {
             if player.ended() && !player.has_queued() {
@@ -301,19 +299,6 @@ async fn write(ctx: Arc<HttpContext>, mut player: Player, tx: mpsc::Sender<Bytes
                 }
             }
         }
-    }
-}
-
-/// Appends `tag` as the FLV body holds it (FLV 10.1 §E.3), script data (`onMetaData`) at
-/// time 0, where FLV files have it: ffmpeg's FLV reader takes `onMetaData` at any other
-/// time for a subtitle stream's packet.
-fn write_tag(tag: &Tag, out: &mut BytesMut) {
-    if tag.kind == TagType::ScriptData && tag.timestamp.0 != 0 {
-        let mut at_zero = tag.clone();
-        at_zero.timestamp = RtmpTimestamp(0);
-        at_zero.write_file_tag(out);
-    } else {
-        tag.write_file_tag(out);
     }
 }
 

@@ -157,12 +157,8 @@ impl Playback {
                 ));
             }
             PlayAccess::Token => {
-                let given = query.and_then(|q| {
-                    q.split('&')
-                        .find_map(|pair| pair.strip_prefix("token="))
-                        .map(str::to_owned)
-                });
-                if !given.is_some_and(|t| token_matches(&t, &inner.settings.token)) {
+                let given = query.and_then(token_in);
+                if !given.is_some_and(|t| token_matches(&t, inner.settings.token.as_bytes())) {
                     return Err(refuse(
                         "token",
                         "NetStream.Play.Failed",
@@ -220,14 +216,52 @@ impl Playback {
     }
 }
 
+/// The `token` parameter of a query, percent-decoded (`None` when absent or malformed).
+fn token_in(query: &str) -> Option<Vec<u8>> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))?
+        .as_bytes();
+    let mut token = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
+            token.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            token.push(raw[i]);
+            i += 1;
+        }
+    }
+    Some(token)
+}
+
 /// Compares a token in time independent of where they differ.
-fn token_matches(given: &str, expected: &str) -> bool {
+fn token_matches(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
-            .bytes()
-            .zip(expected.bytes())
+            .iter()
+            .zip(expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_found_and_percent_decoded() {
+        assert_eq!(token_in("token=abc"), Some(b"abc".to_vec()));
+        assert_eq!(token_in("x=1&token=a%2Bb%3D"), Some(b"a+b=".to_vec()));
+        assert_eq!(token_in("token=%zz"), None);
+        assert_eq!(token_in("token=%4"), None);
+        assert_eq!(token_in("tokens=abc"), None);
+        assert!(token_matches(b"s3cret", b"s3cret"));
+        assert!(!token_matches(b"s3cre", b"s3cret"));
+        assert!(!token_matches(b"s3creT", b"s3cret"));
+    }
 }
 
 /// Why a player ends.
@@ -264,6 +298,9 @@ pub struct Player {
 /// Events taken from the fan-out at most per turn.
 const EVENTS_PER_TURN: usize = 512;
 
+/// Events and tags a player keeps room for between turns.
+const KEPT_CAPACITY: usize = 64;
+
 impl Player {
     /// The stream played.
     pub fn stream(&self) -> &Arc<Stream> {
@@ -287,6 +324,11 @@ impl Player {
         }
         let mut events = std::mem::take(&mut self.events);
         for event in events.drain(..) {
+            if self.ended {
+                // A player reads one publish: what comes after its end (the next
+                // publisher's start) is not for it.
+                break;
+            }
             if let MediaEvent::End(_) = event {
                 self.ended = true;
             }
@@ -313,6 +355,11 @@ impl Player {
             }
             self.tags = tags;
         }
+        events.clear();
+        // A burst (the cached GOP) leaves its room behind; a player keeps what a turn needs.
+        events.shrink_to(KEPT_CAPACITY);
+        self.tags.shrink_to(KEPT_CAPACITY);
+        self.queue.shrink();
         self.events = events;
         if received.closed {
             self.ended = true;

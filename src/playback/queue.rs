@@ -136,6 +136,11 @@ impl PlayerQueue {
         self.tags.is_empty()
     }
 
+    /// Gives back room a burst left, keeping what a few turns of a stream need.
+    pub fn shrink(&mut self) {
+        self.tags.shrink_to(256);
+    }
+
     /// Tag body bytes waiting.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -782,6 +782,68 @@ mod tests {
         }
     }
 
+    fn bytes(hex: &str) -> Vec<u8> {
+        Vec::from_hex(hex.replace(' ', "")).expect("test vector is hex")
+    }
+
+    fn csid(id: u32) -> ChunkStreamId {
+        ChunkStreamId::new(id).expect("valid chunk stream id")
+    }
+
+    fn msg(csid_: u32, timestamp: u32, type_id: u8, stream: u32, payload: &[u8]) -> RawMessage {
+        RawMessage {
+            chunk_stream_id: csid(csid_),
+            header: MessageHeader {
+                timestamp: RtmpTimestamp(timestamp),
+                message_type_id: type_id,
+                message_stream_id: stream,
+            },
+            payload: Bytes::copy_from_slice(payload),
+        }
+    }
+
+    /// Decodes `pieces` fed one after another into a fresh decoder, draining after each.
+    fn decode_pieces(pieces: &[&[u8]]) -> Result<(Vec<RawMessage>, usize), ChunkError> {
+        let mut decoder = ChunkDecoder::new();
+        let mut input = BytesMut::new();
+        let mut messages = Vec::new();
+        for piece in pieces {
+            input.extend_from_slice(piece);
+            while let Some(m) = decoder.decode(&mut input)? {
+                messages.push(m);
+            }
+        }
+        Ok((messages, input.len()))
+    }
+
+    /// Decodes `wire` whole, split at every byte, and byte by byte; all must agree. Returns
+    /// the messages; asserts that nothing is left over.
+    fn decode_every_way(wire: &[u8]) -> Vec<RawMessage> {
+        let (whole, left) = decode_pieces(&[wire]).expect("valid chunk stream");
+        assert_eq!(left, 0, "bytes left over");
+        for split in 0..=wire.len() {
+            let (messages, left) =
+                decode_pieces(&[&wire[..split], &wire[split..]]).expect("valid chunk stream");
+            assert_eq!(messages, whole, "split at {split}");
+            assert_eq!(left, 0, "split at {split}");
+        }
+        let pieces: Vec<&[u8]> = wire.chunks(1).collect();
+        let (messages, left) = decode_pieces(&pieces).expect("valid chunk stream");
+        assert_eq!(messages, whole, "byte by byte");
+        assert_eq!(left, 0);
+        whole
+    }
+
+    /// The first decoding error of `wire`, fed whole and split at every byte.
+    fn decode_error(wire: &[u8]) -> ChunkError {
+        let err = decode_pieces(&[wire]).expect_err("invalid chunk stream");
+        for split in 0..=wire.len() {
+            let e = decode_pieces(&[&wire[..split], &wire[split..]]).expect_err("invalid");
+            assert_eq!(e, err, "split at {split}");
+        }
+        err
+    }
+
     #[test]
     fn type_0_single_chunk_is_zero_copy() {
         // csid 3, timestamp 1000, length 4, type 20, stream 1 (little endian).
