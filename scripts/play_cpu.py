@@ -22,8 +22,9 @@ starts N players (`ffmpeg -loglevel error -i rtmp://127.0.0.1:PORT/live/play -c 
 worker summed) as ms of CPU per second of wall time (ms/s = tenths of a percent of a core),
 its RSS (VmRSS from /proc/PID/status, summed likewise) at the end of each window, and what
 each player reads per second (tcp_info's bytes_received, from `ss -tinp`). Per player: (with
-players - baseline) / N, for CPU and for RSS. The ratio rtmp-server/nginx-rtmp of both
-follows.
+players - baseline) / N for CPU; for RSS, (with players - a fresh publish-only run's RSS at
+the same age) / N, since a server's memory grows for a while after a publish starts (HLS
+windows filling). The ratio rtmp-server/nginx-rtmp of both follows.
 
 A server whose players do not receive the stream (rtmp-server before it plays RTMP) is
 reported as such, with the players' first error, and its per-player figures are left out;
@@ -272,6 +273,7 @@ def measure(cls, args, path):
     try:
         url = f"rtmp://127.0.0.1:{server.port}/live/{KEY}"
         publisher = publish(url, path)
+        published = time.monotonic()
         time.sleep(args.warmup)
         if publisher.poll() is not None:
             result["error"] = f"the publisher ended: {stop_all([publisher])[:1]}"
@@ -299,19 +301,40 @@ def measure(cls, args, path):
             print(f"{server.name}: only {len(receiving)} of {len(players)} players receive the "
                   "stream; measuring those", flush=True)
         w = window(server, args.seconds, receiving)
+        age = time.monotonic() - published
         w["players"] = len(receiving)
         w["players_ended_in_window"] = sum(1 for p in receiving if p.poll() is not None)
         result["players"] = w
         n, base = len(receiving), result["baseline"]
+        stop_all(players)
+        players = []
+        # A server's memory grows for a while after a publish starts (HLS windows and their
+        # buffers filling): the players' RSS is compared with a publish-only run of the same
+        # age, not with the earlier baseline window.
+        result["baseline"]["rss_kib_at_same_age"] = aged_rss(cls, args, path, age)
         result["per_player"] = {
             "cpu_ms_per_s": (w["cpu_ms_per_s"] - base["cpu_ms_per_s"]) / n,
-            "rss_kib": (w["rss_kib"] - base["rss_kib"]) / n,
+            "rss_kib": (w["rss_kib"] - base["rss_kib_at_same_age"]) / n,
         }
         return result
     finally:
         errors = stop_all(players)
         if errors and result["error"] is None and result["players"]:
             result["players"]["errors"] = errors[:3]
+        if publisher is not None:
+            stop_all([publisher])
+        server.stop()
+
+
+def aged_rss(cls, args, path, age):
+    """RSS (KiB) of a fresh server `age` seconds into a publish of `path`, with no player."""
+    server = cls(args.media_dir)
+    publisher = None
+    try:
+        publisher = publish(f"rtmp://127.0.0.1:{server.port}/live/{KEY}", path)
+        time.sleep(age)
+        return load.rss_bytes(server.pids()) / 1024
+    finally:
         if publisher is not None:
             stop_all([publisher])
         server.stop()

@@ -28,8 +28,10 @@ use crate::rtmp::{
     Handshake, HandshakeError, MediaKind, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
 
-/// Bytes asked of the socket per read. Encoders send in bursts of a few chunks.
-const READ_SIZE: usize = 64 * 1024;
+/// Bytes read at once from a client that does not publish (yet): the handshake, commands, a
+/// player's acknowledgements. Only a publisher's reads grow to the merged-read sizes, so a
+/// connection that plays, or never gets anywhere, holds little.
+const SMALL_READ: usize = 4 * 1024;
 
 /// How long a write to a client may take. What the server writes is small (acks, pings,
 /// replies); a client that does not read it for this long is gone.
@@ -38,10 +40,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of a player's tags encoded ahead of the socket: a few turns of the ingest of a
 /// high-rate stream, so writes are large while what waits stays in the player's queue, where
 /// it can be skipped.
-const PLAY_WRITE_BATCH: usize = 64 * 1024;
-
-/// Bytes read from a player at once.
-const PLAYER_READ: usize = 4 * 1024;
+const PLAY_WRITE_BATCH: usize = 16 * 1024;
 
 /// How long a player may take nothing of what waits for it before it is dropped.
 const PLAY_STALL: Duration = Duration::from_secs(30);
@@ -192,7 +191,7 @@ impl Conn {
         let silence_limit = cfg.ping_timeout;
         // The client must finish the handshake, `connect` and publish within this time.
         let mut publish_deadline = tokio::time::Instant::now() + handshake_timeout;
-        let mut input = BytesMut::with_capacity(READ_SIZE);
+        let mut input = BytesMut::with_capacity(SMALL_READ);
 
         if let Err(e) = merged_read::enable_receive_times(transport.socket()) {
             debug!("receive times not enabled: {e}");
@@ -202,7 +201,7 @@ impl Conn {
         loop {
             let read = tokio::select! {
                 _ = ctx.shutdown.cancelled() => return Ok(()),
-                read = tokio::time::timeout_at(publish_deadline, transport.read_ready(&mut input)) => read,
+                read = tokio::time::timeout_at(publish_deadline, transport.read_ready(&mut input, SMALL_READ)) => read,
             };
             let drained = read.map_err(|_| ConnError::HandshakeTimeout(handshake_timeout))??;
             self.count_in(drained.bytes);
@@ -278,6 +277,10 @@ impl Conn {
                 .as_ref()
                 .map(|_| merged_read::mode_at(Instant::now(), due));
             let merge = mode == Some(ReadMode::Merged);
+            let read_max = match self.publishing {
+                Some(_) => merged_read::MAX_PER_TICK,
+                None => SMALL_READ,
+            };
             if mode.is_some() != merged {
                 merged = mode.is_some();
                 if !merged {
@@ -312,7 +315,7 @@ impl Conn {
                 _ = ctx.shutdown.cancelled() => {
                     return Ok(());
                 }
-                read = transport.read_ready(&mut input), if !merge => {
+                read = transport.read_ready(&mut input, read_max), if !merge => {
                     Some((read?, ReadMode::Prompt))
                 }
                 _ = tokio::time::sleep_until(merged_read::wake_at(ctx.epoch, due, Instant::now())), if merge => {
@@ -490,10 +493,6 @@ impl Conn {
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         let mut events = Vec::new();
-        // A player sends little (acknowledgements, pings, closeStream): its reads stay small.
-        let mut small = BytesMut::with_capacity(PLAYER_READ);
-        small.extend_from_slice(input);
-        *input = small;
         loop {
             let session = self.session.as_mut().expect("playing needs a session");
             out.push_bytes(self.out.split().freeze());
@@ -533,7 +532,7 @@ impl Conn {
                 }
                 ready = transport.socket().readable() => {
                     ready?;
-                    let Some(drained) = transport.read_now(input, PLAYER_READ)? else {
+                    let Some(drained) = transport.read_now(input, SMALL_READ)? else {
                         continue;
                     };
                     if drained.bytes > 0 {

@@ -45,7 +45,7 @@ const LOW_WATER: libc::c_int = 256 * 1024;
 
 /// Most bytes taken from the socket in one tick; what is left waits for the next tick.
 /// Bounds the work and the buffer growth of one tick (4 MiB in 40 ms is 800 Mb/s).
-const MAX_PER_TICK: usize = 4 * 1024 * 1024;
+pub const MAX_PER_TICK: usize = 4 * 1024 * 1024;
 
 /// Bytes asked of the socket per `recv`.
 const RECV_SIZE: usize = 64 * 1024;
@@ -154,12 +154,12 @@ pub fn drain(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
     Ok(drained)
 }
 
-/// Waits until the socket is readable, then appends what it holds (as [`drain`] does), through
-/// the runtime's readiness tracking.
-pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Drained> {
+/// Waits until the socket is readable, then appends what it holds, at most `max` bytes (as
+/// [`drain`] does), through the runtime's readiness tracking.
+pub async fn read_ready(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<Drained> {
     loop {
         stream.readable().await?;
-        if let Some(drained) = read_now(stream, buf, MAX_PER_TICK)? {
+        if let Some(drained) = read_now(stream, buf, max)? {
             return Ok(drained);
         }
     }
@@ -332,7 +332,7 @@ mod tests {
         set_low_water(&server, false).unwrap();
         let mut buf = BytesMut::new();
         let reader = async {
-            let d = read_ready(&server, &mut buf).await.unwrap();
+            let d = read_ready(&server, &mut buf, MAX_PER_TICK).await.unwrap();
             (d.bytes, d.closed)
         };
         let writer = async {

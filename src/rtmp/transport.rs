@@ -75,11 +75,15 @@ impl Transport {
     /// Waits until the socket is readable, then appends what it carries to `input` (see
     /// [`merged_read::read_ready`]). `bytes` counts what came off the network; through TLS,
     /// what it carried may be less (a record not yet whole), or nothing.
-    pub async fn read_ready(&mut self, input: &mut BytesMut) -> Result<Drained, TransportError> {
+    pub async fn read_ready(
+        &mut self,
+        input: &mut BytesMut,
+        max: usize,
+    ) -> Result<Drained, TransportError> {
         match &mut self.tls {
-            None => Ok(merged_read::read_ready(&self.socket, input).await?),
+            None => Ok(merged_read::read_ready(&self.socket, input, max).await?),
             Some(tls) => {
-                let drained = merged_read::read_ready(&self.socket, &mut tls.cipher).await?;
+                let drained = merged_read::read_ready(&self.socket, &mut tls.cipher, max).await?;
                 tls.open(drained, input)
             }
         }
