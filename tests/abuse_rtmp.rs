@@ -275,17 +275,27 @@ fn commands_out_of_order_are_refused_and_the_server_carries_on() {
     let _ = c.publish(stream, "twice-again");
     bystander.assert_closed(&mut c, "second publish", "is already publishing");
 
-    // play: playback over RTMP is not offered; the request is answered, not ignored.
+    // play of a stream that is not live: answered, not ignored.
     let mut c = bystander.connected();
     let stream = c.create_stream();
-    c.command(stream, "play", Value::Null, vec![Value::from("bystander")])
+    c.command(stream, "play", Value::Null, vec![Value::from("nobody")])
         .unwrap();
     assert!(
-        c.wait_status("NetStream.Play.Failed", ANSWER_TIMEOUT),
+        c.wait_status("NetStream.Play.StreamNotFound", ANSWER_TIMEOUT),
         "play answered with {:?}",
         c.status_codes()
     );
     bystander.server.assert_logged("play refused");
+
+    // play on a connection that publishes.
+    let mut c = bystander.raw();
+    let stream = c.start_publish("both");
+    let _ = c.command(stream, "play", Value::Null, vec![Value::from("bystander")]);
+    bystander.assert_closed(
+        &mut c,
+        "play while publishing",
+        "already publishes or plays",
+    );
 
     bystander.assert_unharmed();
 }
