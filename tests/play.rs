@@ -78,6 +78,22 @@ fn source_packets(file: &Path) -> Vec<Hashed> {
     hashed_packets(&[], file.to_str().unwrap()).0
 }
 
+/// Debian's ffmpeg (a legacy player) decoding `seconds` of `url` to nothing.
+fn ffmpeg_plays(url: &str, seconds: u32) -> std::process::Output {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "20000000",
+        ])
+        .args(["-i", url, "-t", &seconds.to_string(), "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs")
+}
+
 /// Waits until `key` is live on `server` (its playlist exists).
 fn wait_live(server: &ServerProcess, key: &str) {
     assert!(
@@ -113,18 +129,7 @@ fn ffprobe_and_ffmpeg_play_a_live_stream_frame_for_frame_from_a_keyframe() {
     assert_run_of(&source, &got, false);
 
     // ffmpeg decodes what it plays.
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-rw_timeout",
-            "20000000",
-        ])
-        .args(["-i", &server.rtmp_url("cam"), "-t", "2", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
+    let out = ffmpeg_plays(&server.rtmp_url("cam"), 2);
     assert!(
         out.status.success(),
         "ffmpeg: {}",
@@ -166,18 +171,7 @@ fn hevc_goes_to_players_that_announce_enhanced_rtmp_and_a_legacy_player_is_told_
     let _publisher = Publisher::spawn(command);
     wait_live(&server, "hevc");
     // Debian's ffmpeg announces no Enhanced RTMP: NetStream.Play.Failed, with the reason.
-    let legacy = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-rw_timeout",
-            "20000000",
-        ])
-        .args(["-i", &server.rtmp_url("hevc"), "-t", "1", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
+    let legacy = ffmpeg_plays(&server.rtmp_url("hevc"), 1);
     let said = String::from_utf8_lossy(&legacy.stderr);
     assert!(!legacy.status.success());
     assert!(said.contains("HEVC needs Enhanced RTMP"), "{said}");
@@ -229,18 +223,7 @@ fn play_refusals_say_why_and_leave_the_stream_alone() {
     let _publisher = live_publisher(&server, "cam");
     wait_live(&server, "cam");
     let play = |name: &str| {
-        let out = Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-v",
-                "error",
-                "-rw_timeout",
-                "20000000",
-            ])
-            .args(["-i", &server.rtmp_url(name), "-t", "1", "-f", "null", "-"])
-            .output()
-            .expect("ffmpeg runs");
+        let out = ffmpeg_plays(&server.rtmp_url(name), 1);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -271,18 +254,7 @@ fn play_refusals_say_why_and_leave_the_stream_alone() {
     let off = ServerProcess::start(&["--rtmp-play", "off"]);
     let _publisher = live_publisher(&off, "cam");
     wait_live(&off, "cam");
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-rw_timeout",
-            "20000000",
-        ])
-        .args(["-i", &off.rtmp_url("cam"), "-t", "1", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
+    let out = ffmpeg_plays(&off.rtmp_url("cam"), 1);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("playback is switched off"), "{said}");
 }

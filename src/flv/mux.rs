@@ -478,36 +478,24 @@ fn codec_id(form: Form, legacy: f64) -> f64 {
     }
 }
 
-/// Tags for other modules' tests.
+/// Tags and media events for other modules' tests.
 #[cfg(test)]
 pub mod testing {
-    use super::*;
-
-    /// A tag of `kind` with a body of `len` bytes.
-    pub fn tag(kind: TagType, keyframe: bool, config: bool, len: usize) -> Tag {
-        let mut tag = Tag::new(kind, RtmpTimestamp(0), &[], Bytes::from(vec![0; len]));
-        tag.keyframe = keyframe;
-        tag.config = config;
-        tag
-    }
-}
-
-#[cfg(test)]
-mod tests {
     use std::time::Instant;
 
     use super::*;
     use crate::flv::demux::{FlvDemuxer, TagKind};
     use crate::flv::file::{FlvFile, FlvItem};
 
-    fn testdata(name: &str) -> Bytes {
+    /// The media events the demuxer makes of `testdata/flv/{name}`, as publisher `publisher`.
+    pub fn events_of(name: &str, publisher: u64) -> Vec<MediaEvent> {
         let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-        Bytes::from(std::fs::read(path).unwrap())
+        demux(Bytes::from(std::fs::read(path).unwrap()), publisher)
     }
 
-    /// The media events the demuxer makes of an FLV file.
-    fn demux(file: Bytes) -> Vec<MediaEvent> {
-        let mut demux = FlvDemuxer::new();
+    /// The media events the demuxer makes of an FLV file, as publisher `publisher`.
+    pub fn demux(file: Bytes, publisher: u64) -> Vec<MediaEvent> {
+        let mut demux = FlvDemuxer::new().for_publisher(publisher);
         let mut events = Vec::new();
         for item in FlvFile::new(file) {
             match item.unwrap() {
@@ -524,6 +512,22 @@ mod tests {
         demux.finish(&mut events);
         events
     }
+
+    /// A tag of `kind` with a body of `len` bytes.
+    pub fn tag(kind: TagType, keyframe: bool, config: bool, len: usize) -> Tag {
+        let mut tag = Tag::new(kind, RtmpTimestamp(0), &[], Bytes::from(vec![0; len]));
+        tag.keyframe = keyframe;
+        tag.config = config;
+        tag
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::testing::{demux, events_of};
+    use super::*;
+    use crate::flv::file::{FlvFile, FlvItem};
 
     fn mux(events: &[MediaEvent], accepts: Accepts) -> Result<Bytes, Unplayable> {
         let mut muxer = FlvMuxer::new(accepts);
@@ -571,17 +575,17 @@ mod tests {
             "audio_only.flv",
             "video_only.flv",
         ] {
-            let source = demux(testdata(name));
-            let again = demux(mux(&source, Accepts::Everything).unwrap());
+            let source = events_of(name, 0);
+            let again = demux(mux(&source, Accepts::Everything).unwrap(), 0);
             assert_eq!(frames(&again), frames(&source), "{name}");
         }
     }
 
     #[test]
     fn a_legacy_player_gets_legacy_tags_and_the_default_tracks_only() {
-        let source = demux(testdata("h264_aac.flv"));
+        let source = events_of("h264_aac.flv", 0);
         let file = mux(&source, Accepts::Legacy).unwrap();
-        let again = demux(file.clone());
+        let again = demux(file.clone(), 0);
         assert_eq!(frames(&again), frames(&source));
         for item in FlvFile::new(file) {
             if let FlvItem::Tag(tag) = item.unwrap() {
@@ -593,8 +597,8 @@ mod tests {
             }
         }
         // A multitrack publish: the legacy player gets track 0 of each kind.
-        let source = demux(testdata("h264_multitrack.flv"));
-        let again = demux(mux(&source, Accepts::Legacy).unwrap());
+        let source = events_of("h264_multitrack.flv", 0);
+        let again = demux(mux(&source, Accepts::Legacy).unwrap(), 0);
         let MediaEvent::Start(tracks) = &again[0] else {
             panic!("{:?}", again[0])
         };
@@ -604,7 +608,7 @@ mod tests {
 
     #[test]
     fn a_legacy_player_cannot_take_hevc() {
-        let source = demux(testdata("hevc_aac.flv"));
+        let source = events_of("hevc_aac.flv", 0);
         assert_eq!(mux(&source, Accepts::Legacy).unwrap_err().codec, "HEVC");
         let caps = EnhancedCaps {
             fourccs: vec![crate::rtmp::enhanced::FourCcCap {
@@ -614,7 +618,7 @@ mod tests {
             caps_ex: 0,
         };
         assert!(mux(&source, Accepts::Announced(caps.clone())).is_err());
-        let av1 = demux(testdata("av1_opus.flv"));
+        let av1 = events_of("av1_opus.flv", 0);
         // AV1 is named, Opus is not: the default audio track needs what was not announced.
         assert_eq!(
             mux(&av1, Accepts::Announced(caps)).unwrap_err().codec,
@@ -624,7 +628,7 @@ mod tests {
 
     #[test]
     fn metadata_and_sequence_headers_precede_the_first_frame() {
-        let source = demux(testdata("h264_aac.flv"));
+        let source = events_of("h264_aac.flv", 0);
         let mut muxer = FlvMuxer::new(Accepts::Legacy);
         let mut tags = Vec::new();
         for e in &source {

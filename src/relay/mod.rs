@@ -125,7 +125,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant, SystemTime};
 
-    use bytes::{Bytes, BytesMut};
+    use bytes::BytesMut;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -133,7 +133,6 @@ mod tests {
 
     use super::*;
     use crate::flv::demux::{FlvDemuxer, TagKind};
-    use crate::flv::file::{FlvFile, FlvItem};
     use crate::hub::key::StreamKey;
     use crate::media::fanout::{FanOut, Limits};
     use crate::media::frame::{Ending, MediaEvent};
@@ -142,24 +141,7 @@ mod tests {
     const PUBLISHER: u64 = 7;
 
     fn demux(name: &str) -> Vec<MediaEvent> {
-        let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-        let file = Bytes::from(std::fs::read(path).unwrap());
-        let mut demux = FlvDemuxer::new().for_publisher(PUBLISHER);
-        let mut events = Vec::new();
-        for item in FlvFile::new(file) {
-            match item.unwrap() {
-                FlvItem::Header(h) => demux.expect_tracks(h.type_flags_video, h.type_flags_audio),
-                FlvItem::Tag(tag) => {
-                    if let Some(kind) = TagKind::of(tag.tag_type) {
-                        demux
-                            .push(kind, tag.timestamp, tag.body, Instant::now(), &mut events)
-                            .unwrap();
-                    }
-                }
-            }
-        }
-        demux.finish(&mut events);
-        events
+        crate::flv::mux::testing::events_of(name, PUBLISHER)
     }
 
     /// Each frame's track, decode time (ms) and size.

@@ -190,32 +190,12 @@ impl RelaySession {
 mod tests {
     use std::sync::Arc;
 
-    use bytes::Bytes;
-
     use super::*;
     use crate::flv::demux::{FlvDemuxer, TagKind};
-    use crate::flv::file::{FlvFile, FlvItem};
     use crate::rtmp::{Handshake, ServerSession, SessionConfig, SessionEvent};
 
     fn demux(name: &str) -> Vec<MediaEvent> {
-        let path = format!("{}/testdata/flv/{name}", env!("CARGO_MANIFEST_DIR"));
-        let file = Bytes::from(std::fs::read(path).unwrap());
-        let mut demux = FlvDemuxer::new();
-        let mut events = Vec::new();
-        for item in FlvFile::new(file) {
-            match item.unwrap() {
-                FlvItem::Header(h) => demux.expect_tracks(h.type_flags_video, h.type_flags_audio),
-                FlvItem::Tag(tag) => {
-                    if let Some(kind) = TagKind::of(tag.tag_type) {
-                        demux
-                            .push(kind, tag.timestamp, tag.body, Instant::now(), &mut events)
-                            .unwrap();
-                    }
-                }
-            }
-        }
-        demux.finish(&mut events);
-        events
+        crate::flv::mux::testing::events_of(name, 0)
     }
 
     /// A relay session and this server's own session in memory, as a target.

@@ -40,7 +40,17 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of a player's tags encoded ahead of the socket: a few turns of the ingest of a
 /// high-rate stream, so writes are large while what waits stays in the player's queue, where
 /// it can be skipped.
-const PLAY_WRITE_BATCH: usize = 16 * 1024;
+const PLAY_WRITE_BATCH: usize = 64 * 1024;
+
+/// How often a player takes its stream's events and writes them: every third tick of the
+/// merged-read grid, when the ingest thread wakes anyway, so every player of the server
+/// shares those wakeups. Players buffer seconds; 120 ms costs them nothing.
+const PLAY_TAKE_EVERY: Duration = Duration::from_millis(120);
+
+/// Whether the player's time to take its stream's events has come.
+fn taking(next_take: tokio::time::Instant) -> bool {
+    tokio::time::Instant::now() >= next_take
+}
 
 /// How long a player may take nothing of what waits for it before it is dropped.
 const PLAY_STALL: Duration = Duration::from_secs(30);
@@ -493,6 +503,10 @@ impl Conn {
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         let mut events = Vec::new();
+        // When the player next takes its stream's events: at once the first time (the
+        // cached GOP), then on the PLAY_TAKE_EVERY grid, so a player costs a write per
+        // period and no wakeup of its own.
+        let mut next_take = tokio::time::Instant::now();
         loop {
             let session = self.session.as_mut().expect("playing needs a session");
             out.push_bytes(self.out.split().freeze());
@@ -557,7 +571,9 @@ impl Conn {
                         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
                     }
                 }
-                received = player.recv(), if !player.ended() => {
+                _ = tokio::time::sleep_until(next_take), if !player.ended() && !taking(next_take) => {}
+                received = player.recv(), if !player.ended() && taking(next_take) => {
+                    next_take = merged_read::next_on_grid(ctx.epoch, PLAY_TAKE_EVERY);
                     if let Err(e) = received {
                         player.set_reason(e.to_string());
                         let session = self.session.as_mut().expect("playing needs a session");

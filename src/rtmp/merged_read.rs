@@ -56,8 +56,14 @@ const CONTROL_WORDS: usize = 8;
 
 /// The next tick of the grid that started at `epoch`.
 pub fn next_tick(epoch: Instant) -> tokio::time::Instant {
-    let tick = TICK.as_nanos();
-    let next = (epoch.elapsed().as_nanos() / tick + 1) * tick;
+    next_on_grid(epoch, TICK)
+}
+
+/// The next multiple of `period` after `epoch`: with a period of whole ticks, a time the
+/// merged reads wake at anyway, so whatever waits for it costs no wakeup of its own.
+pub fn next_on_grid(epoch: Instant, period: Duration) -> tokio::time::Instant {
+    let period = period.as_nanos().max(1);
+    let next = (epoch.elapsed().as_nanos() / period + 1) * period;
     tokio::time::Instant::from_std(epoch) + Duration::from_nanos(next as u64)
 }
 

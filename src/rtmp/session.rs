@@ -879,6 +879,28 @@ impl ServerSession {
         Ok(())
     }
 
+    /// The stream name `command` (publish or play) gives, on a stream that was created;
+    /// `missing` says what is wrong without one.
+    fn stream_name<'c>(
+        &self,
+        message_stream_id: u32,
+        command: &'c Command,
+        missing: &'static str,
+    ) -> Result<&'c str, SessionError> {
+        if message_stream_id == 0 || message_stream_id > self.streams_created {
+            return Err(SessionError::UnknownStream {
+                command: command.name.clone(),
+                message_stream_id,
+            });
+        }
+        command
+            .string_argument(0)
+            .ok_or_else(|| SessionError::MalformedCommand {
+                command: command.name.clone(),
+                problem: missing,
+            })
+    }
+
     /// Spec: RTMP 1.0 §7.2.2.6.
     fn on_publish(
         &mut self,
@@ -886,18 +908,8 @@ impl ServerSession {
         command: Command,
         events: &mut Vec<SessionEvent>,
     ) -> Result<(), SessionError> {
-        if message_stream_id == 0 || message_stream_id > self.streams_created {
-            return Err(SessionError::UnknownStream {
-                command: command.name,
-                message_stream_id,
-            });
-        }
-        let Some(name) = command.string_argument(0) else {
-            return Err(SessionError::MalformedCommand {
-                command: command.name,
-                problem: "has no publishing name string",
-            });
-        };
+        let name =
+            self.stream_name(message_stream_id, &command, "has no publishing name string")?;
         let (stream_key, query) = split_query(name);
         if let Some(active_stream_id) = self.publish.stream_id() {
             return Err(SessionError::SecondPublish {
@@ -928,21 +940,10 @@ impl ServerSession {
         command: Command,
         events: &mut Vec<SessionEvent>,
     ) -> Result<(), SessionError> {
-        if message_stream_id == 0 || message_stream_id > self.streams_created {
-            return Err(SessionError::UnknownStream {
-                command: command.name,
-                message_stream_id,
-            });
-        }
-        let Some(name) = command.string_argument(0) else {
-            return Err(SessionError::MalformedCommand {
-                command: command.name,
-                problem: "has no stream name string",
-            });
-        };
+        let name = self.stream_name(message_stream_id, &command, "has no stream name string")?;
         if self.publish.stream_id().is_some() || self.play.stream_id().is_some() {
             return Err(SessionError::MalformedCommand {
-                command: command.name,
+                command: command.name.clone(),
                 problem: "comes while the connection already publishes or plays",
             });
         }
