@@ -52,7 +52,8 @@ max_len() {
 # .cargo/config.toml (AddressSanitizer cannot link statically); the check below makes sure
 # the sanitizer and the coverage instrumentation really are in.
 cargo +nightly fuzz build --debug-assertions --sanitizer address
-BIN=fuzz/target/x86_64-unknown-linux-gnu/release
+# cargo builds into CARGO_TARGET_DIR when it is set, else the fuzz workspace's own target.
+BIN=${CARGO_TARGET_DIR:-fuzz/target}/x86_64-unknown-linux-gnu/release
 # asan.module_ctor exists only where code was instrumented by AddressSanitizer, the
 # __sancov_cntrs section only where code has coverage counters.
 if command -v nm >/dev/null 2>&1; then
