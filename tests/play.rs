@@ -321,3 +321,20 @@ fn players_are_counted_and_their_webhooks_fire() {
         Some(0.0)
     );
 }
+
+#[test]
+fn a_player_over_rtmps_gets_the_stream_frame_for_frame() {
+    use common::tls::{CertFiles, Pair, strs};
+    let files = CertFiles::new(&Pair::new());
+    let args = files.with(&["--rtmp-tls-port", "0"]);
+    let server = ServerProcess::start(&strs(&args));
+    let _publisher = live_publisher(&server, "cam");
+    wait_live(&server, "cam");
+    // ffprobe over TLS (Debian's GnuTLS, which verifies nothing unless told to).
+    let (got, errors) = hashed_packets(&["-read_intervals", "%+3"], &server.rtmps_url("cam"));
+    assert!(!got.is_empty(), "ffprobe read nothing over RTMPS: {errors}");
+    assert!(got.iter().find(|p| p.video).expect("video").key);
+    let source = source_packets(&testdata("flv/h264_aac.flv"));
+    assert_run_of(&source, &got, true);
+    assert_run_of(&source, &got, false);
+}

@@ -168,7 +168,6 @@ pub struct FlvMuxer {
     /// onMetaData goes before the next frame.
     metadata_due: bool,
     lead: Option<u8>,
-    last: RtmpTimestamp,
 }
 
 impl FlvMuxer {
@@ -180,7 +179,6 @@ impl FlvMuxer {
             config_due: Vec::new(),
             metadata_due: false,
             lead: None,
-            last: RtmpTimestamp(0),
         }
     }
 
@@ -256,18 +254,17 @@ impl FlvMuxer {
             return;
         };
         let timestamp = RtmpTimestamp((frame.dts.ticks() / 90) as u32);
-        self.last = timestamp;
-        if self.metadata_due {
-            self.metadata_due = false;
+        // A publish's first frame: metadata and every track's sequence header go first.
+        let starting = std::mem::take(&mut self.metadata_due);
+        if starting {
             out.push(metadata(&tracks, &self.forms));
         }
         for (j, due) in self.config_due.iter_mut().enumerate() {
             if !*due {
                 continue;
             }
-            // Sequence headers go out together before the first frame, and a changed one
-            // before its track's next frame.
-            if j != i && !out.last().is_some_and(|t| t.config) {
+            // A changed configuration goes before its own track's next frame.
+            if !starting && j != i {
                 continue;
             }
             *due = false;

@@ -302,11 +302,6 @@ const EVENTS_PER_TURN: usize = 512;
 const KEPT_CAPACITY: usize = 64;
 
 impl Player {
-    /// The stream played.
-    pub fn stream(&self) -> &Arc<Stream> {
-        &self.stream
-    }
-
     /// Waits for the stream's next events and queues their tags. Cancel-safe.
     pub async fn recv(&mut self) -> Result<(), PlayError> {
         let received = self

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::chunk::{ChunkEncoder, ChunkPiece, ChunkStreamId, MessageHeader};
 use super::error::ChunkError;
@@ -158,7 +158,7 @@ impl Egress {
         }
     }
 
-    /// Everything waiting, joined (for tests).
+    /// Everything waiting, joined (the last words of a play, written whole).
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.len);
         for (i, piece) in self.pieces.iter().enumerate() {
@@ -166,22 +166,6 @@ impl Egress {
             out.extend_from_slice(if i == 0 { &bytes[self.offset..] } else { bytes });
         }
         out.freeze()
-    }
-}
-
-impl Buf for Egress {
-    fn remaining(&self) -> usize {
-        self.len
-    }
-
-    fn chunk(&self) -> &[u8] {
-        self.pieces
-            .front()
-            .map_or(&[][..], |p| &p.bytes()[self.offset..])
-    }
-
-    fn advance(&mut self, n: usize) {
-        Egress::advance(self, n)
     }
 }
 

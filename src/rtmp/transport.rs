@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::io::IoSlice;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 
 use super::egress::Egress;
 
@@ -45,6 +45,8 @@ struct Tls {
     cipher: BytesMut,
     /// Records to send.
     sealed: Vec<u8>,
+    /// A played stream's next bytes, joined to be sealed (kept between writes).
+    plain: BytesMut,
 }
 
 impl Transport {
@@ -63,6 +65,7 @@ impl Transport {
                 session: TlsSession::new(config)?,
                 cipher: BytesMut::new(),
                 sealed: Vec::new(),
+                plain: BytesMut::new(),
             })),
         })
     }
@@ -133,39 +136,6 @@ impl Transport {
         }
     }
 
-    /// Writes what the socket takes now of `bytes` without waiting, and what leaves is
-    /// taken off `bytes`; through TLS, `bytes` is sealed whole and the records go out as the
-    /// socket takes them ([`Transport::pending_len`] says what waits). Returns the bytes of
-    /// `bytes` that left. For writers that wait on the socket's `writable` beside other work.
-    pub fn try_write(&mut self, bytes: &mut BytesMut) -> Result<usize, TransportError> {
-        let would_block = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
-        match &mut self.tls {
-            None => match self.socket.try_write(bytes) {
-                Ok(n) => {
-                    bytes.advance(n);
-                    Ok(n)
-                }
-                Err(e) if would_block(&e) => Ok(0),
-                Err(e) => Err(e.into()),
-            },
-            Some(tls) => {
-                let taken = bytes.len();
-                if taken > 0 {
-                    tls.session.seal(bytes, &mut tls.sealed)?;
-                    bytes.clear();
-                }
-                match self.socket.try_write(&tls.sealed) {
-                    Ok(n) => {
-                        tls.sealed.drain(..n);
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(taken)
-            }
-        }
-    }
-
     /// Writes what the socket takes now of `egress` without waiting, from where its pieces
     /// lie (vectored); through TLS, up to 64 KiB of it is sealed and the records go out as the
     /// socket takes them. Returns the bytes of `egress` that left.
@@ -184,13 +154,25 @@ impl Transport {
                     Err(e) => Err(e.into()),
                 }
             }
-            Some(_) => {
-                let mut plain = BytesMut::new();
-                if self.pending_len() < TLS_BATCH {
-                    egress.take_into(&mut plain, TLS_BATCH);
+            Some(tls) => {
+                // Sealed from one joined batch: a record per piece would cost a record
+                // header per few-byte chunk header.
+                let mut taken = 0;
+                if tls.sealed.len() < TLS_BATCH {
+                    tls.plain.clear();
+                    egress.take_into(&mut tls.plain, TLS_BATCH);
+                    taken = tls.plain.len();
+                    if taken > 0 {
+                        tls.session.seal(&tls.plain, &mut tls.sealed)?;
+                    }
                 }
-                let taken = plain.len();
-                self.try_write(&mut plain)?;
+                match self.socket.try_write(&tls.sealed) {
+                    Ok(n) => {
+                        tls.sealed.drain(..n);
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 Ok(taken)
             }
         }
