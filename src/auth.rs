@@ -51,6 +51,8 @@ pub struct Grant {
     /// Where to push this key's stream besides `relay.push` (`push`: RTMP/RTMPS URLs, which
     /// may use `{key}` and `{name}` as `relay.push` does).
     pub push: Vec<Template>,
+    /// Record this key's publishes whatever `record.enabled` says (`"record": true`).
+    pub record: bool,
 }
 
 /// Why a key was refused.
@@ -309,7 +311,12 @@ fn judge(body: &[u8], now: jiff::Timestamp) -> Result<Grant, Rejection> {
             Vec::new()
         }
     };
-    Ok(Grant { playback_id, push })
+    let record = record.get("record") == Some(&Value::Bool(true));
+    Ok(Grant {
+        playback_id,
+        push,
+        record,
+    })
 }
 
 /// The usable relay targets of an answer's `push`; the others are logged and left out.
@@ -486,6 +493,13 @@ mod tests {
         assert_eq!(g.playback_id.unwrap().as_str(), "pub-123");
         let g = judge(br#"{"playbackId":"../x"}"#, now()).unwrap();
         assert_eq!(g.playback_id, None);
+    }
+
+    #[test]
+    fn record_true_asks_for_a_recording() {
+        assert!(judge(br#"{"record":true}"#, now()).unwrap().record);
+        assert!(!judge(br#"{"record":"yes"}"#, now()).unwrap().record);
+        assert!(!judge(br#"{}"#, now()).unwrap().record);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub hooks: HooksConfig,
     pub relay: RelayConfig,
+    pub record: RecordConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
 }
@@ -161,6 +162,9 @@ pub struct HooksConfig {
     pub on_play: String,
     /// URL that receives a JSON POST when a player stops; empty sends nothing.
     pub on_stop: String,
+    /// URL that receives a JSON POST when a recording is closed (its entry as
+    /// `/api/recordings` lists it); empty sends nothing.
+    pub on_record_done: String,
 }
 
 impl HooksConfig {
@@ -170,6 +174,7 @@ impl HooksConfig {
             on_unpublish: self.on_unpublish.clone(),
             on_play: self.on_play.clone(),
             on_stop: self.on_stop.clone(),
+            on_record_done: self.on_record_done.clone(),
         }
     }
 }
@@ -197,6 +202,55 @@ impl RelayConfig {
                 })
             })
             .collect()
+    }
+}
+
+/// Recording: publishes kept as fragmented MP4 files with a VOD playlist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Record every publish of the application. Off: only the publishes the stream-service
+    /// answers `"record": true` for are recorded.
+    pub enabled: bool,
+    /// Folder of the recordings; empty: `{http.mediaroot}/recordings`.
+    pub path: PathBuf,
+    /// Seconds within which a publish of the same stream (a reconnect, a takeover)
+    /// continues the recording after a discontinuity; later ones start a new recording.
+    pub gap: u64,
+    /// Recordings older than this many seconds are deleted; 0 keeps them.
+    pub max_age: u64,
+    /// The oldest recordings are deleted while all of them take more bytes than this; 0: no
+    /// limit.
+    pub max_bytes: u64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> RecordConfig {
+        RecordConfig {
+            enabled: false,
+            path: PathBuf::new(),
+            gap: 30,
+            max_age: 0,
+            max_bytes: 0,
+        }
+    }
+}
+
+impl RecordConfig {
+    /// The recording settings, with `record.path` defaulting under `mediaroot`.
+    pub fn settings(&self, mediaroot: &std::path::Path) -> crate::record::RecordSettings {
+        let path = if self.path.as_os_str().is_empty() {
+            mediaroot.join("recordings")
+        } else {
+            self.path.clone()
+        };
+        crate::record::RecordSettings {
+            enabled: self.enabled,
+            path,
+            gap: std::time::Duration::from_secs(self.gap),
+            max_age: (self.max_age > 0).then(|| std::time::Duration::from_secs(self.max_age)),
+            max_bytes: (self.max_bytes > 0).then_some(self.max_bytes),
+        }
     }
 }
 
@@ -297,6 +351,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             hooks: HooksConfig::default(),
             relay: RelayConfig::default(),
+            record: RecordConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
@@ -667,6 +722,7 @@ impl Config {
             ("hooks.on_unpublish", &self.hooks.on_unpublish),
             ("hooks.on_play", &self.hooks.on_play),
             ("hooks.on_stop", &self.hooks.on_stop),
+            ("hooks.on_record_done", &self.hooks.on_record_done),
         ] {
             if !url.is_empty()
                 && reqwest::Url::parse(url).map(|u| u.scheme() == "http" || u.scheme() == "https")
@@ -695,6 +751,15 @@ impl Config {
             });
         }
         self.relay.templates()?;
+        range("record.gap", self.record.gap, 0, 3600)?;
+        if self.rtmp.app == "recordings" {
+            return Err(ConfigError::Range {
+                option: "rtmp.app",
+                value: self.rtmp.app.clone(),
+                message: "\"recordings\" is where recordings are served: choose another name"
+                    .into(),
+            });
+        }
         self.validate_listeners()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Range {

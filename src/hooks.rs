@@ -1,6 +1,7 @@
 //! Webhooks: a JSON POST to `hooks.on_publish` when a stream goes live and to
 //! `hooks.on_unpublish` when it stops; to `hooks.on_play` when a player starts reading a
-//! stream and to `hooks.on_stop` when it stops.
+//! stream and to `hooks.on_stop` when it stops; to `hooks.on_record_done` when a recording is
+//! closed.
 //!
 //! Hooks are sent from a background task, off the ingest path: a slow or dead webhook target
 //! never delays or drops a stream. Each event is tried a bounded number of times; the queue
@@ -79,6 +80,7 @@ pub struct HookUrls {
     pub on_unpublish: String,
     pub on_play: String,
     pub on_stop: String,
+    pub on_record_done: String,
 }
 
 /// Queues hook events for the background sender. Cheap to clone.
@@ -101,6 +103,7 @@ impl Hooks {
             &urls.on_unpublish,
             &urls.on_play,
             &urls.on_stop,
+            &urls.on_record_done,
         ]
         .iter()
         .all(|u| u.is_empty());
@@ -133,6 +136,22 @@ impl Hooks {
             _ => &self.urls.on_stop,
         };
         self.queue(url, event.event, &event);
+    }
+
+    /// Queues `hooks.on_record_done` for a recording that was closed: the recording's entry
+    /// as `/api/recordings` lists it, with `"event":"record_done"`. Never waits.
+    pub fn record_done(&self, recording: &crate::record::Entry) {
+        #[derive(Serialize)]
+        struct RecordDone<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            recording: &'a crate::record::Entry,
+        }
+        let event = RecordDone {
+            event: "record_done",
+            recording,
+        };
+        self.queue(&self.urls.on_record_done, event.event, &event);
     }
 
     fn queue(&self, url: &str, name: &'static str, event: &impl Serialize) {

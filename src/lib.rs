@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod mp4;
 pub mod offline;
 pub mod playback;
+pub mod record;
 pub mod relay;
 pub mod remux;
 pub mod rtmp;

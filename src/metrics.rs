@@ -122,6 +122,18 @@ pub struct Metrics {
     pub relay_failures_total: Counter,
     /// Bytes written to relay targets.
     pub relay_bytes_out_total: Counter<u64, AtomicU64>,
+    /// Recordings in `record.path`, and those being written.
+    pub recordings: Gauge,
+    pub recordings_active: Gauge,
+    /// Bytes the recordings take on disk.
+    pub recordings_bytes: Gauge,
+    /// Bytes appended to recordings.
+    pub recording_bytes_written_total: Counter<u64, AtomicU64>,
+    /// Recordings that ended early, by reason (`write`: a write failed, `behind`: the disk
+    /// did not keep up, `fragment`: a fragment did not read back).
+    pub recording_errors_total: Family<ReasonLabel, Counter>,
+    /// Recordings deleted, by reason (`max_age`, `max_bytes`, `api`).
+    pub recordings_deleted_total: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -156,6 +168,12 @@ impl Default for Metrics {
             plays_total: Family::default(),
             plays_refused_total: Family::default(),
             players_dropped_total: Family::default(),
+            recordings: Gauge::default(),
+            recordings_active: Gauge::default(),
+            recordings_bytes: Gauge::default(),
+            recording_bytes_written_total: Counter::default(),
+            recording_errors_total: Family::default(),
+            recordings_deleted_total: Family::default(),
             player_skips_total: Counter::default(),
             player_bytes_out_total: Counter::default(),
             relay_targets: Family::default(),
@@ -311,6 +329,36 @@ impl Metrics {
             "players_dropped",
             "Players dropped for reading too slowly, by reason",
             self.players_dropped_total.clone(),
+        );
+        r.register(
+            "recordings",
+            "Recordings in record.path",
+            self.recordings.clone(),
+        );
+        r.register(
+            "recordings_active",
+            "Recordings being written",
+            self.recordings_active.clone(),
+        );
+        r.register(
+            "recordings_bytes",
+            "Bytes the recordings take on disk",
+            self.recordings_bytes.clone(),
+        );
+        r.register(
+            "recording_bytes_written",
+            "Bytes appended to recordings",
+            self.recording_bytes_written_total.clone(),
+        );
+        r.register(
+            "recording_errors",
+            "Recordings that ended early, by reason",
+            self.recording_errors_total.clone(),
+        );
+        r.register(
+            "recordings_deleted",
+            "Recordings deleted, by reason",
+            self.recordings_deleted_total.clone(),
         );
         r.register(
             "player_skips",

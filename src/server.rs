@@ -29,6 +29,7 @@ use crate::listener::{Admission, Admitted, ConnectionMetrics};
 use crate::metrics::Metrics;
 use crate::playback::queue::QueueLimits;
 use crate::playback::{Playback, PlaybackSettings};
+use crate::record::Recordings;
 use crate::relay::Relays;
 use crate::rtmp::conn::{ConnContext, RtmpSettings};
 use crate::rtmp::transport::Transport;
@@ -138,6 +139,9 @@ pub struct Server {
     relays: TaskTracker,
     /// The disk writer's task; it ends once every handle is gone and its queue is drained.
     disk: JoinHandle<()>,
+    /// The recordings and their writer thread (`None` when `record.path` is unusable).
+    recordings: Option<Recordings>,
+    record_writer: Option<std::thread::JoinHandle<()>>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
     hooks: Option<JoinHandle<()>>,
 }
@@ -212,12 +216,31 @@ impl Server {
         let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let metrics = Arc::new(Metrics::default());
         let prometheus = metrics.registry(disk_handle.stats());
+        let record = config.record.settings(&config.http.mediaroot);
+        let (recordings, record_writer) = match Recordings::open(
+            record.clone(),
+            metrics.clone(),
+            hooks.clone(),
+        ) {
+            Ok((recordings, writer)) => (Some(recordings), Some(writer)),
+            Err(e) if record.enabled => {
+                anyhow::bail!("record.path {}: {e}", record.path.display())
+            }
+            Err(e) => {
+                warn!(
+                    "record.path {}: {e}: publishes the stream-service asks to record are not recorded",
+                    record.path.display()
+                );
+                (None, None)
+            }
+        };
         let outputs = Outputs::new(
             OutputSettings {
                 gop_cache: config.rtmp.gop_cache,
                 ..OutputSettings::from_config(&config.hls)
             },
             disk_handle.clone(),
+            recordings.clone(),
             metrics.clone(),
         );
         let output_tasks = outputs.tasks();
@@ -241,6 +264,7 @@ impl Server {
                 cmaf: config.hls.cmaf,
                 failure_limit: FailureLimit::from_config(&config.auth),
                 relays,
+                record: config.record.enabled,
             },
             checker,
             registry.clone(),
@@ -290,6 +314,7 @@ impl Server {
             started,
             started_wall: SystemTime::now(),
             disk_usage: Mutex::new(None),
+            recordings: recordings.clone(),
             shutdown: shutdown.clone(),
         });
         Ok(Server {
@@ -307,6 +332,8 @@ impl Server {
             outputs: output_tasks,
             relays: relay_tasks,
             disk,
+            recordings,
+            record_writer,
             hooks: hooks_task,
         })
     }
@@ -359,6 +386,8 @@ impl Server {
             outputs,
             relays,
             disk,
+            recordings,
+            record_writer,
             hooks,
         } = self;
         let hangups = crate::tls::watch::hangups();
@@ -425,6 +454,16 @@ impl Server {
             .is_err()
         {
             warn!("relays still unpublishing after {STOP_GRACE:?}; stopping anyway");
+        }
+        // The outputs parked their recordings: the recording writer closes them and ends.
+        if let Some(recordings) = recordings {
+            recordings.stop();
+        }
+        if let Some(writer) = record_writer {
+            let done = tokio::task::spawn_blocking(move || writer.join());
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                warn!("recording writer did not finish before the stop deadline");
+            }
         }
         let http_done = tokio::task::spawn_blocking(move || http.join());
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {

@@ -138,6 +138,7 @@ impl Server {
                 .expect("the machine has been up for 5 s"),
             started_wall: SystemTime::now(),
             disk_usage: Mutex::new(None),
+            recordings: None,
             shutdown: CancellationToken::new(),
         });
         Server {

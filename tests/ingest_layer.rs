@@ -101,6 +101,7 @@ impl Harness {
         let outputs = Outputs::new(
             OutputSettings::from_config(&setup.hls),
             disk,
+            None,
             metrics.clone(),
         );
         let registry = Arc::new(Registry::new(
@@ -116,6 +117,7 @@ impl Harness {
                 cmaf: true,
                 failure_limit: FailureLimit::from_config(&setup.auth),
                 relays: rtmp_server::relay::Relays::new(Vec::new(), metrics.clone()),
+                record: false,
             },
             checker,
             registry.clone(),

@@ -9,6 +9,8 @@ mod flv;
 mod hls;
 mod idle;
 mod ops;
+mod range;
+mod recordings;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -81,6 +83,8 @@ pub struct HttpContext {
     pub started_wall: SystemTime,
     /// The last measured size of the media root's files, and when it was measured.
     pub disk_usage: Mutex<Option<(Instant, u64)>>,
+    /// The recordings (`None` when `record.path` could not be opened).
+    pub recordings: Option<crate::record::Recordings>,
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -95,7 +99,12 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/streams", get(api::streams))
         .route("/api/streams/{name}", get(api::stream))
-        .route("/api/server", get(api::server));
+        .route("/api/server", get(api::server))
+        .route("/api/recordings", get(recordings::list))
+        .route(
+            "/api/recordings/{id}",
+            get(recordings::one).delete(recordings::delete),
+        );
     if shared.api_token.is_some() {
         operator = operator.route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -108,6 +117,8 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .merge(operator)
         // `/{app}/{name}.flv`: one path segment (matchit routes no suffix after a
         // parameter), so it cannot be taken for a stream folder's `/{app}/{name}/{file}`.
+        .route("/recordings/{file}", get(recordings::download))
+        .route("/recordings/{id}/{file}", get(recordings::file))
         .route("/{app}/{file}", get(flv::stream))
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))

@@ -106,6 +106,8 @@ pub struct Stream {
     /// The current publish's codecs are not all ones MPEG-TS carries here: `index.m3u8`
     /// serves the CMAF playlist.
     classic_is_cmaf: AtomicBool,
+    /// The publisher whose publish is recorded (0: none).
+    recorded: AtomicU64,
     publisher: Mutex<Option<Publisher>>,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
@@ -182,6 +184,7 @@ impl Stream {
             position: watch::Sender::new(Position::default()),
             renditions: Mutex::new(Renditions::default()),
             classic_is_cmaf: AtomicBool::new(false),
+            recorded: AtomicU64::new(0),
             publisher: Mutex::new(None),
             bytes_in: AtomicU64::new(0),
             open_bytes: std::array::from_fn(|_| AtomicUsize::new(0)),
@@ -365,6 +368,16 @@ impl Stream {
     }
 
     /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).
+    /// Records the publish of `publisher` (set before its media flows).
+    pub fn record(&self, publisher: u64) {
+        self.recorded.store(publisher, Ordering::Relaxed);
+    }
+
+    /// Whether `publisher`'s publish is recorded.
+    pub fn is_recorded(&self, publisher: u64) -> bool {
+        publisher != 0 && self.recorded.load(Ordering::Relaxed) == publisher
+    }
+
     pub fn set_classic_is_cmaf(&self, value: bool) {
         self.classic_is_cmaf.store(value, Ordering::Relaxed);
     }

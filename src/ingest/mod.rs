@@ -57,6 +57,9 @@ pub struct IngestSettings {
     /// Pushes live publishes on to other RTMP servers (`relay.push`, and the
     /// stream-service's `push`).
     pub relays: crate::relay::Relays,
+    /// Record every publish (`record.enabled`); without it, those the stream-service
+    /// answers `record: true` for.
+    pub record: bool,
 }
 
 /// The least time between two sweeps of the failed-publish table (see [`Ingest::sweep`]).
@@ -235,6 +238,9 @@ impl Ingest {
             took_over = claim.took_over,
             "publish started"
         );
+        if inner.settings.record || grant.record {
+            claim.stream.record(claim.publisher.id);
+        }
         inner
             .settings
             .relays

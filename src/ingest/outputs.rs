@@ -27,6 +27,8 @@ use crate::media::fanout::{FanOut, Limits, Subscription};
 use crate::media::frame::{Ending, Frame, MediaEvent, Track, TrackId, Tracks};
 use crate::media::{Duration90k, Timestamp90k};
 use crate::metrics::Metrics;
+use crate::record::Recordings;
+use crate::record::recorder::{Recorder, Write};
 
 /// Most events an output takes from the fan-out at once: a turn of the ingest delivers a few
 /// dozen; the bound keeps one output's turn short on a busy thread.
@@ -73,15 +75,23 @@ impl OutputSettings {
 pub struct Outputs {
     settings: OutputSettings,
     disk: DiskWriterHandle,
+    /// Where recorded publishes go; `None` when `record.path` could not be opened.
+    recordings: Option<Recordings>,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
 }
 
 impl Outputs {
-    pub fn new(settings: OutputSettings, disk: DiskWriterHandle, metrics: Arc<Metrics>) -> Outputs {
+    pub fn new(
+        settings: OutputSettings,
+        disk: DiskWriterHandle,
+        recordings: Option<Recordings>,
+        metrics: Arc<Metrics>,
+    ) -> Outputs {
         Outputs {
             settings,
             disk,
+            recordings,
             metrics,
             tasks: TaskTracker::new(),
         }
@@ -143,6 +153,11 @@ impl Outputs {
                 output: CmafOutput::new(settings.rules, settings.part_target),
                 metrics: self.metrics.clone(),
                 advice,
+                recording: self.recordings.clone().map(|recordings| Recording {
+                    recorder: Recorder::new(app, name.as_str()),
+                    recordings,
+                    writes: Vec::new(),
+                }),
                 ts_on: settings.ts,
                 lanes: Lanes {
                     disk: self.disk.clone(),
@@ -291,6 +306,37 @@ struct CmafTask {
     /// The TS output runs too: it gives the encoder advice for the streams it carries.
     ts_on: bool,
     lanes: Lanes,
+    recording: Option<Recording>,
+}
+
+/// A stream's recorder and where its writes go.
+struct Recording {
+    recorder: Recorder,
+    recordings: Recordings,
+    writes: Vec<Write>,
+}
+
+impl Recording {
+    /// A publish starts: recorded when the ingest said so (`record.enabled`, or the
+    /// stream-service's `record: true`) and it is not multitrack.
+    fn begin(&mut self, stream: &Stream, tracks: &Tracks) {
+        let mut record = stream.is_recorded(tracks.publisher);
+        if record && tracks.is_multitrack() {
+            warn!(stream = %stream.name, "multitrack publishes are not recorded: only publishes with one track of each kind are");
+            record = false;
+        }
+        let parked = record
+            .then(|| self.recordings.unpark(&self.recorder.stream_path()))
+            .flatten();
+        self.recorder
+            .begin(record, tracks, parked, &mut self.writes);
+    }
+
+    fn flush(&mut self) {
+        if !self.writes.is_empty() {
+            self.recordings.submit(self.writes.drain(..));
+        }
+    }
 }
 
 /// What a stream's renditions are made with.
@@ -662,6 +708,9 @@ impl CmafTask {
                     publisher = Some(tracks.publisher);
                     self.stream.set_classic_is_cmaf(!ts_output::carries(tracks));
                     self.lanes.begin(&self.stream, tracks);
+                    if let Some(r) = &mut self.recording {
+                        r.begin(&self.stream, tracks);
+                    }
                     if self.lanes.is_active() {
                         // A multitrack publish is served by its renditions: the single
                         // window ends (so the stream can be swept when they are gone) and
@@ -710,6 +759,15 @@ impl CmafTask {
                     self.output.discard_part();
                 }
                 self.advise(&mut advice);
+                if let Some(r) = &mut self.recording {
+                    let now = SystemTime::now();
+                    for m in &made {
+                        r.recorder.push(m, now, &mut r.writes);
+                    }
+                    if let MediaEvent::End(_) = event {
+                        r.recorder.end(&mut r.writes);
+                    }
+                }
                 if !made.is_empty() {
                     let closed_by = match &event {
                         MediaEvent::Frame(f) => f.received,
@@ -760,6 +818,12 @@ impl CmafTask {
             };
             self.stream.set_open_bytes(OutputKind::Cmaf, open);
             self.stream.set_awaited(OutputKind::Cmaf, awaited);
+            if let Some(r) = &mut self.recording {
+                if received.closed {
+                    r.recorder.finish(&mut r.writes);
+                }
+                r.flush();
+            }
             if received.closed {
                 debug!(stream = %self.stream.name, "CMAF output ended");
                 return;

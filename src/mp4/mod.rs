@@ -22,6 +22,7 @@ pub mod boxes;
 pub mod error;
 pub mod fragment;
 pub mod init;
+pub mod retime;
 pub mod sample_entry;
 
 #[cfg(test)]

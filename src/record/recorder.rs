@@ -1,0 +1,470 @@
+//! One stream's recorder, sans-IO: the CMAF output's events in (its init sections, segment
+//! boundaries and fragments, as they close), file writes out ([`Write`]), for the
+//! recording writer to carry out.
+//!
+//! A recording is one fragmented MP4 file (the init section, then every fragment of every
+//! segment, appended) and its journal (see [`super::journal`]). It starts at a publish's
+//! first segment. When the publish ends it is parked: a publish of the same stream with the
+//! same init section (the same tracks and codec parameters) within `record.gap` continues it
+//! after a discontinuity, its fragments moved later in time so that the file's decode times
+//! never go back (each publish's timeline starts afresh); otherwise the writer closes it when
+//! the gap has passed. A takeover continues it at once. New codec parameters (a new init
+//! section) start a new recording: one MP4 file has one `moov`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::journal::{Head, Line, State};
+use crate::hls::ll_stream::CmafEvent;
+use crate::media::frame::Tracks;
+use crate::mp4::retime::{TrackClock, fragment_timing, track_clocks};
+
+/// What a recording's writes report back to its recorder: a write failed, and the writer
+/// closed the recording as incomplete.
+#[derive(Debug, Default)]
+pub struct Health {
+    failed: AtomicBool,
+}
+
+impl Health {
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// A file operation of a recording, for the writer.
+#[derive(Debug)]
+pub enum Write {
+    /// A new recording: its folder, its media file starting with `init`, its journal
+    /// starting with `head` and the init section's line.
+    Create {
+        head: Head,
+        init: Bytes,
+        health: Arc<Health>,
+    },
+    /// Bytes to append to the media file (`pieces`, in order), then `lines` to append to the
+    /// journal. `sync`: a segment closed; the writer flushes both files to the disk.
+    Append {
+        id: Arc<str>,
+        pieces: Vec<Bytes>,
+        lines: String,
+        /// Media time this append completes (a segment's duration), for the catalog.
+        completes: u64,
+        sync: bool,
+    },
+    /// The publish ended: the recording waits `record.gap` for a publish that continues it.
+    Park(Parked),
+    /// The recording is finished.
+    Close {
+        id: Arc<str>,
+        state: State,
+        reason: Option<String>,
+    },
+}
+
+/// A recording whose publish ended, waiting for one to continue it.
+#[derive(Debug)]
+pub struct Parked {
+    /// The stream it records (`app/name`).
+    pub stream: String,
+    pub id: Arc<str>,
+    init: Bytes,
+    clocks: Vec<TrackClock>,
+    /// Where each track of `clocks` ends, in its timescale.
+    ends: Vec<u64>,
+    len: u64,
+    sequence: u32,
+    health: Arc<Health>,
+}
+
+/// The recording being written.
+#[derive(Debug)]
+struct Active {
+    id: Arc<str>,
+    init: Bytes,
+    clocks: Vec<TrackClock>,
+    ends: Vec<u64>,
+    /// Bytes of the media file so far.
+    len: u64,
+    /// The last fragment's sequence number.
+    sequence: u32,
+    /// Decode times of this publish are moved this much later (90 kHz ticks); `None` until
+    /// the first fragment of a continuing publish fixes it.
+    shift: Option<u64>,
+    /// Fragments are rewritten (moved, renumbered): the recording continues another publish.
+    rewrite: bool,
+    /// A segment is open and has parts in the file.
+    segment_parts: u64,
+    /// A segment is open (its `segment` line is in `lines`, or written).
+    in_segment: bool,
+    /// The next segment starts after a discontinuity.
+    discontinuity: bool,
+    /// Journal lines waiting for the next append.
+    lines: String,
+    health: Arc<Health>,
+}
+
+/// One stream's recorder (kept for the stream's life, across its publishes).
+#[derive(Debug)]
+pub struct Recorder {
+    app: String,
+    stream: String,
+    /// This publish is recorded.
+    wanted: bool,
+    /// The publish's tracks, for the head of a recording it starts.
+    codecs: Vec<String>,
+    tracks: serde_json::Value,
+    active: Option<Active>,
+    /// A recording this publish may continue, if its init section is the same.
+    resume: Option<Parked>,
+}
+
+impl Recorder {
+    pub fn new(app: &str, stream: &str) -> Recorder {
+        Recorder {
+            app: app.to_string(),
+            stream: stream.to_string(),
+            wanted: false,
+            codecs: Vec::new(),
+            tracks: serde_json::Value::Null,
+            active: None,
+            resume: None,
+        }
+    }
+
+    /// `app/name`: how parked recordings are found again.
+    pub fn stream_path(&self) -> String {
+        format!("{}/{}", self.app, self.stream)
+    }
+
+    /// A publish starts: `record` says whether it is recorded, `parked` is a recording of
+    /// the stream still within its gap (taken from the catalog). A recording a taken-over
+    /// publisher was writing is continued the same way.
+    pub fn begin(
+        &mut self,
+        record: bool,
+        tracks: &Tracks,
+        parked: Option<Parked>,
+        out: &mut Vec<Write>,
+    ) {
+        let taken_over = self.active.take().map(|a| self.park(a, out));
+        if let Some(old) = self.resume.take() {
+            out.push(close(&old.id, State::Complete, None));
+        }
+        self.resume = match (taken_over, parked) {
+            (Some(mine), Some(other)) => {
+                out.push(close(&other.id, State::Complete, None));
+                Some(mine)
+            }
+            (mine, other) => mine.or(other),
+        };
+        self.wanted = record;
+        self.codecs = tracks
+            .tracks
+            .iter()
+            .filter_map(|t| Some(t.config.as_ref()?.codec_string().to_string()))
+            .collect();
+        self.tracks = serde_json::to_value(
+            tracks
+                .tracks
+                .iter()
+                .filter_map(|t| Some(t.config.as_ref()?.summary(t.source)))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+        if !record {
+            if let Some(old) = self.resume.take() {
+                out.push(Write::Park(old));
+            }
+        }
+    }
+
+    /// The publish ended: its recording is parked for `record.gap`.
+    pub fn end(&mut self, out: &mut Vec<Write>) {
+        if let Some(a) = self.active.take() {
+            let parked = self.park(a, out);
+            out.push(Write::Park(parked));
+        }
+        if let Some(old) = self.resume.take() {
+            out.push(Write::Park(old));
+        }
+        self.wanted = false;
+    }
+
+    /// The recording being written, if any.
+    pub fn recording(&self) -> Option<&str> {
+        self.active.as_ref().map(|a| &*a.id)
+    }
+
+    /// Takes one event of the CMAF output. `now` dates a recording it starts.
+    pub fn push(&mut self, event: &CmafEvent, now: SystemTime, out: &mut Vec<Write>) {
+        if self.active.as_ref().is_some_and(|a| a.health.failed()) {
+            // The writer closed it; nothing more is recorded until the next publish.
+            self.active = None;
+            self.wanted = false;
+        }
+        if !self.wanted {
+            return;
+        }
+        match event {
+            CmafEvent::Init(init) => self.init(init, now, out),
+            CmafEvent::SegmentStart { discontinuity, .. } => {
+                let Some(a) = self.active.as_mut() else {
+                    return;
+                };
+                if a.in_segment {
+                    end_segment(a, None, out);
+                }
+                a.in_segment = true;
+                let discontinuity = std::mem::take(&mut a.discontinuity) || *discontinuity;
+                a.lines.push_str(&Line::Segment { discontinuity }.to_text());
+            }
+            CmafEvent::Part { data, duration, .. } => {
+                let Some(a) = self.active.as_mut() else {
+                    return;
+                };
+                if !a.in_segment {
+                    return;
+                }
+                if let Err(why) = part(a, data, duration.ticks(), out) {
+                    let id = a.id.clone();
+                    self.active = None;
+                    self.wanted = false;
+                    out.push(close(&id, State::Incomplete, Some(why)));
+                }
+            }
+            CmafEvent::SegmentEnd { duration, .. } => {
+                if let Some(a) = self.active.as_mut().filter(|a| a.in_segment) {
+                    end_segment(a, Some(duration.ticks()), out);
+                }
+            }
+        }
+    }
+
+    fn init(&mut self, init: &Bytes, now: SystemTime, out: &mut Vec<Write>) {
+        if let Some(a) = &self.active {
+            if a.init == *init {
+                return;
+            }
+            // New codec parameters: one MP4 file has one moov.
+            let a = self.active.take().expect("checked");
+            let parked = self.park(a, out);
+            out.push(close(
+                &parked.id,
+                State::Complete,
+                Some("the codec parameters changed: the stream continues in a new recording"),
+            ));
+        }
+        let Ok(clocks) = track_clocks(init) else {
+            tracing::warn!(stream = %self.stream, "recording not started: its init section does not read back");
+            return;
+        };
+        if let Some(p) = self.resume.take() {
+            if p.init == *init && !p.health.failed() {
+                self.active = Some(Active {
+                    id: p.id,
+                    init: p.init,
+                    clocks: p.clocks,
+                    ends: p.ends,
+                    len: p.len,
+                    sequence: p.sequence,
+                    shift: None,
+                    rewrite: true,
+                    segment_parts: 0,
+                    in_segment: false,
+                    discontinuity: true,
+                    lines: String::new(),
+                    health: p.health,
+                });
+                return;
+            }
+            out.push(close(&p.id, State::Complete, None));
+        }
+        let started_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let id: Arc<str> = recording_id(&self.stream, now).into();
+        let health = Arc::new(Health::default());
+        out.push(Write::Create {
+            head: Head {
+                id: id.to_string(),
+                app: self.app.clone(),
+                stream: self.stream.clone(),
+                started_ms,
+                codecs: self.codecs.clone(),
+                tracks: self.tracks.clone(),
+            },
+            init: init.clone(),
+            health: health.clone(),
+        });
+        self.active = Some(Active {
+            id,
+            init: init.clone(),
+            ends: vec![0; clocks.len()],
+            clocks,
+            len: init.len() as u64,
+            sequence: 0,
+            shift: Some(0),
+            rewrite: false,
+            segment_parts: 0,
+            in_segment: false,
+            discontinuity: false,
+            lines: String::new(),
+            health,
+        });
+    }
+
+    /// Ends `a`'s open segment and hands it over for a later publish to continue.
+    fn park(&self, mut a: Active, out: &mut Vec<Write>) -> Parked {
+        if a.in_segment {
+            end_segment(&mut a, None, out);
+        }
+        Parked {
+            stream: self.stream_path(),
+            id: a.id,
+            init: a.init,
+            clocks: a.clocks,
+            ends: a.ends,
+            len: a.len,
+            sequence: a.sequence,
+            health: a.health,
+        }
+    }
+
+    /// The stream is gone (its outputs end): its recording is parked, as at a publish's end.
+    pub fn finish(&mut self, out: &mut Vec<Write>) {
+        self.end(out);
+    }
+}
+
+fn close(id: &Arc<str>, state: State, reason: Option<&str>) -> Write {
+    Write::Close {
+        id: id.clone(),
+        state,
+        reason: reason.map(str::to_string),
+    }
+}
+
+/// Closes the open segment: `duration` as the output gave it, or the sum of its parts'
+/// when it was cut short (a takeover, a publish's end without the output's segment end).
+fn end_segment(a: &mut Active, duration: Option<u64>, out: &mut Vec<Write>) {
+    a.in_segment = false;
+    let parts = std::mem::take(&mut a.segment_parts);
+    if parts == 0 {
+        // A segment line without parts: the journal reader skips it.
+        a.lines.clear();
+        return;
+    }
+    let duration = duration.unwrap_or(parts);
+    a.lines.push_str(&Line::SegmentEnd { duration }.to_text());
+    out.push(Write::Append {
+        id: a.id.clone(),
+        pieces: Vec::new(),
+        lines: std::mem::take(&mut a.lines),
+        completes: duration,
+        sync: true,
+    });
+}
+
+/// Appends a fragment: moved and renumbered when the recording continues another publish.
+fn part(
+    a: &mut Active,
+    data: &Bytes,
+    duration: u64,
+    out: &mut Vec<Write>,
+) -> Result<(), &'static str> {
+    let timing =
+        fragment_timing(data).map_err(|_| "a fragment of the output does not read back")?;
+    let clock = |id: u32| a.clocks.iter().position(|c| c.track_id == id);
+    let shift = match a.shift {
+        Some(s) => s,
+        None => {
+            // The first fragment of a continuing publish: it starts where the recording's
+            // longest track ends.
+            let lead = timing.tracks.first().ok_or("a fragment without tracks")?;
+            let lead_clock =
+                a.clocks[clock(lead.track_id).ok_or("a fragment of an unknown track")?];
+            let start = to_90k(lead.decode_time, lead_clock.timescale);
+            let end = a
+                .clocks
+                .iter()
+                .zip(&a.ends)
+                .map(|(c, &e)| to_90k(e, c.timescale))
+                .max()
+                .unwrap_or(0);
+            let s = end.saturating_sub(start);
+            a.shift = Some(s);
+            s
+        }
+    };
+    let in_track = |id: u32| {
+        clock(id).map_or(0, |i| {
+            (u128::from(shift) * u128::from(a.clocks[i].timescale)).div_ceil(90_000) as u64
+        })
+    };
+    for t in &timing.tracks {
+        if let Some(i) = clock(t.track_id) {
+            a.ends[i] = a.ends[i].max(t.end() + in_track(t.track_id));
+        }
+    }
+    a.sequence = a.sequence.wrapping_add(1);
+    let pieces = if a.rewrite {
+        timing
+            .moved(data, in_track, a.sequence)
+            .map_err(|_| "a moved fragment does not fit its tfdt")?
+            .to_vec()
+    } else {
+        vec![data.clone()]
+    };
+    let len = data.len() as u64;
+    a.lines.push_str(
+        &Line::Part {
+            at: a.len,
+            len,
+            duration,
+        }
+        .to_text(),
+    );
+    a.len += len;
+    a.segment_parts += duration;
+    out.push(Write::Append {
+        id: a.id.clone(),
+        pieces,
+        lines: std::mem::take(&mut a.lines),
+        completes: 0,
+        sync: false,
+    });
+    Ok(())
+}
+
+fn to_90k(ticks: u64, timescale: u32) -> u64 {
+    (u128::from(ticks) * 90_000 / u128::from(timescale.max(1))) as u64
+}
+
+/// A recording's id: the stream's name and the UTC time it started, to the millisecond
+/// (`name_20261205T120501.123Z`); made of the characters stream names are made of.
+pub fn recording_id(stream: &str, at: SystemTime) -> String {
+    let time = jiff::Timestamp::try_from(at)
+        .map(|t| t.strftime("%Y%m%dT%H%M%S%.3fZ").to_string())
+        .unwrap_or_else(|_| "0".into());
+    format!("{stream}_{time}")
+}
+
+/// Longest recording id: a stream name and its time.
+pub const MAX_ID_LEN: usize = crate::hub::key::MAX_KEY_LEN + 24;
+
+/// Whether `id` has the shape of a recording id: what a request may name. Ids are looked up
+/// in the catalog, never joined to a path unchecked.
+pub fn is_recording_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && !id.starts_with('.')
+        && id.bytes().all(crate::hub::key::is_key_byte)
+}
