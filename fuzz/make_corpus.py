@@ -272,6 +272,41 @@ def flv_mux():
         write("flv_mux", name, read("flv", name + ".flv")[:60000])
 
 
+def mp4_box(kind, body):
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def recording():
+    # Mode 0: a journal as the writer leaves it (here cut in a part line), with the media
+    # file's length in front.
+    journal = b"".join(
+        line + b"\n"
+        for line in (
+            b'{"recording":{"id":"k_20261205T120000.000Z","app":"live","stream":"k",'
+            b'"started_ms":1,"codecs":["avc1.64001F"],"tracks":[]}}',
+            b'{"init":{"at":0,"len":700}}',
+            b'{"segment":{"discontinuity":false}}',
+            b'{"part":{"at":700,"len":300,"duration":90000}}',
+            b'{"segment_end":{"duration":90000}}',
+            b'{"segment":{"discontinuity":true}}',
+            b'{"part":{"at":1000,"len":200,"duration":45000}}',
+        )
+    )
+    write("recording", "journal", b"\x00" + struct.pack(">Q", 1200) + journal + b'{"part":{"at":12')
+    # Mode 1: a fragment laid out as the server writes it: mfhd, then a traf with tfhd
+    # (default-base-is-moof), tfdt version 1 and a version 1 trun with every sample field.
+    samples = struct.pack(">IIIi", 3000, 2, 0x02000000, 0) + struct.pack(">IIIi", 3000, 2, 0x01010000, 3000)
+    trun = mp4_box(b"trun", struct.pack(">II", 0x01000F01, 2) + struct.pack(">i", 0) + samples)
+    traf = mp4_box(
+        b"traf",
+        mp4_box(b"tfhd", struct.pack(">II", 0x00020000, 1))
+        + mp4_box(b"tfdt", struct.pack(">IQ", 0x01000000, 126000))
+        + trun,
+    )
+    moof = mp4_box(b"moof", mp4_box(b"mfhd", struct.pack(">II", 0, 7)) + traf)
+    write("recording", "fragment", b"\x01" + moof + mp4_box(b"mdat", b"\x01\x02\x03\x04"))
+
+
 def ll_query():
     # Mode byte 0: the rest is a query as players send it (hls.js, Safari), with cache
     # busters, escapes and the errors a 400 explains.
@@ -353,6 +388,7 @@ def main():
     remux()
     flv_mux()
     ll_query()
+    recording()
     codec()
     tls_session()
 

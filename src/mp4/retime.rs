@@ -48,7 +48,7 @@ pub struct TrackTiming {
 impl TrackTiming {
     /// Where the track's samples end, in its timescale.
     pub fn end(&self) -> u64 {
-        self.decode_time + self.duration
+        self.decode_time.saturating_add(self.duration)
     }
 }
 
@@ -249,7 +249,7 @@ fn traf_timing(data: &[u8], traf: &BoxAt) -> Result<TrackTiming, RetimeError> {
             let each = default_duration.ok_or(RetimeError(
                 "a trun without sample durations and no default duration",
             ))?;
-            duration += u64::from(each) * u64::from(count);
+            duration = duration.saturating_add(u64::from(each) * u64::from(count));
             continue;
         }
         // Every sample's fields must be inside the trun; a count beyond them is a lie.
@@ -285,7 +285,10 @@ impl FragmentTiming {
     ) -> Result<[Bytes; 2], RetimeError> {
         let mut moof = BytesMut::from(&fragment[..self.moof_len]);
         for t in &self.tracks {
-            let moved = t.decode_time + shift(t.track_id);
+            let moved = t
+                .decode_time
+                .checked_add(shift(t.track_id))
+                .ok_or(RetimeError("a moved decode time beyond 64 bits"))?;
             if t.tfdt_wide {
                 moof[t.tfdt_at..t.tfdt_at + 8].copy_from_slice(&moved.to_be_bytes());
             } else {

@@ -411,7 +411,7 @@ fn part(
     };
     for t in &timing.tracks {
         if let Some(i) = clock(t.track_id) {
-            a.ends[i] = a.ends[i].max(t.end() + in_track(t.track_id));
+            a.ends[i] = a.ends[i].max(t.end().saturating_add(in_track(t.track_id)));
         }
     }
     a.sequence = a.sequence.wrapping_add(1);
@@ -467,4 +467,219 @@ pub fn is_recording_id(id: &str) -> bool {
         && id.len() <= MAX_ID_LEN
         && !id.starts_with('.')
         && id.bytes().all(crate::hub::key::is_key_byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Duration90k;
+    use crate::mp4::retime::fragment_timing;
+    use crate::mp4::{
+        SampleEntry, SampleInfo, TrackConfig, TrackId, TrackRun, write_fragment, write_init,
+    };
+    use bytes::BytesMut;
+
+    const ASC: [u8; 2] = [0x11, 0x90];
+
+    fn init(rate: u32) -> Bytes {
+        let mut out = BytesMut::new();
+        let track = TrackConfig {
+            id: TrackId::new(1).unwrap(),
+            timescale: rate,
+            entry: SampleEntry::Aac {
+                sample_rate: rate,
+                channels: 2,
+                config: Bytes::from_static(&ASC),
+            },
+        };
+        write_init(&[track], &mut out).unwrap();
+        out.freeze()
+    }
+
+    /// A fragment of `count` 1024-sample frames starting at `start`.
+    fn fragment(sequence: u32, start: u64, count: usize) -> Bytes {
+        let samples = vec![
+            SampleInfo {
+                duration: 1024,
+                size: 2,
+                sync: true,
+                composition_offset: 0,
+            };
+            count
+        ];
+        let runs = [TrackRun {
+            track: TrackId::new(1).unwrap(),
+            base_decode_time: start,
+            samples: &samples,
+        }];
+        let payloads = vec![&[1u8, 2][..]; count];
+        let mut out = BytesMut::new();
+        write_fragment(sequence, &runs, &payloads, &mut out).unwrap();
+        out.freeze()
+    }
+
+    fn tracks() -> Tracks {
+        Tracks {
+            publisher: 1,
+            tracks: Vec::new(),
+        }
+    }
+
+    fn part(data: Bytes) -> CmafEvent {
+        CmafEvent::Part {
+            data,
+            duration: Duration90k(1920 * 10),
+            independent: true,
+        }
+    }
+
+    fn start() -> CmafEvent {
+        CmafEvent::SegmentStart {
+            discontinuity: false,
+            independent: true,
+        }
+    }
+
+    fn segment_end() -> CmafEvent {
+        CmafEvent::SegmentEnd {
+            duration: Duration90k(1920 * 20),
+            target_duration: 1,
+        }
+    }
+
+    /// A publish of two segments of two parts, from decode time `from`.
+    fn publish(r: &mut Recorder, init_rate: u32, from: u64, out: &mut Vec<Write>) {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        r.push(&CmafEvent::Init(init(init_rate)), now, out);
+        // A part before any segment start is not recorded.
+        r.push(&part(fragment(1, from, 10)), now, out);
+        for s in 0..2u64 {
+            r.push(&start(), now, out);
+            for p in 0..2u64 {
+                let at = from + (s * 2 + p) * 10_240;
+                r.push(&part(fragment((s * 2 + p) as u32 + 2, at, 10)), now, out);
+            }
+            r.push(&segment_end(), now, out);
+        }
+    }
+
+    fn appended(out: &[Write]) -> Vec<Bytes> {
+        out.iter()
+            .filter_map(|w| match w {
+                Write::Append { pieces, .. } if !pieces.is_empty() => Some(
+                    pieces
+                        .iter()
+                        .flat_map(|p| p.to_vec())
+                        .collect::<Vec<u8>>()
+                        .into(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_publish_is_one_recording_of_whole_segments_then_parked() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        assert!(
+            matches!(&out[0], Write::Create { head, .. } if head.id.starts_with("k_20270115T"))
+        );
+        assert_eq!(
+            appended(&out).len(),
+            4,
+            "four parts, none before the first segment"
+        );
+        let syncs = out
+            .iter()
+            .filter(|w| matches!(w, Write::Append { sync: true, .. }))
+            .count();
+        assert_eq!(syncs, 2, "a flush at each segment end");
+        out.clear();
+        r.end(&mut out);
+        assert!(matches!(&out[..], [Write::Park(p)] if p.stream == "live/k"));
+    }
+
+    #[test]
+    fn a_publish_within_the_gap_continues_later_in_time() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        r.end(&mut out);
+        let Some(Write::Park(parked)) = out.pop() else {
+            panic!("parked")
+        };
+        out.clear();
+        // The next publish's timeline starts afresh, at 0 again.
+        r.begin(true, &tracks(), Some(parked), &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        assert!(!out.iter().any(|w| matches!(w, Write::Create { .. })));
+        let lines: String = out
+            .iter()
+            .filter_map(|w| match w {
+                Write::Append { lines, .. } => Some(lines.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            lines.starts_with(r#"{"segment":{"discontinuity":true}}"#),
+            "{lines}"
+        );
+        let first = fragment_timing(&appended(&out)[0]).unwrap();
+        assert_eq!(
+            first.tracks[0].decode_time,
+            4 * 10_240,
+            "after the first publish's end"
+        );
+        let times: Vec<u64> = appended(&out)
+            .iter()
+            .map(|f| fragment_timing(f).unwrap().tracks[0].decode_time)
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn new_codec_parameters_start_a_new_recording() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        r.end(&mut out);
+        let Some(Write::Park(parked)) = out.pop() else {
+            panic!("parked")
+        };
+        out.clear();
+        r.begin(true, &tracks(), Some(parked), &mut out);
+        publish(&mut r, 44_100, 0, &mut out);
+        assert!(matches!(
+            &out[0],
+            Write::Close {
+                state: State::Complete,
+                ..
+            }
+        ));
+        assert!(matches!(&out[1], Write::Create { .. }));
+    }
+
+    #[test]
+    fn nothing_is_recorded_unasked_or_after_a_failed_write() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        r.begin(false, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        assert!(out.is_empty());
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        let Some(Write::Create { health, .. }) = out.first() else {
+            panic!("created")
+        };
+        health.fail();
+        out.clear();
+        publish(&mut r, 48_000, 100_000, &mut out);
+        assert!(out.is_empty());
+        assert!(r.recording().is_none());
+    }
 }
