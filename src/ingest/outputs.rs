@@ -157,6 +157,9 @@ impl Outputs {
                     recorder: Recorder::new(app, name.as_str()),
                     recordings,
                     writes: Vec::new(),
+                    all_tracks: None,
+                    rules: settings.rules,
+                    made: Vec::new(),
                 }),
                 ts_on: settings.ts,
                 lanes: Lanes {
@@ -314,22 +317,45 @@ struct Recording {
     recorder: Recorder,
     recordings: Recordings,
     writes: Vec<Write>,
+    /// A multitrack publish is served one rendition per track; its recording, one file of
+    /// every track, is cut by an output of its own (a fragment per segment).
+    all_tracks: Option<CmafOutput>,
+    rules: SegmentRules,
+    made: Vec<CmafEvent>,
 }
 
 impl Recording {
     /// A publish starts: recorded when the ingest said so (`record.enabled`, or the
-    /// stream-service's `record: true`) and it is not multitrack.
+    /// stream-service's `record: true`).
     fn begin(&mut self, stream: &Stream, tracks: &Tracks) {
-        let mut record = stream.is_recorded(tracks.publisher);
-        if record && tracks.is_multitrack() {
-            warn!(stream = %stream.name, "multitrack publishes are not recorded: only publishes with one track of each kind are");
-            record = false;
-        }
+        let record = stream.is_recorded(tracks.publisher);
+        self.all_tracks = (record && tracks.is_multitrack())
+            .then(|| CmafOutput::new(self.rules, self.rules.segment_target));
         let parked = record
             .then(|| self.recordings.unpark(&self.recorder.stream_path()))
             .flatten();
         self.recorder
             .begin(record, tracks, parked, &mut self.writes);
+    }
+
+    /// An event of a multitrack publish, through the recording's own output.
+    fn push_all_tracks(&mut self, stream: &Stream, event: &MediaEvent) {
+        let Some(output) = self.all_tracks.as_mut() else {
+            return;
+        };
+        let mut advice = Vec::new();
+        if let Err(e) = output.push(event, &mut self.made, &mut advice) {
+            warn!(stream = %stream.name, "fMP4 writer refused media of the recording, fragment dropped: {e}");
+            output.discard_part();
+        }
+        let now = SystemTime::now();
+        for m in self.made.drain(..) {
+            self.recorder.push(&m, now, &mut self.writes);
+        }
+        if let MediaEvent::End(_) = event {
+            self.recorder.end(&mut self.writes);
+            self.all_tracks = None;
+        }
     }
 
     fn flush(&mut self) {
@@ -742,6 +768,9 @@ impl CmafTask {
                     }
                 }
                 if self.lanes.is_active() {
+                    if let Some(r) = &mut self.recording {
+                        r.push_all_tracks(&self.stream, &event);
+                    }
                     let closed = self
                         .lanes
                         .push(&self.stream, &event, &mut made, &mut advice);
