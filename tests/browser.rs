@@ -451,6 +451,86 @@ fn plays(case: Case) {
     }
 }
 
+/// Seconds of the publish the recording case records.
+const RECORDED_SECONDS: u32 = 12;
+
+/// hls.js plays a recording's VOD playlist (byte ranges of one MP4 file, cross-origin with
+/// range requests) from its start to its end.
+#[test]
+fn hls_js_plays_a_recording_from_start_to_end() {
+    let _turn = ONE_PLAYER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_browser();
+    let server = ServerProcess::start(&["--record-enabled", "true", "--record-gap", "1"]);
+    let mut publisher = Publisher::test_pattern(&server.rtmp_url("rec"), RECORDED_SECONDS);
+    let finished =
+        publisher.wait(STREAM_TIMEOUT + Duration::from_secs(u64::from(RECORDED_SECONDS)));
+    assert!(
+        finished.is_some(),
+        "the publish did not end:\n{}",
+        publisher.logs()
+    );
+    let mut recording = Value::Null;
+    let closed = wait_for(STREAM_TIMEOUT, || {
+        let list: Value = serde_json::from_str(&get(&server.http_url("/api/recordings")).text())
+            .unwrap_or_default();
+        recording = list["recordings"][0].clone();
+        recording["state"] == "complete"
+    });
+    assert!(
+        closed,
+        "no complete recording: {recording}\n{}",
+        server.logs()
+    );
+    let duration = recording["duration_s"].as_f64().expect("duration_s");
+    assert!(
+        duration >= f64::from(RECORDED_SECONDS) - 3.0,
+        "recorded {duration} s of {RECORDED_SECONDS}: {recording}"
+    );
+    let url = server.http_url(recording["playlist"].as_str().expect("playlist"));
+    let seconds = (RECORDED_SECONDS * 3).to_string();
+    let start_timeout = FIRST_FRAME_SECONDS.to_string();
+    let mut player = Player::spawn(
+        "play.mjs",
+        &[
+            "--url",
+            &url,
+            "--vod",
+            "--seconds",
+            &seconds,
+            "--start-timeout",
+            &start_timeout,
+        ],
+    );
+    assert!(
+        wait_for(PLAYER_TIMEOUT, || player.exited()),
+        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
+        player.stderr()
+    );
+    let result = player
+        .result()
+        .unwrap_or_else(|| panic!("no result line: {:?}\n{}", player.stdout(), player.stderr()));
+    assert_eq!(
+        result["failures"],
+        Value::Array(vec![]),
+        "{result}\n{}",
+        player.stderr()
+    );
+    assert_eq!(result["playlist"]["live"], false, "{result}");
+    assert_eq!(result["stalls"], 0, "{result}");
+    let position = result["position"].as_f64().expect("position");
+    assert!(
+        (position - duration).abs() <= 1.5,
+        "played to {position} s of a {duration} s recording: {result}"
+    );
+    assert!(
+        !result["ended"].as_array().expect("ended").is_empty(),
+        "{result}"
+    );
+    assert_eq!(player.status_code(), Some(0), "{result}");
+}
+
 /// How an FLV case reaches the stream.
 #[derive(Clone, Copy, PartialEq)]
 enum FlvTransport {

@@ -9,7 +9,7 @@
 //
 //   node play.mjs --url http://127.0.0.1:8000/live/KEY/index.m3u8 [--seconds 20]
 //        [--low-latency] [--hls-config JSON] [--start-timeout 30] [--stamps]
-//        [--warmup 0] [--spki HASH] [--pid-file FILE] [--verbose]
+//        [--warmup 0] [--spki HASH] [--pid-file FILE] [--verbose] [--vod]
 //   node play.mjs --player mpegts --url ws://127.0.0.1:8000/live/KEY.flv [--seconds 20]
 //        [--mpegts-config JSON] ...
 //
@@ -20,6 +20,9 @@
 // of its own: another origin than the server's, so the page reads the stream cross-origin. Chromium runs in a process group of its own with a new empty profile, both
 // removed at the end; --pid-file gets that group's id as soon as it exists, so a caller
 // can end the group if this process is killed before it could.
+//
+// --vod: a VOD playlist (a recording), played from its start to its end within --seconds:
+// the end is expected, and the position must reach the media's duration.
 //
 // Exit status: 0 when it played the whole time with no stall, no end, no fatal error and
 // frames advancing (and, with --stamps, stamps read); 1 when not (the JSON line says why in
@@ -70,6 +73,7 @@ const { values: opts } = parseArgs({
     'pid-file': { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     verbose: { type: 'boolean', default: false },
+    vod: { type: 'boolean', default: false },
   },
 });
 if (!opts.url || !['hls', 'mpegts'].includes(opts.player)) {
@@ -172,8 +176,13 @@ function judge(report, meta) {
   if (report.fatal.length) failures.push(`fatal ${opts.player} errors: ${JSON.stringify(report.fatal)}`);
   if (report.waiting.length) failures.push(`stalled (waiting) at ${report.waiting.join(', ')} s`);
   if (report.buffer_stalled.length) failures.push(`buffer stalled at ${report.buffer_stalled.join(', ')} s`);
-  if (report.ended.length) failures.push(`playback ended at ${report.ended.join(', ')} s`);
-  if (started && report.paused) failures.push('paused at the end');
+  if (opts.vod) {
+    if (started && !report.ended.length) failures.push(`did not reach the end (${report.position} of ${report.duration} s)`);
+    if (started && !(report.position >= report.duration - 1)) failures.push(`ended at ${report.position} of ${report.duration} s`);
+  } else {
+    if (report.ended.length) failures.push(`playback ended at ${report.ended.join(', ')} s`);
+    if (started && report.paused) failures.push('paused at the end');
+  }
   if (meta.page_errors.length) failures.push(`page errors: ${meta.page_errors.join('; ')}`);
   const playing = report.samples.filter((s) => s.frames > 0);
   const first = playing[0];
@@ -181,7 +190,7 @@ function judge(report, meta) {
   const framesAdvanced = first && last ? last.frames - first.frames : 0;
   const positionAdvanced = first && last ? last.pos - first.pos : 0;
   if (started && framesAdvanced <= 0) failures.push('decoded frames did not advance');
-  if (started && positionAdvanced < meta.played_s / 2) {
+  if (started && positionAdvanced < (opts.vod ? report.duration - 1 : meta.played_s / 2)) {
     failures.push(`position advanced ${positionAdvanced.toFixed(1)} s in ${meta.played_s.toFixed(1)} s of playback`);
   }
   if (opts.stamps && started && !report.glass.length) {
@@ -210,6 +219,8 @@ function judge(report, meta) {
     buffer_stalled: report.buffer_stalled,
     ended: report.ended,
     paused: report.paused,
+    duration: report.duration,
+    position: report.position,
     fatal: report.fatal,
     errors: report.errors,
     frames: q,
@@ -274,7 +285,8 @@ async function main() {
     const playStart = Date.now();
     while (Date.now() - playStart < seconds * 1000) {
       await sleep(Math.min(1000, seconds * 1000 - (Date.now() - playStart)));
-      if ((await page.evaluate(() => window.playerStatus())).fatal) break;
+      const now = await page.evaluate(() => window.playerStatus());
+      if (now.fatal || (opts.vod && now.ended)) break;
     }
     playedMs = Date.now() - playStart;
   }

@@ -172,6 +172,8 @@
       waiting: state.waiting,
       ended: state.ended,
       paused: video.paused,
+      duration: Number.isFinite(video.duration) ? round(video.duration) : null,
+      position: round(video.currentTime),
       buffer_stalled: state.bufferStalled,
       errors: state.errors,
       fatal: state.fatal,
@@ -190,5 +192,6 @@
     first_frame_ms: state.firstFrameMs,
     fatal: state.fatal.length,
     presented: state.presented,
+    ended: state.ended.length,
   });
 })();
