@@ -602,8 +602,8 @@ mod tests {
         assert!(matches!(&out[..], [Write::Park(p)] if p.stream == "live/k"));
     }
 
-    #[test]
-    fn a_publish_within_the_gap_continues_later_in_time() {
+    /// A recorder after one recorded publish, and the recording it parked.
+    fn after_one_publish() -> (Recorder, Parked) {
         let mut r = Recorder::new("live", "k");
         let mut out = Vec::new();
         r.begin(true, &tracks(), None, &mut out);
@@ -612,7 +612,13 @@ mod tests {
         let Some(Write::Park(parked)) = out.pop() else {
             panic!("parked")
         };
-        out.clear();
+        (r, parked)
+    }
+
+    #[test]
+    fn a_publish_within_the_gap_continues_later_in_time() {
+        let (mut r, parked) = after_one_publish();
+        let mut out = Vec::new();
         // The next publish's timeline starts afresh, at 0 again.
         r.begin(true, &tracks(), Some(parked), &mut out);
         publish(&mut r, 48_000, 0, &mut out);
@@ -643,15 +649,8 @@ mod tests {
 
     #[test]
     fn new_codec_parameters_start_a_new_recording() {
-        let mut r = Recorder::new("live", "k");
+        let (mut r, parked) = after_one_publish();
         let mut out = Vec::new();
-        r.begin(true, &tracks(), None, &mut out);
-        publish(&mut r, 48_000, 0, &mut out);
-        r.end(&mut out);
-        let Some(Write::Park(parked)) = out.pop() else {
-            panic!("parked")
-        };
-        out.clear();
         r.begin(true, &tracks(), Some(parked), &mut out);
         publish(&mut r, 44_100, 0, &mut out);
         assert!(matches!(
