@@ -200,10 +200,6 @@ impl fmt::Debug for LlSegment {
 }
 
 impl HeldSegment for LlSegment {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn duration(&self) -> Duration90k {
         self.duration
     }
@@ -248,6 +244,19 @@ enum Name {
 /// **Playlists.** Nothing is served before the first segment is complete (its end fixes
 /// EXT-X-TARGETDURATION). Then every change renders the full playlist and its delta update
 /// once (each with an ETag); requests get them as they are.
+///
+/// **DVR window** (`dvr_window` above zero). In front of the live window the playlist lists
+/// every earlier segment that starts at most `dvr_window` before the end of its last complete
+/// segment (summed EXTINF durations), without parts, with their EXT-X-DISCONTINUITY,
+/// EXT-X-MAP and EXT-X-PROGRAM-DATE-TIME tags; EXT-X-MEDIA-SEQUENCE and
+/// EXT-X-DISCONTINUITY-SEQUENCE count from the first of them. Their bytes leave memory as
+/// they would without the DVR window, and HTTP serves them from their files
+/// ([`LlStream::segment_file`]); a file is deleted only once its segment left the playlist
+/// and its availability period (counted with the longest playlist served) is over. The
+/// initialization sections they need stay in memory. Delta updates skip what lies beyond the
+/// Skip Boundary (CAN-SKIP-UNTIL, six Target Durations, RFC 8216bis §4.4.3.8, §6.2.5.1),
+/// which with a DVR window is nearly the whole playlist; the full playlist and its delta
+/// update are rendered apart, each when first asked for.
 ///
 /// **Disk.** Complete segments (from their parts' pieces), initialization sections and
 /// `llhls.m3u8` are written; parts are not. The playlist on disk is the one a server
@@ -294,9 +303,13 @@ pub struct LlStream {
     /// away), and how many times it changed: its ETags are `"{prefix}-{version}"`.
     served: bool,
     version: u64,
-    /// The full playlist and its delta update as text, rendered when first asked for after a
-    /// change (a stream nobody watches renders nothing).
-    rendered: OnceLock<(Arc<PlaylistSnapshot>, Arc<PlaylistSnapshot>)>,
+    /// The full playlist as text, rendered when first asked for after a change (a stream
+    /// nobody watches renders nothing).
+    rendered: OnceLock<Arc<PlaylistSnapshot>>,
+    /// Its delta update, rendered the same way and apart from it (a player that reloads with
+    /// `_HLS_skip` never has the whole DVR window rendered on every part); `None` when
+    /// nothing can be skipped, and the full playlist answers.
+    rendered_delta: OnceLock<Option<Arc<PlaylistSnapshot>>>,
     /// EXT-X-PROGRAM-DATE-TIME of the next segment when the timeline continues.
     next_program_date_time: Option<SystemTime>,
     /// A new publisher took over: the next segment starts with EXT-X-DISCONTINUITY.
@@ -322,7 +335,7 @@ impl LlStream {
         playlist.low_latency = Some(low_latency_tags(part_target));
         LlStream {
             dir: dir.path(),
-            held: Retention::new(settings.delete_segments),
+            held: Retention::new(settings.delete_segments, settings.dvr_window),
             settings,
             prefix: name_prefix(wall),
             playlist,
@@ -334,6 +347,7 @@ impl LlStream {
             served: false,
             version: 0,
             rendered: OnceLock::new(),
+            rendered_delta: OnceLock::new(),
             next_program_date_time: None,
             pending_discontinuity: false,
             wrote_files: false,
@@ -415,19 +429,23 @@ impl LlStream {
         if !self.served {
             return None;
         }
-        let (full, delta) = self.rendered.get_or_init(|| {
-            let etag = |form: &str| format!("\"{}-{}{form}\"", self.prefix, self.version);
-            let full = Arc::new(PlaylistSnapshot::with_etag(
+        let etag = |form: &str| format!("\"{}-{}{form}\"", self.prefix, self.version);
+        if skip {
+            let delta = self.rendered_delta.get_or_init(|| {
+                playlist::render_delta(&self.playlist)
+                    .map(|text| Arc::new(PlaylistSnapshot::with_etag(text, etag("-skip"))))
+            });
+            if let Some(delta) = delta {
+                return Some(Arc::clone(delta));
+            }
+        }
+        let full = self.rendered.get_or_init(|| {
+            Arc::new(PlaylistSnapshot::with_etag(
                 playlist::render(&self.playlist),
                 etag(""),
-            ));
-            let delta = match playlist::render_delta(&self.playlist) {
-                Some(text) => Arc::new(PlaylistSnapshot::with_etag(text, etag("-skip"))),
-                None => Arc::clone(&full),
-            };
-            (full, delta)
+            ))
         });
-        Some(Arc::clone(if skip { delta } else { full }))
+        Some(Arc::clone(full))
     }
 
     /// A complete segment by file name, while listed or in its availability period.
@@ -436,6 +454,18 @@ impl LlStream {
             return None;
         };
         self.held_segment(msn).cloned()
+    }
+
+    /// The path (relative to the media root) of a complete segment's file by file name, while
+    /// the playlist lists it (the DVR segments included) or its availability period after
+    /// that is not over: what HTTP serves when [`LlStream::segment`] no longer holds it. Only
+    /// names this window gave are found.
+    pub fn segment_file(&self, name: &str) -> Option<PathBuf> {
+        let Some(Name::Segment { msn }) = self.parse_name(name) else {
+            return None;
+        };
+        let file = self.held.file(&self.playlist, msn)?;
+        (file == name).then(|| self.dir.join(file))
     }
 
     /// A Partial Segment's bytes by file name, while it exists: in the open segment, or in a
@@ -455,8 +485,8 @@ impl LlStream {
         Some(part.data.clone())
     }
 
-    /// An initialization section's bytes by file name, while a held segment (or the next
-    /// one) uses it.
+    /// An initialization section's bytes by file name, while a segment the playlist lists,
+    /// or one in its availability period, or the next one uses it.
     pub fn init(&self, name: &str) -> Option<Bytes> {
         let Some(Name::Init { number }) = self.parse_name(name) else {
             return None;
@@ -504,8 +534,9 @@ impl LlStream {
         self.playlist.media_sequence + self.playlist.segments.len() as u64
     }
 
-    /// Bytes held in memory: the open segment's parts, the listed segments, those in their
-    /// availability period, and the initialization sections.
+    /// Bytes held in memory: the open segment's parts, the live window's segments, those in
+    /// their availability period after it, and the initialization sections (not the DVR
+    /// segments, which are on disk).
     pub fn memory_bytes(&self) -> usize {
         let open: usize = self
             .open
@@ -850,6 +881,7 @@ impl LlStream {
         self.served = true;
         self.version += 1;
         self.rendered = OnceLock::new();
+        self.rendered_delta = OnceLock::new();
         self.held.served(&self.playlist);
         if to_disk {
             actions.push(DiskAction::WritePlaylist {
@@ -860,15 +892,27 @@ impl LlStream {
     }
 
     /// Drops the segments whose availability is over (see [`Retention::expire`]), then the
-    /// initialization sections no held segment uses, their files with the segments'.
+    /// initialization sections no segment uses (held, listed, or with its file in its
+    /// availability period), their files with the segments'. Initialization sections are
+    /// small and few, so those the DVR segments need stay in memory.
     fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
         let delete = self.held.expire(now, &self.dir, actions);
         let current = self.init.as_ref();
         let held = self.held.held().map(|s| &s.init);
         let open = self.open.as_ref().map(|o| &o.init);
         let in_use: Vec<&Arc<InitSection>> = held.chain(open).chain(current).collect();
+        // Names the playlist and the files in their availability period refer to; a run of
+        // segments shares one, so consecutive repeats are skipped.
+        let mut mapped: Vec<&Arc<str>> = Vec::new();
+        let maps = self.held.unlisted_maps();
+        for map in maps.chain(self.playlist.segments.iter().filter_map(|s| s.map.as_ref())) {
+            if mapped.last().is_none_or(|last| !Arc::ptr_eq(last, map)) {
+                mapped.push(map);
+            }
+        }
         self.inits.retain(|init| {
-            let keep = in_use.iter().any(|u| Arc::ptr_eq(u, init));
+            let keep = in_use.iter().any(|u| Arc::ptr_eq(u, init))
+                || mapped.iter().any(|m| Arc::ptr_eq(m, &init.name));
             if !keep && delete {
                 actions.push(DiskAction::Delete {
                     path: self.dir.join(&*init.name),
@@ -886,6 +930,7 @@ impl LlStream {
         self.inits.clear();
         self.served = false;
         self.rendered = OnceLock::new();
+        self.rendered_delta = OnceLock::new();
         if !self.settings.keep && self.wrote_files {
             actions.push(DiskAction::RemoveStreamDir {
                 path: self.dir.clone(),
@@ -893,10 +938,12 @@ impl LlStream {
         }
     }
 
-    /// A segment by Media Sequence Number, listed or in its availability period.
+    /// A segment by Media Sequence Number, in the live window or in its availability period
+    /// after it (the segments held in memory).
     fn held_segment(&self, msn: u64) -> Option<&Arc<LlSegment>> {
+        let first_live = self.segments_produced() - self.held.listed().len() as u64;
         let listed = msn
-            .checked_sub(self.playlist.media_sequence)
+            .checked_sub(first_live)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.held.listed().get(i));
         listed.or_else(|| self.held.leaving().find(|s| s.msn == msn))

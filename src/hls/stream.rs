@@ -52,6 +52,9 @@ pub struct HlsSettings {
     pub delete_segments: bool,
     /// `hls.keep`: the stream's files stay on disk after the stream ends.
     pub keep: bool,
+    /// `hls.dvr_window`: the live playlist also lists the earlier segments whose media lies
+    /// within this much of its end, served from their files (see [`HlsStream`]). Zero: off.
+    pub dvr_window: Duration90k,
 }
 
 impl Default for HlsSettings {
@@ -61,6 +64,7 @@ impl Default for HlsSettings {
             list_size: 3,
             delete_segments: true,
             keep: false,
+            dvr_window: Duration90k::ZERO,
         }
     }
 }
@@ -106,10 +110,6 @@ impl fmt::Debug for Segment {
 }
 
 impl HeldSegment for Segment {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn duration(&self) -> Duration90k {
         self.duration
     }
@@ -169,6 +169,18 @@ pub enum DiskAction {
 /// and its segments stay servable for the same period; then, with `keep` off, the stream
 /// folder is removed.
 ///
+/// **DVR window** (`dvr_window` above zero). The playlist lists, in front of the live
+/// window, every earlier segment that starts at most `dvr_window` before the end of the
+/// playlist (summed EXTINF durations), keeping their EXT-X-DISCONTINUITY and
+/// EXT-X-PROGRAM-DATE-TIME tags; EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE count
+/// from the first of them. Their bytes leave memory as they would without the DVR window
+/// (their duration plus the longest live window after they leave the live window): the
+/// window then keeps only their metadata, and HTTP serves them from their files
+/// ([`HlsStream::segment_file`]). A file is deleted (`delete_segments`) only once its segment
+/// left the playlist and its availability period, counted with the longest playlist served
+/// (DVR segments included), is over. The ended playlist lists its DVR segments too, for as
+/// long as the stream is kept after its end.
+///
 /// Segment names are `{prefix}-{sequence}.ts`, the prefix being the creation wall-clock
 /// time in milliseconds, base 36: they never repeat in a folder across republishes and
 /// server restarts, so no player or cache mistakes one for another.
@@ -202,7 +214,7 @@ impl HlsStream {
         let playlist_type = vod.then_some(PlaylistType::Vod);
         HlsStream {
             dir: dir.path(),
-            held: Retention::new(settings.delete_segments),
+            held: Retention::new(settings.delete_segments, settings.dvr_window),
             settings,
             vod,
             prefix: name_prefix(wall),
@@ -335,6 +347,16 @@ impl HlsStream {
         self.held.held().find(|s| s.name == name).cloned()
     }
 
+    /// The path (relative to the media root) of a segment's file by file name, while the
+    /// playlist lists it (the DVR segments included) or its availability period after that
+    /// is not over: what HTTP serves when [`HlsStream::segment`] no longer holds it. Only
+    /// names this window gave are found.
+    pub fn segment_file(&self, name: &str) -> Option<PathBuf> {
+        let sequence = self.parse_name(name)?;
+        let file = self.held.file(&self.playlist, sequence)?;
+        (file == name).then(|| self.dir.join(file))
+    }
+
     /// EXT-X-TARGETDURATION, fixed by the first segment.
     pub fn target_duration(&self) -> Option<u32> {
         (self.segments_produced() > 0).then_some(self.playlist.target_duration)
@@ -344,8 +366,8 @@ impl HlsStream {
         self.held.is_ended()
     }
 
-    /// Bytes of segment data held in memory: the listed window and the segments still in
-    /// their availability period.
+    /// Bytes of segment data held in memory: the live window and the segments still in
+    /// their availability period after it (not the DVR segments, which are on disk).
     pub fn memory_bytes(&self) -> usize {
         self.held.held().map(|s| s.data.len()).sum()
     }
@@ -368,6 +390,19 @@ impl HlsStream {
         let enough = |rest, _: &MediaSegment| rest >= min_duration;
         self.held
             .list(segment, &mut self.playlist, list_size, now, enough);
+    }
+
+    /// The Media Sequence Number a name of this window's form, `{prefix}-{sequence}.ts`
+    /// (canonical decimal), gives.
+    fn parse_name(&self, name: &str) -> Option<u64> {
+        let digits = name
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('-')?
+            .strip_suffix(".ts")?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if canonical { digits.parse().ok() } else { None }
     }
 
     /// Renders the playlist into a new snapshot and schedules its write.
