@@ -1063,6 +1063,196 @@ pub(super) mod tests {
         assert_eq!(name_prefix(UNIX_EPOCH + Duration::from_millis(36)), "10");
     }
 
+    /// Settings with a DVR window of `secs`.
+    fn dvr(secs: u64) -> HlsSettings {
+        HlsSettings {
+            dvr_window: Duration90k::from_millis(secs * 1000),
+            ..HlsSettings::default()
+        }
+    }
+
+    fn deleted(actions: &[DiskAction]) -> Vec<PathBuf> {
+        let delete = |a: &DiskAction| match a {
+            DiskAction::Delete { path } => Some(path.clone()),
+            _ => None,
+        };
+        actions.iter().filter_map(delete).collect()
+    }
+
+    #[test]
+    fn dvr_window_lists_earlier_segments_with_their_tags() {
+        let mut live = Live::new(dvr(120));
+        let mut media_sequence = 0;
+        for n in 0..200u64 {
+            let mut segment = completed(1000);
+            segment.discontinuity = n == 50;
+            live.push(segment);
+            // The media sequence only ever increases.
+            assert!(live.stream.playlist.media_sequence >= media_sequence);
+            media_sequence = live.stream.playlist.media_sequence;
+            if n == 99 {
+                // 100 s of media: everything is listed, segment 50 with its discontinuity.
+                let text = live.text();
+                assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
+                assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
+                assert!(
+                    text.contains(
+                        "#EXT-X-DISCONTINUITY\n\
+                         #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:10.000Z\n\
+                         #EXTINF:1.000,\n\
+                         loyw3v28-50.ts\n"
+                    ),
+                    "{text}"
+                );
+            }
+        }
+        // 120 s of media listed: segments 80 to 199, the live window the last six of them
+        // (three target durations of one-second segments).
+        assert_eq!(live.listed(), (194..200).collect::<Vec<_>>());
+        assert_eq!(live.stream.playlist.media_sequence, 80);
+        assert_eq!(live.stream.playlist.segments.len(), 120);
+        assert_eq!(live.stream.playlist.duration(), Duration90k::from_millis(120_000));
+        let text = live.text();
+        // Segment 50's discontinuity left the playlist.
+        assert!(
+            text.starts_with(
+                "#EXTM3U\n\
+                 #EXT-X-VERSION:3\n\
+                 #EXT-X-TARGETDURATION:2\n\
+                 #EXT-X-MEDIA-SEQUENCE:80\n\
+                 #EXT-X-DISCONTINUITY-SEQUENCE:1\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:40.000Z\n\
+                 #EXTINF:1.000,\n\
+                 loyw3v28-80.ts\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 120);
+        assert_eq!(text.matches("#EXTINF:").count(), 120);
+    }
+
+    #[test]
+    fn dvr_segments_are_served_from_their_files_and_memory_stays_bounded() {
+        let mut live = Live::new(dvr(120));
+        let mut most = 0;
+        for n in 0..200 {
+            live.feed(&[1000]);
+            if n >= 20 {
+                most = most.max(live.stream.memory_bytes());
+            }
+        }
+        // The live window (6 segments) and those in their availability period after it
+        // (1 s + the 6 s live window): the same whatever the DVR window lists.
+        let mut plain = Live::new(HlsSettings::default());
+        plain.feed(&[1000; 200]);
+        assert_eq!(most, plain.stream.memory_bytes());
+        assert!(most <= (6 + 8) * 188, "{most}");
+        assert_eq!(live.stream.memory_bytes(), most);
+
+        // A DVR segment: listed, not in memory, served from its file.
+        assert!(!served(&live.stream, "loyw3v28-80.ts"));
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-80.ts"),
+            Some(path("loyw3v28-80.ts"))
+        );
+        // A live one is in memory, and its file is known too.
+        assert!(served(&live.stream, "loyw3v28-199.ts"));
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-199.ts"),
+            Some(path("loyw3v28-199.ts"))
+        );
+        // Left the playlist, in its availability period: still on disk.
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-0.ts"),
+            Some(path("loyw3v28-0.ts"))
+        );
+        // Names the window never gave are not found, whatever their form.
+        for name in [
+            "loyw3v28-200.ts",
+            "loyw3v28-080.ts",
+            "loyw3v29-80.ts",
+            "loyw3v28-80.m4s",
+            "loyw3v28-+80.ts",
+            "loyw3v28-.ts",
+            "../loyw3v28-80.ts",
+            "index.m3u8",
+        ] {
+            assert_eq!(live.stream.segment_file(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn dvr_files_are_deleted_after_the_window_and_their_availability() {
+        let mut live = Live::new(dvr(120));
+        for n in 0..300u64 {
+            let actions = live.feed(&[1000]);
+            // Segment s leaves the playlist when segment s + 120 arrives, at s + 121 s;
+            // its availability is its second plus the longest playlist served (120 s):
+            // its file goes when segment s + 241 arrives.
+            let expected: Vec<PathBuf> = n
+                .checked_sub(241)
+                .map(|s| path(&format!("loyw3v28-{s}.ts")))
+                .into_iter()
+                .collect();
+            assert_eq!(deleted(&actions), expected, "segment {n}");
+            // Every file deleted is neither listed nor servable any more.
+            for gone in &expected {
+                let name = gone.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                assert_eq!(live.stream.segment_file(name), None);
+            }
+        }
+        // Without deletion nothing goes, and the playlist is the same.
+        let mut kept = Live::new(HlsSettings {
+            delete_segments: false,
+            ..dvr(120)
+        });
+        let actions = kept.feed(&[1000; 300]);
+        assert_eq!(deleted(&actions), Vec::<PathBuf>::new());
+        assert_eq!(kept.text(), live.text());
+    }
+
+    #[test]
+    fn ended_dvr_playlist_lists_its_dvr_segments_as_long_as_the_stream_is_kept() {
+        let mut live = Live::new(dvr(120));
+        live.feed(&[1000; 200]);
+        let mut plain = Live::new(HlsSettings::default());
+        plain.feed(&[1000; 200]);
+        live.end_at(200_500);
+        plain.end_at(200_500);
+        let text = live.text();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:80\n"), "{text}");
+        assert!(text.ends_with("loyw3v28-199.ts\n#EXT-X-ENDLIST\n"), "{text}");
+        // Kept exactly as long as without a DVR window, listing its DVR segments until then.
+        let mut ms = 200_500;
+        loop {
+            ms += 100;
+            let (gone, _) = live.sweep_at(ms);
+            let (plain_gone, _) = plain.sweep_at(ms);
+            assert_eq!(gone, plain_gone, "at {ms} ms");
+            if gone {
+                break;
+            }
+            assert_eq!(live.stream.playlist.segments.len(), 120);
+            assert_eq!(
+                live.stream.segment_file("loyw3v28-80.ts"),
+                Some(path("loyw3v28-80.ts"))
+            );
+        }
+        assert!(live.stream.playlist().is_none());
+        assert_eq!(live.stream.segment_file("loyw3v28-80.ts"), None);
+    }
+
+    #[test]
+    fn dvr_window_shorter_than_the_live_window_changes_nothing() {
+        let mut live = Live::new(dvr(2));
+        let mut plain = Live::new(HlsSettings::default());
+        for _ in 0..50 {
+            assert_eq!(live.feed(&[2000]), plain.feed(&[2000]));
+        }
+        assert_eq!(live.text(), plain.text());
+    }
+
     #[test]
     fn etag_follows_the_text() {
         let mut a = Live::new(HlsSettings::default());
