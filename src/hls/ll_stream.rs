@@ -2016,6 +2016,248 @@ mod tests {
         );
     }
 
+    /// Initialization section 0 given, with a DVR window of `secs`.
+    fn started_dvr(secs: u64) -> Live {
+        let mut live = Live::new(HlsSettings {
+            dvr_window: Duration90k::from_millis(secs * 1000),
+            ..HlsSettings::default()
+        });
+        live.push(vec![init(0)]);
+        live
+    }
+
+    fn deleted(actions: &[DiskAction]) -> Vec<PathBuf> {
+        let delete = |a: &DiskAction| match a {
+            DiskAction::Delete { path } => Some(path.clone()),
+            _ => None,
+        };
+        actions.iter().filter_map(delete).collect()
+    }
+
+    /// The segment URIs a playlist text lists, in order.
+    fn uris(text: &str) -> Vec<&str> {
+        let lines: Vec<&str> = text.lines().collect();
+        let extinf = |w: &[&str]| w[0].starts_with("#EXTINF:");
+        lines
+            .windows(2)
+            .filter(|w| extinf(w))
+            .map(|w| w[1])
+            .collect()
+    }
+
+    #[test]
+    fn dvr_window_lists_earlier_segments_without_parts() {
+        let mut live = started_dvr(120);
+        let mut media_sequence = 0;
+        for _ in 0..200 {
+            live.segment(4);
+            assert!(live.stream.playlist.media_sequence >= media_sequence);
+            media_sequence = live.stream.playlist.media_sequence;
+        }
+        // 120 s of 2 s segments: 140 to 199; the live window the last seven.
+        assert_eq!(live.listed(), (193..200).collect::<Vec<_>>());
+        assert_eq!(live.stream.playlist.media_sequence, 140);
+        let text = live.text(false);
+        let listed = uris(&text);
+        assert_eq!(listed.len(), 60, "{text}");
+        assert_eq!(listed.first(), Some(&"loyw3v28-140.m4s"));
+        assert_eq!(listed.last(), Some(&"loyw3v28-199.m4s"));
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA-SEQUENCE:140\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:18:00.000Z\n\
+                 #EXTINF:2.000,\n\
+                 loyw3v28-140.m4s\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 60);
+        // Parts of the last three target durations only, as without a DVR window.
+        let mut plain = Live::started();
+        plain.segments(200);
+        assert_eq!(
+            text.matches("#EXT-X-PART:").count(),
+            plain.text(false).matches("#EXT-X-PART:").count()
+        );
+        assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,"), "{text}");
+    }
+
+    #[test]
+    fn dvr_delta_update_skips_all_but_the_skip_boundary() {
+        let mut live = started_dvr(120);
+        live.segments(200);
+        let full = live.text(false);
+        let delta = live.text(true);
+        assert!(
+            full.contains("CAN-SKIP-UNTIL=12.000"),
+            "six target durations: {full}"
+        );
+        // Segments ending at least 12 s before the end of segment 199: 140 to 193.
+        assert!(
+            delta.contains(
+                "#EXT-X-MEDIA-SEQUENCE:140\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-SKIP:SKIPPED-SEGMENTS=54\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n"
+            ),
+            "{delta}"
+        );
+        assert!(delta.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n"), "{delta}");
+        // A client that merges the update (RFC 8216bis §6.2.5.1) gets the full playlist:
+        // the skipped segments are the ones it had, and the rest follow them.
+        let full_uris = uris(&full);
+        let delta_uris = uris(&delta);
+        assert_eq!(delta_uris.len(), 6);
+        assert_eq!(&full_uris[54..], &delta_uris[..]);
+        let tail = |text: &str| {
+            let at = text.find("loyw3v28-194.m4s\n").expect("segment 194");
+            text[at..].to_owned()
+        };
+        assert_eq!(tail(&full), tail(&delta));
+        assert!(delta.len() * 2 < full.len(), "the update is short");
+    }
+
+    #[test]
+    fn dvr_segments_are_served_from_their_files_and_memory_stays_bounded() {
+        let mut live = started_dvr(120);
+        let mut plain = Live::started();
+        let mut most = 0;
+        for n in 0..200 {
+            live.segment(4);
+            plain.segment(4);
+            if n >= 20 {
+                most = most.max(live.stream.memory_bytes());
+                assert_eq!(live.stream.memory_bytes(), plain.stream.memory_bytes());
+            }
+        }
+        // The live window (7 segments), those in their availability period after it (2 s +
+        // the 14 s live window), the initialization section: nothing grows with the DVR
+        // window.
+        assert!(most <= (7 + 9) * 4 * 6 + 8, "{most}");
+        assert!(live.stream.segment("loyw3v28-140.m4s").is_none());
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-140.m4s"),
+            Some(path("loyw3v28-140.m4s"))
+        );
+        assert!(live.stream.segment("loyw3v28-199.m4s").is_some());
+        // Left the playlist, in its availability period: still on disk.
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-100.m4s"),
+            Some(path("loyw3v28-100.m4s"))
+        );
+        for name in [
+            "loyw3v28-200.m4s",
+            "loyw3v28-0140.m4s",
+            "loyw3v28-p560.m4s",
+            "loyw3v28-init-0.mp4",
+            "loyw3v29-140.m4s",
+            "loyw3v28-140.ts",
+        ] {
+            assert_eq!(live.stream.segment_file(name), None, "{name}");
+        }
+        // Parts of DVR segments are gone with their bytes.
+        assert_eq!(live.stream.part("loyw3v28-p560.m4s"), None);
+    }
+
+    #[test]
+    fn dvr_files_are_deleted_after_the_window_and_their_availability() {
+        let mut live = started_dvr(120);
+        for n in 0..300u64 {
+            let actions = live.segment(4);
+            // Segment s leaves the playlist when segment s + 60 completes, at 2s + 122 s;
+            // its availability is its 2 s plus the longest playlist served (120 s): its file
+            // goes when segment s + 121 completes.
+            let expected: Vec<PathBuf> = n
+                .checked_sub(121)
+                .map(|s| path(&format!("loyw3v28-{s}.m4s")))
+                .into_iter()
+                .collect();
+            assert_eq!(deleted(&actions), expected, "segment {n}");
+        }
+    }
+
+    #[test]
+    fn dvr_keeps_the_initialization_sections_its_segments_need() {
+        let mut live = started_dvr(120);
+        live.segments(10);
+        live.push(vec![
+            init(1),
+            CmafEvent::SegmentStart {
+                discontinuity: true,
+                independent: true,
+            },
+        ]);
+        let part = live.next_part();
+        live.push(vec![part, end(500)]);
+        let mut actions = live.segments(40);
+        // Segments 0 to 9 need init 0: listed, though long out of memory.
+        let text = live.text(false);
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA-SEQUENCE:0\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "loyw3v28-9.m4s\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-1.mp4\"\n"
+            ),
+            "{text}"
+        );
+        assert!(live.stream.segment("loyw3v28-0.m4s").is_none());
+        assert!(live.stream.init("loyw3v28-init-0.mp4").is_some());
+        // Once they left the playlist, and their availability is over, it goes.
+        actions.extend(live.segments(200));
+        assert!(!live.text(false).contains("init-0"));
+        assert!(live.stream.init("loyw3v28-init-0.mp4").is_none());
+        let gone = deleted(&actions);
+        let at = |name: &str| gone.iter().position(|p| p == &path(name));
+        let init_at = at("loyw3v28-init-0.mp4").expect("init 0 deleted");
+        assert!(at("loyw3v28-9.m4s").expect("segment 9 deleted") < init_at);
+        // Segment 10 (the first with init 1) is in the text with its discontinuity until it
+        // leaves; then DISCONTINUITY-SEQUENCE counts it.
+        assert!(
+            live.text(false)
+                .contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n")
+        );
+    }
+
+    #[test]
+    fn ended_dvr_playlist_lists_its_dvr_segments_as_long_as_the_stream_is_kept() {
+        let mut live = started_dvr(120);
+        let mut plain = Live::started();
+        live.segments(100);
+        plain.segments(100);
+        let end = live.ms + 100;
+        live.end_at(end);
+        plain.end_at(end);
+        let text = live.text(false);
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:40\n"), "{text}");
+        assert!(
+            text.ends_with("loyw3v28-99.m4s\n#EXT-X-ENDLIST\n"),
+            "{text}"
+        );
+        let mut ms = end;
+        loop {
+            ms += 100;
+            let (gone, _) = live.sweep_at(ms);
+            let (plain_gone, _) = plain.sweep_at(ms);
+            assert_eq!(gone, plain_gone, "at {ms} ms");
+            if gone {
+                break;
+            }
+            assert_eq!(uris(&live.text(false)).len(), 60);
+            assert!(live.stream.segment_file("loyw3v28-40.m4s").is_some());
+        }
+        assert!(live.stream.playlist(false).is_none());
+    }
+
     #[test]
     fn canonical_numbers() {
         assert_eq!(canonical("0"), Some(0));

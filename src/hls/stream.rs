@@ -1111,7 +1111,10 @@ pub(super) mod tests {
         assert_eq!(live.listed(), (194..200).collect::<Vec<_>>());
         assert_eq!(live.stream.playlist.media_sequence, 80);
         assert_eq!(live.stream.playlist.segments.len(), 120);
-        assert_eq!(live.stream.playlist.duration(), Duration90k::from_millis(120_000));
+        assert_eq!(
+            live.stream.playlist.duration(),
+            Duration90k::from_millis(120_000)
+        );
         let text = live.text();
         // Segment 50's discontinuity left the playlist.
         assert!(
@@ -1222,7 +1225,10 @@ pub(super) mod tests {
         plain.end_at(200_500);
         let text = live.text();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:80\n"), "{text}");
-        assert!(text.ends_with("loyw3v28-199.ts\n#EXT-X-ENDLIST\n"), "{text}");
+        assert!(
+            text.ends_with("loyw3v28-199.ts\n#EXT-X-ENDLIST\n"),
+            "{text}"
+        );
         // Kept exactly as long as without a DVR window, listing its DVR segments until then.
         let mut ms = 200_500;
         loop {
