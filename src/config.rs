@@ -821,6 +821,22 @@ mod tests {
     }
 
     #[test]
+    fn dvr_window_is_read_and_bounded() {
+        assert_eq!(Config::default().hls.dvr_window, 0, "off by default");
+        assert_eq!(spec("hls.dvr_window").flag(), "hls-dvr-window");
+        let mut o = Overrides::default();
+        o.push_flag(spec("hls.dvr_window"), "120".into());
+        assert_eq!(Config::load(None, &o).unwrap().hls.dvr_window, 120);
+        let mut o = Overrides::default();
+        o.push_flag(spec("hls.dvr_window"), "21601".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("hls.dvr_window") && e.contains("0 to 21600"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_option() {
         let mut o = Overrides::default();
         o.push_flag(spec("hls.time"), "0".into());
