@@ -119,6 +119,9 @@ pub struct HlsConfig {
     pub cmaf: bool,
     /// Length in seconds of the CMAF output's parts (EXT-X-PART-INF PART-TARGET).
     pub part: f64,
+    /// Seconds of past media the live playlists list besides the live window, so players can
+    /// seek back (a DVR window); the older segments are served from disk, not memory. 0: off.
+    pub dvr_window: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -405,6 +408,7 @@ impl Default for HlsConfig {
             ts: true,
             cmaf: true,
             part: 0.2,
+            dvr_window: 0,
         }
     }
 }
@@ -694,6 +698,9 @@ impl Config {
         // Parts shorter than a frame or two are all overhead; a part must be shorter than
         // the segments it divides.
         range("hls.part", h.part, 0.05, f64::from(h.time) / 2.0)?;
+        // Six hours: the playlist grows by a line per segment, and the windows cap what they
+        // list at six hours of one-second segments.
+        range("hls.dvr_window", h.dvr_window, 0, 21_600)?;
         if self.http.mediaroot.as_os_str().is_empty() {
             return Err(ConfigError::Range {
                 option: "http.mediaroot",
@@ -876,6 +883,22 @@ mod tests {
         assert_eq!(c.hls.time, 4);
         assert!(c.hls.keep, "env beats default");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dvr_window_is_read_and_bounded() {
+        assert_eq!(Config::default().hls.dvr_window, 0, "off by default");
+        assert_eq!(spec("hls.dvr_window").flag(), "hls-dvr-window");
+        let mut o = Overrides::default();
+        o.push_flag(spec("hls.dvr_window"), "120".into());
+        assert_eq!(Config::load(None, &o).unwrap().hls.dvr_window, 120);
+        let mut o = Overrides::default();
+        o.push_flag(spec("hls.dvr_window"), "21601".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("hls.dvr_window") && e.contains("0 to 21600"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -205,6 +205,7 @@ fn remux_ts(
         list_size: config.hls.list_size,
         delete_segments: false,
         keep: true,
+        dvr_window: Duration90k::ZERO,
     };
     let mut hls = HlsStream::new(dir, settings, true, SystemTime::now());
     let mut remuxer = Remuxer::new(config.hls.remux(None));

@@ -4,7 +4,8 @@
 //!
 //! Each case names the playlist a viewer loads and hls.js's settings; the player must start,
 //! play for [`PLAY_SECONDS`] with no stall and no fatal error, with decoded frames and the
-//! position advancing. What it needs is installed when missing: `npm ci` in tests/browser
+//! position advancing; a DVR case seeks back a minute first and plays from there. What it
+//! needs is installed when missing: `npm ci` in tests/browser
 //! (hls.js, mpegts.js and playwright-core, pinned by package-lock.json; nothing downloads a
 //! browser) and Debian's `chromium` (as root, with apt-get).
 
@@ -27,6 +28,14 @@ const PLAY_SECONDS: u32 = 20;
 /// The most the publisher runs: the wait for the first segments, the browser's start and
 /// the playing time, with room to spare on a busy machine. The test stops it when done.
 const PUBLISH_SECONDS: u32 = 180;
+/// `hls.dvr_window` of the DVR case.
+const DVR_WINDOW: u32 = 120;
+/// How far behind the live edge the DVR case seeks: the stream must have run that long (a
+/// shorter `hls.time` would not shorten it), which makes this the longest case.
+const DVR_SEEK_BACK: u32 = 60;
+/// How long the DVR case plays after its seek: a few segments from the DVR window's disk
+/// files, kept short since reaching the seek takes a minute already.
+const DVR_PLAY_SECONDS: u32 = 10;
 /// How long the player may take to show its first frame (browser start excluded).
 const FIRST_FRAME_SECONDS: u32 = 60;
 /// How long the player process may run in all before the test gives up on it.
@@ -54,6 +63,19 @@ struct Case {
     source: Source,
     /// Published over RTMPS and played over HTTPS (HTTP/2) with a test certificate.
     tls: bool,
+    /// A DVR window ([`DVR_WINDOW`]): once the player can, it seeks this many seconds
+    /// behind the live edge and plays [`DVR_PLAY_SECONDS`] from there.
+    seek_back: Option<u32>,
+}
+
+impl Case {
+    /// How long the player plays: after its seek, for a DVR case.
+    fn play_seconds(&self) -> u32 {
+        match self.seek_back {
+            Some(_) => DVR_PLAY_SECONDS,
+            None => PLAY_SECONDS,
+        }
+    }
 }
 
 /// The live encode a case plays.
@@ -102,6 +124,7 @@ fn hls_js_plays_classic_hls() {
         low_latency: false,
         source: Source::H264Aac,
         tls: false,
+        seek_back: None,
     });
 }
 
@@ -114,6 +137,7 @@ fn hls_js_plays_low_latency_hls() {
         low_latency: true,
         source: Source::H264Aac,
         tls: false,
+        seek_back: None,
     });
 }
 
@@ -127,6 +151,21 @@ fn hls_js_plays_low_latency_hls_over_https_and_http2() {
         low_latency: true,
         source: Source::H264Aac,
         tls: true,
+        seek_back: None,
+    });
+}
+
+/// A DVR window: with `hls.dvr_window` 120, a viewer joins `index.m3u8` once it lists more
+/// than a minute of media, and hls.js seeks 60 s behind the live edge, into segments the
+/// server no longer holds in memory (served from their files), and plays on from there.
+#[test]
+fn hls_js_seeks_back_in_a_dvr_window() {
+    plays(Case {
+        playlist: "index.m3u8",
+        low_latency: false,
+        source: Source::H264Aac,
+        tls: false,
+        seek_back: Some(DVR_SEEK_BACK),
     });
 }
 
@@ -139,6 +178,7 @@ fn hls_js_plays_av1_opus_low_latency_hls() {
         low_latency: true,
         source: Source::Av1Opus,
         tls: false,
+        seek_back: None,
     });
 }
 
@@ -338,8 +378,13 @@ fn plays(case: Case) {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     ensure_browser();
     let certificate = case.tls.then(TestCertificate::new);
+    let dvr_window = DVR_WINDOW.to_string();
+    let dvr: &[&str] = match case.seek_back {
+        Some(_) => &["--hls-dvr-window", &dvr_window],
+        None => &[],
+    };
     let server = match &certificate {
-        None => ServerProcess::start(&[]),
+        None => ServerProcess::start(dvr),
         Some(c) => ServerProcess::start(&[
             "--rtmp-tls-port",
             "0",
@@ -373,6 +418,29 @@ fn plays(case: Case) {
         server.logs(),
         publisher.logs()
     );
+    if let Some(back) = case.seek_back {
+        // The viewer joins once the DVR window lists more than it seeks back (and two
+        // segments), so the segments it seeks into are ones it never loaded: fetched
+        // after the seek, from the server's disk.
+        let wanted = f64::from(back + 4);
+        let mut media = 0.0;
+        let timeout = Duration::from_secs(u64::from(back) * 3);
+        let enough = wait_for(timeout, || {
+            let r = get(&polled);
+            media = if r.status == 200 {
+                media_listed(&r.text())
+            } else {
+                0.0
+            };
+            media >= wanted
+        });
+        assert!(
+            enough,
+            "{url} listed {media} s of media, not {wanted} s:\n{}\n{}",
+            server.logs(),
+            publisher.logs()
+        );
+    }
 
     let spki = certificate.as_ref().map(|c| c.spki_sha256.as_str());
     let mut player = Player::start(&url, &case, spki);
@@ -406,9 +474,10 @@ fn plays(case: Case) {
         "{result}"
     );
     assert_eq!(result["playlist"]["live"], true, "{result}");
+    let play_seconds = case.play_seconds();
     let played = result["played_s"].as_f64().expect("played_s");
     assert!(
-        played >= f64::from(PLAY_SECONDS),
+        played >= f64::from(play_seconds),
         "played {played} s: {result}"
     );
     assert_eq!(result["stalls"], 0, "{result}");
@@ -417,9 +486,28 @@ fn plays(case: Case) {
     assert!(advanced > 0, "no frame decoded while playing: {result}");
     let position = result["position_advanced_s"].as_f64().expect("position");
     assert!(
-        position >= f64::from(PLAY_SECONDS) / 2.0,
+        position >= f64::from(play_seconds) / 2.0,
         "the position moved {position} s in {played} s: {result}"
     );
+    if let Some(back) = case.seek_back {
+        let seek = &result["seek"];
+        let target = seek["target"].as_f64().expect("seek target");
+        let end = seek["seekable_end"].as_f64().expect("seekable end");
+        assert!((end - target - f64::from(back)).abs() < 1.0, "{result}");
+        assert!(
+            seek["seeked_t"].is_number(),
+            "the seek did not complete: {result}"
+        );
+        // The segment at the target lies far behind the newest one listed: 2 s segments, so
+        // about 30 back, where the server holds only the live window's 3 and the few in
+        // their availability period after it (about 8 s) in memory.
+        let live_end = seek["live_end_sn"].as_u64().expect("live end");
+        let at = seek["target_frag"]["sn"].as_u64().expect("target fragment");
+        assert!(
+            at + 15 <= live_end,
+            "the seek target's segment {at} is not far behind the live edge {live_end}: {result}"
+        );
+    }
     assert_eq!(player.status_code(), Some(0), "{result}");
     if case.tls {
         assert!(
@@ -529,6 +617,15 @@ fn hls_js_plays_a_recording_from_start_to_end() {
         "{result}"
     );
     assert_eq!(player.status_code(), Some(0), "{result}");
+}
+
+/// Seconds of media a playlist lists: the sum of its EXTINF durations.
+fn media_listed(playlist: &str) -> f64 {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|d| d.split(',').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// How an FLV case reaches the stream.
@@ -814,8 +911,9 @@ struct Player {
 
 impl Player {
     fn start(url: &str, case: &Case, spki: Option<&str>) -> Player {
-        let seconds = PLAY_SECONDS.to_string();
+        let seconds = case.play_seconds().to_string();
         let start_timeout = FIRST_FRAME_SECONDS.to_string();
+        let seek_back = case.seek_back.map(|s| s.to_string());
         let mut args = vec![
             "--url",
             url,
@@ -829,6 +927,9 @@ impl Player {
         }
         if let Some(spki) = spki {
             args.extend(["--spki", spki]);
+        }
+        if let Some(seek_back) = &seek_back {
+            args.extend(["--seek-back", seek_back]);
         }
         Player::spawn("play.mjs", &args)
     }

@@ -200,10 +200,6 @@ impl fmt::Debug for LlSegment {
 }
 
 impl HeldSegment for LlSegment {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn duration(&self) -> Duration90k {
         self.duration
     }
@@ -248,6 +244,19 @@ enum Name {
 /// **Playlists.** Nothing is served before the first segment is complete (its end fixes
 /// EXT-X-TARGETDURATION). Then every change renders the full playlist and its delta update
 /// once (each with an ETag); requests get them as they are.
+///
+/// **DVR window** (`dvr_window` above zero). In front of the live window the playlist lists
+/// every earlier segment that starts at most `dvr_window` before the end of its last complete
+/// segment (summed EXTINF durations), without parts, with their EXT-X-DISCONTINUITY,
+/// EXT-X-MAP and EXT-X-PROGRAM-DATE-TIME tags; EXT-X-MEDIA-SEQUENCE and
+/// EXT-X-DISCONTINUITY-SEQUENCE count from the first of them. Their bytes leave memory as
+/// they would without the DVR window, and HTTP serves them from their files
+/// ([`LlStream::segment_file`]); a file is deleted only once its segment left the playlist
+/// and its availability period (counted with the longest playlist served) is over. The
+/// initialization sections they need stay in memory. Delta updates skip what lies beyond the
+/// Skip Boundary (CAN-SKIP-UNTIL, six Target Durations, RFC 8216bis §4.4.3.8, §6.2.5.1),
+/// which with a DVR window is nearly the whole playlist; the full playlist and its delta
+/// update are rendered apart, each when first asked for.
 ///
 /// **Disk.** Complete segments (from their parts' pieces), initialization sections and
 /// `llhls.m3u8` are written; parts are not. The playlist on disk is the one a server
@@ -294,9 +303,13 @@ pub struct LlStream {
     /// away), and how many times it changed: its ETags are `"{prefix}-{version}"`.
     served: bool,
     version: u64,
-    /// The full playlist and its delta update as text, rendered when first asked for after a
-    /// change (a stream nobody watches renders nothing).
-    rendered: OnceLock<(Arc<PlaylistSnapshot>, Arc<PlaylistSnapshot>)>,
+    /// The full playlist as text, rendered when first asked for after a change (a stream
+    /// nobody watches renders nothing).
+    rendered: OnceLock<Arc<PlaylistSnapshot>>,
+    /// Its delta update, rendered the same way and apart from it (a player that reloads with
+    /// `_HLS_skip` never has the whole DVR window rendered on every part); `None` when
+    /// nothing can be skipped, and the full playlist answers.
+    rendered_delta: OnceLock<Option<Arc<PlaylistSnapshot>>>,
     /// EXT-X-PROGRAM-DATE-TIME of the next segment when the timeline continues.
     next_program_date_time: Option<SystemTime>,
     /// A new publisher took over: the next segment starts with EXT-X-DISCONTINUITY.
@@ -322,7 +335,7 @@ impl LlStream {
         playlist.low_latency = Some(low_latency_tags(part_target));
         LlStream {
             dir: dir.path(),
-            held: Retention::new(settings.delete_segments),
+            held: Retention::new(settings.delete_segments, settings.dvr_window),
             settings,
             prefix: name_prefix(wall),
             playlist,
@@ -334,6 +347,7 @@ impl LlStream {
             served: false,
             version: 0,
             rendered: OnceLock::new(),
+            rendered_delta: OnceLock::new(),
             next_program_date_time: None,
             pending_discontinuity: false,
             wrote_files: false,
@@ -415,19 +429,23 @@ impl LlStream {
         if !self.served {
             return None;
         }
-        let (full, delta) = self.rendered.get_or_init(|| {
-            let etag = |form: &str| format!("\"{}-{}{form}\"", self.prefix, self.version);
-            let full = Arc::new(PlaylistSnapshot::with_etag(
+        let etag = |form: &str| format!("\"{}-{}{form}\"", self.prefix, self.version);
+        if skip {
+            let delta = self.rendered_delta.get_or_init(|| {
+                playlist::render_delta(&self.playlist)
+                    .map(|text| Arc::new(PlaylistSnapshot::with_etag(text, etag("-skip"))))
+            });
+            if let Some(delta) = delta {
+                return Some(Arc::clone(delta));
+            }
+        }
+        let full = self.rendered.get_or_init(|| {
+            Arc::new(PlaylistSnapshot::with_etag(
                 playlist::render(&self.playlist),
                 etag(""),
-            ));
-            let delta = match playlist::render_delta(&self.playlist) {
-                Some(text) => Arc::new(PlaylistSnapshot::with_etag(text, etag("-skip"))),
-                None => Arc::clone(&full),
-            };
-            (full, delta)
+            ))
         });
-        Some(Arc::clone(if skip { delta } else { full }))
+        Some(Arc::clone(full))
     }
 
     /// A complete segment by file name, while listed or in its availability period.
@@ -436,6 +454,18 @@ impl LlStream {
             return None;
         };
         self.held_segment(msn).cloned()
+    }
+
+    /// The path (relative to the media root) of a complete segment's file by file name, while
+    /// the playlist lists it (the DVR segments included) or its availability period after
+    /// that is not over: what HTTP serves when [`LlStream::segment`] no longer holds it. Only
+    /// names this window gave are found.
+    pub fn segment_file(&self, name: &str) -> Option<PathBuf> {
+        let Some(Name::Segment { msn }) = self.parse_name(name) else {
+            return None;
+        };
+        let file = self.held.file(&self.playlist, msn)?;
+        (file == name).then(|| self.dir.join(file))
     }
 
     /// A Partial Segment's bytes by file name, while it exists: in the open segment, or in a
@@ -455,8 +485,8 @@ impl LlStream {
         Some(part.data.clone())
     }
 
-    /// An initialization section's bytes by file name, while a held segment (or the next
-    /// one) uses it.
+    /// An initialization section's bytes by file name, while a segment the playlist lists,
+    /// or one in its availability period, or the next one uses it.
     pub fn init(&self, name: &str) -> Option<Bytes> {
         let Some(Name::Init { number }) = self.parse_name(name) else {
             return None;
@@ -504,8 +534,9 @@ impl LlStream {
         self.playlist.media_sequence + self.playlist.segments.len() as u64
     }
 
-    /// Bytes held in memory: the open segment's parts, the listed segments, those in their
-    /// availability period, and the initialization sections.
+    /// Bytes held in memory: the open segment's parts, the live window's segments, those in
+    /// their availability period after it, and the initialization sections (not the DVR
+    /// segments, which are on disk).
     pub fn memory_bytes(&self) -> usize {
         let open: usize = self
             .open
@@ -850,6 +881,7 @@ impl LlStream {
         self.served = true;
         self.version += 1;
         self.rendered = OnceLock::new();
+        self.rendered_delta = OnceLock::new();
         self.held.served(&self.playlist);
         if to_disk {
             actions.push(DiskAction::WritePlaylist {
@@ -860,15 +892,27 @@ impl LlStream {
     }
 
     /// Drops the segments whose availability is over (see [`Retention::expire`]), then the
-    /// initialization sections no held segment uses, their files with the segments'.
+    /// initialization sections no segment uses (held, listed, or with its file in its
+    /// availability period), their files with the segments'. Initialization sections are
+    /// small and few, so those the DVR segments need stay in memory.
     fn expire(&mut self, now: Instant, actions: &mut Vec<DiskAction>) {
         let delete = self.held.expire(now, &self.dir, actions);
         let current = self.init.as_ref();
         let held = self.held.held().map(|s| &s.init);
         let open = self.open.as_ref().map(|o| &o.init);
         let in_use: Vec<&Arc<InitSection>> = held.chain(open).chain(current).collect();
+        // Names the playlist and the files in their availability period refer to; a run of
+        // segments shares one, so consecutive repeats are skipped.
+        let mut mapped: Vec<&Arc<str>> = Vec::new();
+        let maps = self.held.unlisted_maps();
+        for map in maps.chain(self.playlist.segments.iter().filter_map(|s| s.map.as_ref())) {
+            if mapped.last().is_none_or(|last| !Arc::ptr_eq(last, map)) {
+                mapped.push(map);
+            }
+        }
         self.inits.retain(|init| {
-            let keep = in_use.iter().any(|u| Arc::ptr_eq(u, init));
+            let keep = in_use.iter().any(|u| Arc::ptr_eq(u, init))
+                || mapped.iter().any(|m| Arc::ptr_eq(m, &init.name));
             if !keep && delete {
                 actions.push(DiskAction::Delete {
                     path: self.dir.join(&*init.name),
@@ -886,6 +930,7 @@ impl LlStream {
         self.inits.clear();
         self.served = false;
         self.rendered = OnceLock::new();
+        self.rendered_delta = OnceLock::new();
         if !self.settings.keep && self.wrote_files {
             actions.push(DiskAction::RemoveStreamDir {
                 path: self.dir.clone(),
@@ -893,10 +938,12 @@ impl LlStream {
         }
     }
 
-    /// A segment by Media Sequence Number, listed or in its availability period.
+    /// A segment by Media Sequence Number, in the live window or in its availability period
+    /// after it (the segments held in memory).
     fn held_segment(&self, msn: u64) -> Option<&Arc<LlSegment>> {
+        let first_live = self.segments_produced() - self.held.listed().len() as u64;
         let listed = msn
-            .checked_sub(self.playlist.media_sequence)
+            .checked_sub(first_live)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.held.listed().get(i));
         listed.or_else(|| self.held.leaving().find(|s| s.msn == msn))
@@ -1967,6 +2014,248 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// Initialization section 0 given, with a DVR window of `secs`.
+    fn started_dvr(secs: u64) -> Live {
+        let mut live = Live::new(HlsSettings {
+            dvr_window: Duration90k::from_millis(secs * 1000),
+            ..HlsSettings::default()
+        });
+        live.push(vec![init(0)]);
+        live
+    }
+
+    fn deleted(actions: &[DiskAction]) -> Vec<PathBuf> {
+        let delete = |a: &DiskAction| match a {
+            DiskAction::Delete { path } => Some(path.clone()),
+            _ => None,
+        };
+        actions.iter().filter_map(delete).collect()
+    }
+
+    /// The segment URIs a playlist text lists, in order.
+    fn uris(text: &str) -> Vec<&str> {
+        let lines: Vec<&str> = text.lines().collect();
+        let extinf = |w: &[&str]| w[0].starts_with("#EXTINF:");
+        lines
+            .windows(2)
+            .filter(|w| extinf(w))
+            .map(|w| w[1])
+            .collect()
+    }
+
+    #[test]
+    fn dvr_window_lists_earlier_segments_without_parts() {
+        let mut live = started_dvr(120);
+        let mut media_sequence = 0;
+        for _ in 0..200 {
+            live.segment(4);
+            assert!(live.stream.playlist.media_sequence >= media_sequence);
+            media_sequence = live.stream.playlist.media_sequence;
+        }
+        // 120 s of 2 s segments: 140 to 199; the live window the last seven.
+        assert_eq!(live.listed(), (193..200).collect::<Vec<_>>());
+        assert_eq!(live.stream.playlist.media_sequence, 140);
+        let text = live.text(false);
+        let listed = uris(&text);
+        assert_eq!(listed.len(), 60, "{text}");
+        assert_eq!(listed.first(), Some(&"loyw3v28-140.m4s"));
+        assert_eq!(listed.last(), Some(&"loyw3v28-199.m4s"));
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA-SEQUENCE:140\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:18:00.000Z\n\
+                 #EXTINF:2.000,\n\
+                 loyw3v28-140.m4s\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 60);
+        // Parts of the last three target durations only, as without a DVR window.
+        let mut plain = Live::started();
+        plain.segments(200);
+        assert_eq!(
+            text.matches("#EXT-X-PART:").count(),
+            plain.text(false).matches("#EXT-X-PART:").count()
+        );
+        assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,"), "{text}");
+    }
+
+    #[test]
+    fn dvr_delta_update_skips_all_but_the_skip_boundary() {
+        let mut live = started_dvr(120);
+        live.segments(200);
+        let full = live.text(false);
+        let delta = live.text(true);
+        assert!(
+            full.contains("CAN-SKIP-UNTIL=12.000"),
+            "six target durations: {full}"
+        );
+        // Segments ending at least 12 s before the end of segment 199: 140 to 193.
+        assert!(
+            delta.contains(
+                "#EXT-X-MEDIA-SEQUENCE:140\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-SKIP:SKIPPED-SEGMENTS=54\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n"
+            ),
+            "{delta}"
+        );
+        assert!(delta.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n"), "{delta}");
+        // A client that merges the update (RFC 8216bis §6.2.5.1) gets the full playlist:
+        // the skipped segments are the ones it had, and the rest follow them.
+        let full_uris = uris(&full);
+        let delta_uris = uris(&delta);
+        assert_eq!(delta_uris.len(), 6);
+        assert_eq!(&full_uris[54..], &delta_uris[..]);
+        let tail = |text: &str| {
+            let at = text.find("loyw3v28-194.m4s\n").expect("segment 194");
+            text[at..].to_owned()
+        };
+        assert_eq!(tail(&full), tail(&delta));
+        assert!(delta.len() * 2 < full.len(), "the update is short");
+    }
+
+    #[test]
+    fn dvr_segments_are_served_from_their_files_and_memory_stays_bounded() {
+        let mut live = started_dvr(120);
+        let mut plain = Live::started();
+        let mut most = 0;
+        for n in 0..200 {
+            live.segment(4);
+            plain.segment(4);
+            if n >= 20 {
+                most = most.max(live.stream.memory_bytes());
+                assert_eq!(live.stream.memory_bytes(), plain.stream.memory_bytes());
+            }
+        }
+        // The live window (7 segments), those in their availability period after it (2 s +
+        // the 14 s live window), the initialization section: nothing grows with the DVR
+        // window.
+        assert!(most <= (7 + 9) * 4 * 6 + 8, "{most}");
+        assert!(live.stream.segment("loyw3v28-140.m4s").is_none());
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-140.m4s"),
+            Some(path("loyw3v28-140.m4s"))
+        );
+        assert!(live.stream.segment("loyw3v28-199.m4s").is_some());
+        // Left the playlist, in its availability period: still on disk.
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-100.m4s"),
+            Some(path("loyw3v28-100.m4s"))
+        );
+        for name in [
+            "loyw3v28-200.m4s",
+            "loyw3v28-0140.m4s",
+            "loyw3v28-p560.m4s",
+            "loyw3v28-init-0.mp4",
+            "loyw3v29-140.m4s",
+            "loyw3v28-140.ts",
+        ] {
+            assert_eq!(live.stream.segment_file(name), None, "{name}");
+        }
+        // Parts of DVR segments are gone with their bytes.
+        assert_eq!(live.stream.part("loyw3v28-p560.m4s"), None);
+    }
+
+    #[test]
+    fn dvr_files_are_deleted_after_the_window_and_their_availability() {
+        let mut live = started_dvr(120);
+        for n in 0..300u64 {
+            let actions = live.segment(4);
+            // Segment s leaves the playlist when segment s + 60 completes, at 2s + 122 s;
+            // its availability is its 2 s plus the longest playlist served (120 s): its file
+            // goes when segment s + 121 completes.
+            let expected: Vec<PathBuf> = n
+                .checked_sub(121)
+                .map(|s| path(&format!("loyw3v28-{s}.m4s")))
+                .into_iter()
+                .collect();
+            assert_eq!(deleted(&actions), expected, "segment {n}");
+        }
+    }
+
+    #[test]
+    fn dvr_keeps_the_initialization_sections_its_segments_need() {
+        let mut live = started_dvr(120);
+        live.segments(10);
+        live.push(vec![
+            init(1),
+            CmafEvent::SegmentStart {
+                discontinuity: true,
+                independent: true,
+            },
+        ]);
+        let part = live.next_part();
+        live.push(vec![part, end(500)]);
+        let mut actions = live.segments(40);
+        // Segments 0 to 9 need init 0: listed, though long out of memory.
+        let text = live.text(false);
+        assert!(
+            text.contains(
+                "#EXT-X-MEDIA-SEQUENCE:0\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-0.mp4\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "loyw3v28-9.m4s\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXT-X-MAP:URI=\"loyw3v28-init-1.mp4\"\n"
+            ),
+            "{text}"
+        );
+        assert!(live.stream.segment("loyw3v28-0.m4s").is_none());
+        assert!(live.stream.init("loyw3v28-init-0.mp4").is_some());
+        // Once they left the playlist, and their availability is over, it goes.
+        actions.extend(live.segments(200));
+        assert!(!live.text(false).contains("init-0"));
+        assert!(live.stream.init("loyw3v28-init-0.mp4").is_none());
+        let gone = deleted(&actions);
+        let at = |name: &str| gone.iter().position(|p| p == &path(name));
+        let init_at = at("loyw3v28-init-0.mp4").expect("init 0 deleted");
+        assert!(at("loyw3v28-9.m4s").expect("segment 9 deleted") < init_at);
+        // Segment 10 (the first with init 1) is in the text with its discontinuity until it
+        // leaves; then DISCONTINUITY-SEQUENCE counts it.
+        assert!(
+            live.text(false)
+                .contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n")
+        );
+    }
+
+    #[test]
+    fn ended_dvr_playlist_lists_its_dvr_segments_as_long_as_the_stream_is_kept() {
+        let mut live = started_dvr(120);
+        let mut plain = Live::started();
+        live.segments(100);
+        plain.segments(100);
+        let end = live.ms + 100;
+        live.end_at(end);
+        plain.end_at(end);
+        let text = live.text(false);
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:40\n"), "{text}");
+        assert!(
+            text.ends_with("loyw3v28-99.m4s\n#EXT-X-ENDLIST\n"),
+            "{text}"
+        );
+        let mut ms = end;
+        loop {
+            ms += 100;
+            let (gone, _) = live.sweep_at(ms);
+            let (plain_gone, _) = plain.sweep_at(ms);
+            assert_eq!(gone, plain_gone, "at {ms} ms");
+            if gone {
+                break;
+            }
+            assert_eq!(uris(&live.text(false)).len(), 60);
+            assert!(live.stream.segment_file("loyw3v28-40.m4s").is_some());
+        }
+        assert!(live.stream.playlist(false).is_none());
     }
 
     #[test]

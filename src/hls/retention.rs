@@ -1,8 +1,16 @@
-//! The segments a live window keeps servable: those its playlist lists, and those that left
-//! the playlist, each until its availability period is over; after the end of the stream,
-//! the last playlist's segments until theirs is. The classic window (`hls::stream`) and the
-//! Low-Latency one (`hls::ll_stream`) hold their segments here and keep only what differs
-//! (what a segment is made of, how it is named and found).
+//! The segments a live window keeps servable: those its live window lists (with their
+//! bytes), those that left it (their bytes until their availability period is over), and,
+//! with a DVR window (`hls.dvr_window`), the earlier segments the playlist still lists in
+//! front of the live window (their metadata only: they are served from their files); after
+//! the end of the stream, the last playlist's segments until the live window's availability
+//! is over. The classic window (`hls::stream`) and the Low-Latency one (`hls::ll_stream`)
+//! hold their segments here and keep only what differs (what a segment is made of, how it
+//! is named and found).
+//!
+//! Memory and disk are kept apart: a segment's bytes stay in memory while it is in the live
+//! window and for its availability period after it left the live window, whatever the DVR
+//! window lists; its file stays on disk while the playlist lists it and for its availability
+//! period after it left the playlist (the DVR window included).
 //!
 //! Sans-IO: the clock is passed in; the files of segments that go come back as
 //! [`DiskAction`]s (with `hls.delete_segments`, while the stream is live).
@@ -36,31 +44,62 @@ pub(super) const MAX_EXTRA_LISTED: usize = 32;
 /// early (logged).
 pub(super) const MAX_GRACE_SEGMENTS: usize = 64;
 
+/// How many segments a DVR window lists in front of the live window at most, and how many
+/// files that left the playlist it keeps on disk for their availability period: six hours of
+/// one-second segments (`hls.dvr_window` is at most six hours). Each costs its metadata (name,
+/// duration, date, tags), about 150 bytes, not its bytes; the cap bounds that if a stream
+/// produces very short segments, at the cost of a shorter DVR window in that case.
+pub(super) const MAX_DVR_SEGMENTS: usize = 21_600;
+
 /// A segment as a window serves it.
 pub(super) trait HeldSegment {
-    /// File name in the stream folder.
-    fn name(&self) -> &str;
     /// EXTINF duration (RFC 8216 §4.3.2.1).
     fn duration(&self) -> Duration90k;
 }
 
-/// A segment that left the playlist and stays servable until `until`.
+/// A segment that left the live window, whose bytes stay in memory until `until`.
 #[derive(Debug)]
 struct Leaving<S> {
     segment: Arc<S>,
     until: Instant,
 }
 
+/// A segment that left the playlist, whose file stays on disk until `until`.
+#[derive(Debug)]
+struct Unlisted {
+    /// Its Media Sequence Number: they leave in order, so these increase.
+    sequence: u64,
+    /// File name in the stream folder.
+    name: String,
+    /// The EXT-X-MAP it needs (fragmented MP4), whose file stays as long.
+    map: Option<Arc<str>>,
+    until: Instant,
+}
+
 /// The listed and leaving segments of one window, and when the stream's files go after its
 /// end.
+///
+/// The window's playlist lists the DVR segments (if any) and then the live window: the last
+/// `listed().len()` segments of the playlist are the live window, the ones before it the DVR
+/// segments.
 #[derive(Debug)]
 pub(super) struct Retention<S> {
-    /// The listed segments, in playlist order.
+    /// The live window's segments, in playlist order.
     listed: VecDeque<Arc<S>>,
-    /// Segments that left the playlist, in the order they left.
+    /// Segments that left the live window, in the order they left, with their bytes.
     leaving: VecDeque<Leaving<S>>,
-    /// The longest playlist served so far: every segment that leaves it was in no longer one.
+    /// Files of segments that left the playlist, in the order they left.
+    unlisted: VecDeque<Unlisted>,
+    /// The longest live window served so far: every segment that leaves it was in no longer
+    /// one. Its bytes stay in memory that long (and its duration) after it left.
     longest_playlist: Duration90k,
+    /// The longest playlist served so far, DVR segments included: a segment that leaves the
+    /// playlist stays on disk that long (and its duration). The same as `longest_playlist`
+    /// without a DVR window.
+    longest_listing: Duration90k,
+    /// `hls.dvr_window`: the playlist lists earlier segments while they lie within this much
+    /// media of its end. Zero: it lists the live window only.
+    dvr_window: Duration90k,
     /// `hls.delete_segments`: segments that go leave the disk too.
     delete_segments: bool,
     ended: bool,
@@ -70,44 +109,88 @@ pub(super) struct Retention<S> {
 }
 
 impl<S: HeldSegment> Retention<S> {
-    pub fn new(delete_segments: bool) -> Retention<S> {
+    pub fn new(delete_segments: bool, dvr_window: Duration90k) -> Retention<S> {
         Retention {
             listed: VecDeque::new(),
             leaving: VecDeque::new(),
+            unlisted: VecDeque::new(),
             longest_playlist: Duration90k::ZERO,
+            longest_listing: Duration90k::ZERO,
+            dvr_window,
             delete_segments,
             ended: false,
             removal_at: None,
         }
     }
 
-    /// The listed segments, in playlist order.
+    /// The live window's segments, in playlist order.
     pub fn listed(&self) -> &VecDeque<Arc<S>> {
         &self.listed
     }
 
-    /// The segments in their availability period after leaving the playlist, oldest first.
+    /// The segments in their availability period after leaving the live window, oldest
+    /// first.
     pub fn leaving(&self) -> impl ExactSizeIterator<Item = &Arc<S>> {
         self.leaving.iter().map(|l| &l.segment)
     }
 
-    /// Every segment held: the listed ones, then those leaving.
+    /// Every segment held in memory: the live window's, then those leaving it.
     pub fn held(&self) -> impl Iterator<Item = &Arc<S>> {
         self.listed.iter().chain(self.leaving())
     }
 
-    /// The caller serves `playlist`: its segments' availability after they leave counts its
-    /// duration.
+    /// How many segments `playlist` lists in front of the live window (the DVR segments).
+    pub fn dvr_listed(&self, playlist: &MediaPlaylist) -> usize {
+        playlist.segments.len().saturating_sub(self.listed.len())
+    }
+
+    /// The file name of segment `sequence` while its file is servable: listed by `playlist`
+    /// (the window's), or in its availability period after it left the playlist. Its bytes
+    /// may be in memory too ([`Retention::held`]); this says only what is on disk (or about
+    /// to be: the writer may lag behind).
+    pub fn file<'a>(&'a self, playlist: &'a MediaPlaylist, sequence: u64) -> Option<&'a str> {
+        match sequence.checked_sub(playlist.media_sequence) {
+            Some(index) => {
+                let index = usize::try_from(index).ok()?;
+                playlist.segments.get(index).map(|s| s.uri.as_str())
+            }
+            None => {
+                let index = self
+                    .unlisted
+                    .binary_search_by_key(&sequence, |u| u.sequence)
+                    .ok()?;
+                self.unlisted.get(index).map(|u| u.name.as_str())
+            }
+        }
+    }
+
+    /// The EXT-X-MAP URIs that segments which left the playlist but are still in their
+    /// availability period need.
+    pub fn unlisted_maps(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.unlisted.iter().filter_map(|u| u.map.as_ref())
+    }
+
+    /// The caller serves `playlist`: the availability of its segments after they leave the
+    /// live window (in memory) counts the live window's duration, and after they leave the
+    /// playlist (on disk) the whole playlist's.
     pub fn served(&mut self, playlist: &MediaPlaylist) {
-        self.longest_playlist = self.longest_playlist.max(playlist.duration());
+        let live = playlist
+            .segments
+            .iter()
+            .rev()
+            .take(self.listed.len())
+            .fold(0u64, |sum, s| sum.saturating_add(s.duration.ticks()));
+        self.longest_playlist = self.longest_playlist.max(Duration90k(live));
+        self.longest_listing = self.longest_listing.max(playlist.duration());
     }
 
     /// Lists `segment`, which the caller has just appended to `playlist`; then removes
-    /// segments from the front of `playlist` while it lists more than `min` (at least one)
-    /// and `enough(rest, next)` says the rest would do without the first (`rest`: the
+    /// segments from the front of the live window while it lists more than `min` (at least
+    /// one) and `enough(rest, next)` says the rest would do without the first (`rest`: the
     /// duration after it, `next`: the segment that would be first), or while it lists more
-    /// than [`MAX_EXTRA_LISTED`] beyond `min`. The segments removed stay servable for their
-    /// duration plus the longest playlist served.
+    /// than [`MAX_EXTRA_LISTED`] beyond `min`. The segments removed keep their bytes in
+    /// memory for their duration plus the longest live window served. Then the DVR window is
+    /// applied (see [`Retention::trim_listing`]).
     pub fn list(
         &mut self,
         segment: Arc<S>,
@@ -117,52 +200,103 @@ impl<S: HeldSegment> Retention<S> {
         enough: impl Fn(Duration90k, &MediaSegment) -> bool,
     ) {
         self.listed.push_back(segment);
-        let mut duration = playlist.duration();
-        while playlist.segments.len() > min {
-            let (Some(first), Some(next)) = (playlist.segments.front(), playlist.segments.get(1))
-            else {
+        let mut first_live = self.dvr_listed(playlist);
+        let mut duration = Duration90k(
+            playlist
+                .segments
+                .iter()
+                .skip(first_live)
+                .fold(0u64, |sum, s| sum.saturating_add(s.duration.ticks())),
+        );
+        while self.listed.len() > min {
+            let (Some(first), Some(next)) = (
+                playlist.segments.get(first_live),
+                playlist.segments.get(first_live + 1),
+            ) else {
                 break;
             };
             let rest = duration.saturating_sub(first.duration);
-            let over_cap = playlist.segments.len() > min + MAX_EXTRA_LISTED;
+            let over_cap = self.listed.len() > min + MAX_EXTRA_LISTED;
             if !over_cap && !enough(rest, next) {
                 break;
             }
             duration = rest;
-            playlist.remove_first();
+            first_live += 1;
             if let Some(segment) = self.listed.pop_front() {
                 let until = later(now, segment.duration(), self.longest_playlist);
                 self.leaving.push_back(Leaving { segment, until });
             }
         }
+        self.trim_listing(playlist, now);
     }
 
-    /// Drops the leaving segments whose availability is over, and the oldest ones past
-    /// [`MAX_GRACE_SEGMENTS`] (logged with `dir`). While live, their files in `dir` go too
-    /// with `delete_segments`; after the end the disk is left alone (keep on) or cleared at
-    /// once (keep off). Returns whether files of the stream are deleted now.
+    /// Removes segments in front of the live window from `playlist` while the first of them
+    /// starts more than the DVR window before the playlist's end (all of them without a DVR
+    /// window), or while more than [`MAX_DVR_SEGMENTS`] are listed there. Their files stay on
+    /// disk for their duration plus the longest playlist served (RFC 8216 §6.2.2).
+    fn trim_listing(&mut self, playlist: &mut MediaPlaylist, now: Instant) {
+        let mut total = playlist.duration();
+        while self.dvr_listed(playlist) > 0 {
+            let Some(first) = playlist.segments.front() else {
+                break;
+            };
+            let within = self.dvr_window > Duration90k::ZERO && total <= self.dvr_window;
+            if within && self.dvr_listed(playlist) <= MAX_DVR_SEGMENTS {
+                break;
+            }
+            total = total.saturating_sub(first.duration);
+            let sequence = playlist.media_sequence;
+            let Some(first) = playlist.remove_first() else {
+                break;
+            };
+            self.unlisted.push_back(Unlisted {
+                sequence,
+                until: later(now, first.duration, self.longest_listing),
+                name: first.uri,
+                map: first.map,
+            });
+        }
+    }
+
+    /// Lets go of the bytes of segments whose availability after the live window is over
+    /// (and of the oldest ones past [`MAX_GRACE_SEGMENTS`]: a segment still listed is then
+    /// served from its file), and drops the files of segments whose availability after the
+    /// playlist is over, and the oldest ones past [`MAX_GRACE_SEGMENTS`] (without a DVR
+    /// window) or [`MAX_DVR_SEGMENTS`] (with one; logged with `dir`). While live, those files
+    /// in `dir` are deleted with `delete_segments`; after the end the disk is left alone
+    /// (keep on) or cleared at once (keep off). Returns whether files of the stream are
+    /// deleted now.
     pub fn expire(&mut self, now: Instant, dir: &Path, actions: &mut Vec<DiskAction>) -> bool {
+        self.leaving.retain(|l| l.until > now);
+        let early = self.leaving.len().saturating_sub(MAX_GRACE_SEGMENTS);
+        self.leaving.drain(..early);
+
         let mut gone = Vec::new();
-        self.leaving.retain(|l| {
-            let keep = l.until > now;
+        self.unlisted.retain_mut(|u| {
+            let keep = u.until > now;
             if !keep {
-                gone.push(Arc::clone(&l.segment));
+                gone.push(std::mem::take(&mut u.name));
             }
             keep
         });
-        let early = self.leaving.len().saturating_sub(MAX_GRACE_SEGMENTS);
-        for l in self.leaving.drain(..early) {
+        let cap = if self.dvr_window > Duration90k::ZERO {
+            MAX_DVR_SEGMENTS
+        } else {
+            MAX_GRACE_SEGMENTS
+        };
+        let early = self.unlisted.len().saturating_sub(cap);
+        for u in self.unlisted.drain(..early) {
             tracing::warn!(
                 dir = %dir.display(),
-                segment = %l.segment.name(),
+                segment = %u.name,
                 "too many segments in their availability period: dropping the oldest early"
             );
-            gone.push(l.segment);
+            gone.push(u.name);
         }
         let delete = self.delete_segments && !self.ended;
         if delete {
-            let path = |s: Arc<S>| DiskAction::Delete {
-                path: dir.join(s.name()),
+            let path = |name: String| DiskAction::Delete {
+                path: dir.join(name),
             };
             actions.extend(gone.into_iter().map(path));
         }
@@ -170,8 +304,9 @@ impl<S: HeldSegment> Retention<S> {
     }
 
     /// The stream ended, and `playlist` is the last one served: its segments stay as long as
-    /// a segment leaving it would (RFC 8216 §6.2.2); those already leaving keep their own
-    /// time. Removal is due when the last of them is over (at once when none is held).
+    /// a segment leaving its live window would (RFC 8216 §6.2.2), the DVR segments it lists
+    /// with them; those already leaving keep their own time. Removal is due when the last of
+    /// them is over (at once when none is held).
     pub fn end(&mut self, now: Instant, playlist: &MediaPlaylist) {
         self.ended = true;
         self.served(playlist);
@@ -204,6 +339,7 @@ impl<S: HeldSegment> Retention<S> {
         self.removal_at = None;
         self.listed.clear();
         self.leaving.clear();
+        self.unlisted.clear();
         true
     }
 

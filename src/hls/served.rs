@@ -1,6 +1,7 @@
 //! An output's window as the server shares it: filled by the output's task, read by the HTTP
 //! handlers, its file work handed to the disk writer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::hls::disk::DiskWriterHandle;
@@ -11,6 +12,8 @@ use crate::hls::stream::DiskAction;
 pub struct Served<W> {
     window: Mutex<W>,
     disk: DiskWriterHandle,
+    /// A file the window lists was found missing on disk (and logged).
+    warned_missing_file: AtomicBool,
 }
 
 impl<W> Served<W> {
@@ -18,7 +21,14 @@ impl<W> Served<W> {
         Served {
             window: Mutex::new(window),
             disk,
+            warned_missing_file: AtomicBool::new(false),
         }
+    }
+
+    /// True the first time it is called: a file the window lists is missing on disk (its
+    /// write failed or was dropped), which is logged once per window.
+    pub fn first_missing_file(&self) -> bool {
+        !self.warned_missing_file.swap(true, Ordering::Relaxed)
     }
 
     /// Runs `f` on the window, then hands the disk work it scheduled to the writer.

@@ -52,6 +52,9 @@ pub struct HlsSettings {
     pub delete_segments: bool,
     /// `hls.keep`: the stream's files stay on disk after the stream ends.
     pub keep: bool,
+    /// `hls.dvr_window`: the live playlist also lists the earlier segments whose media lies
+    /// within this much of its end, served from their files (see [`HlsStream`]). Zero: off.
+    pub dvr_window: Duration90k,
 }
 
 impl Default for HlsSettings {
@@ -61,6 +64,7 @@ impl Default for HlsSettings {
             list_size: 3,
             delete_segments: true,
             keep: false,
+            dvr_window: Duration90k::ZERO,
         }
     }
 }
@@ -106,10 +110,6 @@ impl fmt::Debug for Segment {
 }
 
 impl HeldSegment for Segment {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn duration(&self) -> Duration90k {
         self.duration
     }
@@ -169,6 +169,18 @@ pub enum DiskAction {
 /// and its segments stay servable for the same period; then, with `keep` off, the stream
 /// folder is removed.
 ///
+/// **DVR window** (`dvr_window` above zero). The playlist lists, in front of the live
+/// window, every earlier segment that starts at most `dvr_window` before the end of the
+/// playlist (summed EXTINF durations), keeping their EXT-X-DISCONTINUITY and
+/// EXT-X-PROGRAM-DATE-TIME tags; EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE count
+/// from the first of them. Their bytes leave memory as they would without the DVR window
+/// (their duration plus the longest live window after they leave the live window): the
+/// window then keeps only their metadata, and HTTP serves them from their files
+/// ([`HlsStream::segment_file`]). A file is deleted (`delete_segments`) only once its segment
+/// left the playlist and its availability period, counted with the longest playlist served
+/// (DVR segments included), is over. The ended playlist lists its DVR segments too, for as
+/// long as the stream is kept after its end.
+///
 /// Segment names are `{prefix}-{sequence}.ts`, the prefix being the creation wall-clock
 /// time in milliseconds, base 36: they never repeat in a folder across republishes and
 /// server restarts, so no player or cache mistakes one for another.
@@ -202,7 +214,7 @@ impl HlsStream {
         let playlist_type = vod.then_some(PlaylistType::Vod);
         HlsStream {
             dir: dir.path(),
-            held: Retention::new(settings.delete_segments),
+            held: Retention::new(settings.delete_segments, settings.dvr_window),
             settings,
             vod,
             prefix: name_prefix(wall),
@@ -335,6 +347,16 @@ impl HlsStream {
         self.held.held().find(|s| s.name == name).cloned()
     }
 
+    /// The path (relative to the media root) of a segment's file by file name, while the
+    /// playlist lists it (the DVR segments included) or its availability period after that
+    /// is not over: what HTTP serves when [`HlsStream::segment`] no longer holds it. Only
+    /// names this window gave are found.
+    pub fn segment_file(&self, name: &str) -> Option<PathBuf> {
+        let sequence = self.parse_name(name)?;
+        let file = self.held.file(&self.playlist, sequence)?;
+        (file == name).then(|| self.dir.join(file))
+    }
+
     /// EXT-X-TARGETDURATION, fixed by the first segment.
     pub fn target_duration(&self) -> Option<u32> {
         (self.segments_produced() > 0).then_some(self.playlist.target_duration)
@@ -344,8 +366,8 @@ impl HlsStream {
         self.held.is_ended()
     }
 
-    /// Bytes of segment data held in memory: the listed window and the segments still in
-    /// their availability period.
+    /// Bytes of segment data held in memory: the live window and the segments still in
+    /// their availability period after it (not the DVR segments, which are on disk).
     pub fn memory_bytes(&self) -> usize {
         self.held.held().map(|s| s.data.len()).sum()
     }
@@ -368,6 +390,19 @@ impl HlsStream {
         let enough = |rest, _: &MediaSegment| rest >= min_duration;
         self.held
             .list(segment, &mut self.playlist, list_size, now, enough);
+    }
+
+    /// The Media Sequence Number a name of this window's form, `{prefix}-{sequence}.ts`
+    /// (canonical decimal), gives.
+    fn parse_name(&self, name: &str) -> Option<u64> {
+        let digits = name
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('-')?
+            .strip_suffix(".ts")?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if canonical { digits.parse().ok() } else { None }
     }
 
     /// Renders the playlist into a new snapshot and schedules its write.
@@ -1026,6 +1061,202 @@ pub(super) mod tests {
         assert_eq!(name_prefix(UNIX_EPOCH), "0");
         assert_eq!(name_prefix(UNIX_EPOCH + Duration::from_millis(35)), "z");
         assert_eq!(name_prefix(UNIX_EPOCH + Duration::from_millis(36)), "10");
+    }
+
+    /// Settings with a DVR window of `secs`.
+    fn dvr(secs: u64) -> HlsSettings {
+        HlsSettings {
+            dvr_window: Duration90k::from_millis(secs * 1000),
+            ..HlsSettings::default()
+        }
+    }
+
+    fn deleted(actions: &[DiskAction]) -> Vec<PathBuf> {
+        let delete = |a: &DiskAction| match a {
+            DiskAction::Delete { path } => Some(path.clone()),
+            _ => None,
+        };
+        actions.iter().filter_map(delete).collect()
+    }
+
+    #[test]
+    fn dvr_window_lists_earlier_segments_with_their_tags() {
+        let mut live = Live::new(dvr(120));
+        let mut media_sequence = 0;
+        for n in 0..200u64 {
+            let mut segment = completed(1000);
+            segment.discontinuity = n == 50;
+            live.push(segment);
+            // The media sequence only ever increases.
+            assert!(live.stream.playlist.media_sequence >= media_sequence);
+            media_sequence = live.stream.playlist.media_sequence;
+            if n == 99 {
+                // 100 s of media: everything is listed, segment 50 with its discontinuity.
+                let text = live.text();
+                assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
+                assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
+                assert!(
+                    text.contains(
+                        "#EXT-X-DISCONTINUITY\n\
+                         #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:10.000Z\n\
+                         #EXTINF:1.000,\n\
+                         loyw3v28-50.ts\n"
+                    ),
+                    "{text}"
+                );
+            }
+        }
+        // 120 s of media listed: segments 80 to 199, the live window the last six of them
+        // (three target durations of one-second segments).
+        assert_eq!(live.listed(), (194..200).collect::<Vec<_>>());
+        assert_eq!(live.stream.playlist.media_sequence, 80);
+        assert_eq!(live.stream.playlist.segments.len(), 120);
+        assert_eq!(
+            live.stream.playlist.duration(),
+            Duration90k::from_millis(120_000)
+        );
+        let text = live.text();
+        // Segment 50's discontinuity left the playlist.
+        assert!(
+            text.starts_with(
+                "#EXTM3U\n\
+                 #EXT-X-VERSION:3\n\
+                 #EXT-X-TARGETDURATION:2\n\
+                 #EXT-X-MEDIA-SEQUENCE:80\n\
+                 #EXT-X-DISCONTINUITY-SEQUENCE:1\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:40.000Z\n\
+                 #EXTINF:1.000,\n\
+                 loyw3v28-80.ts\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 120);
+        assert_eq!(text.matches("#EXTINF:").count(), 120);
+    }
+
+    #[test]
+    fn dvr_segments_are_served_from_their_files_and_memory_stays_bounded() {
+        let mut live = Live::new(dvr(120));
+        let mut most = 0;
+        for n in 0..200 {
+            live.feed(&[1000]);
+            if n >= 20 {
+                most = most.max(live.stream.memory_bytes());
+            }
+        }
+        // The live window (6 segments) and those in their availability period after it
+        // (1 s + the 6 s live window): the same whatever the DVR window lists.
+        let mut plain = Live::new(HlsSettings::default());
+        plain.feed(&[1000; 200]);
+        assert_eq!(most, plain.stream.memory_bytes());
+        assert!(most <= (6 + 8) * 188, "{most}");
+        assert_eq!(live.stream.memory_bytes(), most);
+
+        // A DVR segment: listed, not in memory, served from its file.
+        assert!(!served(&live.stream, "loyw3v28-80.ts"));
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-80.ts"),
+            Some(path("loyw3v28-80.ts"))
+        );
+        // A live one is in memory, and its file is known too.
+        assert!(served(&live.stream, "loyw3v28-199.ts"));
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-199.ts"),
+            Some(path("loyw3v28-199.ts"))
+        );
+        // Left the playlist, in its availability period: still on disk.
+        assert_eq!(
+            live.stream.segment_file("loyw3v28-0.ts"),
+            Some(path("loyw3v28-0.ts"))
+        );
+        // Names the window never gave are not found, whatever their form.
+        for name in [
+            "loyw3v28-200.ts",
+            "loyw3v28-080.ts",
+            "loyw3v29-80.ts",
+            "loyw3v28-80.m4s",
+            "loyw3v28-+80.ts",
+            "loyw3v28-.ts",
+            "../loyw3v28-80.ts",
+            "index.m3u8",
+        ] {
+            assert_eq!(live.stream.segment_file(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn dvr_files_are_deleted_after_the_window_and_their_availability() {
+        let mut live = Live::new(dvr(120));
+        for n in 0..300u64 {
+            let actions = live.feed(&[1000]);
+            // Segment s leaves the playlist when segment s + 120 arrives, at s + 121 s;
+            // its availability is its second plus the longest playlist served (120 s):
+            // its file goes when segment s + 241 arrives.
+            let expected: Vec<PathBuf> = n
+                .checked_sub(241)
+                .map(|s| path(&format!("loyw3v28-{s}.ts")))
+                .into_iter()
+                .collect();
+            assert_eq!(deleted(&actions), expected, "segment {n}");
+            // Every file deleted is neither listed nor servable any more.
+            for gone in &expected {
+                let name = gone.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                assert_eq!(live.stream.segment_file(name), None);
+            }
+        }
+        // Without deletion nothing goes, and the playlist is the same.
+        let mut kept = Live::new(HlsSettings {
+            delete_segments: false,
+            ..dvr(120)
+        });
+        let actions = kept.feed(&[1000; 300]);
+        assert_eq!(deleted(&actions), Vec::<PathBuf>::new());
+        assert_eq!(kept.text(), live.text());
+    }
+
+    #[test]
+    fn ended_dvr_playlist_lists_its_dvr_segments_as_long_as_the_stream_is_kept() {
+        let mut live = Live::new(dvr(120));
+        live.feed(&[1000; 200]);
+        let mut plain = Live::new(HlsSettings::default());
+        plain.feed(&[1000; 200]);
+        live.end_at(200_500);
+        plain.end_at(200_500);
+        let text = live.text();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:80\n"), "{text}");
+        assert!(
+            text.ends_with("loyw3v28-199.ts\n#EXT-X-ENDLIST\n"),
+            "{text}"
+        );
+        // Kept exactly as long as without a DVR window, listing its DVR segments until then.
+        let mut ms = 200_500;
+        loop {
+            ms += 100;
+            let (gone, _) = live.sweep_at(ms);
+            let (plain_gone, _) = plain.sweep_at(ms);
+            assert_eq!(gone, plain_gone, "at {ms} ms");
+            if gone {
+                break;
+            }
+            assert_eq!(live.stream.playlist.segments.len(), 120);
+            assert_eq!(
+                live.stream.segment_file("loyw3v28-80.ts"),
+                Some(path("loyw3v28-80.ts"))
+            );
+        }
+        assert!(live.stream.playlist().is_none());
+        assert_eq!(live.stream.segment_file("loyw3v28-80.ts"), None);
+    }
+
+    #[test]
+    fn dvr_window_shorter_than_the_live_window_changes_nothing() {
+        let mut live = Live::new(dvr(2));
+        let mut plain = Live::new(HlsSettings::default());
+        for _ in 0..50 {
+            assert_eq!(live.feed(&[2000]), plain.feed(&[2000]));
+        }
+        assert_eq!(live.text(), plain.text());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Playlists, segments, parts and initialization sections, from memory (and, with `hls.keep`,
-//! from disk once they left it): the classic `index.m3u8` with its `.ts` segments, and the
+//! Playlists, segments, parts and initialization sections, from memory (and from disk: the
+//! segments a DVR window lists but no longer holds in memory, and, with `hls.keep`, files
+//! once they left memory): the classic `index.m3u8` with its `.ts` segments, and the
 //! Low-Latency `llhls.m3u8` with its `.m4s` segments and parts and `.mp4` initialization
 //! sections.
 //!
@@ -219,6 +220,10 @@ async fn serve_rendition(
     {
         return response;
     }
+    let listed = rendition.window.read(|w| w.segment_file(file));
+    if let Some(path) = listed {
+        return listed_file(shared, &rendition.window, &path, MP4_TYPE).await;
+    }
     let folder = format!("{name}/{}", rendition.name);
     from_disk_or_not_found(shared, true, app, &folder, file, MP4_TYPE, SEGMENT_CACHE).await
 }
@@ -331,6 +336,9 @@ async fn serve_file(
             if let Some(segment) = stream.segment(file) {
                 return body(SEGMENT_TYPE, SEGMENT_CACHE, segment.data.clone());
             }
+            if let (Some(window), Some(path)) = (&stream.ts, stream.segment_file(file)) {
+                return listed_file(shared, window, &path, SEGMENT_TYPE).await;
+            }
         }
         (MediaFile::M4s | MediaFile::Mp4, Some(stream)) => {
             if let Some(window) = &stream.cmaf {
@@ -338,6 +346,9 @@ async fn serve_file(
                     cmaf_file(shared, || stream.position(), window, kind, file).await
                 {
                     return response;
+                }
+                if let Some(path) = window.read(|w| w.segment_file(file)) {
+                    return listed_file(shared, window, &path, MP4_TYPE).await;
                 }
             }
         }
@@ -631,6 +642,33 @@ impl HttpBody for Pieces {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         hyper::body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A segment its window lists (a DVR segment) or keeps available, no longer in memory, from
+/// its file: `path` is the window's own (relative to the media root, made of the stream's
+/// folder and a name the window gave), never one from the request. Read whole off the
+/// runtime's threads and not kept. A file missing on disk (its write failed, or the disk
+/// writer dropped it) answers 404, logged once per window.
+async fn listed_file<W>(
+    shared: &HttpContext,
+    window: &Served<W>,
+    path: &std::path::Path,
+    content_type: &'static str,
+) -> Response {
+    let full = shared.mediaroot.join(path);
+    match tokio::fs::read(&full).await {
+        Ok(data) => body(content_type, SEGMENT_CACHE, Bytes::from(data)),
+        Err(e) => {
+            if window.first_missing_file() {
+                tracing::warn!(
+                    path = %full.display(),
+                    error = %e,
+                    "a listed segment's file cannot be read: answering 404 (logged once per stream)"
+                );
+            }
+            not_found()
+        }
     }
 }
 

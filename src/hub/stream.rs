@@ -394,6 +394,12 @@ impl Stream {
         self.ts.as_ref()?.read(|hls| hls.segment(name))
     }
 
+    /// The classic window's file of a segment it lists (the DVR segments included) or keeps
+    /// available, relative to the media root (see [`HlsStream::segment_file`]).
+    pub fn segment_file(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.ts.as_ref()?.read(|hls| hls.segment_file(name))
+    }
+
     /// EXT-X-TARGETDURATION, once the first segment fixed it.
     pub fn target_duration(&self) -> Option<u32> {
         if let Some(lead) = self.renditions().first() {

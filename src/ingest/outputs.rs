@@ -65,6 +65,7 @@ impl OutputSettings {
                 list_size: hls.list_size,
                 delete_segments: hls.delete_segments,
                 keep: hls.keep,
+                dvr_window: Duration90k::from_millis(u64::from(hls.dvr_window) * 1000),
             },
             gop_cache: false,
         }

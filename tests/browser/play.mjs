@@ -9,9 +9,15 @@
 //
 //   node play.mjs --url http://127.0.0.1:8000/live/KEY/index.m3u8 [--seconds 20]
 //        [--low-latency] [--hls-config JSON] [--start-timeout 30] [--stamps]
-//        [--warmup 0] [--spki HASH] [--pid-file FILE] [--verbose] [--vod]
+//        [--warmup 0] [--seek-back SECONDS] [--seek-wait 180] [--spki HASH]
+//        [--pid-file FILE] [--verbose] [--vod]
 //   node play.mjs --player mpegts --url ws://127.0.0.1:8000/live/KEY.flv [--seconds 20]
 //        [--mpegts-config JSON] ...
+//
+// --seek-back (hls.js, a playlist with a DVR window): once playing, wait (at most --seek-wait
+// seconds) until the player can seek that far behind the live edge, seek there, and play
+// --seconds from there; then the position must advance from the seek target, and the
+// seek's own rebuffering is not a stall.
 //
 // --spki makes Chromium accept the server certificate whose public key has that hash
 // (base64 SHA-256 of its SubjectPublicKeyInfo), for an HTTPS URL with a test certificate.
@@ -69,6 +75,8 @@ const { values: opts } = parseArgs({
     'start-timeout': { type: 'string', default: '30' },
     stamps: { type: 'boolean', default: false },
     warmup: { type: 'string', default: '0' },
+    'seek-back': { type: 'string' },
+    'seek-wait': { type: 'string', default: '180' },
     spki: { type: 'string' },
     'pid-file': { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -83,6 +91,8 @@ if (!opts.url || !['hls', 'mpegts'].includes(opts.player)) {
 const seconds = Number(opts.seconds);
 const startTimeout = Number(opts['start-timeout']);
 const warmup = Number(opts.warmup);
+const seekBack = opts['seek-back'] === undefined ? null : Number(opts['seek-back']);
+const seekWait = Number(opts['seek-wait']);
 const hlsConfig = { lowLatencyMode: opts['low-latency'], ...JSON.parse(opts['hls-config']) };
 const mpegtsConfig = JSON.parse(opts['mpegts-config']);
 const log = (...args) => { if (opts.verbose) console.error('[play]', ...args); };
@@ -184,11 +194,19 @@ function judge(report, meta) {
     if (started && report.paused) failures.push('paused at the end');
   }
   if (meta.page_errors.length) failures.push(`page errors: ${meta.page_errors.join('; ')}`);
-  const playing = report.samples.filter((s) => s.frames > 0);
+  const seek = report.seek;
+  if (seekBack !== null && started) {
+    if (!seek) failures.push(`the player could not seek ${seekBack} s back within ${seekWait} s`);
+    else if (seek.seeked_t === null) failures.push('the seek never completed');
+    else if (seek.target_frag === null) failures.push('no fragment loaded at the seek target');
+  }
+  // With a seek, playback is judged from it: the frames and the position from the target.
+  const playing = report.samples.filter((s) => s.frames > 0 && (!seek || s.t >= seek.t));
   const first = playing[0];
   const last = playing[playing.length - 1];
   const framesAdvanced = first && last ? last.frames - first.frames : 0;
-  const positionAdvanced = first && last ? last.pos - first.pos : 0;
+  const from = seek ? seek.target : first?.pos;
+  const positionAdvanced = first && last ? last.pos - from : 0;
   if (started && framesAdvanced <= 0) failures.push('decoded frames did not advance');
   if (started && positionAdvanced < (opts.vod ? report.duration - 1 : meta.played_s / 2)) {
     failures.push(`position advanced ${positionAdvanced.toFixed(1)} s in ${meta.played_s.toFixed(1)} s of playback`);
@@ -210,6 +228,7 @@ function judge(report, meta) {
     media: report.media ?? null,
     playlist: report.playlist,
     ll: report.ll,
+    seek: report.seek,
     started,
     first_frame_ms: report.first_frame_ms,
     played_s: Number(meta.played_s.toFixed(2)),
@@ -280,6 +299,17 @@ async function main() {
     status = await page.evaluate(() => window.playerStatus());
   }
   let playedMs = 0;
+  if (status.first_frame_ms !== null && seekBack !== null) {
+    const seekDeadline = Date.now() + seekWait * 1000;
+    let span = 0;
+    while (Date.now() < seekDeadline) {
+      span = await page.evaluate(() => window.seekableSpan());
+      if (span >= seekBack + 1 || (await page.evaluate(() => window.playerStatus())).fatal) break;
+      await sleep(1000);
+    }
+    log('seekable span', span, 's');
+    if (span >= seekBack + 1) log('seek', JSON.stringify(await page.evaluate((s) => window.seekBack(s), seekBack)));
+  }
   if (status.first_frame_ms !== null) {
     log('first frame after', status.first_frame_ms, 'ms');
     const playStart = Date.now();

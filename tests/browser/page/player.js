@@ -11,6 +11,9 @@
 // - once a second: position, distance to the live edge (hls.latency, and the end of the
 //   seekable range minus the position), buffer ahead, frames decoded and dropped
 //   (getVideoPlaybackQuality());
+// - with seekBack(seconds) (a DVR window): where it seeks from and to, the fragment hls.js
+//   loaded at the target, and what the seek waited (its waiting events are the seek's, not
+//   stalls);
 // - per presented frame carrying a stamp (page/stamp.js): glass-to-glass in ms, the frame's
 //   expected display time (requestVideoFrameCallback metadata.expectedDisplayTime, on the
 //   wall clock) minus the capture time the frame carries.
@@ -122,7 +125,7 @@
     hls = new Hls(hlsConfig);
     hls.on(Hls.Events.ERROR, (_, data) => {
       state.errors[data.details] = (state.errors[data.details] || 0) + 1;
-      if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) state.bufferStalled.push(round(since(), 2));
+      if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR && !state.seeking) state.bufferStalled.push(round(since(), 2));
       if (data.fatal) {
         state.fatal.push({ t: round(since(), 2), type: data.type, details: data.details,
           reason: String(data.reason || data.error || data.response?.code || '') });
@@ -146,11 +149,26 @@
     });
     hls.on(Hls.Events.FRAG_LOADED, (_, data) => {
       if (data.part) state.ll.parts_loaded += 1;
+      const s = state.seek;
+      const f = data.frag;
+      if (s && s.target_frag === null && !data.part && f.start <= s.target && s.target < f.start + f.duration) {
+        s.target_frag = { sn: f.sn, url: f.url, start: round(f.start), duration: round(f.duration) };
+      }
     });
-    video.addEventListener('playing', () => { state.playing = true; });
+    video.addEventListener('playing', () => {
+      state.playing = true;
+      if (state.seeking) {
+        state.seeking = false;
+        state.seek.playing_t = round(since(), 2);
+      }
+    });
+    video.addEventListener('seeked', () => {
+      if (state.seek && state.seek.seeked_t === null) state.seek.seeked_t = round(since(), 2);
+    });
     video.addEventListener('ended', () => state.ended.push(round(since(), 2)));
     video.addEventListener('waiting', () => {
-      if (state.playing) state.waiting.push(round(since(), 2));
+      if (state.seeking) state.seek.waits += 1;
+      else if (state.playing) state.waiting.push(round(since(), 2));
     });
     if (state.clock.startsWith('rvfc')) video.requestVideoFrameCallback(onVideoFrame);
     else pollFrames();
@@ -162,6 +180,35 @@
     });
     setInterval(sample, 1000);
     return { version: Hls.version, clock: state.clock };
+  };
+
+  // How much media before the live edge the player can seek to: the seekable range hls.js
+  // keeps from the playlist's first to its last segment.
+  window.seekableSpan = () => {
+    if (!video.seekable.length) return 0;
+    return video.seekable.end(video.seekable.length - 1) - video.seekable.start(0);
+  };
+
+  // Seeks `seconds` before the end of the seekable range (the live edge).
+  window.seekBack = (seconds) => {
+    const end = video.seekable.end(video.seekable.length - 1);
+    const details = hls.levels[hls.currentLevel]?.details;
+    state.seek = {
+      t: round(since(), 2),
+      from: round(video.currentTime),
+      target: round(end - seconds),
+      seekable_start: round(video.seekable.start(0)),
+      seekable_end: round(end),
+      // The newest segment listed when seeking: how far back the target's segment lies.
+      live_end_sn: details ? details.endSN : null,
+      target_frag: null,
+      seeked_t: null,
+      playing_t: null,
+      waits: 0,
+    };
+    state.seeking = true;
+    video.currentTime = end - seconds;
+    return state.seek;
   };
 
   window.playerReport = () => {
@@ -183,6 +230,7 @@
       clock: state.clock,
       playlist: state.playlist,
       ll: state.ll,
+      seek: state.seek || null,
       config: { lowLatencyMode: hls.config.lowLatencyMode, liveSyncDurationCount: hls.config.liveSyncDurationCount },
     };
   };
