@@ -515,7 +515,16 @@ fn a_full_disk_closes_the_recording_as_incomplete_and_the_stream_goes_on() {
     // again.
     assert_eq!(recordings_of(&server, "full").len(), 1);
     drop(publisher);
-    drop(server);
+
+    // Its journal says how it ended: a server started on the same folder lists it the same.
+    let mut server = server;
+    assert!(server.terminate().success(), "{}", server.logs());
+    let again = ServerProcess::start(&["--record-enabled", "true", "--record-path", &record_path]);
+    let listed = recordings(&again);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["state"], "incomplete", "{:#?}", listed[0]);
+    assert_eq!(listed[0]["bytes"], bytes, "{:#?}", listed[0]);
+    drop(again);
 }
 
 #[test]
