@@ -1,6 +1,6 @@
 //! Reading back the timing of fragmented MP4, and moving a fragment later in time: what a
-//! recording needs to join the fragments of two publishes into one file whose decode times
-//! never go back (each publish's media timeline starts afresh).
+//! recording needs to join the fragments of two publishes into one file whose decode and
+//! presentation times never go back (each publish's media timeline starts afresh).
 //!
 //! Reads what [`crate::mp4::write_init`] and [`crate::mp4::write_fragment`] write (and any
 //! fragment laid out the same way): the tracks' timescales from `moov`, and per `traf` its

@@ -7,7 +7,8 @@
 //! first segment. When the publish ends it is parked: a publish of the same stream with the
 //! same init section (the same tracks and codec parameters) within `record.gap` continues it
 //! after a discontinuity, its fragments moved later in time so that the file's decode times
-//! never go back (each publish's timeline starts afresh); otherwise the writer closes it when
+//! never go back and its first frames are presented after the last ones before it (each
+//! publish's timeline starts afresh); otherwise the writer closes it when
 //! the gap has passed. A takeover continues it at once. New codec parameters (a new init
 //! section) start a new recording: one MP4 file has one `moov`.
 
