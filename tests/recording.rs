@@ -94,6 +94,20 @@ fn assert_video_dts_monotonic(packets: &[Packet]) {
     }
 }
 
+/// Asserts that no two video frames of `packets` are presented at the same time (30 fps: a
+/// frame every 33 ms).
+fn assert_video_pts_distinct(packets: &[Packet]) {
+    let mut pts: Vec<f64> = packets
+        .iter()
+        .filter(|p| p.video)
+        .map(|p| p.pts.expect("timestamps"))
+        .collect();
+    pts.sort_by(f64::total_cmp);
+    for w in pts.windows(2) {
+        assert!(w[1] - w[0] > 0.02, "two frames presented at once: {w:?}");
+    }
+}
+
 fn count(packets: &[Packet], video: bool) -> usize {
     packets.iter().filter(|p| p.video == video).count()
 }
@@ -299,6 +313,9 @@ fn a_reconnect_within_the_gap_continues_the_recording() {
     assert_decodes(&file);
     let packets = probe_packets(&file);
     assert_video_dts_monotonic(&packets);
+    // The first publish was cut after its last decoded frame but before B-frames it would
+    // have presented earlier: the second publish's frames are still presented after its.
+    assert_video_pts_distinct(&packets);
     // Both publishes are in it: about 300 video frames at 30 fps.
     let frames = count(&packets, true);
     assert!((270..=310).contains(&frames), "{frames} video frames");
