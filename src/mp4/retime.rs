@@ -1,6 +1,6 @@
 //! Reading back the timing of fragmented MP4, and moving a fragment later in time: what a
-//! recording needs to join the fragments of two publishes into one file whose decode times
-//! never go back (each publish's media timeline starts afresh).
+//! recording needs to join the fragments of two publishes into one file whose decode and
+//! presentation times never go back (each publish's media timeline starts afresh).
 //!
 //! Reads what [`crate::mp4::write_init`] and [`crate::mp4::write_fragment`] write (and any
 //! fragment laid out the same way): the tracks' timescales from `moov`, and per `traf` its
@@ -35,12 +35,19 @@ pub struct TrackClock {
 }
 
 /// One `traf` of a fragment: its track, where it starts (`tfdt`, in the track's
-/// timescale), how long its samples last, and where its `tfdt` value sits in the fragment.
+/// timescale), how long its samples last, when they are presented, and where its `tfdt`
+/// value sits in the fragment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrackTiming {
     pub track_id: u32,
     pub decode_time: u64,
     pub duration: u64,
+    /// The earliest presentation time of its samples (decode time plus composition
+    /// offset, which may be negative), in the track's timescale.
+    pub presentation_start: i64,
+    /// Where the presentation of its samples ends: the latest of their presentation times
+    /// plus duration. With reordered frames (B-frames) it may lie beyond [`Self::end`].
+    pub presentation_end: i64,
     tfdt_at: usize,
     tfdt_wide: bool,
 }
@@ -226,11 +233,15 @@ fn traf_timing(data: &[u8], traf: &BoxAt) -> Result<TrackTiming, RetimeError> {
         u64::from(be32(data, tfdt.body + 4, tfdt.end)?)
     };
     let mut duration = 0u64;
+    let base = i64::try_from(decode_time).unwrap_or(i64::MAX);
+    let (mut shown_from, mut shown_to) = (i64::MAX, i64::MIN);
     for b in boxes(data, traf.body, traf.end) {
         let b = b?;
         if &b.kind != b"trun" {
             continue;
         }
+        // Version 1: signed composition offsets.
+        let signed = data.get(b.body).is_some_and(|&v| v >= 1);
         let flags = be32(data, b.body, b.end)? & 0x00ff_ffff;
         let count = be32(data, b.body + 4, b.end)?;
         let mut at = b.body + 8;
@@ -245,11 +256,19 @@ fn traf_timing(data: &[u8], traf: &BoxAt) -> Result<TrackTiming, RetimeError> {
             .filter(|f| flags & **f != 0)
             .count()
             * 4;
-        if flags & TRUN_DURATION == 0 {
-            let each = default_duration.ok_or(RetimeError(
+        let default = || {
+            default_duration.ok_or(RetimeError(
                 "a trun without sample durations and no default duration",
-            ))?;
-            duration = duration.saturating_add(u64::from(each) * u64::from(count));
+            ))
+        };
+        if flags & (TRUN_DURATION | TRUN_CTO) == 0 {
+            // Every sample lasts the default duration and is presented when decoded.
+            let run = u64::from(default()?) * u64::from(count);
+            if count > 0 {
+                shown_from = shown_from.min(base.saturating_add_unsigned(duration));
+                shown_to = shown_to.max(base.saturating_add_unsigned(duration.saturating_add(run)));
+            }
+            duration = duration.saturating_add(run);
             continue;
         }
         // Every sample's fields must be inside the trun; a count beyond them is a lie.
@@ -260,14 +279,47 @@ fn traf_timing(data: &[u8], traf: &BoxAt) -> Result<TrackTiming, RetimeError> {
             .ok_or(RetimeError("a trun with more samples than its size holds"))?;
         let mut sample = at;
         while sample < samples_end {
-            duration += u64::from(be32(data, sample, b.end)?);
+            let mut field = sample;
+            let length = if flags & TRUN_DURATION != 0 {
+                field += 4;
+                be32(data, sample, b.end)?
+            } else {
+                default()?
+            };
+            for present in [TRUN_SIZE, TRUN_FLAGS] {
+                if flags & present != 0 {
+                    field += 4;
+                }
+            }
+            let offset = if flags & TRUN_CTO != 0 {
+                let raw = be32(data, field, b.end)?;
+                if signed {
+                    i64::from(raw as i32)
+                } else {
+                    i64::from(raw)
+                }
+            } else {
+                0
+            };
+            let shown = base
+                .saturating_add_unsigned(duration)
+                .saturating_add(offset);
+            shown_from = shown_from.min(shown);
+            shown_to = shown_to.max(shown.saturating_add(i64::from(length)));
+            duration = duration.saturating_add(u64::from(length));
             sample += per_sample;
         }
+    }
+    if shown_from > shown_to {
+        // No samples.
+        (shown_from, shown_to) = (base, base);
     }
     Ok(TrackTiming {
         track_id,
         decode_time,
         duration,
+        presentation_start: shown_from,
+        presentation_end: shown_to,
         tfdt_at: tfdt.body + 4,
         tfdt_wide,
     })
@@ -370,6 +422,61 @@ mod tests {
         let changed = joined.iter().zip(f.iter()).filter(|(a, b)| a != b).count();
         assert!((3..=6).contains(&changed), "{changed} bytes changed");
         assert_eq!(&rest[..], &f[timing.moof_len..]);
+    }
+
+    #[test]
+    fn reads_when_reordered_frames_are_presented() {
+        // I P B B, 3000 ticks apart, presented I B B P: the P frame, decoded second, is
+        // presented last, after the decode times end.
+        let offsets = [3000, 12_000, 0, 0];
+        let samples: Vec<SampleInfo> = offsets
+            .iter()
+            .map(|&composition_offset| SampleInfo {
+                duration: 3000,
+                size: 3,
+                sync: false,
+                composition_offset,
+            })
+            .collect();
+        let run = TrackRun {
+            track: TrackId::new(1).unwrap(),
+            base_decode_time: 90_000,
+            samples: &samples,
+        };
+        let payload = [7u8; 3];
+        let payloads = vec![&payload[..]; samples.len()];
+        let mut out = BytesMut::new();
+        write_fragment(1, &[run], &payloads, &mut out).unwrap();
+        let t = fragment_timing(&out).unwrap().tracks[0];
+        assert_eq!(t.end(), 102_000);
+        assert_eq!(t.presentation_start, 93_000);
+        // P: decoded at 93 000, presented at 105 000 for 3000 ticks.
+        assert_eq!(t.presentation_end, 108_000);
+        // Signed offsets (trun version 1) that start presentation at the decode time.
+        let negative: Vec<SampleInfo> = offsets
+            .iter()
+            .map(|&o| SampleInfo {
+                composition_offset: o - 3000,
+                ..samples[0]
+            })
+            .collect();
+        let run = TrackRun {
+            track: TrackId::new(1).unwrap(),
+            base_decode_time: 90_000,
+            samples: &negative,
+        };
+        let mut out = BytesMut::new();
+        write_fragment(1, &[run], &payloads, &mut out).unwrap();
+        let t = fragment_timing(&out).unwrap().tracks[0];
+        assert_eq!(
+            (t.presentation_start, t.presentation_end),
+            (90_000, 105_000)
+        );
+        // Without composition offsets, presentation is decoding.
+        let t = fragment_timing(&fragment(&[(1, 500, &[10, 20])]))
+            .unwrap()
+            .tracks[0];
+        assert_eq!((t.presentation_start, t.presentation_end), (500, 530));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! first segment. When the publish ends it is parked: a publish of the same stream with the
 //! same init section (the same tracks and codec parameters) within `record.gap` continues it
 //! after a discontinuity, its fragments moved later in time so that the file's decode times
-//! never go back (each publish's timeline starts afresh); otherwise the writer closes it when
+//! never go back and its first frames are presented after the last ones before it (each
+//! publish's timeline starts afresh); otherwise the writer closes it when
 //! the gap has passed. A takeover continues it at once. New codec parameters (a new init
 //! section) start a new recording: one MP4 file has one `moov`.
 
@@ -79,6 +80,9 @@ pub struct Parked {
     clocks: Vec<TrackClock>,
     /// Where each track of `clocks` ends, in its timescale.
     ends: Vec<u64>,
+    /// Where each track's presentation ends, in its timescale: beyond `ends` when the
+    /// publish ended with reordered frames whose neighbours it never sent.
+    shown: Vec<i64>,
     len: u64,
     sequence: u32,
     health: Arc<Health>,
@@ -91,6 +95,7 @@ struct Active {
     init: Bytes,
     clocks: Vec<TrackClock>,
     ends: Vec<u64>,
+    shown: Vec<i64>,
     /// Bytes of the media file so far.
     len: u64,
     /// The last fragment's sequence number.
@@ -273,6 +278,7 @@ impl Recorder {
                     init: p.init,
                     clocks: p.clocks,
                     ends: p.ends,
+                    shown: p.shown,
                     len: p.len,
                     sequence: p.sequence,
                     shift: None,
@@ -308,6 +314,7 @@ impl Recorder {
             id,
             init: init.clone(),
             ends: vec![0; clocks.len()],
+            shown: vec![0; clocks.len()],
             clocks,
             len: init.len() as u64,
             sequence: 0,
@@ -332,6 +339,7 @@ impl Recorder {
             init: a.init,
             clocks: a.clocks,
             ends: a.ends,
+            shown: a.shown,
             len: a.len,
             sequence: a.sequence,
             health: a.health,
@@ -387,19 +395,28 @@ fn part(
         Some(s) => s,
         None => {
             // The first fragment of a continuing publish: it starts where the recording's
-            // longest track ends.
+            // longest track ends, both in decode and in presentation order (a publish cut
+            // off mid-GOP presents a frame after its last decode time; the next publish's
+            // first frames must not be presented at the same time).
             let lead = timing.tracks.first().ok_or("a fragment without tracks")?;
             let lead_clock =
                 a.clocks[clock(lead.track_id).ok_or("a fragment of an unknown track")?];
-            let start = to_90k(lead.decode_time, lead_clock.timescale);
-            let end = a
-                .clocks
-                .iter()
-                .zip(&a.ends)
-                .map(|(c, &e)| to_90k(e, c.timescale))
+            let decoded = i128::from(to_90k(lead.decode_time, lead_clock.timescale));
+            let shown = to_90k_signed(lead.presentation_start, lead_clock.timescale, false);
+            let ends = a.clocks.iter().zip(&a.ends);
+            let end = ends
+                .map(|(c, &e)| i128::from(to_90k(e, c.timescale)))
                 .max()
                 .unwrap_or(0);
-            let s = end.saturating_sub(start);
+            let shown_end = a
+                .clocks
+                .iter()
+                .zip(&a.shown)
+                .map(|(c, &e)| to_90k_signed(e, c.timescale, true))
+                .max()
+                .unwrap_or(0);
+            let s = (end - decoded).max(shown_end - shown).max(0);
+            let s = u64::try_from(s).map_err(|_| "a continuing publish too far in time")?;
             a.shift = Some(s);
             s
         }
@@ -411,7 +428,10 @@ fn part(
     };
     for t in &timing.tracks {
         if let Some(i) = clock(t.track_id) {
-            a.ends[i] = a.ends[i].max(t.end().saturating_add(in_track(t.track_id)));
+            let moved = in_track(t.track_id);
+            a.ends[i] = a.ends[i].max(t.end().saturating_add(moved));
+            let moved = i64::try_from(moved).unwrap_or(i64::MAX);
+            a.shown[i] = a.shown[i].max(t.presentation_end.saturating_add(moved));
         }
     }
     a.sequence = a.sequence.wrapping_add(1);
@@ -446,6 +466,18 @@ fn part(
 
 fn to_90k(ticks: u64, timescale: u32) -> u64 {
     (u128::from(ticks) * 90_000 / u128::from(timescale.max(1))) as u64
+}
+
+/// [`to_90k`] of a time that may be negative, rounded down (`up` false: a start) or up (an
+/// end), so that a shift computed from them never lets two times overlap.
+fn to_90k_signed(ticks: i64, timescale: u32, up: bool) -> i128 {
+    let scaled = i128::from(ticks) * 90_000;
+    let scale = i128::from(timescale.max(1));
+    if up {
+        -((-scaled).div_euclid(scale))
+    } else {
+        scaled.div_euclid(scale)
+    }
 }
 
 /// A recording's id: the stream's name and the UTC time it started, to the millisecond
@@ -680,5 +712,101 @@ mod tests {
         publish(&mut r, 48_000, 100_000, &mut out);
         assert!(out.is_empty());
         assert!(r.recording().is_none());
+    }
+
+    /// A fragment of track 1 from `start`: frames 3000 ticks apart, presented at their
+    /// decode time plus `offsets`.
+    fn fragment_shown(start: u64, offsets: &[i32]) -> Bytes {
+        let samples: Vec<SampleInfo> = offsets
+            .iter()
+            .map(|&composition_offset| SampleInfo {
+                duration: 3000,
+                size: 1,
+                sync: true,
+                composition_offset,
+            })
+            .collect();
+        let run = TrackRun {
+            track: TrackId::new(1).unwrap(),
+            base_decode_time: start,
+            samples: &samples,
+        };
+        let mut out = BytesMut::new();
+        write_fragment(1, &[run], &vec![&[0u8][..]; samples.len()], &mut out).unwrap();
+        out.freeze()
+    }
+
+    /// Publishes `parts` (one segment), and returns the fragments the recorder wrote.
+    fn publish_parts(
+        r: &mut Recorder,
+        init: &Bytes,
+        parked: Option<Parked>,
+        parts: &[Bytes],
+    ) -> (Vec<Bytes>, Option<Parked>) {
+        let tracks = Tracks {
+            publisher: 0,
+            tracks: Vec::new(),
+        };
+        let mut out = Vec::new();
+        r.begin(true, &tracks, parked, &mut out);
+        let now = SystemTime::now();
+        r.push(&CmafEvent::Init(init.clone()), now, &mut out);
+        let start = CmafEvent::SegmentStart {
+            discontinuity: false,
+            independent: true,
+        };
+        r.push(&start, now, &mut out);
+        for data in parts {
+            let part = CmafEvent::Part {
+                data: data.clone(),
+                duration: Duration90k(9000),
+                independent: true,
+            };
+            r.push(&part, now, &mut out);
+        }
+        r.end(&mut out);
+        let mut written = Vec::new();
+        let mut parked = None;
+        for w in out {
+            match w {
+                Write::Append { pieces, .. } if !pieces.is_empty() => {
+                    written.push(pieces.concat().into());
+                }
+                Write::Park(p) => parked = Some(p),
+                _ => {}
+            }
+        }
+        (written, parked)
+    }
+
+    #[test]
+    fn a_continuing_publish_is_presented_after_the_frames_of_the_one_before() {
+        let config = TrackConfig {
+            id: TrackId::new(1).unwrap(),
+            timescale: 90_000,
+            entry: SampleEntry::Aac {
+                sample_rate: 48_000,
+                channels: 2,
+                config: Bytes::from_static(&[0x11, 0x90]),
+            },
+        };
+        let mut init = BytesMut::new();
+        write_init(&[config], &mut init).unwrap();
+        let init = init.freeze();
+        let mut r = Recorder::new("live", "cam");
+        // I P B, decoded at 0, 3000, 6000 and presented at 3000, 12 000, 6000: the publish
+        // was cut before the second B (presented at 9000), so its P frame is presented
+        // until 15 000, 6000 ticks after its decode times end.
+        let (_, parked) =
+            publish_parts(&mut r, &init, None, &[fragment_shown(0, &[3000, 9000, 0])]);
+        // The next publish starts afresh: I P B B from 0.
+        let again = fragment_shown(0, &[3000, 9000, 0, 0]);
+        let (written, _) = publish_parts(&mut r, &init, parked, &[again]);
+        let moved = fragment_timing(&written[0]).unwrap().tracks[0];
+        // Its decode times follow the first publish's (9000), and its first frame is
+        // presented once the first publish's last one is done (15 000), not with it
+        // (12 000).
+        assert_eq!(moved.decode_time, 12_000);
+        assert_eq!(moved.presentation_start, 15_000);
     }
 }
