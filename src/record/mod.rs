@@ -38,6 +38,12 @@ use recorder::{Parked, Write};
 /// than hold their media without bound.
 const MAX_QUEUED_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Queued bytes past which the writer is woken at once. Below it, a fragment waits for the
+/// writer's next turn (a segment's end, which is flushed to the disk at once, or at most
+/// [`writer::APPEND_DELAY`]): one wakeup of the writer per segment and stream rather than one
+/// per fragment.
+const WAKE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// What the configuration says about recording (`record.*`).
 #[derive(Clone, Debug)]
 pub struct RecordSettings {
@@ -203,7 +209,9 @@ impl Recordings {
     /// recording as incomplete (its health says so to the recorder).
     pub fn submit(&self, writes: impl IntoIterator<Item = Write>) {
         let mut queue = lock(&self.shared.queue);
+        let mut urgent = false;
         for write in writes {
+            urgent |= !matches!(write, Write::Append { sync: false, .. });
             match write {
                 Write::Park(parked) => {
                     let until = Instant::now() + self.shared.settings.gap;
@@ -251,8 +259,11 @@ impl Recordings {
                 }
             }
         }
+        urgent |= queue.bytes >= WAKE_BYTES;
         drop(queue);
-        self.shared.wake.notify_one();
+        if urgent {
+            self.shared.wake.notify_one();
+        }
     }
 
     fn health_of(&self, id: &str) -> Option<Arc<recorder::Health>> {

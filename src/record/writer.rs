@@ -2,10 +2,11 @@
 //! order it was queued, so the ingest never waits on a disk.
 //!
 //! When data reaches the disk: a fragment's bytes are appended to the media file, then its
-//! journal line to the journal, as soon as the CMAF output closes the fragment (page cache;
-//! a crash of the server loses nothing written). At every segment's end both files are
-//! flushed with `fdatasync`, media first: a power loss loses at most the segment being
-//! recorded and what was still queued. A failed write (a full disk) truncates the media file
+//! journal line to the journal, within [`APPEND_DELAY`] of the CMAF output closing the
+//! fragment, and at once when it ends a segment (page cache: a crash of the server loses
+//! nothing written, so at most the fragments of the last quarter second). At every segment's
+//! end both files are flushed with `fdatasync`, media first: a power loss loses at most the
+//! segment being recorded and what was still queued. A failed write (a full disk) truncates the media file
 //! back to its last whole fragment and closes the recording as incomplete.
 
 use std::collections::HashMap;
@@ -29,6 +30,11 @@ pub const PLAYLIST_FILE: &str = "index.m3u8";
 
 /// How often retention runs besides after each close (`record.max_age` passes with time).
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Longest a fragment waits in the queue while recordings are open: the writer is woken at
+/// once only by a segment's end, a close or a full-ish queue, and looks at the queue this
+/// often otherwise.
+pub(super) const APPEND_DELAY: Duration = Duration::from_millis(250);
 
 /// A recording being written.
 struct Open {
@@ -98,7 +104,10 @@ impl Writer {
                     let next = self.timers();
                     queue = lock(&shared.queue);
                     if queue.jobs.is_empty() && !queue.stopping {
-                        let wait = next.saturating_duration_since(Instant::now());
+                        let mut wait = next.saturating_duration_since(Instant::now());
+                        if !self.open.is_empty() {
+                            wait = wait.min(APPEND_DELAY);
+                        }
                         queue = shared
                             .wake
                             .wait_timeout(queue, wait.max(Duration::from_millis(10)))
