@@ -811,3 +811,126 @@ fn the_stream_service_can_ask_for_a_recording() {
     assert_eq!(list[0]["stream"], "wanted");
     assert_eq!(server.metric("rtmp_server_recordings"), Some(1.0));
 }
+
+#[test]
+fn a_takeover_continues_the_recording() {
+    let server = ServerProcess::start(&["--record-enabled", "true", "--record-gap", "10"]);
+    let source = testdata("flv/h264_aac.flv");
+    let url = server.rtmp_url("taken");
+    let mut first = Publisher::start(&source, &url, &["-t", "20"]);
+    let recording = wait_for(STREAM_TIMEOUT, || {
+        recordings_of(&server, "taken")
+            .first()
+            .is_some_and(|r| r["duration_s"].as_f64() >= Some(3.0))
+    });
+    assert!(
+        recording,
+        "the first publish is not recorded:\n{}",
+        server.logs()
+    );
+    // The same key from another encoder takes the stream over (rtmp.takeover, on by
+    // default): the recording goes on with it.
+    let mut second = Publisher::start(&source, &url, &["-t", "4"]);
+    assert_finishes(&mut second, &server);
+    first.kill();
+    let recording = wait_recordings(&server, "taken", 1, "complete").remove(0);
+    let id = id_of(&recording);
+    let playlist = vod_playlist(&server, &id);
+    assert_eq!(
+        playlist.text.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{}",
+        playlist.text
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = download(&server, &id, dir.path());
+    assert_decodes(&file);
+    let packets = probe_packets(&file);
+    assert_video_dts_monotonic(&packets);
+    assert_video_pts_distinct(&packets);
+}
+
+#[test]
+fn max_age_removes_recordings_past_their_age() {
+    let server = ServerProcess::start(&[
+        "--record-enabled",
+        "true",
+        "--record-gap",
+        "0",
+        "--record-max-age",
+        "2",
+    ]);
+    let source = testdata("flv/h264_aac.flv");
+    let mut ffmpeg = Publisher::start(&source, &server.rtmp_url("old"), &["-t", "3"]);
+    assert_finishes(&mut ffmpeg, &server);
+    let old = wait_recordings(&server, "old", 1, "complete").remove(0);
+    // The next recording closes more than 2 s after the first: retention, which runs after
+    // every close, finds the first past its age.
+    let mut ffmpeg = Publisher::start(&source, &server.rtmp_url("new"), &["-t", "4"]);
+    assert_finishes(&mut ffmpeg, &server);
+    wait_recordings(&server, "new", 1, "complete");
+    let gone = wait_for(STREAM_TIMEOUT, || recordings_of(&server, "old").is_empty());
+    assert!(
+        gone,
+        "{old} was kept past record.max_age:\n{}",
+        server.logs()
+    );
+    assert_eq!(recordings_of(&server, "new").len(), 1);
+    assert_eq!(
+        server.metric("rtmp_server_recordings_deleted_total{reason=\"max_age\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_multitrack_publish_is_recorded_with_every_track() {
+    let server = ServerProcess::start(&["--record-enabled", "true", "--record-gap", "1"]);
+    // Two video renditions and an audio track, as Enhanced RTMP multitrack (ffmpeg 9).
+    let mut publisher = Publisher::ffmpeg9_live(
+        &server.rtmp_url("abr"),
+        "320x180",
+        &[
+            "-filter_complex",
+            "[0:v]split=2[a][b];[b]scale=160:90[b2]",
+            "-map",
+            "[a]",
+            "-map",
+            "[b2]",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        6,
+    );
+    assert_finishes(&mut publisher, &server);
+    let recording = wait_recordings(&server, "abr", 1, "complete").remove(0);
+    assert_eq!(
+        recording["tracks"].as_array().map(Vec::len),
+        Some(3),
+        "{recording}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = download(&server, &id_of(&recording), dir.path());
+    let streams = probe_streams(&file);
+    let lines: Vec<&str> = streams.lines().collect();
+    assert_eq!(lines.len(), 3, "{streams}");
+    assert!(
+        lines[0].contains("width=320") && lines[1].contains("width=160"),
+        "{streams}"
+    );
+    assert!(lines[2].contains("codec_type=audio"), "{streams}");
+    assert_decodes(&file);
+    let packets = probe_packets(&file);
+    assert!(count(&packets, true) >= 2 * 150, "both renditions' frames");
+}
