@@ -759,6 +759,13 @@ impl Config {
         }
         self.relay.templates()?;
         range("record.gap", self.record.gap, 0, 3600)?;
+        if self.record.enabled && !self.hls.cmaf {
+            return Err(ConfigError::Range {
+                option: "record.enabled",
+                value: "true".into(),
+                message: "recordings are made of the CMAF output's fragments: set hls.cmaf".into(),
+            });
+        }
         if self.rtmp.app == "recordings" {
             return Err(ConfigError::Range {
                 option: "rtmp.app",
@@ -899,6 +906,33 @@ mod tests {
             e.contains("hls.dvr_window") && e.contains("0 to 21600"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn recording_options_are_read_and_checked() {
+        let c = Config::default();
+        assert!(!c.record.enabled, "off by default");
+        let settings = c.record.settings(std::path::Path::new("/m"));
+        assert_eq!(settings.path, std::path::Path::new("/m/recordings"));
+        assert_eq!((settings.max_age, settings.max_bytes), (None, None));
+        assert_eq!(spec("record.enabled").flag(), "record-enabled");
+        let mut o = Overrides::default();
+        o.push_flag(spec("record.enabled"), "true".into());
+        o.push_flag(spec("record.max_bytes"), "1000000".into());
+        let c = Config::load(None, &o).unwrap();
+        assert!(c.record.enabled);
+        assert_eq!(
+            c.record.settings(std::path::Path::new("/m")).max_bytes,
+            Some(1_000_000)
+        );
+        // Recordings are the CMAF output's fragments.
+        o.push_flag(spec("hls.cmaf"), "false".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("record.enabled") && e.contains("hls.cmaf"), "{e}");
+        let mut o = Overrides::default();
+        o.push_flag(spec("rtmp.app"), "recordings".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("rtmp.app"), "{e}");
     }
 
     #[test]

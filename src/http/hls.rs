@@ -645,11 +645,32 @@ impl HttpBody for Pieces {
     }
 }
 
+/// A file from disk, streamed (never held whole in memory: a burst of DVR seeks costs
+/// buffers, not segments), with the headers of the same file from memory.
+async fn file_body(
+    path: &std::path::Path,
+    content_type: &'static str,
+    cache: &'static str,
+) -> std::io::Result<Response> {
+    let file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 /// A segment its window lists (a DVR segment) or keeps available, no longer in memory, from
 /// its file: `path` is the window's own (relative to the media root, made of the stream's
-/// folder and a name the window gave), never one from the request. Read whole off the
-/// runtime's threads and not kept. A file missing on disk (its write failed, or the disk
-/// writer dropped it) answers 404, logged once per window.
+/// folder and a name the window gave), never one from the request. Streamed from the file
+/// and not kept. A file missing on disk (its write failed, or the disk writer dropped it)
+/// answers 404, logged once per window.
 async fn listed_file<W>(
     shared: &HttpContext,
     window: &Served<W>,
@@ -657,8 +678,8 @@ async fn listed_file<W>(
     content_type: &'static str,
 ) -> Response {
     let full = shared.mediaroot.join(path);
-    match tokio::fs::read(&full).await {
-        Ok(data) => body(content_type, SEGMENT_CACHE, Bytes::from(data)),
+    match file_body(&full, content_type, SEGMENT_CACHE).await {
+        Ok(response) => response,
         Err(e) => {
             if window.first_missing_file() {
                 tracing::warn!(
@@ -682,10 +703,9 @@ async fn from_disk(
     cache: &'static str,
 ) -> Response {
     let path = shared.mediaroot.join(app).join(name).join(file);
-    match tokio::fs::read(&path).await {
-        Ok(data) => body(content_type, cache, Bytes::from(data)),
-        Err(_) => not_found(),
-    }
+    file_body(&path, content_type, cache)
+        .await
+        .unwrap_or_else(|_| not_found())
 }
 
 #[cfg(test)]

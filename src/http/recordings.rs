@@ -130,7 +130,7 @@ async fn playlist(shared: &HttpContext, id: &str) -> Response {
             ),
             (header::CACHE_CONTROL, cache_control(entry.state)),
         ],
-        text,
+        text.to_string(),
     )
         .into_response()
 }

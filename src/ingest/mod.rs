@@ -239,7 +239,15 @@ impl Ingest {
             "publish started"
         );
         if inner.settings.record || grant.record {
-            claim.stream.record(claim.publisher.id);
+            if inner.settings.cmaf {
+                claim.stream.record(claim.publisher.id);
+            } else {
+                warn!(
+                    name = %name,
+                    "the stream-service asks for a recording, but recordings are made of the \
+                     CMAF output's fragments and hls.cmaf is off: not recorded"
+                );
+            }
         }
         inner
             .settings

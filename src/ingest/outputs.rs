@@ -329,6 +329,14 @@ impl Recording {
     /// A publish starts: recorded when the ingest said so (`record.enabled`, or the
     /// stream-service's `record: true`).
     fn begin(&mut self, stream: &Stream, tracks: &Tracks) {
+        // A multitrack publish that was taken over: what its output held unfinished is
+        // recorded before the recording moves on.
+        if self.all_tracks.is_some() {
+            self.push_all_tracks(stream, &MediaEvent::End(Ending::Stopped));
+        }
+        // A recording the last publish parked is found by the next one (both may come in
+        // one batch of events).
+        self.flush();
         let record = stream.is_recorded(tracks.publisher);
         self.all_tracks = (record && tracks.is_multitrack())
             .then(|| CmafOutput::new(self.rules, self.rules.segment_target));

@@ -326,6 +326,14 @@ fn traf_timing(data: &[u8], traf: &BoxAt) -> Result<TrackTiming, RetimeError> {
 }
 
 impl FragmentTiming {
+    /// The `mfhd` sequence number of `fragment` (the one this timing was read from).
+    pub fn sequence(&self, fragment: &[u8]) -> Option<u32> {
+        let at = self.sequence_at?;
+        Some(u32::from_be_bytes(
+            fragment.get(at..at + 4)?.try_into().ok()?,
+        ))
+    }
+
     /// The fragment with each track's decode time moved later by `shift(track_id)` ticks of
     /// its timescale and its `mfhd` sequence number set to `sequence`: a new `moof` and the
     /// fragment's unchanged rest, to be written one after the other.

@@ -94,9 +94,12 @@ pub enum Line {
         len: u64,
         duration: u64,
     },
-    /// The open segment closed; `duration` is its EXTINF in 90 kHz ticks.
+    /// The open segment closed; `duration` is its EXTINF in 90 kHz ticks, `target` the
+    /// stream's EXT-X-TARGETDURATION (fixed for the stream).
     SegmentEnd {
         duration: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u32>,
     },
     End(End),
 }
@@ -146,6 +149,8 @@ pub struct Journal {
     pub head: Head,
     pub init: Option<ByteSpan>,
     pub segments: Vec<Segment>,
+    /// The stream's target duration, as the segment ends give it (0: none given).
+    pub target: u32,
     open: Option<OpenSegment>,
     pub end: Option<End>,
     /// The lines read (the rest of the text, if any, was cut or did not follow on).
@@ -168,6 +173,7 @@ impl Journal {
             head,
             init: None,
             segments: Vec::new(),
+            target: 0,
             open: None,
             end: None,
             lines: 1,
@@ -229,13 +235,14 @@ impl Journal {
                 open.span = Some(match open.span {
                     Some(s) => ByteSpan {
                         at: s.at,
-                        len: s.len + len,
+                        len: s.len.saturating_add(len),
                     },
                     None => ByteSpan { at, len },
                 });
-                open.duration += duration;
+                open.duration = open.duration.saturating_add(duration);
             }
-            Line::SegmentEnd { duration } => {
+            Line::SegmentEnd { duration, target } => {
+                self.target = self.target.max(target.unwrap_or(0));
                 let open = self.open.take().ok_or("a segment end outside a segment")?;
                 if let Some(span) = open.span {
                     self.segments.push(Segment {
@@ -261,7 +268,11 @@ impl Journal {
 
     /// The recording's media duration (listed segments only).
     pub fn duration(&self) -> Duration90k {
-        Duration90k(self.segments.iter().map(|s| s.duration.ticks()).sum())
+        Duration90k(
+            self.segments
+                .iter()
+                .fold(0u64, |sum, s| sum.saturating_add(s.duration.ticks())),
+        )
     }
 
     /// Closes a journal whose recording ended without its segment end: the parts of the
@@ -277,6 +288,7 @@ impl Journal {
         });
         Some(Line::SegmentEnd {
             duration: open.duration,
+            target: None,
         })
     }
 }
@@ -313,7 +325,10 @@ mod tests {
                 len: 50,
                 duration: 3000,
             },
-            Line::SegmentEnd { duration: 6000 },
+            Line::SegmentEnd {
+                duration: 6000,
+                target: None,
+            },
             Line::Segment {
                 discontinuity: true,
             },
@@ -344,7 +359,10 @@ mod tests {
         let mut j = Journal::read(sample().as_bytes(), 270).unwrap();
         assert_eq!(
             j.close_open_segment(),
-            Some(Line::SegmentEnd { duration: 4000 })
+            Some(Line::SegmentEnd {
+                duration: 4000,
+                target: None,
+            })
         );
         assert_eq!(j.segments.len(), 2);
         assert!(j.segments[1].discontinuity);

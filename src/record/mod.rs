@@ -144,6 +144,9 @@ struct Queue {
 struct Shared {
     settings: RecordSettings,
     catalog: Mutex<Catalog>,
+    /// The playlists of recordings being recorded, with the journal length they were
+    /// rendered at (dropped at their close).
+    playlists: Mutex<HashMap<String, (u64, Arc<str>)>>,
     queue: Mutex<Queue>,
     wake: Condvar,
     metrics: Arc<Metrics>,
@@ -181,6 +184,7 @@ impl Recordings {
                 parked: HashMap::new(),
                 health: HashMap::new(),
             }),
+            playlists: Mutex::new(HashMap::new()),
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 bytes: 0,
@@ -272,10 +276,14 @@ impl Recordings {
 
     /// A parked recording of `app/name`, taken out of the catalog to be continued.
     pub fn unpark(&self, stream: &str) -> Option<Parked> {
-        lock(&self.shared.catalog)
-            .parked
-            .remove(stream)
-            .map(|(p, _)| p)
+        let mut catalog = lock(&self.shared.catalog);
+        // One whose gap has passed waits for the writer to close it.
+        match catalog.parked.get(stream) {
+            Some((_, until)) if *until > Instant::now() => {
+                catalog.parked.remove(stream).map(|(p, _)| p)
+            }
+            _ => None,
+        }
     }
 
     /// Every recording, oldest first.
@@ -298,12 +306,31 @@ impl Recordings {
         Some(self.shared.settings.path.join(&entry.id))
     }
 
-    /// The recording's playlist, rendered from its journal. Blocking (reads the journal).
-    pub fn playlist(&self, id: &str) -> Option<String> {
+    /// The recording's playlist. Blocking (reads files). A closed recording's is the file
+    /// written at its close (written again from the journal if it is missing); one being
+    /// recorded is rendered from its journal when that grew since it was last asked for.
+    pub fn playlist(&self, id: &str) -> Option<Arc<str>> {
         let entry = self.get(id)?;
         let folder = self.folder(id)?;
-        let journal = writer::read_journal(&folder)?;
-        playlist::render(&journal, entry.state)
+        if entry.state != State::Recording {
+            if let Ok(text) = std::fs::read_to_string(folder.join(writer::PLAYLIST_FILE)) {
+                return Some(text.into());
+            }
+            let text = writer::render(&folder, entry.state)?;
+            let _ = writer::replace_file(&folder, writer::PLAYLIST_FILE, text.as_bytes());
+            return Some(text.into());
+        }
+        let grown = std::fs::metadata(folder.join(writer::JOURNAL_FILE))
+            .ok()?
+            .len();
+        if let Some((len, text)) = lock(&self.shared.playlists).get(id) {
+            if *len == grown {
+                return Some(text.clone());
+            }
+        }
+        let text: Arc<str> = writer::render(&folder, State::Recording)?.into();
+        lock(&self.shared.playlists).insert(id.to_string(), (grown, text.clone()));
+        Some(text)
     }
 
     /// Deletes a closed recording (its folder and catalog entry).
@@ -314,10 +341,16 @@ impl Recordings {
             Some(_) => {}
         }
         let (done, answer) = tokio::sync::oneshot::channel();
-        lock(&self.shared.queue).jobs.push_back(Job::Delete {
-            id: id.to_string(),
-            done,
-        });
+        {
+            let mut queue = lock(&self.shared.queue);
+            if queue.stopping {
+                return Err(DeleteError::Failed("the server is stopping".into()));
+            }
+            queue.jobs.push_back(Job::Delete {
+                id: id.to_string(),
+                done,
+            });
+        }
         self.shared.wake.notify_one();
         answer
             .await

@@ -22,9 +22,10 @@ pub fn render(journal: &Journal, state: State) -> Option<String> {
     let target = journal
         .segments
         .iter()
-        .map(|s| (s.duration.ticks() + 45_000) / 90_000)
+        .map(|s| s.duration.ticks().saturating_add(45_000) / 90_000)
         .max()
         .unwrap_or(1)
+        .max(u64::from(journal.target))
         .max(1);
     let mut out = String::with_capacity(200 + 80 * journal.segments.len());
     out.push_str("#EXTM3U\n#EXT-X-VERSION:6\n");
@@ -92,7 +93,10 @@ mod tests {
                 len: 300,
                 duration: 180_000,
             },
-            Line::SegmentEnd { duration: 180_000 },
+            Line::SegmentEnd {
+                duration: 180_000,
+                target: None,
+            },
             Line::Segment {
                 discontinuity: true,
             },
@@ -101,7 +105,10 @@ mod tests {
                 len: 200,
                 duration: 150_300,
             },
-            Line::SegmentEnd { duration: 150_300 },
+            Line::SegmentEnd {
+                duration: 150_300,
+                target: None,
+            },
         ];
         let text: String = lines.iter().map(Line::to_text).collect();
         Journal::read(text.as_bytes(), 1200).unwrap()

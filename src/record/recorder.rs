@@ -98,6 +98,8 @@ struct Active {
     shown: Vec<i64>,
     /// Bytes of the media file so far.
     len: u64,
+    /// The stream's target duration, once the output gave it.
+    target: Option<u32>,
     /// The last fragment's sequence number.
     sequence: u32,
     /// Decode times of this publish are moved this much later (90 kHz ticks); `None` until
@@ -159,11 +161,14 @@ impl Recorder {
         parked: Option<Parked>,
         out: &mut Vec<Write>,
     ) {
-        let taken_over = self.active.take().map(|a| self.park(a, out));
-        if let Some(old) = self.resume.take() {
-            out.push(close(&old.id, State::Complete, None));
-        }
-        self.resume = match (taken_over, parked) {
+        // A recording this stream was writing, or was about to continue (a takeover before
+        // the continuing publish's first init section): the new publish may continue it.
+        let mine = self
+            .active
+            .take()
+            .map(|a| self.park(a, out))
+            .or_else(|| self.resume.take());
+        self.resume = match (mine, parked) {
             (Some(mine), Some(other)) => {
                 out.push(close(&other.id, State::Complete, None));
                 Some(mine)
@@ -245,8 +250,12 @@ impl Recorder {
                     out.push(close(&id, State::Incomplete, Some(why)));
                 }
             }
-            CmafEvent::SegmentEnd { duration, .. } => {
+            CmafEvent::SegmentEnd {
+                duration,
+                target_duration,
+            } => {
                 if let Some(a) = self.active.as_mut().filter(|a| a.in_segment) {
+                    a.target = Some(*target_duration);
                     end_segment(a, Some(duration.ticks()), out);
                 }
             }
@@ -284,6 +293,7 @@ impl Recorder {
                     shift: None,
                     rewrite: true,
                     segment_parts: 0,
+                    target: None,
                     in_segment: false,
                     discontinuity: true,
                     lines: String::new(),
@@ -321,6 +331,7 @@ impl Recorder {
             shift: Some(0),
             rewrite: false,
             segment_parts: 0,
+            target: None,
             in_segment: false,
             discontinuity: false,
             lines: String::new(),
@@ -371,7 +382,9 @@ fn end_segment(a: &mut Active, duration: Option<u64>, out: &mut Vec<Write>) {
         return;
     }
     let duration = duration.unwrap_or(parts);
-    a.lines.push_str(&Line::SegmentEnd { duration }.to_text());
+    let target = a.target;
+    a.lines
+        .push_str(&Line::SegmentEnd { duration, target }.to_text());
     out.push(Write::Append {
         id: a.id.clone(),
         pieces: Vec::new(),
@@ -398,11 +411,18 @@ fn part(
             // longest track ends, both in decode and in presentation order (a publish cut
             // off mid-GOP presents a frame after its last decode time; the next publish's
             // first frames must not be presented at the same time).
-            let lead = timing.tracks.first().ok_or("a fragment without tracks")?;
-            let lead_clock =
-                a.clocks[clock(lead.track_id).ok_or("a fragment of an unknown track")?];
-            let decoded = i128::from(to_90k(lead.decode_time, lead_clock.timescale));
-            let shown = to_90k_signed(lead.presentation_start, lead_clock.timescale, false);
+            // Every track of the fragment counts: audio may start a little before the video
+            // keyframe that opens the segment.
+            let mut decoded = i128::MAX;
+            let mut shown = i128::MAX;
+            for t in &timing.tracks {
+                let c = a.clocks[clock(t.track_id).ok_or("a fragment of an unknown track")?];
+                decoded = decoded.min(i128::from(to_90k(t.decode_time, c.timescale)));
+                shown = shown.min(to_90k_signed(t.presentation_start, c.timescale, false));
+            }
+            if timing.tracks.is_empty() {
+                return Err("a fragment without tracks");
+            }
             let ends = a.clocks.iter().zip(&a.ends);
             let end = ends
                 .map(|(c, &e)| i128::from(to_90k(e, c.timescale)))
@@ -434,7 +454,12 @@ fn part(
             a.shown[i] = a.shown[i].max(t.presentation_end.saturating_add(moved));
         }
     }
-    a.sequence = a.sequence.wrapping_add(1);
+    // Sequence numbers increase through the file (ISO/IEC 14496-12 §8.8.5): the output's
+    // own until the recording continues another publish, then counted on from there.
+    a.sequence = match timing.sequence(data) {
+        Some(n) if !a.rewrite => n,
+        _ => a.sequence.wrapping_add(1),
+    };
     let pieces = if a.rewrite {
         timing
             .moved(data, in_track, a.sequence)
@@ -677,6 +702,41 @@ mod tests {
             .map(|f| fragment_timing(f).unwrap().tracks[0].decode_time)
             .collect();
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn a_takeover_before_the_first_init_section_still_continues() {
+        let (mut r, parked) = after_one_publish();
+        let mut out = Vec::new();
+        r.begin(true, &tracks(), Some(parked), &mut out);
+        // Taken over before its first keyframe: no init section came.
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        assert!(
+            !out.iter()
+                .any(|w| matches!(w, Write::Create { .. } | Write::Close { .. })),
+            "{out:?}"
+        );
+        assert_eq!(appended(&out).len(), 4);
+    }
+
+    #[test]
+    fn sequence_numbers_increase_through_the_file() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        r.begin(true, &tracks(), None, &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        r.end(&mut out);
+        let Some(Write::Park(parked)) = out.pop() else {
+            panic!("parked")
+        };
+        r.begin(true, &tracks(), Some(parked), &mut out);
+        publish(&mut r, 48_000, 0, &mut out);
+        let numbers: Vec<u32> = appended(&out)
+            .iter()
+            .map(|f| fragment_timing(f).unwrap().sequence(f).unwrap())
+            .collect();
+        assert_eq!(numbers, [2, 3, 4, 5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use super::{Entry, playlist};
 
 /// The recordings in `root`, each closed.
 pub(super) fn recover(root: &Path) -> Vec<Entry> {
+    // Deletions the last run did not finish.
+    super::writer::empty_trash(root);
     let Ok(dir) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -27,7 +29,13 @@ pub(super) fn recover(root: &Path) -> Vec<Entry> {
             continue;
         };
         let folder = item.path();
-        if !folder.join(JOURNAL_FILE).is_file() {
+        // Recordings are folders of plain files this server made: a symbolic link, or a
+        // folder whose files are links, is left alone (recovery truncates files).
+        let plain = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
+        if !item.file_type().is_ok_and(|t| t.is_dir())
+            || !plain(&folder.join(JOURNAL_FILE))
+            || !plain(&folder.join(playlist::MEDIA_FILE))
+        {
             continue;
         }
         match recover_one(&folder, id) {
@@ -63,9 +71,32 @@ fn recover_one(folder: &Path, id: &str) -> Result<Entry, String> {
 /// its open segment ended, marked interrupted.
 fn close_interrupted(folder: &Path, journal: &mut Journal) -> Result<End, String> {
     let media = OpenOptions::new()
+        .read(true)
         .write(true)
         .open(folder.join(playlist::MEDIA_FILE))
         .map_err(|e| format!("its media file does not open: {e}"))?;
+    // After a power loss the file may be as long as the journal says and still end in bytes
+    // that never reached the disk (zeros): what was written since the last flush, at a
+    // segment's end, is checked box by box, and the journal read again only as far as the
+    // boxes hold.
+    let from = journal
+        .segments
+        .iter()
+        .rev()
+        .nth(1)
+        .map(|s| s.span.at)
+        .or(journal.init.map(|i| i.end()))
+        .unwrap_or(0);
+    let intact = intact_until(&media, from, journal.bytes());
+    if intact < journal.bytes() {
+        let text = std::fs::read(folder.join(JOURNAL_FILE)).map_err(|e| e.to_string())?;
+        tracing::warn!(
+            recording = %journal.head.id,
+            "recording's media file ends in bytes that are not fragments (they never reached \
+             the disk): cut back to {intact} bytes"
+        );
+        *journal = Journal::read(&text, intact).ok_or("its journal does not read again")?;
+    }
     media
         .set_len(journal.bytes())
         .map_err(|e| format!("its media file cannot be cut back: {e}"))?;
@@ -117,4 +148,130 @@ fn close_interrupted(folder: &Path, journal: &mut Journal) -> Result<End, String
         "recording was interrupted (the server stopped without closing it): closed at its last complete fragment"
     );
     Ok(end)
+}
+
+/// Where the fragments of `media` between `from` and `to` stop following one another: the end
+/// of the last `mdat` reached by walking whole `moof`/`mdat` boxes from `from` (ISO/IEC
+/// 14496-12 §4.2, §8.8.4, §8.1.1).
+fn intact_until(media: &std::fs::File, from: u64, to: u64) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let (mut at, mut intact) = (from, from);
+    while at < to {
+        let mut header = [0u8; 8];
+        if media.read_exact_at(&mut header, at).is_err() {
+            break;
+        }
+        let size = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let kind = &header[4..];
+        if size < 8 || at + size > to || !(kind == b"moof" || kind == b"mdat") {
+            break;
+        }
+        at += size;
+        if kind == b"mdat" {
+            intact = at;
+        }
+    }
+    intact
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::journal::Head;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    #[test]
+    fn a_media_tail_that_never_reached_the_disk_is_cut_off() {
+        let root = tempfile::tempdir().unwrap();
+        let id = "k_20261205T120000.000Z";
+        let folder = root.path().join(id);
+        std::fs::create_dir(&folder).unwrap();
+        // The init section, one whole fragment, then a fragment's worth of zeros (what a
+        // power loss leaves of a write the journal already names).
+        let mut media = vec![7u8; 16];
+        let fragment = [boxed(b"moof", &[1; 8]), boxed(b"mdat", &[2; 8])].concat();
+        media.extend_from_slice(&fragment);
+        media.extend_from_slice(&vec![0; fragment.len()]);
+        std::fs::write(folder.join(playlist::MEDIA_FILE), &media).unwrap();
+        let head = Head {
+            id: id.into(),
+            app: "live".into(),
+            stream: "k".into(),
+            started_ms: 0,
+            codecs: vec![],
+            tracks: serde_json::json!([]),
+        };
+        let lines: String = [
+            Line::Recording(head),
+            Line::Init { at: 0, len: 16 },
+            Line::Segment {
+                discontinuity: false,
+            },
+            Line::Part {
+                at: 16,
+                len: 32,
+                duration: 90_000,
+            },
+            Line::SegmentEnd {
+                duration: 90_000,
+                target: Some(1),
+            },
+            Line::Segment {
+                discontinuity: false,
+            },
+            Line::Part {
+                at: 48,
+                len: 32,
+                duration: 90_000,
+            },
+        ]
+        .iter()
+        .map(Line::to_text)
+        .collect();
+        std::fs::write(folder.join(JOURNAL_FILE), lines).unwrap();
+
+        let entries = recover(root.path());
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].state, State::Interrupted);
+        assert_eq!(entries[0].bytes, 48);
+        assert_eq!(entries[0].duration_s, 1.0);
+        let kept = std::fs::metadata(folder.join(playlist::MEDIA_FILE)).unwrap();
+        assert_eq!(kept.len(), 48);
+        let text = std::fs::read_to_string(folder.join(PLAYLIST_FILE)).unwrap();
+        assert!(text.contains("#EXT-X-BYTERANGE:32@16\n") && text.ends_with("#EXT-X-ENDLIST\n"));
+        // Read again, it is closed: nothing changes.
+        let again = recover(root.path());
+        assert_eq!(again[0].bytes, 48);
+        assert_eq!(again[0].state, State::Interrupted);
+    }
+
+    #[test]
+    fn links_and_strangers_are_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join(playlist::MEDIA_FILE), b"precious").unwrap();
+        std::fs::write(outside.path().join(JOURNAL_FILE), b"{}").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("k_1")).unwrap();
+        std::fs::create_dir(root.path().join("not a recording")).unwrap();
+        std::fs::create_dir(root.path().join("k_2")).unwrap();
+        std::fs::write(root.path().join("k_2").join(JOURNAL_FILE), b"garbage").unwrap();
+        std::fs::write(root.path().join("k_2").join(playlist::MEDIA_FILE), b"x").unwrap();
+        assert!(recover(root.path()).is_empty());
+        assert_eq!(
+            std::fs::read(outside.path().join(playlist::MEDIA_FILE)).unwrap(),
+            b"precious"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("k_2").join(playlist::MEDIA_FILE)).unwrap(),
+            b"x"
+        );
+    }
 }

@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -42,6 +43,8 @@ struct Open {
     media: File,
     journal: File,
     len: u64,
+    /// Bytes of the journal written whole.
+    journal_len: u64,
     duration: u64,
     health: Arc<Health>,
 }
@@ -67,6 +70,17 @@ pub(super) fn read_journal(folder: &Path) -> Option<Journal> {
     Journal::read(&text, media_len)
 }
 
+/// The playlist of the recording in `folder`, rendered from its journal. A closed
+/// recording's parts after its last segment end (it closed early, mid-segment) are its last
+/// segment.
+pub(super) fn render(folder: &Path, state: State) -> Option<String> {
+    let mut journal = read_journal(folder)?;
+    if state != State::Recording {
+        journal.close_open_segment();
+    }
+    playlist::render(&journal, state)
+}
+
 /// Writes `text` to `folder/name` through a temporary file and a rename.
 pub(super) fn replace_file(folder: &Path, name: &str, text: &[u8]) -> std::io::Result<()> {
     let temporary = folder.join(format!(".{name}.tmp"));
@@ -87,7 +101,11 @@ impl Writer {
     /// passed and applies retention.
     pub(super) fn run(mut self) {
         let shared = self.recordings.shared.clone();
+        let mut due = Instant::now();
         loop {
+            if Instant::now() >= due {
+                due = self.timers();
+            }
             let job = {
                 let mut queue = lock(&shared.queue);
                 loop {
@@ -100,20 +118,22 @@ impl Writer {
                     if queue.stopping {
                         break None;
                     }
-                    drop(queue);
-                    let next = self.timers();
-                    queue = lock(&shared.queue);
-                    if queue.jobs.is_empty() && !queue.stopping {
-                        let mut wait = next.saturating_duration_since(Instant::now());
-                        if !self.open.is_empty() {
-                            wait = wait.min(APPEND_DELAY);
-                        }
-                        queue = shared
-                            .wake
-                            .wait_timeout(queue, wait.max(Duration::from_millis(10)))
-                            .map(|(q, _)| q)
-                            .unwrap_or_else(|e| e.into_inner().0);
+                    let now = Instant::now();
+                    if now >= due {
+                        drop(queue);
+                        due = self.timers();
+                        queue = lock(&shared.queue);
+                        continue;
                     }
+                    let mut wait = due - now;
+                    if !self.open.is_empty() {
+                        wait = wait.min(APPEND_DELAY);
+                    }
+                    queue = shared
+                        .wake
+                        .wait_timeout(queue, wait)
+                        .map(|(q, _)| q)
+                        .unwrap_or_else(|e| e.into_inner().0);
                 }
             };
             match job {
@@ -124,6 +144,9 @@ impl Writer {
                 None => break,
             }
         }
+        // Nothing is taken any more: a delete that came too late is answered (its sender
+        // dropped).
+        lock(&shared.queue).jobs.clear();
         // The server stops: recordings waiting for their publish to come back are complete.
         let parked: Vec<_> = lock(&shared.catalog).parked.drain().collect();
         for (_, (p, _)) in parked {
@@ -135,8 +158,8 @@ impl Writer {
         }
     }
 
-    /// Closes parked recordings whose gap passed and runs retention when due; returns when
-    /// to look again.
+    /// Queues the close of parked recordings whose gap passed (behind whatever is queued
+    /// for them) and runs retention when due; returns when to look again.
     fn timers(&mut self) -> Instant {
         let now = Instant::now();
         let due: Vec<Arc<str>> = {
@@ -153,8 +176,15 @@ impl Writer {
                 .map(|(p, _)| p.id.clone())
                 .collect()
         };
-        for id in due {
-            self.close(&id, State::Complete, None);
+        if !due.is_empty() {
+            let mut queue = lock(&self.recordings.shared.queue);
+            for id in due {
+                queue.jobs.push_back(Job::Write(Write::Close {
+                    id,
+                    state: State::Complete,
+                    reason: None,
+                }));
+            }
         }
         if now >= self.retention_due {
             self.retention();
@@ -172,14 +202,22 @@ impl Writer {
     fn apply(&mut self, write: Write) {
         match write {
             Write::Create { head, init, health } => {
-                if let Err(e) = self.create(&head, &init, health.clone()) {
+                let folder = self.recordings.settings().path.join(&head.id);
+                // Only a folder this recording made is removed when it cannot start (never
+                // one of the same name that was there before).
+                let made = std::fs::create_dir(&folder);
+                let started =
+                    made.and_then(|()| self.create(&head, &init, health.clone(), folder.clone()));
+                if let Err(e) = started {
                     health.fail();
                     lock(&self.recordings.shared.catalog)
                         .health
                         .remove(head.id.as_str());
                     self.count_error("write");
                     tracing::error!(recording = %head.id, "recording not started: {e}");
-                    let _ = std::fs::remove_dir_all(self.recordings.settings().path.join(&head.id));
+                    if e.kind() != std::io::ErrorKind::AlreadyExists {
+                        let _ = std::fs::remove_dir_all(&folder);
+                    }
                 }
             }
             Write::Append {
@@ -195,23 +233,23 @@ impl Writer {
                 match append(open, &pieces, &lines, sync) {
                     Ok(written) => {
                         open.len += written;
+                        open.journal_len += lines.len() as u64;
                         open.duration += completes;
                         let (len, duration) = (open.len, open.duration);
-                        self.recordings
-                            .shared
-                            .metrics
-                            .recording_bytes_written_total
-                            .inc_by(written);
+                        let metrics = &self.recordings.shared.metrics;
+                        metrics.recording_bytes_written_total.inc_by(written);
+                        metrics.recordings_bytes.inc_by(written as i64);
                         let mut catalog = lock(&self.recordings.shared.catalog);
                         if let Some(e) = catalog.entries.get_mut(&*id) {
                             e.bytes = len;
                             e.duration_s = duration as f64 / 90_000.0;
                         }
-                        self.recordings.update_gauges(&catalog);
                     }
                     Err(e) => {
-                        let len = open.len;
-                        let _ = open.media.set_len(len);
+                        // Both files are cut back to their last whole fragment and line, so
+                        // the end line starts a line of its own.
+                        let _ = open.media.set_len(open.len);
+                        let _ = open.journal.set_len(open.journal_len);
                         open.health.fail();
                         self.count_error("write");
                         let reason = format!("a write failed: {e}");
@@ -225,9 +263,13 @@ impl Writer {
         }
     }
 
-    fn create(&mut self, head: &Head, init: &Bytes, health: Arc<Health>) -> std::io::Result<()> {
-        let folder = self.recordings.settings().path.join(&head.id);
-        std::fs::create_dir(&folder)?;
+    fn create(
+        &mut self,
+        head: &Head,
+        init: &Bytes,
+        health: Arc<Health>,
+        folder: PathBuf,
+    ) -> std::io::Result<()> {
         let mut media = OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -259,6 +301,7 @@ impl Writer {
                 media,
                 journal,
                 len: init.len() as u64,
+                journal_len: lines.len() as u64,
                 duration: 0,
                 health,
             },
@@ -286,9 +329,9 @@ impl Writer {
         if let Err(e) = flushed {
             tracing::warn!(recording = %id, "recording's end not recorded in its journal: {e}");
         }
-        let written = read_journal(&open.folder)
-            .and_then(|j| playlist::render(&j, state))
+        let written = render(&open.folder, state)
             .map(|text| replace_file(&open.folder, PLAYLIST_FILE, text.as_bytes()));
+        lock(&self.recordings.shared.playlists).remove(id);
         if let Some(Err(e)) = written {
             tracing::warn!(recording = %id, "recording's playlist file not written: {e}");
         }
@@ -364,8 +407,15 @@ impl Writer {
                 Some(e) => self.recordings.settings().path.join(&e.id),
             }
         };
-        match std::fs::remove_dir_all(&folder) {
-            Ok(()) => {}
+        // Renamed at once, removed on a thread of its own: a recording of many gigabytes
+        // takes a while to free, and the writer must not fall behind the streams meanwhile.
+        let trash = self
+            .recordings
+            .settings()
+            .path
+            .join(format!("{TRASH_PREFIX}{id}"));
+        match std::fs::rename(&folder, &trash) {
+            Ok(()) => empty_trash(&self.recordings.settings().path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(DeleteError::Failed(e.to_string())),
         }
@@ -388,6 +438,48 @@ impl Writer {
             .recording_errors_total
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+}
+
+/// Deleted recordings' folders are renamed with this prefix, then removed.
+pub(super) const TRASH_PREFIX: &str = ".deleting-";
+
+/// Whether a thread is removing deleted recordings now.
+static EMPTYING: AtomicBool = AtomicBool::new(false);
+
+/// Removes the deleted recordings' folders in `root` on a thread of its own (one at a time;
+/// it looks again until none is left).
+pub(super) fn empty_trash(root: &Path) {
+    if EMPTYING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let root = root.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("recording-trash".into())
+        .spawn(move || {
+            loop {
+                let trash: Vec<PathBuf> = std::fs::read_dir(&root)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(TRASH_PREFIX))
+                    .map(|e| e.path())
+                    .collect();
+                if trash.is_empty() {
+                    break;
+                }
+                for folder in trash {
+                    if let Err(e) = std::fs::remove_dir_all(&folder) {
+                        tracing::warn!(folder = %folder.display(), "deleted recording not removed: {e}");
+                        EMPTYING.store(false, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+            EMPTYING.store(false, Ordering::Release);
+        });
+    if spawned.is_err() {
+        EMPTYING.store(false, Ordering::Release);
     }
 }
 
