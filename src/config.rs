@@ -928,7 +928,10 @@ mod tests {
         // Recordings are the CMAF output's fragments.
         o.push_flag(spec("hls.cmaf"), "false".into());
         let e = Config::load(None, &o).unwrap_err().to_string();
-        assert!(e.contains("record.enabled") && e.contains("hls.cmaf"), "{e}");
+        assert!(
+            e.contains("record.enabled") && e.contains("hls.cmaf"),
+            "{e}"
+        );
         let mut o = Overrides::default();
         o.push_flag(spec("rtmp.app"), "recordings".into());
         let e = Config::load(None, &o).unwrap_err().to_string();

@@ -72,6 +72,12 @@ pub struct End {
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the recording holds: bytes of its media file and 90 kHz ticks of media (so a
+    /// closed recording is listed at start from its first and last lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
 }
 
 /// One line of the journal.

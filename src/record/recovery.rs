@@ -47,6 +47,9 @@ pub(super) fn recover(root: &Path) -> Vec<Entry> {
 }
 
 fn recover_one(folder: &Path, id: &str) -> Result<Entry, String> {
+    if let Some(entry) = closed(folder, id) {
+        return Ok(entry);
+    }
     let mut journal = read_journal(folder).ok_or("its journal has no recording line")?;
     if journal.head.id != id {
         return Err(format!(
@@ -65,6 +68,33 @@ fn recover_one(folder: &Path, id: &str) -> Result<Entry, String> {
     entry.bytes = journal.bytes();
     entry.duration_s = journal.duration().as_secs_f64();
     Ok(entry)
+}
+
+/// A recording closed with its totals in its end line, listed from its first and last
+/// lines (its journal is not read through: a server with years of recordings starts at
+/// once).
+fn closed(folder: &Path, id: &str) -> Option<Entry> {
+    let text = std::fs::read(folder.join(JOURNAL_FILE)).ok()?;
+    let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let Line::Recording(head) = serde_json::from_slice(lines.next()?).ok()? else {
+        return None;
+    };
+    let Line::End(end) = serde_json::from_slice(lines.next_back()?).ok()? else {
+        return None;
+    };
+    let (Some(bytes), Some(duration)) = (end.bytes, end.duration) else {
+        return None;
+    };
+    if head.id != id {
+        return None;
+    }
+    let mut entry = Entry::new(&head, end.state);
+    entry.ended_at = Some(super::unix_ms_rfc3339(end.at_ms));
+    entry.ended_ms = end.at_ms;
+    entry.reason = end.reason;
+    entry.bytes = bytes;
+    entry.duration_s = duration as f64 / 90_000.0;
+    Some(entry)
 }
 
 /// Closes a recording the server did not close: truncated to its last complete fragment,
@@ -113,6 +143,8 @@ fn close_interrupted(folder: &Path, journal: &mut Journal) -> Result<End, String
         at_ms,
         state: State::Interrupted,
         reason: Some("the server stopped without closing it".into()),
+        bytes: Some(journal.bytes()),
+        duration: Some(journal.duration().ticks()),
     };
     lines.push_str(&Line::End(end.clone()).to_text());
     // A torn last line is cut off first, so the end line starts a line of its own.

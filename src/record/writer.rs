@@ -316,10 +316,22 @@ impl Writer {
             return;
         };
         let at_ms = now_ms();
+        // What the journal holds (a recording closed mid-segment keeps that segment's parts
+        // as its last segment), for the end line, the playlist and the catalog.
+        let mut journal = read_journal(&open.folder);
+        if let Some(j) = journal.as_mut() {
+            j.close_open_segment();
+        }
+        let (bytes, duration) = match &journal {
+            Some(j) => (j.bytes(), j.duration().ticks()),
+            None => (open.len, open.duration),
+        };
         let end = Line::End(End {
             at_ms,
             state,
             reason: reason.clone(),
+            bytes: Some(bytes),
+            duration: Some(duration),
         });
         let flushed = open
             .journal
@@ -329,7 +341,8 @@ impl Writer {
         if let Err(e) = flushed {
             tracing::warn!(recording = %id, "recording's end not recorded in its journal: {e}");
         }
-        let written = render(&open.folder, state)
+        let written = journal
+            .and_then(|j| playlist::render(&j, state))
             .map(|text| replace_file(&open.folder, PLAYLIST_FILE, text.as_bytes()));
         lock(&self.recordings.shared.playlists).remove(id);
         if let Some(Err(e)) = written {
@@ -341,6 +354,8 @@ impl Writer {
             catalog.health.remove(id);
             let entry = catalog.entries.get_mut(id).map(|e| {
                 e.state = state;
+                e.bytes = bytes;
+                e.duration_s = duration as f64 / 90_000.0;
                 e.ended_at = Some(super::unix_ms_rfc3339(at_ms));
                 e.ended_ms = at_ms;
                 e.reason = reason;
