@@ -134,6 +134,11 @@ impl Writer {
                         .wait_timeout(queue, wait)
                         .map(|(q, _)| q)
                         .unwrap_or_else(|e| e.into_inner().0);
+                    // Woken: a recording may have been parked since (its gap is a new
+                    // deadline).
+                    drop(queue);
+                    due = self.timers();
+                    queue = lock(&shared.queue);
                 }
             };
             match job {
