@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -17,34 +16,6 @@ const SEGMENT_SECONDS: u32 = 1;
 /// Segments each playlist lists before the checks: far more than either live window
 /// (three target durations for `index.m3u8`, seven segments for `llhls.m3u8`).
 const LISTED: usize = 30;
-
-/// A light live encoder: `ffmpeg -re`, testsrc at 320x240, 30 fps with a keyframe every
-/// second (`hls.time`), and a sine tone in AAC, for at most `seconds`.
-fn light_publisher(url: &str, seconds: u32) -> Publisher {
-    let mut command = Command::new("ffmpeg");
-    command
-        .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
-        .args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-b:a", "64k", "-ac", "2"])
-        .args(["-t", &seconds.to_string(), "-f", "flv", url]);
-    Publisher::spawn(command)
-}
 
 /// A media playlist of `key` by file name, when served.
 fn playlist(server: &ServerProcess, key: &str, file: &str) -> Option<Playlist> {
@@ -97,7 +68,14 @@ fn dvr_window_lists_past_media_served_from_disk() {
     let time = SEGMENT_SECONDS.to_string();
     let server = ServerProcess::start(&["--hls-time", &time, "--hls-dvr-window", "120"]);
     let key = "dvr";
-    let mut publisher = light_publisher(&server.rtmp_url(key), 180);
+    // A light encoder: 320x240 with a keyframe every second (`hls.time`).
+    let mut publisher = Publisher::pattern(
+        &server.rtmp_url(key),
+        "testsrc=size=320x240:rate=30",
+        "ultrafast",
+        30,
+        180,
+    );
     let dir = server.stream_dir(key);
 
     // Well past the live windows, the held memory of the window: taken once more segments

@@ -367,7 +367,6 @@ impl Stream {
         lock(&self.renditions).multivariant.clone()
     }
 
-    /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).
     /// Records the publish of `publisher` (set before its media flows).
     pub fn record(&self, publisher: u64) {
         self.recorded.store(publisher, Ordering::Relaxed);
@@ -378,6 +377,7 @@ impl Stream {
         publisher != 0 && self.recorded.load(Ordering::Relaxed) == publisher
     }
 
+    /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).
     pub fn set_classic_is_cmaf(&self, value: bool) {
         self.classic_is_cmaf.store(value, Ordering::Relaxed);
     }

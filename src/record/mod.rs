@@ -91,6 +91,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A closed recording: its head, its end line, and what it holds (bytes, 90 kHz ticks).
+    fn closed(head: &Head, end: journal::End, bytes: u64, duration: u64) -> Entry {
+        Entry {
+            ended_at: Some(unix_ms_rfc3339(end.at_ms)),
+            ended_ms: end.at_ms,
+            reason: end.reason,
+            bytes,
+            duration_s: duration as f64 / 90_000.0,
+            ..Entry::new(head, end.state)
+        }
+    }
+
     fn new(head: &Head, state: State) -> Entry {
         Entry {
             id: head.id.clone(),

@@ -61,13 +61,8 @@ fn recover_one(folder: &Path, id: &str) -> Result<Entry, String> {
         Some(end) => end,
         None => close_interrupted(folder, &mut journal)?,
     };
-    let mut entry = Entry::new(&journal.head, end.state);
-    entry.ended_at = Some(super::unix_ms_rfc3339(end.at_ms));
-    entry.ended_ms = end.at_ms;
-    entry.reason = end.reason;
-    entry.bytes = journal.bytes();
-    entry.duration_s = journal.duration().as_secs_f64();
-    Ok(entry)
+    let (bytes, duration) = (journal.bytes(), journal.duration().ticks());
+    Ok(Entry::closed(&journal.head, end, bytes, duration))
 }
 
 /// A recording closed with its totals in its end line, listed from its first and last
@@ -88,13 +83,7 @@ fn closed(folder: &Path, id: &str) -> Option<Entry> {
     if head.id != id {
         return None;
     }
-    let mut entry = Entry::new(&head, end.state);
-    entry.ended_at = Some(super::unix_ms_rfc3339(end.at_ms));
-    entry.ended_ms = end.at_ms;
-    entry.reason = end.reason;
-    entry.bytes = bytes;
-    entry.duration_s = duration as f64 / 90_000.0;
-    Some(entry)
+    Some(Entry::closed(&head, end, bytes, duration))
 }
 
 /// Closes a recording the server did not close: truncated to its last complete fragment,

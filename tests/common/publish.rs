@@ -113,10 +113,23 @@ impl Publisher {
     /// and a sine tone) with libx264 (veryfast, a keyframe every 2 s: the default
     /// `hls.time`) and AAC, publishing to `url` for at most `seconds`.
     pub fn test_pattern(url: &str, seconds: u32) -> Publisher {
+        Publisher::pattern(
+            url,
+            "testsrc2=size=1280x720:rate=30",
+            "veryfast",
+            60,
+            seconds,
+        )
+    }
+
+    /// A live encoder as [`Publisher::test_pattern`], of the lavfi `picture` (at 30 fps)
+    /// with x264's `preset` and a keyframe every `gop` frames.
+    pub fn pattern(url: &str, picture: &str, preset: &str, gop: u32, seconds: u32) -> Publisher {
+        let gop = gop.to_string();
         let mut command = Command::new("ffmpeg");
         command
             .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
-            .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+            .args(["-re", "-f", "lavfi", "-i", picture])
             .args([
                 "-re",
                 "-f",
@@ -124,10 +137,8 @@ impl Publisher {
                 "-i",
                 "sine=frequency=440:sample_rate=48000",
             ])
-            .args([
-                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-            ])
-            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+            .args(["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"])
+            .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
             .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2"])
             .args(["-t", &seconds.to_string(), "-f", "flv", url]);
         Publisher::spawn(command)
