@@ -29,6 +29,7 @@ pub struct Config {
     pub hooks: HooksConfig,
     pub relay: RelayConfig,
     pub record: RecordConfig,
+    pub s3: S3Config,
     pub tls: TlsConfig,
     pub log: LogConfig,
 }
@@ -257,6 +258,93 @@ impl RecordConfig {
     }
 }
 
+/// Object storage (S3-compatible) as the HLS origin a CDN pulls from: segments, playlists,
+/// init sections, multivariant playlists and finished recordings are uploaded to
+/// `{prefix}{app}/{name}/{file}`. Empty `bucket`: off. Empty credentials, region and endpoint
+/// are taken from the variables S3 tools read (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The service's URL (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`);
+    /// empty: the environment's, else AWS S3 in `region`.
+    pub endpoint: String,
+    /// The bucket; empty turns object storage off.
+    pub bucket: String,
+    /// The signing region; empty: the environment's, else `us-east-1`.
+    pub region: String,
+    /// Prepended to every key (`live/` gives `live/{app}/{name}/...`); may be empty.
+    pub prefix: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// `path` (`{endpoint}/{bucket}/{key}`: MinIO, Garage, s3s, any IP endpoint) or
+    /// `virtual` (`{bucket}.{endpoint host}/{key}`: AWS, R2).
+    pub addressing: String,
+    /// Most bytes of uploads queued; past this the oldest segment uploads are dropped.
+    pub max_queue: u64,
+    /// Seconds one request may take (connect to last byte); a request past it fails and is
+    /// retried.
+    pub timeout: u64,
+    /// Requests in flight at once.
+    pub concurrency: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> S3Config {
+        S3Config {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: String::new(),
+            prefix: String::new(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            addressing: "path".into(),
+            max_queue: 256 * 1024 * 1024,
+            timeout: 10,
+            concurrency: 8,
+        }
+    }
+}
+
+impl S3Config {
+    /// Object storage is on.
+    pub fn enabled(&self) -> bool {
+        !self.bucket.is_empty()
+    }
+
+    /// The options with the environment's values filled in where these are empty
+    /// (`env` reads a variable).
+    pub fn with_env(&self, env: impl Fn(&str) -> Option<String>) -> S3Config {
+        let mut c = self.clone();
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| env(n))
+                .find(|v| !v.is_empty())
+                .unwrap_or_default()
+        };
+        if c.access_key.is_empty() {
+            c.access_key = first(&["AWS_ACCESS_KEY_ID"]);
+        }
+        if c.secret_key.is_empty() {
+            c.secret_key = first(&["AWS_SECRET_ACCESS_KEY"]);
+        }
+        if c.region.is_empty() {
+            c.region = first(&["AWS_REGION", "AWS_DEFAULT_REGION"]);
+        }
+        if c.region.is_empty() {
+            c.region = "us-east-1".into();
+        }
+        if c.endpoint.is_empty() {
+            c.endpoint = first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
+        }
+        if c.endpoint.is_empty() {
+            c.endpoint = format!("https://s3.{}.amazonaws.com", c.region);
+        }
+        c
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -355,6 +443,7 @@ impl Default for Config {
             hooks: HooksConfig::default(),
             relay: RelayConfig::default(),
             record: RecordConfig::default(),
+            s3: S3Config::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
@@ -715,6 +804,17 @@ impl Config {
                 message,
             }
         })?;
+        let s3 = &self.s3;
+        if s3.addressing != "path" && s3.addressing != "virtual" {
+            return Err(ConfigError::Range {
+                option: "s3.addressing",
+                value: s3.addressing.clone(),
+                message: "must be path or virtual".into(),
+            });
+        }
+        range("s3.max_queue", s3.max_queue, 1024 * 1024, 1 << 40)?;
+        range("s3.timeout", s3.timeout, 1, 300)?;
+        range("s3.concurrency", s3.concurrency, 1, 256)?;
         let a = &self.auth;
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
@@ -820,7 +920,11 @@ impl Config {
     /// names (`rtmp://host/app/***`).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        for token in [&mut shown.auth.token, &mut shown.http.api_token] {
+        for token in [
+            &mut shown.auth.token,
+            &mut shown.http.api_token,
+            &mut shown.s3.secret_key,
+        ] {
             if !token.is_empty() {
                 *token = "***".into();
             }

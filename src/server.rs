@@ -144,6 +144,8 @@ pub struct Server {
     record_writer: Option<std::thread::JoinHandle<()>>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
     hooks: Option<JoinHandle<()>>,
+    /// The object storage uploader, when `s3.bucket` is set.
+    uploader: Option<crate::storage::Uploader>,
 }
 
 impl Server {
@@ -213,8 +215,25 @@ impl Server {
                 );
             }
         }
-        let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let metrics = Arc::new(Metrics::default());
+        // Object storage: an uploader thread fed by the disk writer's handle. The fence is
+        // the cluster's (none on one node: always write).
+        let (uploads, uploader) = if config.s3.enabled() {
+            let s3 = config.s3.with_env(|name| std::env::var(name).ok());
+            let (uploads, uploader) = crate::storage::spawn(&s3, metrics.clone(), None)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            info!(
+                bucket = %s3.bucket,
+                endpoint = %s3.endpoint,
+                prefix = %s3.prefix,
+                "object storage on"
+            );
+            (Some(uploads), Some(uploader))
+        } else {
+            (None, None)
+        };
+        let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
+        let disk_handle = disk_handle.with_uploads(uploads.clone());
         let prometheus = metrics.registry(disk_handle.stats());
         let record = config.record.settings(&config.http.mediaroot);
         let (recordings, record_writer) = match Recordings::open(
@@ -335,6 +354,7 @@ impl Server {
             recordings,
             record_writer,
             hooks: hooks_task,
+            uploader,
         })
     }
 
@@ -389,6 +409,7 @@ impl Server {
             recordings,
             record_writer,
             hooks,
+            uploader,
         } = self;
         let hangups = crate::tls::watch::hangups();
         info!("listening {listening}");
@@ -480,6 +501,11 @@ impl Server {
             if tokio::time::timeout_at(deadline, hooks).await.is_err() {
                 warn!("webhooks still unsent at the stop deadline");
             }
+        }
+        // The last playlists (EXT-X-ENDLIST) go up, within what is left of the grace.
+        if let Some(uploader) = uploader {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let _ = tokio::task::spawn_blocking(move || uploader.stop(within)).await;
         }
         info!("stopped");
         Ok(())
