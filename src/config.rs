@@ -1084,11 +1084,13 @@ mod tests {
         let mut c = Config::default();
         c.auth.token = "service-secret".into();
         c.http.api_token = "api-secret".into();
+        c.s3.secret_key = "s3-secret".into();
         let text = c.to_toml();
-        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("-secret"), "{text}");
         let shown: toml::Table = text.parse().unwrap();
         assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
         assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
+        assert_eq!(shown["s3"]["secret_key"].as_str(), Some("***"));
         assert_eq!(Config::default().to_toml().matches("***").count(), 0);
     }
 
