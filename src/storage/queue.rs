@@ -239,11 +239,17 @@ impl UploadQueue {
         self.pending.is_empty() && self.in_flight.is_empty() && self.deletes.is_empty()
     }
 
-    /// The earliest time something waiting (a retry, a deletion, a fenced playlist) is due.
-    pub fn next_due(&self) -> Option<Instant> {
-        let waits = self.pending.iter().filter_map(|j| j.not_before);
+    /// The earliest time after `now` something waiting (a retry, a deletion, a fenced
+    /// playlist) is due. What is due already and still waits, waits for a request to end
+    /// (or a push), not for the clock.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        let waits = self
+            .pending
+            .iter()
+            .filter_map(|j| j.not_before)
+            .filter(|t| *t > now);
         let deletes = self.deletes.keys().next().map(|(at, _)| *at);
-        waits.chain(deletes).min()
+        waits.chain(deletes.filter(|t| *t > now)).min()
     }
 
     fn key(&self, path: &Path) -> Option<(String, String)> {
@@ -964,7 +970,7 @@ mod tests {
             assert!(report.retried && !report.gave_up);
             // Not before its back-off.
             assert!(drain(&mut q, now).is_empty());
-            now = q.next_due().expect("a retry is due");
+            now = q.next_due(now).expect("a retry is due");
             assert!(now > t);
         }
         let tasks = drain(&mut q, now);
@@ -1019,7 +1025,7 @@ mod tests {
         }
         // a-0 left at the third version (t+4 s), a-1 at the fourth (t+6 s): each deleted
         // its duration (2 s) plus the longest playlist (4 s) later.
-        let due = q.next_due().expect("deletions scheduled");
+        let due = q.next_due(now).expect("deletions scheduled");
         assert_eq!(due, t + Duration::from_secs(10));
         assert!(drain(&mut q, due - Duration::from_millis(1)).is_empty());
         let tasks = drain(&mut q, due);
@@ -1060,7 +1066,7 @@ mod tests {
         q.done(&tasks[0].key, Outcome::Done, t);
         let wait = |_: &str| Fence::Wait;
         assert_eq!(q.next(t, &wait), None);
-        assert_eq!(q.next_due(), Some(t + FENCE_WAIT));
+        assert_eq!(q.next_due(t), Some(t + FENCE_WAIT));
         // Segments still go while the playlist waits.
         q.push(&seg("live/k/a-1.ts", 1), t);
         assert_eq!(q.next(t, &wait).unwrap().key, "live/k/a-1.ts");

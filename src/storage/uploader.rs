@@ -164,7 +164,7 @@ async fn run(r: Run) {
                 set.spawn(execute(client, task));
             }
             metrics.s3_queue_bytes.set(queue.bytes() as i64);
-            (queue.is_idle(), queue.next_due())
+            (queue.is_idle(), queue.next_due(now))
         };
         if r.shared.stopping.load(Ordering::Relaxed) && (idle || set.is_empty() && due.is_some()) {
             // Stopping: what can go now has gone; retries and deletions due later are left.
