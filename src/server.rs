@@ -241,7 +241,12 @@ impl Server {
             metrics.clone(),
             hooks.clone(),
         ) {
-            Ok((recordings, writer)) => (Some(recordings), Some(writer)),
+            Ok((recordings, writer)) => {
+                if let Some(uploads) = &uploads {
+                    recordings.upload_to(uploads.clone());
+                }
+                (Some(recordings), Some(writer))
+            }
             Err(e) if record.enabled => {
                 anyhow::bail!("record.path {}: {e}", record.path.display())
             }

@@ -62,7 +62,7 @@ fn histogram_median(server: &ServerProcess, name: &str) -> (f64, f64, f64) {
 #[test]
 fn segments_and_playlists_go_up_with_cdn_headers_and_old_ones_go() {
     let s3 = S3Server::start();
-    let server = start_server(&s3, &[]);
+    let server = start_server(&s3, &["--record-enabled", "true", "--record-gap", "0"]);
     let mut publisher = live_publisher(&server, "cdn");
     let node = wait_playlist(&server, "cdn");
     assert_advances(&server, "cdn", &mut publisher, &node);

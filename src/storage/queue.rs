@@ -304,6 +304,7 @@ impl UploadQueue {
     pub fn push_recording(&mut self, id: &str, media: PathBuf, playlist: Bytes, now: Instant) {
         let dir = Path::new("recordings").join(id);
         if let Some((key, stream)) = self.key(&dir.join("media.mp4")) {
+            *self.unfinished.entry(key.clone()).or_default() += 1;
             self.add(Job {
                 key,
                 stream,
@@ -437,7 +438,7 @@ impl UploadQueue {
         for job in std::mem::take(&mut self.pending) {
             if job.stream == stream && !matches!(job.what, What::Delete) {
                 self.bytes -= job_bytes(&job);
-                if matches!(job.what, What::Put { .. }) {
+                if matches!(job.what, What::Put { .. } | What::File(_)) {
                     self.finish_put(&job.key);
                 }
             } else {
@@ -705,7 +706,7 @@ impl UploadQueue {
             }
             Outcome::Done => {
                 self.bytes -= job_bytes(&job);
-                if matches!(job.what, What::Put { .. }) {
+                if matches!(job.what, What::Put { .. } | What::File(_)) {
                     self.finish_put(&job.key);
                 }
                 let state = self.streams.entry(job.stream.clone()).or_default();
@@ -751,7 +752,7 @@ impl UploadQueue {
                 } else {
                     self.bytes -= job_bytes(&job);
                     report.gave_up = !superseded;
-                    if matches!(job.what, What::Put { .. }) {
+                    if matches!(job.what, What::Put { .. } | What::File(_)) {
                         self.finish_put(&job.key);
                         self.streams
                             .entry(job.stream)
@@ -1089,6 +1090,41 @@ mod tests {
                 .all(|t| t.request == Request::Delete && t.key.ends_with(".ts"))
         );
         assert_eq!(tasks.len(), 2);
+    }
+
+    #[test]
+    fn a_recording_playlist_follows_its_media_file() {
+        let t = Instant::now();
+        let mut q = UploadQueue::new("p/", 1 << 20);
+        let vod = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n\
+            #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI=\"media.mp4\",BYTERANGE=\"700@0\"\n\
+            #EXTINF:2.000,\n#EXT-X-BYTERANGE:300@700\nmedia.mp4\n#EXT-X-ENDLIST\n";
+        q.push_recording(
+            "r1",
+            PathBuf::from("/rec/r1/media.mp4"),
+            Bytes::from(vod),
+            t,
+        );
+        let tasks = drain(&mut q, t);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].key, "p/recordings/r1/media.mp4");
+        assert_eq!(
+            tasks[0].request,
+            Request::PutFile {
+                path: PathBuf::from("/rec/r1/media.mp4"),
+                content_type: "video/mp4",
+                cache_control: IMMUTABLE,
+            }
+        );
+        q.done("p/recordings/r1/media.mp4", Outcome::Done, t);
+        // No continuation read for a recording: its playlist goes as it is, for a year.
+        let tasks = drain(&mut q, t);
+        assert_eq!(tasks[0].key, "p/recordings/r1/index.m3u8");
+        let Request::Put { cache_control, .. } = &tasks[0].request else {
+            panic!("a put");
+        };
+        assert_eq!(*cache_control, VOD_PLAYLIST);
+        assert!(body(&tasks[0]).contains("#EXT-X-BYTERANGE:300@700\nmedia.mp4\n#EXT-X-ENDLIST\n"));
     }
 
     #[test]
