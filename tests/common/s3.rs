@@ -142,3 +142,93 @@ impl Drop for S3Server {
         self.kill();
     }
 }
+
+/// A small HTTP front of the bucket for browsers, as a CDN would be: `GET /{key}` is
+/// fetched from s3s-fs with a signed request and answered with the object's body,
+/// `Content-Type` and `Cache-Control`, and `Access-Control-Allow-Origin: *` (s3s-fs answers
+/// neither anonymous nor cross-origin requests). A thread per connection; it stops when
+/// dropped.
+pub struct BucketProxy {
+    pub port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BucketProxy {
+    pub fn start(s3: &S3Server) -> BucketProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("address").port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let endpoint = s3.endpoint();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let endpoint = endpoint.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut header = String::new();
+                        match reader.read_line(&mut header) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if header.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let key = path.trim_start_matches('/').split('?').next().unwrap_or("");
+                    let bucket = Bucket::new(
+                        endpoint.parse().expect("URL"),
+                        UrlStyle::Path,
+                        BUCKET.to_string(),
+                        "us-east-1",
+                    )
+                    .expect("bucket");
+                    let credentials = Credentials::new(ACCESS_KEY, SECRET_KEY);
+                    let url = bucket
+                        .get_object(Some(&credentials), key)
+                        .sign(Duration::from_secs(60));
+                    let answer = try_http("GET", url.as_str(), &[]).ok();
+                    let (status, body, headers) = match &answer {
+                        Some(r) => (r.status, r.body.as_slice(), {
+                            let mut h = String::new();
+                            for name in ["content-type", "cache-control"] {
+                                if let Some(v) = r.header(name) {
+                                    h.push_str(&format!("{name}: {v}\r\n"));
+                                }
+                            }
+                            h
+                        }),
+                        None => (502, &b""[..], String::new()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\
+                         access-control-allow-origin: *\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body);
+                });
+            }
+        });
+        BucketProxy { port, stop }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("http://127.0.0.1:{}/{key}", self.port)
+    }
+}
+
+impl Drop for BucketProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
