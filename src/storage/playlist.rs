@@ -151,6 +151,16 @@ impl<'a> Parsed<'a> {
         media.then_some(p)
     }
 
+    /// EXT-X-MEDIA-SEQUENCE (0 when absent).
+    pub fn media_sequence(&self) -> u64 {
+        self.media_sequence
+    }
+
+    /// EXT-X-DISCONTINUITY-SEQUENCE (0 when absent).
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
     /// The URIs of the segments listed, in order.
     pub fn segment_uris(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.segments.iter().map(|s| s.uri)
