@@ -275,3 +275,56 @@ fn wrong_credentials_and_a_missing_bucket_are_clear_errors_and_the_node_serves()
         missing.logs()
     );
 }
+
+/// A file above the multipart threshold (a long recording) goes up in parts and comes back
+/// whole, with its headers.
+#[test]
+fn a_large_file_goes_up_as_a_multipart_upload() {
+    use rtmp_server::storage::client::{MULTIPART_ABOVE, PART_SIZE, S3Client};
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("media.mp4");
+    let len = MULTIPART_ABOVE + PART_SIZE / 2 + 7;
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).expect("write the file");
+    let config = rtmp_server::config::S3Config {
+        endpoint: s3.endpoint(),
+        bucket: BUCKET.into(),
+        region: "us-east-1".into(),
+        access_key: common::s3::ACCESS_KEY.into(),
+        secret_key: common::s3::SECRET_KEY.into(),
+        ..Default::default()
+    };
+    let client = S3Client::new(&config).expect("a client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let sent = runtime
+        .block_on(client.put_file(
+            "recordings/big/media.mp4",
+            &path,
+            "video/mp4",
+            "public, max-age=31536000, immutable",
+        ))
+        .expect("the multipart upload");
+    assert_eq!(sent, len);
+    // Read back in two ranges (the test client takes at most 64 MiB at once), across the
+    // parts' boundary.
+    let key = "recordings/big/media.mp4";
+    let split = PART_SIZE * 3 + 5;
+    let head = s3
+        .get_with(key, &[("range", &format!("bytes=0-{}", split - 1))])
+        .expect("s3s-fs answers");
+    assert_eq!(head.status, 206);
+    assert_eq!(head.header("content-type"), Some("video/mp4"));
+    let tail = s3
+        .get_with(key, &[("range", &format!("bytes={split}-"))])
+        .expect("s3s-fs answers");
+    assert_eq!(tail.status, 206);
+    assert_eq!((head.body.len() + tail.body.len()) as u64, len);
+    assert!(
+        head.body == data[..split as usize] && tail.body == data[split as usize..],
+        "the object differs from the file"
+    );
+}

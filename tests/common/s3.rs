@@ -131,6 +131,16 @@ impl S3Server {
         try_http("GET", url.as_str(), &[]).ok()
     }
 
+    /// A signed GET of `key` with request `headers` (a `range`).
+    pub fn get_with(&self, key: &str, headers: &[(&str, &str)]) -> Option<Response> {
+        let credentials = Credentials::new(ACCESS_KEY, SECRET_KEY);
+        let url = self
+            .bucket(BUCKET)
+            .get_object(Some(&credentials), key)
+            .sign(Duration::from_secs(60));
+        try_http("GET", url.as_str(), headers).ok()
+    }
+
     /// The object at `key` exists.
     pub fn exists(&self, key: &str) -> bool {
         self.get(key).is_some_and(|r| r.status == 200)
