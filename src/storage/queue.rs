@@ -166,6 +166,9 @@ struct Job {
     since: Instant,
     not_before: Option<Instant>,
     attempt: u32,
+    /// A playlist's text read once, when first needed: whether it is a media playlist, and
+    /// the URIs it lists with their keys (segments and init sections).
+    listed: Option<(bool, Vec<(String, String)>)>,
 }
 
 /// The bucket's side of one stream.
@@ -314,6 +317,7 @@ impl UploadQueue {
                 since: now,
                 not_before: None,
                 attempt: 1,
+                listed: None,
             });
         }
         self.playlist(&dir.join("index.m3u8"), playlist, true, now);
@@ -342,6 +346,7 @@ impl UploadQueue {
             since: now,
             not_before: None,
             attempt: 1,
+            listed: None,
         });
     }
 
@@ -366,6 +371,7 @@ impl UploadQueue {
             self.bytes = self.bytes - old + text.len() as u64;
             job.what = What::Playlist { text, recording };
             job.attempt = 1;
+            job.listed = None;
             return;
         }
         self.add(Job {
@@ -377,6 +383,7 @@ impl UploadQueue {
             since: now,
             not_before: None,
             attempt: 1,
+            listed: None,
         });
     }
 
@@ -484,6 +491,7 @@ impl UploadQueue {
                             since: now,
                             not_before: None,
                             attempt: 1,
+                            listed: None,
                         },
                     );
                     return Some(task);
@@ -532,19 +540,33 @@ impl UploadQueue {
             self.remove_pending(i);
             return Step::Removed;
         };
-        // Listed keys still on their way: wait for them.
-        let parsed = Parsed::parse(text);
-        let listed_keys: Vec<(String, String)> = parsed
-            .iter()
-            .flat_map(|p| p.segment_uris().chain(p.map_uris()))
-            .filter_map(|uri| Some((uri.to_string(), relative_key(&self.prefix, &dir, uri)?)))
-            .collect();
-        if listed_keys
-            .iter()
-            .any(|(_, k)| self.unfinished.contains_key(k))
-        {
+        // Listed keys still on their way: wait for them. (Read once per version: a version
+        // may wait through many turns.)
+        if self.pending[i].listed.is_none() {
+            let parsed = Parsed::parse(text);
+            let listed = parsed
+                .iter()
+                .flat_map(|p| p.segment_uris().chain(p.map_uris()));
+            let listed = listed
+                .filter_map(|uri| Some((uri.to_string(), relative_key(&self.prefix, &dir, uri)?)))
+                .collect();
+            self.pending[i].listed = Some((parsed.is_some(), listed));
+        }
+        let (media, waiting) = match &self.pending[i].listed {
+            Some((media, listed)) => (
+                *media,
+                listed.iter().any(|(_, k)| self.unfinished.contains_key(k)),
+            ),
+            None => (false, false),
+        };
+        if waiting {
             return Step::Skip;
         }
+        let listed_keys = self.pending[i]
+            .listed
+            .as_ref()
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
         if !recording {
             match fence(&stream) {
                 Fence::Write => {}
@@ -558,13 +580,12 @@ impl UploadQueue {
                 }
             }
         }
-        let Some(parsed) = parsed else {
+        if !media {
             // A multivariant playlist (or text that is no playlist): as it is.
             let job = self.pending.remove(i).expect("index in range");
             let body = vec![Bytes::copy_from_slice(text.as_bytes())];
             return Step::Start(self.start(job, Some((body, LIVE_PLAYLIST))));
-        };
-        drop(parsed);
+        }
         let state = self.streams.entry(stream.clone()).or_default();
         if !recording && !state.rewrites.contains_key(&key) {
             // The first version from this process: read the bucket's copy first.
