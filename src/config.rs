@@ -1080,6 +1080,52 @@ mod tests {
     }
 
     #[test]
+    fn s3_options_come_from_the_aws_environment_when_unset() {
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "AWS_ACCESS_KEY_ID" => "env-key",
+                    "AWS_SECRET_ACCESS_KEY" => "env-secret",
+                    "AWS_DEFAULT_REGION" => "eu-west-3",
+                    "AWS_ENDPOINT_URL" => "http://generic:9000",
+                    "AWS_ENDPOINT_URL_S3" => "http://s3-only:9000",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let mut c = S3Config {
+            bucket: "b".into(),
+            ..S3Config::default()
+        };
+        let filled = c.with_env(env);
+        assert_eq!(filled.access_key, "env-key");
+        assert_eq!(filled.secret_key, "env-secret");
+        assert_eq!(filled.region, "eu-west-3");
+        assert_eq!(
+            filled.endpoint, "http://s3-only:9000",
+            "the S3-specific one first"
+        );
+        // Options set win; without any, AWS S3 in us-east-1.
+        c.access_key = "mine".into();
+        c.region = "auto".into();
+        assert_eq!(c.with_env(env).access_key, "mine");
+        assert_eq!(c.with_env(env).region, "auto");
+        let bare = S3Config::default().with_env(|_| None);
+        assert_eq!(bare.region, "us-east-1");
+        assert_eq!(bare.endpoint, "https://s3.us-east-1.amazonaws.com");
+        assert!(!S3Config::default().enabled() && c.enabled());
+        let mut o = Overrides::default();
+        o.push_flag(spec("s3.addressing"), "sideways".into());
+        assert!(
+            Config::load(None, &o)
+                .unwrap_err()
+                .to_string()
+                .contains("s3.addressing")
+        );
+    }
+
+    #[test]
     fn printed_configurations_hide_the_tokens() {
         let mut c = Config::default();
         c.auth.token = "service-secret".into();

@@ -472,7 +472,8 @@ impl UploadQueue {
         if let Some((&(at, seq), _)) = self.deletes.iter().next() {
             if at <= now {
                 let (key, stream) = self.deletes.remove(&(at, seq)).expect("first entry");
-                if !self.in_flight.contains_key(&key) && !self.has_pending_put(&key) {
+                let again = self.has_pending_put(&key) || self.pending.iter().any(|j| j.key == key);
+                if !self.in_flight.contains_key(&key) && !again {
                     let task = Task {
                         key: key.clone(),
                         stream: stream.clone(),
@@ -496,8 +497,8 @@ impl UploadQueue {
                     );
                     return Some(task);
                 }
-                // A put of the same key is queued again (a republish wrote the name anew):
-                // the object stays.
+                // The key is written anew (a stream that came back writes its playlist
+                // again): the object stays.
             }
         }
         let mut i = 0;
