@@ -58,8 +58,10 @@ struct Segment<'a> {
 }
 
 impl Segment<'_> {
+    /// EXT-X-DISCONTINUITY, which has no attributes (§4.3.2.3): a line that adds some is
+    /// not the tag.
     fn discontinuity(&self) -> bool {
-        self.tags.iter().any(|t| is_tag(t, DISCONTINUITY))
+        self.tags.iter().any(|t| *t == DISCONTINUITY)
     }
 
     fn map(&self) -> Option<&str> {
@@ -496,6 +498,21 @@ mod tests {
     fn multivariant_playlists_are_not_media_playlists() {
         let mv = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nv0/index.m3u8\n";
         assert_eq!(Parsed::parse(mv), None);
+    }
+
+    #[test]
+    fn a_discontinuity_with_attributes_is_not_one() {
+        // Found by fuzzing: continuing an earlier copy, the first segment must carry the
+        // real tag.
+        let old = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nx-0.ts\n";
+        let first =
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY:X\n#EXTINF:2,\ny-0.ts\n";
+        let out = Rewrite::continuing(old, first).apply(first, none).unwrap();
+        assert_eq!(
+            out.text,
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-DISCONTINUITY:X\n#EXTINF:2,\ny-0.ts\n"
+        );
     }
 
     #[test]
