@@ -43,7 +43,8 @@ pub enum Fence {
 /// Asked before every playlist upload (and before reading the bucket's copy to continue
 /// it): may this process write the playlists of `stream` (`{app}/{name}`) for at least
 /// `for_at_least` (the request time-out, so a write can never land after the answer
-/// expired)?
+/// expired)? Called with the upload queue locked: it must answer from state it holds (a
+/// lease's expiry), never wait on the network.
 pub trait PlaylistFence: Send + Sync + std::fmt::Debug {
     fn check(&self, stream: &str, for_at_least: Duration) -> Fence;
 }
