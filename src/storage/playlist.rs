@@ -61,7 +61,7 @@ impl Segment<'_> {
     /// EXT-X-DISCONTINUITY, which has no attributes (§4.3.2.3): a line that adds some is
     /// not the tag.
     fn discontinuity(&self) -> bool {
-        self.tags.iter().any(|t| *t == DISCONTINUITY)
+        self.tags.contains(&DISCONTINUITY)
     }
 
     fn map(&self) -> Option<&str> {
