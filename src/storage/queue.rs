@@ -453,11 +453,15 @@ impl UploadQueue {
             }
         }
         self.pending = kept;
-        let Some(state) = self.streams.remove(&stream) else {
-            return;
-        };
-        let mut keys: Vec<String> = state.uploaded.into_iter().collect();
-        keys.sort();
+        let state = self.streams.remove(&stream).unwrap_or_default();
+        // What is in the bucket, and what may land there yet (deleted once it has).
+        let in_flight = self
+            .in_flight
+            .values()
+            .filter(|j| j.stream == stream && !matches!(j.what, What::Delete))
+            .map(|j| j.key.clone());
+        let keys: std::collections::BTreeSet<String> =
+            state.uploaded.into_iter().chain(in_flight).collect();
         for key in keys {
             let playlist = content_type(&key) == PLAYLIST_TYPE;
             if !(playlist && state.lost) {
@@ -469,11 +473,19 @@ impl UploadQueue {
     /// The next request to start at `now`, if any may start; `fence` answers for a
     /// stream's playlists.
     pub fn next(&mut self, now: Instant, fence: &dyn Fn(&str) -> Fence) -> Option<Task> {
-        if let Some((&(at, seq), _)) = self.deletes.iter().next() {
-            if at <= now {
-                let (key, stream) = self.deletes.remove(&(at, seq)).expect("first entry");
-                let again = self.has_pending_put(&key) || self.pending.iter().any(|j| j.key == key);
-                if !self.in_flight.contains_key(&key) && !again {
+        // The first deletion due, unless a request for its key is in flight (then it waits
+        // for that request to end).
+        let due = self
+            .deletes
+            .iter()
+            .next()
+            .filter(|((at, _), (key, _))| *at <= now && !self.in_flight.contains_key(key))
+            .map(|(&first, _)| first);
+        if let Some(first) = due {
+            {
+                let (key, stream) = self.deletes.remove(&first).expect("first entry");
+                let again = self.pending.iter().any(|j| j.key == key);
+                if !again {
                     let task = Task {
                         key: key.clone(),
                         stream: stream.clone(),
@@ -519,10 +531,6 @@ impl UploadQueue {
             }
         }
         None
-    }
-
-    fn has_pending_put(&self, key: &str) -> bool {
-        self.unfinished.contains_key(key)
     }
 
     fn playlist_task(&mut self, i: usize, now: Instant, fence: &dyn Fn(&str) -> Fence) -> Step {
@@ -1067,16 +1075,19 @@ mod tests {
                 q.done(&task.key, Outcome::Done, t);
             }
         }
-        // a-1 is in flight; then the folder goes.
+        // a-1 is in flight; then the folder goes: a-0 is deleted, a-1 once it has landed,
+        // and nothing of live/other.
         q.push(
             &DiskAction::RemoveStreamDir {
                 path: PathBuf::from("live/k"),
             },
             t,
         );
-        q.done("live/k/a-1.ts", Outcome::Done, t);
         let tasks = drain(&mut q, t);
         assert_eq!(keys(&tasks), [("live/k/a-0.ts", &Request::Delete)]);
+        q.done("live/k/a-1.ts", Outcome::Done, t);
+        let tasks = drain(&mut q, t);
+        assert_eq!(keys(&tasks), [("live/k/a-1.ts", &Request::Delete)]);
     }
 
     #[test]
