@@ -328,3 +328,54 @@ fn a_large_file_goes_up_as_a_multipart_upload() {
         "the object differs from the file"
     );
 }
+
+/// A server that starts again (or another node) continues the bucket's playlist: its media
+/// sequence goes past the last number the earlier copy listed, after a discontinuity, and
+/// never back.
+#[test]
+fn a_restarted_server_continues_the_bucket_playlist() {
+    let s3 = S3Server::start();
+    let mut first = start_server(&s3, &[]);
+    let publisher = live_publisher(&first, "again");
+    let mut before: Option<Playlist> = None;
+    let ok = wait_for(STREAM_TIMEOUT, || {
+        before = bucket_playlist(&s3, "live/again/index.m3u8").filter(|p| p.entries.len() >= 3);
+        before.is_some()
+    });
+    assert!(ok, "no playlist in the bucket:\n{}", first.logs());
+    drop(publisher);
+    first.terminate();
+    let last = bucket_playlist(&s3, "live/again/index.m3u8").expect("the earlier copy");
+    let last_number = last.media_sequence + last.entries.len() as u64 - 1;
+
+    let second = start_server(&s3, &[]);
+    let _publisher = live_publisher(&second, "again");
+    let mut next: Option<Playlist> = None;
+    let continued = wait_for(STREAM_TIMEOUT, || {
+        next = bucket_playlist(&s3, "live/again/index.m3u8").filter(|p| {
+            !p.ended
+                && p.entries
+                    .iter()
+                    .all(|e| !last.entries.iter().any(|l| l.uri == e.uri))
+        });
+        next.is_some()
+    });
+    assert!(
+        continued,
+        "the second server's playlist is not in the bucket:\n{}",
+        second.logs()
+    );
+    let next = next.unwrap();
+    assert!(
+        next.media_sequence > last_number,
+        "the media sequence went back from {last_number}:\n{}\n{}",
+        last.text,
+        next.text
+    );
+    assert!(
+        next.entries[0].discontinuity,
+        "no discontinuity:\n{}",
+        next.text
+    );
+    assert_listed_exist(&s3, "live/again", &next);
+}
