@@ -7,7 +7,8 @@
 //! - **Order.** A playlist version is handed out only once every segment and
 //!   initialization section it lists is in the bucket, dropped, or failed for good, so a
 //!   viewer never sees a segment before it exists (RFC 8216 §6.2.2: a segment must be
-//!   available when it is listed). Requests for one key never overlap: a retried upload,
+//!   available when it is listed). A multivariant playlist waits for the first upload of
+//!   the rendition playlists it names that are queued. Requests for one key never overlap: a retried upload,
 //!   a newer version or a deletion of the same key waits for the one in flight. Keys of
 //!   different streams go in any order, several at once.
 //! - **Coalescing.** A playlist version not yet started is replaced by the next one: only
@@ -553,19 +554,41 @@ impl UploadQueue {
         // may wait through many turns.)
         if self.pending[i].listed.is_none() {
             let parsed = Parsed::parse(text);
-            let listed = parsed
-                .iter()
-                .flat_map(|p| p.segment_uris().chain(p.map_uris()));
-            let listed = listed
-                .filter_map(|uri| Some((uri.to_string(), relative_key(&self.prefix, &dir, uri)?)))
-                .collect();
+            let listed: Vec<(String, String)> = match &parsed {
+                Some(p) => p
+                    .segment_uris()
+                    .chain(p.map_uris())
+                    .filter_map(|uri| {
+                        Some((uri.to_string(), relative_key(&self.prefix, &dir, uri)?))
+                    })
+                    .collect(),
+                // A multivariant playlist: the playlists it names.
+                None => named_playlists(text)
+                    .filter_map(|uri| {
+                        Some((uri.to_string(), relative_key(&self.prefix, &dir, uri)?))
+                    })
+                    .collect(),
+            };
             self.pending[i].listed = Some((parsed.is_some(), listed));
         }
         let (media, waiting) = match &self.pending[i].listed {
-            Some((media, listed)) => (
-                *media,
+            // Segments and init sections on their way.
+            Some((true, listed)) => (
+                true,
                 listed.iter().any(|(_, k)| self.unfinished.contains_key(k)),
             ),
+            // A rendition's first playlist queued or going up: a player that loads the
+            // multivariant playlist finds it (one never queued does not hold it, nor do
+            // later versions of one already there).
+            Some((false, listed)) => {
+                let there = self.streams.get(&stream);
+                let first = |k: &String| {
+                    !there.is_some_and(|s| s.uploaded.contains(k))
+                        && (self.in_flight.contains_key(k)
+                            || self.pending.iter().any(|j| j.key == *k))
+                };
+                (false, listed.iter().any(|(_, k)| first(k)))
+            }
             None => (false, false),
         };
         if waiting {
@@ -825,6 +848,22 @@ fn job_bytes(job: &Job) -> u64 {
         What::Playlist { text, .. } => text.len() as u64,
         What::File(_) | What::Delete => 0,
     }
+}
+
+/// The playlists a multivariant playlist names: its URI lines (EXT-X-STREAM-INF) and the
+/// URI attributes of its EXT-X-MEDIA and EXT-X-I-FRAME-STREAM-INF tags (RFC 8216 §4.3.4).
+fn named_playlists(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter_map(|line| {
+        if line.is_empty() {
+            None
+        } else if !line.starts_with('#') {
+            Some(line)
+        } else {
+            let start = line.find("URI=\"")? + 5;
+            let rest = &line[start..];
+            Some(&rest[..rest.find('"')?])
+        }
+    })
 }
 
 /// The key of `uri` as listed in a playlist in `dir` (a relative URI of plain names).
@@ -1164,9 +1203,28 @@ mod tests {
     fn multivariant_playlists_and_content_types() {
         let t = Instant::now();
         let mut q = UploadQueue::new("", 1 << 20);
-        let mv = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv0/llhls.m3u8\n";
-        q.push(&pl("live/k/index.m3u8", mv), t);
+        let mv = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"a0\",URI=\"a0/llhls.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\"\nv0/llhls.m3u8\n";
+        q.push(&seg("live/k/v0/a-0.m4s", 1), t);
+        q.push(&pl("live/k/v0/llhls.m3u8", &playlist(0, &["a-0.m4s"])), t);
+        q.push(&pl("live/k/llhls.m3u8", mv), t);
+        // The rendition's playlist is queued: the multivariant playlist waits for it (a0's
+        // never came: it does not hold it).
         let tasks = drain(&mut q, t);
+        assert_eq!(keys(&tasks).len(), 1, "{tasks:?}");
+        q.done("live/k/v0/a-0.m4s", Outcome::Done, t);
+        let tasks = drain(&mut q, t);
+        assert_eq!(
+            keys(&tasks),
+            [("live/k/v0/llhls.m3u8", &Request::GetPlaylist)]
+        );
+        q.done("live/k/v0/llhls.m3u8", Outcome::Got(None), t);
+        let tasks = drain(&mut q, t);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].key, "live/k/v0/llhls.m3u8");
+        q.done("live/k/v0/llhls.m3u8", Outcome::Done, t);
+        let tasks = drain(&mut q, t);
+        assert_eq!(tasks[0].key, "live/k/llhls.m3u8");
         assert_eq!(body(&tasks[0]), mv);
         assert_eq!(content_type("x/b-init-0.mp4"), "video/mp4");
         assert_eq!(content_type("x/b-1.m4s"), "video/iso.segment");
