@@ -78,6 +78,8 @@ pub struct Publish {
     pace: Pace,
     /// The tracks counted in `tracks_live`, uncounted when the publish ends.
     counted: Vec<TrackLabel>,
+    /// The fencing token of the cluster lease this publish claimed (in a cluster).
+    cluster_token: Option<u64>,
 }
 
 /// When a publisher's frames arrive, relative to their decode times: `arrival - decode time`
@@ -139,6 +141,7 @@ impl Publish {
         stream: Arc<Stream>,
         publisher: Publisher,
         recheck: Option<DropGuard>,
+        cluster_token: Option<u64>,
     ) -> Publish {
         let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
         Publish {
@@ -156,6 +159,7 @@ impl Publish {
             lead: None,
             pace: Pace::default(),
             counted: Vec::new(),
+            cluster_token,
         }
     }
 
@@ -330,6 +334,13 @@ impl Drop for Publish {
         self.ingest
             .registry
             .release(&self.stream, self.publisher.id);
+        if let (Some(cluster), Some(token), true) = (
+            &self.ingest.settings.cluster,
+            self.cluster_token,
+            still_ours,
+        ) {
+            cluster.release(&format!("{}/{}", self.stream.app, self.stream.name), token);
+        }
         self.ingest.metrics.streams_live.dec();
         for label in self.counted.drain(..) {
             self.ingest.metrics.tracks_live.get_or_create(&label).dec();
