@@ -278,3 +278,24 @@ fn without_redis_a_node_keeps_its_streams_and_refuses_new_publishes() {
     );
     assert!(on_a.is_running());
 }
+
+#[test]
+fn a_node_finds_its_redis_through_sentinel() {
+    let master = RedisServer::start();
+    let sentinel = RedisServer::sentinel("streams", &master);
+    let url = format!("redis+sentinel://127.0.0.1:{}/streams", sentinel.port);
+    let a = ServerProcess::start(&["--cluster-redis", &url, "--cluster-node-id", "node-a"]);
+    assert!(wait_for(STREAM_TIMEOUT, || ready(&a)), "{}", a.logs());
+    let _on_a = live_publisher(&a, "cam");
+    assert!(
+        wait_for(STREAM_TIMEOUT, || live_locally(&a, "cam")),
+        "{}",
+        a.logs()
+    );
+    assert!(
+        master
+            .command(&["GET", "rtmp-server:lease:live/cam"])
+            .is_some_and(|v| v.starts_with("node-a:")),
+        "the lease is in the master Sentinel names"
+    );
+}

@@ -12,6 +12,8 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// A Sentinel's configuration: `sentinel monitor` lines (`--sentinel` mode).
+    sentinel: Option<String>,
 }
 
 /// A port of 127.0.0.1 that was free a moment ago (bound to port 0, then released).
@@ -30,6 +32,7 @@ impl RedisServer {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("temp dir"),
+                sentinel: None,
             };
             if redis.spawn() {
                 return redis;
@@ -45,13 +48,34 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
+            sentinel: None,
         }
     }
 
+    /// A Sentinel (redis-server in `--sentinel` mode) that watches `master` as `name`.
+    pub fn sentinel(name: &str, master: &RedisServer) -> RedisServer {
+        let mut sentinel = RedisServer::stopped();
+        sentinel.sentinel = Some(format!(
+            "sentinel monitor {name} 127.0.0.1 {} 1\n",
+            master.port
+        ));
+        assert!(sentinel.spawn(), "redis-server --sentinel did not start");
+        sentinel
+    }
+
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(monitor) = &self.sentinel {
+            let conf = self.dir.path().join("sentinel.conf");
+            std::fs::write(&conf, monitor).expect("write sentinel.conf");
+            command.arg(&conf).arg("--sentinel");
+        }
+        let child = command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(match self.sentinel {
+                None => &["--save", "", "--appendonly", "no", "--protected-mode", "no"][..],
+                Some(_) => &["--protected-mode", "no"][..],
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
