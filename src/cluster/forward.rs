@@ -62,7 +62,7 @@ pub async fn middleware(
     if request.headers().contains_key(FORWARDED) {
         return next.run(request).await;
     }
-    if request.uri().path() == "/api/streams" {
+    if request.uri().path() == "/api/streams" && request.method() == axum::http::Method::GET {
         return streams(&cluster, request, next).await;
     }
     let Some(stream) = stream_of(request.uri().path(), &shared.app) else {

@@ -21,10 +21,17 @@ use super::url::{RedisUrl, Target};
 /// How long connecting, and each command, may take before Redis counts as unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// After a failed attempt to connect, calls fail at once for this long (with the reason of
+/// that attempt) instead of each waiting for a connection of its own: publishes that come
+/// while Redis is down are refused promptly.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
 /// The connection, made when first needed and again after an error.
 pub struct Redis {
     url: RedisUrl,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// When the last attempt to connect failed, and why.
+    refused: Mutex<Option<(std::time::Instant, String)>>,
     /// Why the last attempt failed (for `/readyz` and the log).
     pub last_error: Mutex<Option<String>>,
     pub scripts: Scripts,
@@ -36,6 +43,7 @@ impl Redis {
         Redis {
             url,
             conn: tokio::sync::Mutex::new(None),
+            refused: Mutex::new(None),
             last_error: Mutex::new(None),
             scripts: Scripts::new(),
             ns,
@@ -78,15 +86,36 @@ impl Redis {
         if let Some(c) = conn.as_ref() {
             return Ok(c.clone());
         }
-        let client = self.client().await?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let made = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *conn = Some(made.clone());
-        Ok(made)
+        if let Some((at, why)) = crate::hub::stream::lock(&self.refused).as_ref() {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    why.clone(),
+                )));
+            }
+        }
+        let made = async {
+            let client = self.client().await?;
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(TIMEOUT))
+                .set_response_timeout(Some(TIMEOUT));
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        }
+        .await;
+        match made {
+            Ok(made) => {
+                *crate::hub::stream::lock(&self.refused) = None;
+                *conn = Some(made.clone());
+                Ok(made)
+            }
+            Err(e) => {
+                *crate::hub::stream::lock(&self.refused) =
+                    Some((std::time::Instant::now(), e.to_string()));
+                Err(e)
+            }
+        }
     }
 
     /// Forgets the connection after an error that may have broken it.
