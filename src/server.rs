@@ -507,17 +507,18 @@ impl Server {
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {
             warn!("HTTP connections still open after {STOP_GRACE:?}; stopping anyway");
         }
+        // The heartbeat removed this node's record; the leases were given back as their
+        // publishes ended. The cluster holds the registry too.
+        for task in cluster_tasks.into_iter().flatten() {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        drop(cluster);
         // Dropping the last handles (the registry's streams hold the disk writer's) lets the
         // writer drain its queue and end.
         drop(registry);
         drop(conn);
         if tokio::time::timeout_at(deadline, disk).await.is_err() {
             warn!("disk writer did not flush before the stop deadline");
-        }
-        // The heartbeat removed this node's record; the leases were given back as their
-        // publishes ended.
-        for task in cluster_tasks.into_iter().flatten() {
-            let _ = tokio::time::timeout_at(deadline, task).await;
         }
         if let Some(hooks) = hooks {
             if tokio::time::timeout_at(deadline, hooks).await.is_err() {

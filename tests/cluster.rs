@@ -298,4 +298,19 @@ fn a_node_finds_its_redis_through_sentinel() {
             .is_some_and(|v| v.starts_with("node-a:")),
         "the lease is in the master Sentinel names"
     );
+    // A stop gives the key back and removes the node's record, without waiting out the
+    // stop's deadline.
+    let mut a = a;
+    assert!(a.terminate().success(), "{}", a.logs());
+    assert!(!a.logs().contains("stop deadline"), "{}", a.logs());
+    assert_eq!(
+        master
+            .command(&[
+                "EXISTS",
+                "rtmp-server:lease:live/cam",
+                "rtmp-server:node:node-a"
+            ])
+            .as_deref(),
+        Some(":0")
+    );
 }
