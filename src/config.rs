@@ -544,7 +544,7 @@ impl ClusterConfig {
         }
         if !self.advertise.is_empty()
             && reqwest::Url::parse(&self.advertise)
-                .map(|u| u.scheme() == "http" || u.scheme() == "https" && u.host().is_some())
+                .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some())
                 != Ok(true)
         {
             return Err(ConfigError::Range {
@@ -1107,6 +1107,55 @@ mod tests {
         assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
         assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
         assert_eq!(Config::default().to_toml().matches("***").count(), 0);
+    }
+
+    #[test]
+    fn cluster_options_are_checked_and_the_password_never_shown() {
+        let c = Config::default();
+        assert!(c.cluster.redis.is_empty(), "no cluster unless asked");
+        assert_eq!(c.cluster.redis_url().unwrap(), None);
+        let load = |pairs: &[(&str, &str)]| {
+            let mut o = Overrides::default();
+            for (name, value) in pairs {
+                o.push_flag(spec(name), (*value).into());
+            }
+            Config::load(None, &o)
+        };
+        let c = load(&[
+            ("cluster.redis", "redis://:hunter2@10.0.0.9:6380/1"),
+            ("cluster.forward", "redirect"),
+            ("cluster.lease", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.forward, ForwardMode::Redirect);
+        assert_eq!(c.cluster.redis_url().unwrap().unwrap().db, 1);
+        let text = c.to_toml();
+        assert!(
+            !text.contains("hunter2") && text.contains("redis://:***@10.0.0.9:6380/1"),
+            "{text}"
+        );
+        for (pairs, option) in [
+            (
+                &[("cluster.redis", "rediss://:hunter2@h")][..],
+                "cluster.redis",
+            ),
+            (
+                &[("cluster.redis", "redis://h"), ("cluster.lease", "0")][..],
+                "cluster.lease",
+            ),
+            (&[("cluster.node_id", "a b")][..], "cluster.node_id"),
+            (&[("cluster.node_id", "a:b")][..], "cluster.node_id"),
+            (&[("cluster.namespace", "")][..], "cluster.namespace"),
+            (
+                &[("cluster.advertise", "10.0.0.5:8000")][..],
+                "cluster.advertise",
+            ),
+        ] {
+            let e = load(pairs).unwrap_err().to_string();
+            assert!(e.contains(option), "{pairs:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        assert!(load(&[("cluster.forward", "teleport")]).is_err());
     }
 
     #[test]

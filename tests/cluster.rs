@@ -111,6 +111,22 @@ fn two_nodes_answer_for_each_other_and_hold_a_key_once() {
         flv[body_at..].windows(3).any(|w| w == b"FLV"),
         "an FLV stream"
     );
+    // WebSocket-FLV through B: redirected to A.
+    let mut s = TcpStream::connect(("127.0.0.1", b.http_port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /live/cam.flv HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 1024];
+    let n = s.read(&mut head).expect("an answer");
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 307"), "{head}");
+    let location = format!("location: http://127.0.0.1:{}/live/cam.flv", a.http_port);
+    assert!(head.contains(&location), "{head}");
     // The stream API through B, and the whole cluster's list on B.
     assert_eq!(b.api_stream("cam").expect("forwarded")["name"], "cam");
     assert!(listed(&b, "").contains(&("cam".into(), "node-a".into())));
