@@ -33,6 +33,9 @@ pub struct Held {
     pub deadline: Instant,
     /// The previous holder's lease surely ended by then.
     pub previous_until: Instant,
+    /// The local publisher (`hub::stream::Publisher::id`) whose end gives the key back;
+    /// `None` between the claim and the registry's.
+    pub owner: Option<u64>,
 }
 
 /// What this node knows of its leases. Keyed by stream (`{app}/{name}`).
@@ -77,6 +80,7 @@ impl Leases {
                 token,
                 deadline: sent + self.lease,
                 previous_until,
+                owner: None,
             },
         );
     }
@@ -85,6 +89,20 @@ impl Leases {
     pub fn renewed(&mut self, stream: &str, token: u64, sent: Instant) {
         if let Some(h) = self.held.get_mut(stream).filter(|h| h.token == token) {
             h.deadline = h.deadline.max(sent + self.lease);
+        }
+    }
+
+    /// A renewal sent at `sent` found the lease gone (it ran out while Redis could not be
+    /// reached, or Redis lost it) and took the key again with `new`; the claim keeps its
+    /// owner. Returns whether `old` was still held.
+    pub fn reasserted(&mut self, stream: &str, old: u64, new: u64, sent: Instant) -> bool {
+        match self.held.get_mut(stream).filter(|h| h.token == old) {
+            Some(h) => {
+                h.token = new;
+                h.deadline = sent + self.lease;
+                true
+            }
+            None => false,
         }
     }
 
@@ -101,9 +119,29 @@ impl Leases {
         }
     }
 
-    /// The publish of `stream` ended here: the lease is given back. Returns its token, if
-    /// held.
-    pub fn released(&mut self, stream: &str) -> Option<u64> {
+    /// The claim with `token` belongs to the local publisher `owner`.
+    pub fn bind(&mut self, stream: &str, token: u64, owner: u64) {
+        if let Some(h) = self.held.get_mut(stream).filter(|h| h.token == token) {
+            h.owner = Some(owner);
+        }
+    }
+
+    /// The claim with `token` came to nothing (the registry refused the publish): the lease
+    /// is given back. Returns whether it was held.
+    pub fn abandoned(&mut self, stream: &str, token: u64) -> bool {
+        if self.held.get(stream).is_some_and(|h| h.token == token) {
+            self.held.remove(stream);
+            return true;
+        }
+        false
+    }
+
+    /// The local publisher `owner` of `stream` ended: its lease is given back. Returns its
+    /// token, unless the lease belongs to another claim (a later publish) or is gone.
+    pub fn released(&mut self, stream: &str, owner: u64) -> Option<u64> {
+        if self.held.get(stream)?.owner != Some(owner) {
+            return None;
+        }
         self.held.remove(stream).map(|h| h.token)
     }
 
@@ -200,6 +238,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_taken_again_keeps_its_publisher() {
+        let t0 = Instant::now();
+        let mut l = Leases::new(LEASE);
+        l.claimed(S, 4, t0, t0, Duration::ZERO);
+        l.bind(S, 4, 77);
+        // Redis was gone for longer than the lease: nothing may be written.
+        assert_eq!(l.fence(S, t0 + ms(9000), ms(100)), Fence::Wait);
+        assert!(!l.reasserted(S, 3, 1, t0 + ms(9000)), "an older token");
+        assert!(l.reasserted(S, 4, 1, t0 + ms(9000)));
+        assert_eq!(l.fence(S, t0 + ms(9001), ms(100)), Fence::Write);
+        assert_eq!(l.released(S, 77), Some(1));
+    }
+
+    #[test]
     fn a_lost_key_is_never_written_and_stale_news_is_ignored() {
         let t0 = Instant::now();
         let mut l = Leases::new(LEASE);
@@ -210,8 +262,17 @@ mod tests {
         assert_eq!(l.fence(S, t0 + ms(1), ms(1)), Fence::Lost);
         assert!(!l.lost(S, 7), "already gone");
         l.claimed(S, 9, t0, t0, Duration::ZERO);
-        assert_eq!(l.released(S), Some(9));
+        assert_eq!(l.released(S, 1), None, "not bound to a publisher yet");
+        l.bind(S, 8, 1);
+        assert_eq!(l.released(S, 1), None, "an older claim's token");
+        l.bind(S, 9, 1);
+        assert_eq!(l.released(S, 2), None, "another publisher");
+        assert_eq!(l.released(S, 1), Some(9));
         assert_eq!(l.fence(S, t0, Duration::ZERO), Fence::Lost);
+        assert!(l.is_empty());
+        l.claimed(S, 10, t0, t0, Duration::ZERO);
+        assert!(!l.abandoned(S, 9));
+        assert!(l.abandoned(S, 10));
         assert!(l.is_empty());
     }
 

@@ -288,17 +288,42 @@ impl Cluster {
         Ok(token)
     }
 
-    /// The publish of `stream` that claimed it with `token` ended: the key is given back
-    /// (unless it was claimed again since).
-    pub fn release(self: &Arc<Self>, stream: &str, token: u64) {
-        {
+    /// The claim of `stream` with `token` is the local publisher `owner`'s: its end gives
+    /// the key back.
+    pub fn bind(&self, stream: &str, token: u64, owner: u64) {
+        lock(&self.leases).bind(stream, token, owner);
+    }
+
+    /// The claim of `stream` with `token` came to nothing (the registry refused the
+    /// publish): the key is given back, if no other claim holds it since.
+    pub fn abandon(self: &Arc<Self>, stream: &str, token: u64) {
+        let held = {
             let mut leases = lock(&self.leases);
-            if leases.get(stream).is_none_or(|h| h.token != token) {
-                return;
-            }
-            leases.released(stream);
+            let held = leases.abandoned(stream, token);
             self.metrics.leases_held.set(leases.len() as i64);
+            held
+        };
+        if held {
+            self.give_back(stream, token);
         }
+    }
+
+    /// The local publisher `owner` of `stream` ended: the key is given back, unless a later
+    /// claim holds it.
+    pub fn release(self: &Arc<Self>, stream: &str, owner: u64) {
+        let token = {
+            let mut leases = lock(&self.leases);
+            let token = leases.released(stream, owner);
+            self.metrics.leases_held.set(leases.len() as i64);
+            token
+        };
+        if let Some(token) = token {
+            self.give_back(stream, token);
+        }
+    }
+
+    /// Deletes the lease in Redis if it is still this node's with `token`.
+    fn give_back(self: &Arc<Self>, stream: &str, token: u64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -467,7 +492,6 @@ impl Cluster {
             invocation.invoke_async(&mut conn).await
         }
         .await;
-        let arrived = Instant::now();
         let answers = match result {
             Ok(a) if a.len() == held.len() => a,
             Ok(a) => {
@@ -495,11 +519,8 @@ impl Cluster {
                     }
                 }
                 new => {
-                    let new = new as u64;
-                    let mut leases = lock(&self.leases);
                     // Only if the publish still holds the token the round was sent with.
-                    if leases.get(stream).is_some_and(|h| h.token == *token) {
-                        leases.claimed(stream, new, sent, arrived, Duration::ZERO);
+                    if lock(&self.leases).reasserted(stream, *token, new as u64, sent) {
                         info!(
                             stream,
                             token = new,

@@ -215,6 +215,15 @@ impl Ingest {
         // In a cluster the key is claimed there first (the registry refuses a second local
         // publish without takeover by itself).
         let cluster_token = match &inner.settings.cluster {
+            // A name served under another key is refused by the registry, before Redis.
+            Some(_)
+                if inner
+                    .registry
+                    .get(app, name.as_str())
+                    .is_some_and(|s| s.key != key) =>
+            {
+                None
+            }
             Some(cluster) if inner.settings.takeover || !live_here() => {
                 match cluster.claim(&stream_id, inner.settings.takeover).await {
                     Ok(token) => Some((cluster, token)),
@@ -239,9 +248,19 @@ impl Ingest {
             _ => None,
         };
         let claimed = inner.registry.claim(app, &name, &key, peer);
-        if let (Err(_), Some((cluster, token))) = (&claimed, cluster_token) {
-            if !live_here() {
-                cluster.release(&stream_id, token);
+        if let Some((cluster, token)) = cluster_token {
+            match &claimed {
+                Ok(claim) => cluster.bind(&stream_id, token, claim.publisher.id),
+                // The lease now carries this claim's token: it belongs to the publisher
+                // that is live here (a race with its start), else it goes back.
+                Err(_) => match inner
+                    .registry
+                    .get(app, name.as_str())
+                    .and_then(|s| s.publisher())
+                {
+                    Some(live) => cluster.bind(&stream_id, token, live.id),
+                    None => cluster.abandon(&stream_id, token),
+                },
             }
         }
         let claim = claimed.map_err(|e| match e {
@@ -299,7 +318,6 @@ impl Ingest {
             claim.stream,
             claim.publisher,
             recheck,
-            cluster_token.map(|(_, token)| token),
         ))
     }
 }

@@ -78,8 +78,6 @@ pub struct Publish {
     pace: Pace,
     /// The tracks counted in `tracks_live`, uncounted when the publish ends.
     counted: Vec<TrackLabel>,
-    /// The fencing token of the cluster lease this publish claimed (in a cluster).
-    cluster_token: Option<u64>,
 }
 
 /// When a publisher's frames arrive, relative to their decode times: `arrival - decode time`
@@ -141,7 +139,6 @@ impl Publish {
         stream: Arc<Stream>,
         publisher: Publisher,
         recheck: Option<DropGuard>,
-        cluster_token: Option<u64>,
     ) -> Publish {
         let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
         Publish {
@@ -159,7 +156,6 @@ impl Publish {
             lead: None,
             pace: Pace::default(),
             counted: Vec::new(),
-            cluster_token,
         }
     }
 
@@ -334,12 +330,9 @@ impl Drop for Publish {
         self.ingest
             .registry
             .release(&self.stream, self.publisher.id);
-        if let (Some(cluster), Some(token), true) = (
-            &self.ingest.settings.cluster,
-            self.cluster_token,
-            still_ours,
-        ) {
-            cluster.release(&format!("{}/{}", self.stream.app, self.stream.name), token);
+        if let (Some(cluster), true) = (&self.ingest.settings.cluster, still_ours) {
+            let stream = format!("{}/{}", self.stream.app, self.stream.name);
+            cluster.release(&stream, self.publisher.id);
         }
         self.ingest.metrics.streams_live.dec();
         for label in self.counted.drain(..) {
