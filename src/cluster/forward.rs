@@ -81,7 +81,7 @@ pub async fn middleware(
         Ok(Some(Holder { node, url })) if node != cluster.node().id => match url {
             Some(url) => forward(&cluster, &node, &url, request).await,
             None => {
-                warn!(
+                tracing::debug!(
                     stream,
                     node,
                     "cluster: the holder of this stream has no record (it is stopping or gone)"
