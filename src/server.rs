@@ -144,6 +144,8 @@ pub struct Server {
     record_writer: Option<std::thread::JoinHandle<()>>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
     hooks: Option<JoinHandle<()>>,
+    /// This node's part in a cluster (`cluster.redis`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Server {
@@ -215,7 +217,7 @@ impl Server {
         }
         let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let metrics = Arc::new(Metrics::default());
-        let prometheus = metrics.registry(disk_handle.stats());
+        let mut prometheus = metrics.registry(disk_handle.stats());
         let record = config.record.settings(&config.http.mediaroot);
         let (recordings, record_writer) = match Recordings::open(
             record.clone(),
@@ -248,6 +250,36 @@ impl Server {
             config.rtmp.takeover,
             Box::new(move |app, name, key| outputs.create(app, name, key)),
         ));
+        let cluster = match config.cluster.redis_url()? {
+            None => None,
+            Some(redis) => {
+                let node_id = match config.cluster.node_id.as_str() {
+                    "" => crate::cluster::default_node_id(),
+                    id => id.to_string(),
+                };
+                let url = match config.cluster.advertise.as_str() {
+                    "" => crate::cluster::default_advertise(
+                        config.bind,
+                        address(http.as_ref()),
+                        address(https.as_ref().map(|t| &t.listener)),
+                    ),
+                    url => url.trim_end_matches('/').to_string(),
+                };
+                let cluster = crate::cluster::Cluster::new(
+                    crate::cluster::ClusterSettings {
+                        redis,
+                        namespace: config.cluster.namespace.clone(),
+                        node: crate::cluster::Node { id: node_id, url },
+                        lease: Duration::from_secs(config.cluster.lease),
+                        forward: config.cluster.forward,
+                    },
+                    registry.clone(),
+                    crate::cluster::http_client().map_err(anyhow::Error::msg)?,
+                );
+                cluster.metrics.register(&mut prometheus);
+                Some(cluster)
+            }
+        };
         let shutdown = CancellationToken::new();
         let relays = Relays::new(config.relay.templates()?, metrics.clone());
         let relay_tasks = relays.tasks();
@@ -265,6 +297,8 @@ impl Server {
                 failure_limit: FailureLimit::from_config(&config.auth),
                 relays,
                 record: config.record.enabled,
+                takeover: config.rtmp.takeover,
+                cluster: cluster.clone(),
             },
             checker,
             registry.clone(),
@@ -316,6 +350,7 @@ impl Server {
             disk_usage: Mutex::new(None),
             recordings: recordings.clone(),
             shutdown: shutdown.clone(),
+            cluster: cluster.clone(),
         });
         Ok(Server {
             rtmp,
@@ -335,6 +370,7 @@ impl Server {
             recordings,
             record_writer,
             hooks: hooks_task,
+            cluster,
         })
     }
 
@@ -389,6 +425,7 @@ impl Server {
             recordings,
             record_writer,
             hooks,
+            cluster,
         } = self;
         let hangups = crate::tls::watch::hangups();
         info!("listening {listening}");
@@ -424,6 +461,7 @@ impl Server {
             shutdown.clone(),
         ));
         tasks.spawn(crate::tls::watch::run(certs, hangups, shutdown.clone()));
+        let cluster_tasks = cluster.as_ref().map(|c| c.spawn(shutdown.clone()));
         let http = serve_http_apart(http, https.map(|t| (t.listener, t.config)), http_ctx)?;
 
         stop.cancelled().await;
@@ -469,6 +507,12 @@ impl Server {
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {
             warn!("HTTP connections still open after {STOP_GRACE:?}; stopping anyway");
         }
+        // The heartbeat removed this node's record; the leases were given back as their
+        // publishes ended. The cluster holds the registry too.
+        for task in cluster_tasks.into_iter().flatten() {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        drop(cluster);
         // Dropping the last handles (the registry's streams hold the disk writer's) lets the
         // writer drain its queue and end.
         drop(registry);
