@@ -36,6 +36,10 @@ pub struct Held {
     /// The local publisher (`hub::stream::Publisher::id`) whose end gives the key back;
     /// `None` between the claim and the registry's.
     pub owner: Option<u64>,
+    /// The publish ended and the key was given back: no longer renewed, the lease still
+    /// covers the stream's last writes (its ended playlist) until `deadline`, and a node that
+    /// claims the key next waits that long before writing.
+    pub draining: bool,
 }
 
 /// What this node knows of its leases. Keyed by stream (`{app}/{name}`).
@@ -81,6 +85,7 @@ impl Leases {
                 deadline: sent + self.lease,
                 previous_until,
                 owner: None,
+                draining: false,
             },
         );
     }
@@ -136,33 +141,44 @@ impl Leases {
         false
     }
 
-    /// The local publisher `owner` of `stream` ended: its lease is given back. Returns its
-    /// token, unless the lease belongs to another claim (a later publish) or is gone.
+    /// The local publisher `owner` of `stream` ended: its lease is given back, and drains
+    /// (see [`Held::draining`]). Returns its token, unless the lease belongs to another
+    /// claim (a later publish) or is gone.
     pub fn released(&mut self, stream: &str, owner: u64) -> Option<u64> {
-        if self.held.get(stream)?.owner != Some(owner) {
+        let h = self.held.get_mut(stream)?;
+        if h.owner != Some(owner) || h.draining {
             return None;
         }
-        self.held.remove(stream).map(|h| h.token)
+        h.owner = None;
+        h.draining = true;
+        Some(h.token)
+    }
+
+    /// Forgets the drained leases whose time is over at `now`.
+    pub fn drained(&mut self, now: Instant) {
+        self.held.retain(|_, h| !h.draining || h.deadline > now);
     }
 
     pub fn get(&self, stream: &str) -> Option<&Held> {
         self.held.get(stream)
     }
 
-    /// Every held key with its token, for a renewal round.
+    /// Every key held for a publish, with its token, for a renewal round.
     pub fn all(&self) -> Vec<(String, u64)> {
         self.held
             .iter()
+            .filter(|(_, h)| !h.draining)
             .map(|(s, h)| (s.clone(), h.token))
             .collect()
     }
 
+    /// Keys held for a publish (draining ones are not).
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.held.values().filter(|h| !h.draining).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.len() == 0
     }
 
     /// The fence at `now` for a write that needs the lease for `for_at_least` more.
@@ -227,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn a_released_lease_covers_the_last_writes_until_it_runs_out() {
+        let t0 = Instant::now();
+        let mut l = Leases::new(LEASE);
+        l.claimed(S, 5, t0, t0, Duration::ZERO);
+        l.bind(S, 5, 9);
+        assert_eq!(l.released(S, 8), None, "another publisher's end");
+        assert_eq!(l.released(S, 9), Some(5));
+        assert_eq!(l.released(S, 9), None, "given back once");
+        assert!(l.all().is_empty(), "no longer renewed");
+        assert_eq!(l.len(), 0);
+        assert_eq!(l.fence(S, t0 + ms(1000), ms(2000)), Fence::Write);
+        assert_eq!(l.fence(S, t0 + ms(3500), ms(2000)), Fence::Wait);
+        l.drained(t0 + ms(4000));
+        assert!(l.get(S).is_some());
+        l.drained(t0 + ms(5000));
+        assert_eq!(l.fence(S, t0 + ms(5000), Duration::ZERO), Fence::Lost);
+    }
+
+    #[test]
     fn a_renewal_of_an_older_token_or_a_late_one_never_shortens() {
         let t0 = Instant::now();
         let mut l = Leases::new(LEASE);
@@ -268,8 +303,9 @@ mod tests {
         l.bind(S, 9, 1);
         assert_eq!(l.released(S, 2), None, "another publisher");
         assert_eq!(l.released(S, 1), Some(9));
-        assert_eq!(l.fence(S, t0, Duration::ZERO), Fence::Lost);
         assert!(l.is_empty());
+        l.drained(t0 + LEASE);
+        assert_eq!(l.fence(S, t0 + LEASE, Duration::ZERO), Fence::Lost);
         l.claimed(S, 10, t0, t0, Duration::ZERO);
         assert!(!l.abandoned(S, 9));
         assert!(l.abandoned(S, 10));

@@ -356,9 +356,9 @@ impl Cluster {
         lock(&self.leases).fence(stream, Instant::now(), for_at_least)
     }
 
-    /// Does this node hold `stream`'s lease?
+    /// Does this node hold `stream`'s lease for a publish?
     pub fn holds(&self, stream: &str) -> bool {
-        lock(&self.leases).get(stream).is_some()
+        lock(&self.leases).get(stream).is_some_and(|h| !h.draining)
     }
 
     /// Who holds `stream`, looked up in Redis (reused for a second). `Err` when Redis
@@ -473,7 +473,11 @@ impl Cluster {
             return;
         }
         self.reached(true, None);
-        let held = lock(&self.leases).all();
+        let held = {
+            let mut leases = lock(&self.leases);
+            leases.drained(Instant::now());
+            leases.all()
+        };
         if held.is_empty() {
             return;
         }

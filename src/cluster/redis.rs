@@ -3,7 +3,8 @@
 //! the leases. Each script is one round trip and runs atomically in Redis.
 //!
 //! Keys, under the namespace `ns` (`cluster.namespace`):
-//! - `{ns}:lease:{app}/{name}`: `{node}:{token}`, expiring with the lease (PX).
+//! - `{ns}:lease:{app}/{name}`: `{node}:{token}`, expiring with the lease (PX); once given
+//!   back, `released:{node}:{token}` for the rest of its time.
 //! - `{ns}:token:{app}/{name}`: the key's fencing counter (INCR); kept, so tokens only grow.
 //! - `{ns}:node:{node}`: the node's advertised HTTP base URL, expiring unless renewed.
 //! - `{ns}:nodes`: the set of node ids (pruned of ids whose node key expired).
@@ -167,7 +168,8 @@ pub struct Scripts {
 }
 
 /// Claims a key. KEYS: lease, token; ARGV: node, lease ms, takeover (1/0), stream, stop
-/// channel prefix (`{ns}:stop:`).
+/// channel prefix (`{ns}:stop:`). A key given back by another node (`released:...`, see
+/// [`RELEASE`]) is free, and its remaining time is returned as the previous pttl.
 /// Returns `{1, token, previous pttl, previous node}` when granted (a previous holder that
 /// is another node is told on its stop channel), `{0, 0, pttl, holder}` when another node
 /// holds the key and takeover is off.
@@ -175,6 +177,14 @@ const CLAIM: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 local prev_node = ''
 local prev_ttl = 0
+local drained = cur and string.match(cur, '^released:(.*):%d+$')
+if drained then
+  cur = nil
+  if drained ~= ARGV[1] then
+    prev_ttl = redis.call('PTTL', KEYS[1])
+    if prev_ttl < 0 then prev_ttl = 0 end
+  end
+end
 if cur then
   prev_node = string.match(cur, '^(.*):%d+$') or ''
   if prev_node ~= ARGV[1] then
@@ -219,8 +229,13 @@ return out
 "#;
 
 /// Gives a key back if this node still holds it with this token. KEYS: lease; ARGV: value.
+/// The lease stays as `released:{value}` for the rest of its time: the key is free, and
+/// whoever claims it next waits that long before writing to shared storage, so the ended
+/// publish's last writes (its ended playlist) come first.
 const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], 'released:' .. ARGV[1], 'KEEPTTL') and 1
+end
 return 0
 "#;
 
@@ -228,7 +243,7 @@ return 0
 /// Returns `{node, url}`, `{node, false}` when the node's record expired, or nil.
 const HOLDER: &str = r#"
 local cur = redis.call('GET', KEYS[1])
-if not cur then return nil end
+if not cur or string.match(cur, '^released:') then return nil end
 local node = string.match(cur, '^(.*):%d+$')
 if not node then return nil end
 return {node, redis.call('GET', ARGV[1] .. node)}
