@@ -233,6 +233,30 @@ fn without_takeover_a_held_key_is_refused_until_its_dead_holders_lease_runs_out(
     b.assert_logged("already being published on node node-a");
     assert!(!live_locally(&b, "cam"));
 
+    // A publish that ends gives its key back: another node publishes it at once, takeover
+    // off, while the ended stream's lease still covers its last writes.
+    let mut ended = live_publisher(&a, "ended");
+    wait_playlist(&a, "ended");
+    ended.kill();
+    assert!(
+        wait_for(STREAM_TIMEOUT, || redis
+            .command(&["GET", "rtmp-server:lease:live/ended"])
+            .is_some_and(|v| v.starts_with("released:node-a:"))),
+        "the ended publish did not give its key back"
+    );
+    let _ended_on_b = live_publisher(&b, "ended");
+    assert!(
+        wait_for(STREAM_TIMEOUT, || live_locally(&b, "ended")),
+        "{}",
+        b.logs()
+    );
+    assert!(
+        redis
+            .command(&["GET", "rtmp-server:lease:live/ended"])
+            .is_some_and(|v| v.starts_with("node-b:")),
+        "B holds the key"
+    );
+
     // A dies: its key is free once its lease runs out, and B may publish it.
     a.kill();
     assert!(

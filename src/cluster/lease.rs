@@ -36,9 +36,10 @@ pub struct Held {
     /// The local publisher (`hub::stream::Publisher::id`) whose end gives the key back;
     /// `None` between the claim and the registry's.
     pub owner: Option<u64>,
-    /// The publish ended and the key was given back: no longer renewed, the lease still
-    /// covers the stream's last writes (its ended playlist) until `deadline`, and a node that
-    /// claims the key next waits that long before writing.
+    /// The publish ended and the key was given back (`released:` in Redis): renewed while
+    /// the ended stream is kept here, its last writes (the ended playlist, the deletions)
+    /// covered until `deadline`; a node that claims the key tells this one and waits out
+    /// the lease before writing.
     pub draining: bool,
 }
 
@@ -163,12 +164,11 @@ impl Leases {
         self.held.get(stream)
     }
 
-    /// Every key held for a publish, with its token, for a renewal round.
-    pub fn all(&self) -> Vec<(String, u64)> {
+    /// Every key held, with its token and whether it drains, for a renewal round.
+    pub fn all(&self) -> Vec<(String, u64, bool)> {
         self.held
             .iter()
-            .filter(|(_, h)| !h.draining)
-            .map(|(s, h)| (s.clone(), h.token))
+            .map(|(s, h)| (s.clone(), h.token, h.draining))
             .collect()
     }
 
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(l.released(S, 8), None, "another publisher's end");
         assert_eq!(l.released(S, 9), Some(5));
         assert_eq!(l.released(S, 9), None, "given back once");
-        assert!(l.all().is_empty(), "no longer renewed");
+        assert_eq!(l.all(), vec![(S.to_string(), 5, true)]);
         assert_eq!(l.len(), 0);
         assert_eq!(l.fence(S, t0 + ms(1000), ms(2000)), Fence::Write);
         assert_eq!(l.fence(S, t0 + ms(3500), ms(2000)), Fence::Wait);

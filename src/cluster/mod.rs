@@ -356,6 +356,13 @@ impl Cluster {
         lock(&self.leases).fence(stream, Instant::now(), for_at_least)
     }
 
+    /// Does the registry still have `stream` (live, or ended and kept for its viewers)?
+    fn keeps(&self, stream: &str) -> bool {
+        stream
+            .split_once('/')
+            .is_some_and(|(app, name)| self.registry.get(app, name).is_some())
+    }
+
     /// Does this node hold `stream`'s lease for a publish?
     pub fn holds(&self, stream: &str) -> bool {
         lock(&self.leases).get(stream).is_some_and(|h| !h.draining)
@@ -473,11 +480,17 @@ impl Cluster {
             return;
         }
         self.reached(true, None);
-        let held = {
+        // A given-back key is renewed while its ended stream is kept here (the ended
+        // playlist served, then its files deleted); once the stream is swept away, its
+        // lease runs out by itself.
+        let held: Vec<(String, u64, bool)> = {
             let mut leases = lock(&self.leases);
             leases.drained(Instant::now());
             leases.all()
-        };
+        }
+        .into_iter()
+        .filter(|(stream, _, draining)| !draining || self.keeps(stream))
+        .collect();
         if held.is_empty() {
             return;
         }
@@ -485,13 +498,18 @@ impl Cluster {
         let result: ::redis::RedisResult<Vec<i64>> = async {
             let mut conn = self.redis.conn().await?;
             let mut invocation = self.redis.scripts.renew.prepare_invoke();
-            for (stream, _) in &held {
+            for (stream, _, _) in &held {
                 invocation.key(self.redis.lease_key(stream));
                 invocation.key(self.redis.token_key(stream));
             }
             invocation.arg(&self.settings.node.id).arg(self.lease_ms());
-            for (_, token) in &held {
-                invocation.arg(*token);
+            for (_, token, draining) in &held {
+                let value = format!("{}:{token}", self.settings.node.id);
+                invocation.arg(if *draining {
+                    format!("released:{value}")
+                } else {
+                    value
+                });
             }
             invocation.invoke_async(&mut conn).await
         }
@@ -514,9 +532,13 @@ impl Cluster {
             }
         };
         self.metrics.renewals.inc();
-        for ((stream, token), answer) in held.iter().zip(answers) {
+        for ((stream, token, draining), answer) in held.iter().zip(answers) {
             match answer {
                 0 => lock(&self.leases).renewed(stream, *token, sent),
+                -1 if *draining => {
+                    // Another node claimed it (and told this one), or it ran out.
+                    lock(&self.leases).lost(stream, token + 1);
+                }
                 -1 => {
                     if lock(&self.leases).lost(stream, token + 1) {
                         self.stop_publisher(stream, "another node holds the key (renewal)");

@@ -169,7 +169,8 @@ pub struct Scripts {
 
 /// Claims a key. KEYS: lease, token; ARGV: node, lease ms, takeover (1/0), stream, stop
 /// channel prefix (`{ns}:stop:`). A key given back by another node (`released:...`, see
-/// [`RELEASE`]) is free, and its remaining time is returned as the previous pttl.
+/// [`RELEASE`]) is free: its node is told, as a holder is, so that it stops writing, and
+/// its remaining time is returned as the previous pttl.
 /// Returns `{1, token, previous pttl, previous node}` when granted (a previous holder that
 /// is another node is told on its stop channel), `{0, 0, pttl, holder}` when another node
 /// holds the key and takeover is off.
@@ -177,12 +178,14 @@ const CLAIM: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 local prev_node = ''
 local prev_ttl = 0
+local notify = ''
 local drained = cur and string.match(cur, '^released:(.*):%d+$')
 if drained then
   cur = nil
   if drained ~= ARGV[1] then
     prev_ttl = redis.call('PTTL', KEYS[1])
     if prev_ttl < 0 then prev_ttl = 0 end
+    notify = drained
   end
 end
 if cur then
@@ -191,33 +194,36 @@ if cur then
     prev_ttl = redis.call('PTTL', KEYS[1])
     if prev_ttl < 0 then prev_ttl = 0 end
     if ARGV[3] ~= '1' then return {0, 0, prev_ttl, prev_node} end
+    notify = prev_node
   else
     prev_node = ''
   end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
-if prev_node ~= '' then
-  redis.call('PUBLISH', ARGV[5] .. prev_node, token .. ' ' .. ARGV[4])
+if notify ~= '' then
+  redis.call('PUBLISH', ARGV[5] .. notify, token .. ' ' .. ARGV[4])
 end
 return {1, token, prev_ttl, prev_node}
 "#;
 
 /// Renews every lease a node holds. KEYS: `2n` keys, each lease key then its token key;
-/// ARGV: node, lease ms, then the `n` tokens. Per key: 0 renewed; a new token when the key
-/// had expired (Redis was unreachable for longer than the lease, or lost its data) and is
-/// taken again; -1 when another node (or a newer claim) holds it.
+/// ARGV: node, lease ms, then the `n` values held (`{node}:{token}`, or
+/// `released:{node}:{token}` for an ended stream still kept here). Per key: 0 renewed; a
+/// new token when a publish's key had expired (Redis was unreachable for longer than the
+/// lease, or lost its data) and is taken again; -1 when another node (or a newer claim)
+/// holds it, or a given-back key is gone.
 const RENEW: &str = r#"
 local out = {}
 local n = #ARGV - 2
 for i = 1, n do
   local lease = KEYS[2 * i - 1]
-  local mine = ARGV[1] .. ':' .. ARGV[i + 2]
+  local mine = ARGV[i + 2]
   local cur = redis.call('GET', lease)
   if cur == mine then
     redis.call('PEXPIRE', lease, ARGV[2])
     out[i] = 0
-  elseif not cur then
+  elseif not cur and string.sub(mine, 1, 9) ~= 'released:' then
     local token = redis.call('INCR', KEYS[2 * i])
     redis.call('SET', lease, ARGV[1] .. ':' .. token, 'PX', ARGV[2])
     out[i] = token
@@ -229,9 +235,9 @@ return out
 "#;
 
 /// Gives a key back if this node still holds it with this token. KEYS: lease; ARGV: value.
-/// The lease stays as `released:{value}` for the rest of its time: the key is free, and
-/// whoever claims it next waits that long before writing to shared storage, so the ended
-/// publish's last writes (its ended playlist) come first.
+/// The lease becomes `released:{value}`: the key is free, the node renews it while it
+/// keeps the ended stream (its ended playlist, then the deletions), and whoever claims it
+/// next tells the node and waits out the remaining time before writing to shared storage.
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('SET', KEYS[1], 'released:' .. ARGV[1], 'KEEPTTL') and 1
