@@ -70,6 +70,31 @@ if [ ! -x /usr/sbin/nginx ] || [ ! -f "$NGINX_RTMP_MODULE" ] \
     fi
 fi
 
+# tests/cluster.rs runs Debian's redis-server as the cluster's Redis: each test starts its
+# own as a plain process on a free port. As for nginx, the package's service is kept from
+# starting while installing, then disabled and stopped.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "installing redis-server (tests/cluster.rs runs it as the cluster's Redis)"
+    $SUDO apt-get update -qq
+    POLICY_RC_D_ADDED=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        POLICY_RC_D_ADDED=1
+    fi
+    REDIS_INSTALL_STATUS=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        redis-server >/dev/null || REDIS_INSTALL_STATUS=$?
+    if [ -n "$POLICY_RC_D_ADDED" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    [ "$REDIS_INSTALL_STATUS" -eq 0 ] || exit "$REDIS_INSTALL_STATUS"
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+    else
+        $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
+        $SUDO invoke-rc.d redis-server stop >/dev/null 2>&1 || true
+    fi
+fi
+
 # The Enhanced RTMP tests publish HEVC, AV1, VP9, Opus and multitrack streams, which
 # Debian's ffmpeg (5.1) cannot write: they use the static ffmpeg 9.0.2 that PyPI's
 # imageio-ffmpeg 0.8.1 ships, installed by pip into a cache directory (no root, the system
@@ -144,4 +169,4 @@ cargo test --workspace --locked
 # The shipped artefact: the static release binary alone in an empty root, as the image runs it.
 scripts/check-image.sh
 # Every parser and the remux pipeline under libFuzzer for a short, bounded time.
-scripts/fuzz.sh 20
+scripts/fuzz.sh 12

@@ -237,7 +237,7 @@ impl KeyChecker {
 }
 
 /// A reqwest error in words a log reader can act on.
-fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {

@@ -32,6 +32,7 @@ pub struct Config {
     pub s3: S3Config,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -446,6 +447,7 @@ impl Default for Config {
             s3: S3Config::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -538,6 +540,123 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
         }
+    }
+}
+
+/// Several nodes behind one Redis (or Valkey): each live stream key is held by one node at a
+/// time, and any node answers for any stream. Off unless `cluster.redis` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's Redis: `redis://[[user]:password@]host[:port][/db]`, or behind Sentinel
+    /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]` (the
+    /// credentials and database are the master's). Empty: no cluster.
+    pub redis: String,
+    /// This node's id in the cluster; empty: the host name and a random suffix.
+    pub node_id: String,
+    /// The HTTP base URL other nodes reach this node at (`http://10.0.0.5:8000`); empty:
+    /// `http://{bind or host name}:{http port}`.
+    pub advertise: String,
+    /// Seconds a stream key's lease lasts unless renewed (every third of it): a node that
+    /// dies loses its keys this long after its last renewal.
+    pub lease: u64,
+    /// Requests for a stream held by another node: `proxy` (fetched from it and passed on)
+    /// or `redirect` (307 to it). WebSocket-FLV is always redirected.
+    pub forward: ForwardMode,
+    /// Prefix of every Redis key and channel the cluster uses, so clusters can share a Redis.
+    pub namespace: String,
+}
+
+/// `cluster.forward`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    Proxy,
+    Redirect,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            redis: String::new(),
+            node_id: String::new(),
+            advertise: String::new(),
+            lease: 5,
+            forward: ForwardMode::Proxy,
+            namespace: "rtmp-server".into(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The parsed `cluster.redis`, when set.
+    pub fn redis_url(&self) -> Result<Option<crate::cluster::RedisUrl>, ConfigError> {
+        if self.redis.trim().is_empty() {
+            return Ok(None);
+        }
+        crate::cluster::RedisUrl::parse(&self.redis)
+            .map(Some)
+            .map_err(|message| ConfigError::Range {
+                option: "cluster.redis",
+                value: redact_url(&self.redis),
+                message,
+            })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.redis_url()?;
+        if self.lease < 1 || self.lease > 600 {
+            return Err(ConfigError::Range {
+                option: "cluster.lease",
+                value: self.lease.to_string(),
+                message: "allowed range is 1 to 600".into(),
+            });
+        }
+        for (option, value) in [
+            ("cluster.node_id", &self.node_id),
+            ("cluster.namespace", &self.namespace),
+        ] {
+            if value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(ConfigError::Range {
+                    option,
+                    value: value.clone(),
+                    message: "at most 128 printable characters, no spaces or colons".into(),
+                });
+            }
+        }
+        if self.namespace.is_empty() {
+            return Err(ConfigError::Range {
+                option: "cluster.namespace",
+                value: String::new(),
+                message: "must not be empty".into(),
+            });
+        }
+        if !self.advertise.is_empty()
+            && reqwest::Url::parse(&self.advertise)
+                .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some())
+                != Ok(true)
+        {
+            return Err(ConfigError::Range {
+                option: "cluster.advertise",
+                value: self.advertise.clone(),
+                message: "must be an http:// or https:// base URL".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A URL with its password shown as `***`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -875,6 +994,7 @@ impl Config {
             });
         }
         self.validate_listeners()?;
+        self.cluster.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Range {
                 option: "log.level",
@@ -932,6 +1052,7 @@ impl Config {
         for url in &mut shown.relay.push {
             *url = crate::relay::target::redact_text(url);
         }
+        shown.cluster.redis = redact_url(&shown.cluster.redis);
         toml::to_string(&shown).expect("the config serializes")
     }
 }
@@ -1138,6 +1259,55 @@ mod tests {
         assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
         assert_eq!(shown["s3"]["secret_key"].as_str(), Some("***"));
         assert_eq!(Config::default().to_toml().matches("***").count(), 0);
+    }
+
+    #[test]
+    fn cluster_options_are_checked_and_the_password_never_shown() {
+        let c = Config::default();
+        assert!(c.cluster.redis.is_empty(), "no cluster unless asked");
+        assert_eq!(c.cluster.redis_url().unwrap(), None);
+        let load = |pairs: &[(&str, &str)]| {
+            let mut o = Overrides::default();
+            for (name, value) in pairs {
+                o.push_flag(spec(name), (*value).into());
+            }
+            Config::load(None, &o)
+        };
+        let c = load(&[
+            ("cluster.redis", "redis://:hunter2@10.0.0.9:6380/1"),
+            ("cluster.forward", "redirect"),
+            ("cluster.lease", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.forward, ForwardMode::Redirect);
+        assert_eq!(c.cluster.redis_url().unwrap().unwrap().db, 1);
+        let text = c.to_toml();
+        assert!(
+            !text.contains("hunter2") && text.contains("redis://:***@10.0.0.9:6380/1"),
+            "{text}"
+        );
+        for (pairs, option) in [
+            (
+                &[("cluster.redis", "rediss://:hunter2@h")][..],
+                "cluster.redis",
+            ),
+            (
+                &[("cluster.redis", "redis://h"), ("cluster.lease", "0")][..],
+                "cluster.lease",
+            ),
+            (&[("cluster.node_id", "a b")][..], "cluster.node_id"),
+            (&[("cluster.node_id", "a:b")][..], "cluster.node_id"),
+            (&[("cluster.namespace", "")][..], "cluster.namespace"),
+            (
+                &[("cluster.advertise", "10.0.0.5:8000")][..],
+                "cluster.advertise",
+            ),
+        ] {
+            let e = load(pairs).unwrap_err().to_string();
+            assert!(e.contains(option), "{pairs:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        assert!(load(&[("cluster.forward", "teleport")]).is_err());
     }
 
     #[test]

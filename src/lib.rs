@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod flv;

@@ -66,6 +66,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "unsupported_codec",
     "no_playback_id",
     "rate_limited",
+    "cluster_unavailable",
 ];
 
 /// Every figure the server counts. Cheap to update from any task (atomics).

@@ -146,6 +146,8 @@ pub struct Server {
     hooks: Option<JoinHandle<()>>,
     /// The object storage uploader, when `s3.bucket` is set.
     uploader: Option<crate::storage::Uploader>,
+    /// This node's part in a cluster (`cluster.redis`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Server {
@@ -217,7 +219,8 @@ impl Server {
         }
         let metrics = Arc::new(Metrics::default());
         // Object storage: an uploader thread fed by the disk writer's handle. The fence is
-        // the cluster's (none on one node: always write).
+        // the cluster's, set once the cluster is made below (none on one node: always
+        // write).
         let (uploads, uploader) = if config.s3.enabled() {
             let s3 = config.s3.with_env(|name| std::env::var(name).ok());
             let (uploads, uploader) = crate::storage::spawn(&s3, metrics.clone(), None)
@@ -234,7 +237,7 @@ impl Server {
         };
         let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let disk_handle = disk_handle.with_uploads(uploads.clone());
-        let prometheus = metrics.registry(disk_handle.stats());
+        let mut prometheus = metrics.registry(disk_handle.stats());
         let record = config.record.settings(&config.http.mediaroot);
         let (recordings, record_writer) = match Recordings::open(
             record.clone(),
@@ -272,6 +275,40 @@ impl Server {
             config.rtmp.takeover,
             Box::new(move |app, name, key| outputs.create(app, name, key)),
         ));
+        let cluster = match config.cluster.redis_url()? {
+            None => None,
+            Some(redis) => {
+                let node_id = match config.cluster.node_id.as_str() {
+                    "" => crate::cluster::default_node_id(),
+                    id => id.to_string(),
+                };
+                let url = match config.cluster.advertise.as_str() {
+                    "" => crate::cluster::default_advertise(
+                        config.bind,
+                        address(http.as_ref()),
+                        address(https.as_ref().map(|t| &t.listener)),
+                    ),
+                    url => url.trim_end_matches('/').to_string(),
+                };
+                let cluster = crate::cluster::Cluster::new(
+                    crate::cluster::ClusterSettings {
+                        redis,
+                        namespace: config.cluster.namespace.clone(),
+                        node: crate::cluster::Node { id: node_id, url },
+                        lease: Duration::from_secs(config.cluster.lease),
+                        forward: config.cluster.forward,
+                    },
+                    registry.clone(),
+                    crate::cluster::http_client().map_err(anyhow::Error::msg)?,
+                );
+                cluster.metrics.register(&mut prometheus);
+                // The bucket's playlists are written only under this node's lease.
+                if let Some(uploads) = &uploads {
+                    uploads.fence_with(Arc::new(crate::storage::ClusterFence(cluster.clone())));
+                }
+                Some(cluster)
+            }
+        };
         let shutdown = CancellationToken::new();
         let relays = Relays::new(config.relay.templates()?, metrics.clone());
         let relay_tasks = relays.tasks();
@@ -289,6 +326,8 @@ impl Server {
                 failure_limit: FailureLimit::from_config(&config.auth),
                 relays,
                 record: config.record.enabled,
+                takeover: config.rtmp.takeover,
+                cluster: cluster.clone(),
             },
             checker,
             registry.clone(),
@@ -340,6 +379,7 @@ impl Server {
             disk_usage: Mutex::new(None),
             recordings: recordings.clone(),
             shutdown: shutdown.clone(),
+            cluster: cluster.clone(),
         });
         Ok(Server {
             rtmp,
@@ -360,6 +400,7 @@ impl Server {
             record_writer,
             hooks: hooks_task,
             uploader,
+            cluster,
         })
     }
 
@@ -415,6 +456,7 @@ impl Server {
             record_writer,
             hooks,
             uploader,
+            cluster,
         } = self;
         let hangups = crate::tls::watch::hangups();
         info!("listening {listening}");
@@ -450,6 +492,7 @@ impl Server {
             shutdown.clone(),
         ));
         tasks.spawn(crate::tls::watch::run(certs, hangups, shutdown.clone()));
+        let cluster_tasks = cluster.as_ref().map(|c| c.spawn(shutdown.clone()));
         let http = serve_http_apart(http, https.map(|t| (t.listener, t.config)), http_ctx)?;
 
         stop.cancelled().await;
@@ -495,6 +538,12 @@ impl Server {
         if tokio::time::timeout_at(deadline, http_done).await.is_err() {
             warn!("HTTP connections still open after {STOP_GRACE:?}; stopping anyway");
         }
+        // The heartbeat removed this node's record; the leases were given back as their
+        // publishes ended. The cluster holds the registry too.
+        for task in cluster_tasks.into_iter().flatten() {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        drop(cluster);
         // Dropping the last handles (the registry's streams hold the disk writer's) lets the
         // writer drain its queue and end.
         drop(registry);

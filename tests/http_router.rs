@@ -140,6 +140,7 @@ impl Server {
             disk_usage: Mutex::new(None),
             recordings: None,
             shutdown: CancellationToken::new(),
+            cluster: None,
         });
         Server {
             router: router(ctx.clone()),

@@ -118,6 +118,8 @@ impl Harness {
                 failure_limit: FailureLimit::from_config(&setup.auth),
                 relays: rtmp_server::relay::Relays::new(Vec::new(), metrics.clone()),
                 record: false,
+                takeover: setup.takeover,
+                cluster: None,
             },
             checker,
             registry.clone(),

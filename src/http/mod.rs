@@ -87,6 +87,9 @@ pub struct HttpContext {
     pub recordings: Option<crate::record::Recordings>,
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
+    /// This node's part in a cluster (`cluster.redis`): requests for streams held by
+    /// another node are forwarded there (`cluster::forward`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The whole HTTP interface. The operator routes (`/api/*`, `/metrics`) require the bearer
@@ -122,6 +125,10 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/{app}/{file}", get(flv::stream))
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::cluster::forward::middleware,
+        ))
         .layer(cors)
         .with_state(shared)
 }

@@ -13,8 +13,12 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the listeners are up and the media root is writable.
+/// `GET /readyz`: the listeners are up, the media root is writable and, in a cluster, its
+/// Redis answers (without it new publishes are refused).
 pub async fn readyz(State(shared): State<Arc<HttpContext>>) -> Response {
+    if let Some(Err(why)) = shared.cluster.as_ref().map(|c| c.ready()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    }
     let root = shared.mediaroot.clone();
     // A name of its own per probe: concurrent probes must not remove each other's file.
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -60,6 +60,11 @@ pub struct IngestSettings {
     /// Record every publish (`record.enabled`); without it, those the stream-service
     /// answers `record: true` for.
     pub record: bool,
+    /// A new publish on a live key takes it over (`rtmp.takeover`), here and, in a
+    /// cluster, from another node.
+    pub takeover: bool,
+    /// The cluster (`cluster.redis`): a publish claims its key there before the registry.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The least time between two sweeps of the failed-publish table (see [`Ingest::sweep`]).
@@ -200,19 +205,74 @@ impl Ingest {
             }
         };
         let app = &inner.settings.app;
-        let claim = inner
-            .registry
-            .claim(app, &name, &key, peer)
-            .map_err(|e| match e {
-                ClaimError::AlreadyPublishing => refuse(
-                    "already_publishing",
-                    "NetStream.Publish.BadName",
-                    e.to_string(),
-                ),
-                ClaimError::NameInUse => {
-                    refuse("name_in_use", "NetStream.Publish.BadName", e.to_string())
+        let stream_id = format!("{app}/{name}");
+        let live_here = || {
+            inner
+                .registry
+                .get(app, name.as_str())
+                .is_some_and(|s| s.publisher().is_some())
+        };
+        // In a cluster the key is claimed there first (the registry refuses a second local
+        // publish without takeover by itself).
+        let cluster_token = match &inner.settings.cluster {
+            // A name served under another key is refused by the registry, before Redis.
+            Some(_)
+                if inner
+                    .registry
+                    .get(app, name.as_str())
+                    .is_some_and(|s| s.key != key) =>
+            {
+                None
+            }
+            Some(cluster) if inner.settings.takeover || !live_here() => {
+                match cluster.claim(&stream_id, inner.settings.takeover).await {
+                    Ok(token) => Some((cluster, token)),
+                    Err(e @ crate::cluster::ClaimRefused::HeldElsewhere(_)) => {
+                        warn!(stream = %stream_id, "publish refused: {e}");
+                        return Err(refuse(
+                            "already_publishing",
+                            "NetStream.Publish.BadName",
+                            e.to_string(),
+                        ));
+                    }
+                    Err(e @ crate::cluster::ClaimRefused::Unreachable(_)) => {
+                        warn!(stream = %stream_id, "publish refused: {e}");
+                        return Err(refuse(
+                            "cluster_unavailable",
+                            "NetStream.Publish.Failed",
+                            e.to_string(),
+                        ));
+                    }
                 }
-            })?;
+            }
+            _ => None,
+        };
+        let claimed = inner.registry.claim(app, &name, &key, peer);
+        if let Some((cluster, token)) = cluster_token {
+            match &claimed {
+                Ok(claim) => cluster.bind(&stream_id, token, claim.publisher.id),
+                // The lease now carries this claim's token: it belongs to the publisher
+                // that is live here (a race with its start), else it goes back.
+                Err(_) => match inner
+                    .registry
+                    .get(app, name.as_str())
+                    .and_then(|s| s.publisher())
+                {
+                    Some(live) => cluster.bind(&stream_id, token, live.id),
+                    None => cluster.abandon(&stream_id, token),
+                },
+            }
+        }
+        let claim = claimed.map_err(|e| match e {
+            ClaimError::AlreadyPublishing => refuse(
+                "already_publishing",
+                "NetStream.Publish.BadName",
+                e.to_string(),
+            ),
+            ClaimError::NameInUse => {
+                refuse("name_in_use", "NetStream.Publish.BadName", e.to_string())
+            }
+        })?;
         self.succeeded(client);
         inner.metrics.publishes_total.inc();
         inner.metrics.streams_live.inc();

@@ -330,6 +330,10 @@ impl Drop for Publish {
         self.ingest
             .registry
             .release(&self.stream, self.publisher.id);
+        if let (Some(cluster), true) = (&self.ingest.settings.cluster, still_ours) {
+            let stream = format!("{}/{}", self.stream.app, self.stream.name);
+            cluster.release(&stream, self.publisher.id);
+        }
         self.ingest.metrics.streams_live.dec();
         for label in self.counted.drain(..) {
             self.ingest.metrics.tracks_live.get_or_create(&label).dec();

@@ -49,6 +49,27 @@ pub trait PlaylistFence: Send + Sync + std::fmt::Debug {
     fn check(&self, stream: &str, for_at_least: Duration) -> Fence;
 }
 
+/// The cluster's leases as the uploader's fence (`cluster.redis`): a playlist is written
+/// only while this node holds the stream's lease for the request's time-out, and no earlier
+/// holder's lease can still run.
+pub struct ClusterFence(pub Arc<crate::cluster::Cluster>);
+
+impl std::fmt::Debug for ClusterFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterFence")
+    }
+}
+
+impl PlaylistFence for ClusterFence {
+    fn check(&self, stream: &str, for_at_least: Duration) -> Fence {
+        match self.0.fence(stream, for_at_least) {
+            crate::cluster::Fence::Write => Fence::Write,
+            crate::cluster::Fence::Wait => Fence::Wait,
+            crate::cluster::Fence::Lost => Fence::Lost,
+        }
+    }
+}
+
 /// The handle the disk writer and the recordings push to: cheap to clone, never blocks
 /// (a short lock on the queue).
 #[derive(Clone, Debug)]
@@ -62,6 +83,13 @@ impl Uploads {
         let dropped = self.shared.lock().push(action, Instant::now());
         self.shared.dropped(dropped);
         self.shared.wake.notify_one();
+    }
+
+    /// Asks `fence` before every playlist write from now on (the cluster's, made after the
+    /// uploader since it needs the streams the disk writer's handle serves; set before any
+    /// stream exists). A fence set already stays.
+    pub fn fence_with(&self, fence: Arc<dyn PlaylistFence>) {
+        let _ = self.shared.fence.set(fence);
     }
 
     /// Queues a finished recording: its media file and playlist under `recordings/{id}/`.

@@ -28,6 +28,8 @@ pub struct Shared {
     pub(super) wake: Notify,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
+    /// Asked before playlist writes; unset: always write.
+    pub(super) fence: std::sync::OnceLock<Arc<dyn PlaylistFence>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -90,7 +92,11 @@ pub fn spawn(
         wake: Notify::new(),
         metrics,
         stopping: AtomicBool::new(false),
+        fence: std::sync::OnceLock::new(),
     });
+    if let Some(fence) = fence {
+        let _ = shared.fence.set(fence);
+    }
     let concurrency = usize::try_from(config.concurrency.max(1)).unwrap_or(1);
     let timeout = Duration::from_secs(config.timeout.max(1));
     let bucket = config.bucket.clone();
@@ -111,7 +117,6 @@ pub fn spawn(
             runtime.block_on(run(Run {
                 client,
                 shared: thread_shared,
-                fence,
                 concurrency,
                 timeout,
                 bucket,
@@ -129,7 +134,6 @@ pub fn spawn(
 struct Run {
     client: Arc<S3Client>,
     shared: Arc<Shared>,
-    fence: Option<Arc<dyn PlaylistFence>>,
     concurrency: usize,
     timeout: Duration,
     bucket: String,
@@ -148,7 +152,7 @@ async fn run(r: Run) {
     let metrics = &r.shared.metrics;
     let mut set: JoinSet<Finished> = JoinSet::new();
     let mut logged: HashMap<&'static str, Instant> = HashMap::new();
-    let fence = |stream: &str| match &r.fence {
+    let fence = |stream: &str| match r.shared.fence.get() {
         Some(f) => f.check(stream, r.timeout),
         None => Fence::Write,
     };
