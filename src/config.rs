@@ -934,6 +934,16 @@ impl Config {
         range("s3.max_queue", s3.max_queue, 1024 * 1024, 1 << 40)?;
         range("s3.timeout", s3.timeout, 1, 300)?;
         range("s3.concurrency", s3.concurrency, 1, 256)?;
+        // With a cluster, a playlist is written only while this node's lease outlasts the
+        // request (one second at most, see storage::client): a lease of a second, renewed
+        // every third of it, never does.
+        if s3.enabled() && !self.cluster.redis.is_empty() && self.cluster.lease < 2 {
+            return Err(ConfigError::Range {
+                option: "cluster.lease",
+                value: self.cluster.lease.to_string(),
+                message: "must be at least 2 with object storage (s3.bucket)".into(),
+            });
+        }
         let a = &self.auth;
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
@@ -1244,6 +1254,15 @@ mod tests {
                 .to_string()
                 .contains("s3.addressing")
         );
+        // A cluster's lease must outlast a playlist request.
+        let mut o = Overrides::default();
+        o.push_flag(spec("s3.bucket"), "b".into());
+        o.push_flag(spec("cluster.redis"), "redis://h".into());
+        o.push_flag(spec("cluster.lease"), "1".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("cluster.lease"), "{e}");
+        o.push_flag(spec("cluster.lease"), "2".into());
+        assert!(Config::load(None, &o).is_ok());
     }
 
     #[test]

@@ -388,3 +388,93 @@ fn a_restarted_server_continues_the_bucket_playlist() {
     );
     assert_listed_exist(&s3, "live/again", &next);
 }
+
+/// Two nodes of a cluster (one real redis-server) and one bucket: a publish on node A, then
+/// the same key published on node B takes it over. The bucket's playlist, written under
+/// the cluster's leases, continues with B's segments after a discontinuity, its media
+/// sequence never going back, and every version read lists only segments in the bucket.
+#[test]
+fn a_takeover_across_nodes_continues_the_bucket_playlist() {
+    let redis = common::redis::RedisServer::start();
+    let s3 = S3Server::start();
+    let url = redis.url();
+    let cluster = |id: &'static str| {
+        let mut args = vec![
+            "--cluster-redis",
+            url.as_str(),
+            "--cluster-node-id",
+            id,
+            "--cluster-lease",
+            "2",
+        ];
+        args.extend(["--hls-time", "1"]);
+        let s3_args = s3.server_args();
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(s3_args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        ServerProcess::start(&all)
+    };
+    let a = cluster("node-a");
+    let b = cluster("node-b");
+    let on_a = live_publisher(&a, "move");
+    let mut before: Option<Playlist> = None;
+    let ok = wait_for(STREAM_TIMEOUT, || {
+        before = bucket_playlist(&s3, "live/move/index.m3u8").filter(|p| p.entries.len() >= 3);
+        before.is_some()
+    });
+    assert!(ok, "no playlist in the bucket from node A:\n{}", a.logs());
+    let before = before.unwrap();
+
+    let _on_b = live_publisher(&b, "move");
+    let mut seen = before.media_sequence;
+    let mut last_a: Option<Playlist> = None;
+    let mut from_b: Option<Playlist> = None;
+    let moved = wait_for(STREAM_TIMEOUT, || {
+        let Some(p) = bucket_playlist(&s3, "live/move/index.m3u8") else {
+            return false;
+        };
+        assert!(
+            p.media_sequence >= seen,
+            "media sequence went back from {seen}:\n{}",
+            p.text
+        );
+        assert_listed_exist(&s3, "live/move", &p);
+        seen = p.media_sequence;
+        let prefix = |uri: &str| uri.split('-').next().unwrap_or_default().to_string();
+        let a_prefix = prefix(&before.entries[0].uri);
+        if p.entries.iter().all(|e| prefix(&e.uri) == a_prefix) {
+            last_a = Some(p);
+            false
+        } else {
+            from_b = Some(p);
+            true
+        }
+    });
+    assert!(
+        moved,
+        "node B's playlist is not in the bucket:\n{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    let from_b = from_b.unwrap();
+    let last_a = last_a.unwrap_or(before);
+    let a_prefix = last_a.entries[0].uri.split('-').next().unwrap_or_default();
+    let first_b = from_b
+        .entries
+        .iter()
+        .position(|e| !e.uri.starts_with(a_prefix))
+        .expect("one of B's segments");
+    assert!(
+        from_b.entries[first_b].discontinuity,
+        "no discontinuity before B's first segment:\n{}",
+        from_b.text
+    );
+    let last_a_number = last_a.media_sequence + last_a.entries.len() as u64 - 1;
+    assert!(
+        from_b.media_sequence + first_b as u64 > last_a_number,
+        "a sequence number reused:\n{}\n{}",
+        last_a.text,
+        from_b.text
+    );
+    drop(on_a);
+}

@@ -22,6 +22,10 @@ use crate::config::S3Config;
 pub const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
 /// The size of each part (S3's minimum is 5 MiB, except the last).
 pub const PART_SIZE: u64 = 16 * 1024 * 1024;
+/// The most a playlist request (its PUT, the GET that continues it) may take, or
+/// `s3.timeout` when shorter. Playlists are a few kilobytes; the cluster's fence must vouch
+/// for this long (so it stays well inside a lease of two seconds or more).
+pub const PLAYLIST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most bytes of a playlist read back from the bucket.
 const MAX_PLAYLIST: usize = 4 * 1024 * 1024;
 
@@ -123,6 +127,11 @@ impl S3Client {
         })
     }
 
+    /// The time-out of playlist requests: what the fence is asked to vouch for.
+    pub fn playlist_timeout(&self) -> Duration {
+        self.timeout.min(PLAYLIST_TIMEOUT)
+    }
+
     /// How long a signature stays good: past the request's time-out, and no longer.
     fn expiry(&self) -> Duration {
         self.timeout + Duration::from_secs(60)
@@ -157,14 +166,15 @@ impl S3Client {
             .bucket
             .put_object(self.credentials.as_ref(), key)
             .sign(self.expiry());
-        let response = self
+        let mut request = self
             .http
             .put(url)
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(reqwest::header::CACHE_CONTROL, cache_control)
-            .body(body)
-            .send()
-            .await;
+            .header(reqwest::header::CACHE_CONTROL, cache_control);
+        if content_type == super::queue::PLAYLIST_TYPE {
+            request = request.timeout(self.playlist_timeout());
+        }
+        let response = request.body(body).send().await;
         checked(response).await?;
         Ok(len)
     }
@@ -279,7 +289,8 @@ impl S3Client {
             .bucket
             .get_object(self.credentials.as_ref(), key)
             .sign(self.expiry());
-        match checked(self.http.get(url).send().await).await {
+        let request = self.http.get(url).timeout(self.playlist_timeout());
+        match checked(request.send().await).await {
             Ok(body) if body.len() <= MAX_PLAYLIST => {
                 Ok(Some(String::from_utf8_lossy(&body).into_owned()))
             }

@@ -98,7 +98,8 @@ pub fn spawn(
         let _ = shared.fence.set(fence);
     }
     let concurrency = usize::try_from(config.concurrency.max(1)).unwrap_or(1);
-    let timeout = Duration::from_secs(config.timeout.max(1));
+    // What the fence vouches for: a playlist request's time-out.
+    let timeout = client.playlist_timeout();
     let bucket = config.bucket.clone();
     let thread_shared = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
