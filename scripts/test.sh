@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test of the project on a fresh machine: installs what the tests need when it
 # is missing (ffmpeg, python3, nginx-rtmp, ffmpeg 9 from imageio-ffmpeg, GStreamer, chromium
-# and the browser test's npm packages here; scripts/fuzz.sh a nightly toolchain and
+# and the browser test's npm packages, s3s-fs here; scripts/fuzz.sh a nightly toolchain and
 # cargo-fuzz), then runs the lints, the test suite, the image check and the fuzz targets.
 set -eu
 cd "$(dirname "$0")/.."
@@ -150,6 +150,17 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+
+# tests/object_storage.rs uploads to a real S3-compatible server: s3s-fs from the Rust
+# registry (buckets as folders), installed into cargo's bin folder (~/.cargo/bin), where
+# the tests find it when it is not on PATH. --locked builds it with the versions its
+# release was tested with; should that ever fail to resolve, the newest compatible ones.
+S3S_FS_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    echo "installing s3s-fs $S3S_FS_VERSION (tests/object_storage.rs stores HLS in it)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --quiet \
+        || cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --quiet
+fi
 
 # The whole workspace: the server and the load tool (tools/load).
 cargo fmt --check

@@ -29,6 +29,7 @@ pub struct Config {
     pub hooks: HooksConfig,
     pub relay: RelayConfig,
     pub record: RecordConfig,
+    pub s3: S3Config,
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
@@ -258,6 +259,93 @@ impl RecordConfig {
     }
 }
 
+/// Object storage (S3-compatible) as the HLS origin a CDN pulls from: segments, playlists,
+/// init sections, multivariant playlists and finished recordings are uploaded to
+/// `{prefix}{app}/{name}/{file}`. Empty `bucket`: off. Empty credentials, region and endpoint
+/// are taken from the variables S3 tools read (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The service's URL (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`);
+    /// empty: the environment's, else AWS S3 in `region`.
+    pub endpoint: String,
+    /// The bucket; empty turns object storage off.
+    pub bucket: String,
+    /// The signing region; empty: the environment's, else `us-east-1`.
+    pub region: String,
+    /// Prepended to every key (`live/` gives `live/{app}/{name}/...`); may be empty.
+    pub prefix: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// `path` (`{endpoint}/{bucket}/{key}`: MinIO, Garage, s3s, any IP endpoint) or
+    /// `virtual` (`{bucket}.{endpoint host}/{key}`: AWS, R2).
+    pub addressing: String,
+    /// Most bytes of uploads queued; past this the oldest segment uploads are dropped.
+    pub max_queue: u64,
+    /// Seconds one request may take (connect to last byte); a request past it fails and is
+    /// retried.
+    pub timeout: u64,
+    /// Requests in flight at once.
+    pub concurrency: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> S3Config {
+        S3Config {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: String::new(),
+            prefix: String::new(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            addressing: "path".into(),
+            max_queue: 256 * 1024 * 1024,
+            timeout: 10,
+            concurrency: 8,
+        }
+    }
+}
+
+impl S3Config {
+    /// Object storage is on.
+    pub fn enabled(&self) -> bool {
+        !self.bucket.is_empty()
+    }
+
+    /// The options with the environment's values filled in where these are empty
+    /// (`env` reads a variable).
+    pub fn with_env(&self, env: impl Fn(&str) -> Option<String>) -> S3Config {
+        let mut c = self.clone();
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| env(n))
+                .find(|v| !v.is_empty())
+                .unwrap_or_default()
+        };
+        if c.access_key.is_empty() {
+            c.access_key = first(&["AWS_ACCESS_KEY_ID"]);
+        }
+        if c.secret_key.is_empty() {
+            c.secret_key = first(&["AWS_SECRET_ACCESS_KEY"]);
+        }
+        if c.region.is_empty() {
+            c.region = first(&["AWS_REGION", "AWS_DEFAULT_REGION"]);
+        }
+        if c.region.is_empty() {
+            c.region = "us-east-1".into();
+        }
+        if c.endpoint.is_empty() {
+            c.endpoint = first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]);
+        }
+        if c.endpoint.is_empty() {
+            c.endpoint = format!("https://s3.{}.amazonaws.com", c.region);
+        }
+        c
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -356,6 +444,7 @@ impl Default for Config {
             hooks: HooksConfig::default(),
             relay: RelayConfig::default(),
             record: RecordConfig::default(),
+            s3: S3Config::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
@@ -834,6 +923,27 @@ impl Config {
                 message,
             }
         })?;
+        let s3 = &self.s3;
+        if s3.addressing != "path" && s3.addressing != "virtual" {
+            return Err(ConfigError::Range {
+                option: "s3.addressing",
+                value: s3.addressing.clone(),
+                message: "must be path or virtual".into(),
+            });
+        }
+        range("s3.max_queue", s3.max_queue, 1024 * 1024, 1 << 40)?;
+        range("s3.timeout", s3.timeout, 1, 300)?;
+        range("s3.concurrency", s3.concurrency, 1, 256)?;
+        // With a cluster, a playlist is written only while this node's lease outlasts the
+        // request (one second at most, see storage::client): a lease of a second, renewed
+        // every third of it, never does.
+        if s3.enabled() && !self.cluster.redis.is_empty() && self.cluster.lease < 2 {
+            return Err(ConfigError::Range {
+                option: "cluster.lease",
+                value: self.cluster.lease.to_string(),
+                message: "must be at least 2 with object storage (s3.bucket)".into(),
+            });
+        }
         let a = &self.auth;
         range("auth.timeout", a.timeout, 1, 60)?;
         range("auth.recheck", a.recheck, 0, 86_400)?;
@@ -940,7 +1050,11 @@ impl Config {
     /// names (`rtmp://host/app/***`).
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        for token in [&mut shown.auth.token, &mut shown.http.api_token] {
+        for token in [
+            &mut shown.auth.token,
+            &mut shown.http.api_token,
+            &mut shown.s3.secret_key,
+        ] {
             if !token.is_empty() {
                 *token = "***".into();
             }
@@ -1097,15 +1211,72 @@ mod tests {
     }
 
     #[test]
+    fn s3_options_come_from_the_aws_environment_when_unset() {
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "AWS_ACCESS_KEY_ID" => "env-key",
+                    "AWS_SECRET_ACCESS_KEY" => "env-secret",
+                    "AWS_DEFAULT_REGION" => "eu-west-3",
+                    "AWS_ENDPOINT_URL" => "http://generic:9000",
+                    "AWS_ENDPOINT_URL_S3" => "http://s3-only:9000",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let mut c = S3Config {
+            bucket: "b".into(),
+            ..S3Config::default()
+        };
+        let filled = c.with_env(env);
+        assert_eq!(filled.access_key, "env-key");
+        assert_eq!(filled.secret_key, "env-secret");
+        assert_eq!(filled.region, "eu-west-3");
+        assert_eq!(
+            filled.endpoint, "http://s3-only:9000",
+            "the S3-specific one first"
+        );
+        // Options set win; without any, AWS S3 in us-east-1.
+        c.access_key = "mine".into();
+        c.region = "auto".into();
+        assert_eq!(c.with_env(env).access_key, "mine");
+        assert_eq!(c.with_env(env).region, "auto");
+        let bare = S3Config::default().with_env(|_| None);
+        assert_eq!(bare.region, "us-east-1");
+        assert_eq!(bare.endpoint, "https://s3.us-east-1.amazonaws.com");
+        assert!(!S3Config::default().enabled() && c.enabled());
+        let mut o = Overrides::default();
+        o.push_flag(spec("s3.addressing"), "sideways".into());
+        assert!(
+            Config::load(None, &o)
+                .unwrap_err()
+                .to_string()
+                .contains("s3.addressing")
+        );
+        // A cluster's lease must outlast a playlist request.
+        let mut o = Overrides::default();
+        o.push_flag(spec("s3.bucket"), "b".into());
+        o.push_flag(spec("cluster.redis"), "redis://h".into());
+        o.push_flag(spec("cluster.lease"), "1".into());
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(e.contains("cluster.lease"), "{e}");
+        o.push_flag(spec("cluster.lease"), "2".into());
+        assert!(Config::load(None, &o).is_ok());
+    }
+
+    #[test]
     fn printed_configurations_hide_the_tokens() {
         let mut c = Config::default();
         c.auth.token = "service-secret".into();
         c.http.api_token = "api-secret".into();
+        c.s3.secret_key = "s3-secret".into();
         let text = c.to_toml();
-        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("-secret"), "{text}");
         let shown: toml::Table = text.parse().unwrap();
         assert_eq!(shown["auth"]["token"].as_str(), Some("***"));
         assert_eq!(shown["http"]["api_token"].as_str(), Some("***"));
+        assert_eq!(shown["s3"]["secret_key"].as_str(), Some("***"));
         assert_eq!(Config::default().to_toml().matches("***").count(), 0);
     }
 

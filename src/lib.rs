@@ -35,6 +35,7 @@ pub mod relay;
 pub mod remux;
 pub mod rtmp;
 pub mod server;
+pub mod storage;
 pub mod tls;
 pub mod ts;
 pub mod wallclock;

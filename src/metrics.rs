@@ -45,6 +45,12 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// The `kind` label of object storage uploads: `segment`, `init`, `playlist`, `recording`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
 /// Every `state` a relay target is in (`relay::status::RelayState`).
 pub const RELAY_STATES: &[&str] = &["connecting", "live", "retrying"];
 
@@ -114,6 +120,24 @@ pub struct Metrics {
     pub player_skips_total: Counter,
     /// Bytes written to players.
     pub player_bytes_out_total: Counter<u64, AtomicU64>,
+    /// Object storage: objects put in the bucket, by kind.
+    pub s3_uploads_total: Family<KindLabel, Counter>,
+    /// Object storage: bytes put in the bucket.
+    pub s3_upload_bytes_total: Counter,
+    /// Object storage: objects deleted from the bucket.
+    pub s3_deletes_total: Counter,
+    /// Object storage: failed requests, by reason (`status_403`, `timeout`, `connect`, ...).
+    pub s3_failures_total: Family<ReasonLabel, Counter>,
+    /// Object storage: requests tried again.
+    pub s3_retries_total: Counter,
+    /// Object storage: segment uploads dropped because the queue was full.
+    pub s3_dropped_total: Counter,
+    /// Object storage: bytes of uploads queued or in flight.
+    pub s3_queue_bytes: Gauge,
+    /// Object storage: seconds per request.
+    pub s3_request_seconds: Histogram,
+    /// Object storage: seconds from a playlist version on the node to its copy in the bucket.
+    pub s3_playlist_lag_seconds: Histogram,
     /// Relay targets of live publishes, by state.
     pub relay_targets: Family<StateLabel, Gauge>,
     /// Times a relay target accepted a publish (went live).
@@ -177,6 +201,17 @@ impl Default for Metrics {
             recordings_deleted_total: Family::default(),
             player_skips_total: Counter::default(),
             player_bytes_out_total: Counter::default(),
+            s3_uploads_total: Family::default(),
+            s3_upload_bytes_total: Counter::default(),
+            s3_deletes_total: Counter::default(),
+            s3_failures_total: Family::default(),
+            s3_retries_total: Counter::default(),
+            s3_dropped_total: Counter::default(),
+            s3_queue_bytes: Gauge::default(),
+            // 1 ms to about 16 s.
+            s3_request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            // 1 ms to about 16 s.
+            s3_playlist_lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             relay_targets: Family::default(),
             relay_connects_total: Counter::default(),
             relay_failures_total: Counter::default(),
@@ -360,6 +395,51 @@ impl Metrics {
             "recordings_deleted",
             "Recordings deleted, by reason",
             self.recordings_deleted_total.clone(),
+        );
+        r.register(
+            "s3_uploads",
+            "Objects put in the bucket, by kind",
+            self.s3_uploads_total.clone(),
+        );
+        r.register(
+            "s3_upload_bytes",
+            "Bytes put in the bucket",
+            self.s3_upload_bytes_total.clone(),
+        );
+        r.register(
+            "s3_deletes",
+            "Objects deleted from the bucket",
+            self.s3_deletes_total.clone(),
+        );
+        r.register(
+            "s3_failures",
+            "Failed object storage requests, by reason",
+            self.s3_failures_total.clone(),
+        );
+        r.register(
+            "s3_retries",
+            "Object storage requests tried again",
+            self.s3_retries_total.clone(),
+        );
+        r.register(
+            "s3_dropped",
+            "Segment uploads dropped because the upload queue was full",
+            self.s3_dropped_total.clone(),
+        );
+        r.register(
+            "s3_queue_bytes",
+            "Bytes of uploads queued or in flight",
+            self.s3_queue_bytes.clone(),
+        );
+        r.register(
+            "s3_request_seconds",
+            "Seconds per object storage request",
+            self.s3_request_seconds.clone(),
+        );
+        r.register(
+            "s3_playlist_lag_seconds",
+            "Seconds from a playlist version on the node to its copy in the bucket",
+            self.s3_playlist_lag_seconds.clone(),
         );
         r.register(
             "player_skips",

@@ -144,6 +144,8 @@ pub struct Server {
     record_writer: Option<std::thread::JoinHandle<()>>,
     /// The webhook sender's task, when hooks are configured; it ends the same way.
     hooks: Option<JoinHandle<()>>,
+    /// The object storage uploader, when `s3.bucket` is set.
+    uploader: Option<crate::storage::Uploader>,
     /// This node's part in a cluster (`cluster.redis`).
     cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -215,8 +217,26 @@ impl Server {
                 );
             }
         }
-        let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
         let metrics = Arc::new(Metrics::default());
+        // Object storage: an uploader thread fed by the disk writer's handle. The fence is
+        // the cluster's, set once the cluster is made below (none on one node: always
+        // write).
+        let (uploads, uploader) = if config.s3.enabled() {
+            let s3 = config.s3.with_env(|name| std::env::var(name).ok());
+            let (uploads, uploader) = crate::storage::spawn(&s3, metrics.clone(), None)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            info!(
+                bucket = %s3.bucket,
+                endpoint = %s3.endpoint,
+                prefix = %s3.prefix,
+                "object storage on"
+            );
+            (Some(uploads), Some(uploader))
+        } else {
+            (None, None)
+        };
+        let (disk_handle, disk) = DiskWriter::spawn(config.http.mediaroot.clone(), DISK_QUEUE);
+        let disk_handle = disk_handle.with_uploads(uploads.clone());
         let mut prometheus = metrics.registry(disk_handle.stats());
         let record = config.record.settings(&config.http.mediaroot);
         let (recordings, record_writer) = match Recordings::open(
@@ -224,7 +244,12 @@ impl Server {
             metrics.clone(),
             hooks.clone(),
         ) {
-            Ok((recordings, writer)) => (Some(recordings), Some(writer)),
+            Ok((recordings, writer)) => {
+                if let Some(uploads) = &uploads {
+                    recordings.upload_to(uploads.clone());
+                }
+                (Some(recordings), Some(writer))
+            }
             Err(e) if record.enabled => {
                 anyhow::bail!("record.path {}: {e}", record.path.display())
             }
@@ -277,6 +302,10 @@ impl Server {
                     crate::cluster::http_client().map_err(anyhow::Error::msg)?,
                 );
                 cluster.metrics.register(&mut prometheus);
+                // The bucket's playlists are written only under this node's lease.
+                if let Some(uploads) = &uploads {
+                    uploads.fence_with(Arc::new(crate::storage::ClusterFence(cluster.clone())));
+                }
                 Some(cluster)
             }
         };
@@ -370,6 +399,7 @@ impl Server {
             recordings,
             record_writer,
             hooks: hooks_task,
+            uploader,
             cluster,
         })
     }
@@ -425,6 +455,7 @@ impl Server {
             recordings,
             record_writer,
             hooks,
+            uploader,
             cluster,
         } = self;
         let hangups = crate::tls::watch::hangups();
@@ -524,6 +555,11 @@ impl Server {
             if tokio::time::timeout_at(deadline, hooks).await.is_err() {
                 warn!("webhooks still unsent at the stop deadline");
             }
+        }
+        // The last playlists (EXT-X-ENDLIST) go up, within what is left of the grace.
+        if let Some(uploader) = uploader {
+            let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let _ = tokio::task::spawn_blocking(move || uploader.stop(within)).await;
         }
         info!("stopped");
         Ok(())

@@ -540,6 +540,75 @@ fn plays(case: Case) {
     }
 }
 
+/// How long the bucket case plays: a few playlist reloads and segments from the bucket.
+const BUCKET_PLAY_SECONDS: u32 = 10;
+
+/// Object storage as the origin: the server uploads to s3s-fs, and hls.js plays the
+/// bucket's `index.m3u8` through a small front that signs for it and adds CORS, as a CDN
+/// would; it must play as from the node, with no stall and no fatal error.
+#[test]
+fn hls_js_plays_from_the_bucket() {
+    use common::s3::{BucketProxy, S3Server};
+    let _turn = ONE_PLAYER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_browser();
+    let s3 = S3Server::start();
+    let args = s3.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&args);
+    let key = "bucket";
+    let publisher = Source::H264Aac.publish(&server.rtmp_url(key));
+    let proxy = BucketProxy::start(&s3);
+    let url = proxy.url(&format!("live/{key}/index.m3u8"));
+    let listed = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&url);
+        r.status == 200 && r.text().matches("#EXTINF").count() >= SEGMENTS_BEFORE_JOIN
+    });
+    assert!(
+        listed,
+        "{url} did not list {SEGMENTS_BEFORE_JOIN} segments:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+    let seconds = BUCKET_PLAY_SECONDS.to_string();
+    let start_timeout = FIRST_FRAME_SECONDS.to_string();
+    let mut player = Player::spawn(
+        "play.mjs",
+        &[
+            "--url",
+            &url,
+            "--seconds",
+            &seconds,
+            "--start-timeout",
+            &start_timeout,
+        ],
+    );
+    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
+    let context = || format!("player:\n{}\nserver:\n{}", player.stderr(), server.logs());
+    assert!(
+        exited,
+        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
+        context()
+    );
+    let result = player
+        .result()
+        .unwrap_or_else(|| panic!("no result line from play.mjs\n{}", context()));
+    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["started"], true, "{result}");
+    assert_eq!(result["playlist"]["live"], true, "{result}");
+    let played = result["played_s"].as_f64().expect("played_s");
+    assert!(
+        played >= f64::from(BUCKET_PLAY_SECONDS),
+        "played {played} s: {result}"
+    );
+    assert_eq!(result["stalls"], 0, "{result}");
+    assert_eq!(result["fatal"], Value::Array(vec![]), "{result}");
+    assert!(result["frames"]["advanced"].as_u64() > Some(0), "{result}");
+    assert_eq!(player.status_code(), Some(0), "{result}");
+}
+
 /// Seconds of the publish the recording case records.
 const RECORDED_SECONDS: u32 = 12;
 

@@ -160,12 +160,18 @@ pub struct DiskWriterHandle {
     queue: mpsc::Sender<DiskAction>,
     stats: Arc<DiskStats>,
     drop_log: Arc<LogLimiter>,
+    /// Object storage: every action also goes to the upload queue.
+    uploads: Option<crate::storage::Uploads>,
 }
 
 impl DiskWriterHandle {
     /// Queues `action` without waiting. Returns false when it was dropped because the queue
     /// is full or the writer has stopped.
     pub fn submit(&self, action: DiskAction) -> bool {
+        if let Some(uploads) = &self.uploads {
+            // Whatever the disk does with it: the bucket has a queue of its own.
+            uploads.push(&action);
+        }
         let bytes = write_size(&action);
         // Counted before sending, so the writer's decrement never comes first.
         let queued = self.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -199,6 +205,13 @@ impl DiskWriterHandle {
         false
     }
 
+    /// Hands every action from now on to object storage too (set before the handle is
+    /// cloned to the streams).
+    pub fn with_uploads(mut self, uploads: Option<crate::storage::Uploads>) -> DiskWriterHandle {
+        self.uploads = uploads;
+        self
+    }
+
     /// The writer's counters; holding them does not keep the writer alive.
     pub fn stats(&self) -> Arc<DiskStats> {
         Arc::clone(&self.stats)
@@ -229,6 +242,7 @@ impl DiskWriter {
             queue: sender,
             stats: Arc::clone(&stats),
             drop_log: Arc::new(LogLimiter::new()),
+            uploads: None,
         };
         let writer = DiskWriter {
             root: MediaRoot::new(media_root),

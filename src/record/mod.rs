@@ -163,6 +163,8 @@ struct Shared {
     wake: Condvar,
     metrics: Arc<Metrics>,
     hooks: Hooks,
+    /// Object storage: closed recordings are uploaded (set once at start).
+    uploads: std::sync::OnceLock<crate::storage::Uploads>,
 }
 
 /// Why a recording could not be deleted.
@@ -203,6 +205,7 @@ impl Recordings {
                 stopping: false,
             }),
             wake: Condvar::new(),
+            uploads: std::sync::OnceLock::new(),
             settings,
             metrics,
             hooks,
@@ -214,6 +217,12 @@ impl Recordings {
             .name("recording-writer".into())
             .spawn(move || writer.run())?;
         Ok((recordings, thread))
+    }
+
+    /// Uploads every recording closed from now on (its media file and playlist) to object
+    /// storage.
+    pub fn upload_to(&self, uploads: crate::storage::Uploads) {
+        let _ = self.shared.uploads.set(uploads);
     }
 
     pub fn settings(&self) -> &RecordSettings {

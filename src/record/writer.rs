@@ -346,12 +346,22 @@ impl Writer {
         if let Err(e) = flushed {
             tracing::warn!(recording = %id, "recording's end not recorded in its journal: {e}");
         }
-        let written = journal
-            .and_then(|j| playlist::render(&j, state))
+        let rendered = journal.and_then(|j| playlist::render(&j, state));
+        let written = rendered
+            .as_ref()
             .map(|text| replace_file(&open.folder, PLAYLIST_FILE, text.as_bytes()));
         lock(&self.recordings.shared.playlists).remove(id);
         if let Some(Err(e)) = written {
             tracing::warn!(recording = %id, "recording's playlist file not written: {e}");
+        }
+        // Object storage: the finished recording goes up (its file is read by the uploader,
+        // off this thread).
+        if let (Some(uploads), Some(text)) = (self.recordings.shared.uploads.get(), rendered) {
+            uploads.push_recording(
+                id,
+                open.folder.join(playlist::MEDIA_FILE),
+                bytes::Bytes::from(text),
+            );
         }
         drop(open);
         let entry = {

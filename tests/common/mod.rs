@@ -9,6 +9,7 @@ pub mod llhls;
 pub mod nginx;
 pub mod raw;
 pub mod redis;
+pub mod s3;
 pub mod stub;
 pub mod tls;
 

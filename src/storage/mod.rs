@@ -1,0 +1,108 @@
+//! Object storage (any S3-compatible service) as the HLS origin a CDN pulls from.
+//!
+//! Everything the disk writer is handed (segments, init sections, playlists, deletions, a
+//! stream folder's removal) also goes to the upload queue ([`Uploads::push`], from
+//! `hls::disk::DiskWriterHandle::submit`, whether or not the disk took it), and finished
+//! recordings are added when they close. Keys are `{s3.prefix}{app}/{name}/{file}`, the
+//! paths under `http.mediaroot`, so the bucket's URLs mirror the node's.
+//!
+//! - [`queue`] (sans-IO): order (a playlist after what it lists), coalescing, the byte bound
+//!   and what it drops, deletions, the fence.
+//! - [`playlist`] (sans-IO): a playlist as the bucket serves it (gaps, continuation).
+//! - [`client`]: the S3 requests, signed by `rusty-s3` (sans-IO presigned URLs) and sent by
+//!   the server's reqwest client.
+//! - [`uploader`]: the thread that runs them, a few at once, retried with back-off, counted.
+//!
+//! Low-Latency parts stay on the node: a CDN in front of LL-HLS must hold blocking playlist
+//! requests (`_HLS_msn`, `_HLS_part`), which object storage cannot answer. The bucket gets
+//! the parts-free playlists the node writes to disk.
+
+pub mod client;
+pub mod playlist;
+pub mod queue;
+pub mod uploader;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::hls::stream::DiskAction;
+
+pub use uploader::{Uploader, spawn};
+
+/// What a cluster's fence says about writing a stream's playlists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// This process holds the stream for at least the time asked: write.
+    Write,
+    /// Not sure now (the lease is being renewed): keep the newest version, ask again soon.
+    Wait,
+    /// Another node holds the stream: never write its playlists again.
+    Lost,
+}
+
+/// Asked before every playlist upload (and before reading the bucket's copy to continue
+/// it): may this process write the playlists of `stream` (`{app}/{name}`) for at least
+/// `for_at_least` (the request time-out, so a write can never land after the answer
+/// expired)? Called with the upload queue locked: it must answer from state it holds (a
+/// lease's expiry), never wait on the network.
+pub trait PlaylistFence: Send + Sync + std::fmt::Debug {
+    fn check(&self, stream: &str, for_at_least: Duration) -> Fence;
+}
+
+/// The cluster's leases as the uploader's fence (`cluster.redis`): a playlist is written
+/// only while this node holds the stream's lease for the request's time-out, and no earlier
+/// holder's lease can still run.
+pub struct ClusterFence(pub Arc<crate::cluster::Cluster>);
+
+impl std::fmt::Debug for ClusterFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterFence")
+    }
+}
+
+impl PlaylistFence for ClusterFence {
+    fn check(&self, stream: &str, for_at_least: Duration) -> Fence {
+        match self.0.fence(stream, for_at_least) {
+            crate::cluster::Fence::Write => Fence::Write,
+            crate::cluster::Fence::Wait => Fence::Wait,
+            crate::cluster::Fence::Lost => Fence::Lost,
+        }
+    }
+}
+
+/// The handle the disk writer and the recordings push to: cheap to clone, never blocks
+/// (a short lock on the queue).
+#[derive(Clone, Debug)]
+pub struct Uploads {
+    shared: Arc<uploader::Shared>,
+}
+
+impl Uploads {
+    /// Queues what `action` means for the bucket.
+    pub fn push(&self, action: &DiskAction) {
+        let dropped = self.shared.lock().push(action, Instant::now());
+        self.shared.dropped(dropped);
+        self.shared.wake.notify_one();
+    }
+
+    /// Asks `fence` before every playlist write from now on (the cluster's, made after the
+    /// uploader since it needs the streams the disk writer's handle serves; set before any
+    /// stream exists). A fence set already stays.
+    pub fn fence_with(&self, fence: Arc<dyn PlaylistFence>) {
+        let _ = self.shared.fence.set(fence);
+    }
+
+    /// Queues a finished recording: its media file and playlist under `recordings/{id}/`.
+    pub fn push_recording(&self, id: &str, media: std::path::PathBuf, playlist: bytes::Bytes) {
+        self.shared
+            .lock()
+            .push_recording(id, media, playlist, Instant::now());
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The queue, locked (a holder that panicked left it consistent: every change is a few
+/// assignments).
+fn lock(queue: &Mutex<queue::UploadQueue>) -> std::sync::MutexGuard<'_, queue::UploadQueue> {
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
