@@ -223,8 +223,8 @@ impl Server {
         // write).
         let (uploads, uploader) = if config.s3.enabled() {
             let s3 = config.s3.with_env(|name| std::env::var(name).ok());
-            let (uploads, uploader) = crate::storage::spawn(&s3, metrics.clone(), None)
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let (uploads, uploader) =
+                crate::storage::spawn(&s3, metrics.clone()).map_err(|e| anyhow::anyhow!(e))?;
             info!(
                 bucket = %s3.bucket,
                 endpoint = %s3.endpoint,
@@ -304,7 +304,7 @@ impl Server {
                 cluster.metrics.register(&mut prometheus);
                 // The bucket's playlists are written only under this node's lease.
                 if let Some(uploads) = &uploads {
-                    uploads.fence_with(Arc::new(crate::storage::ClusterFence(cluster.clone())));
+                    uploads.fence_with(cluster.clone());
                 }
                 Some(cluster)
             }

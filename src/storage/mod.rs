@@ -23,52 +23,17 @@ pub mod queue;
 pub mod uploader;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::hls::stream::DiskAction;
 
 pub use uploader::{Uploader, spawn};
 
-/// What a cluster's fence says about writing a stream's playlists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fence {
-    /// This process holds the stream for at least the time asked: write.
-    Write,
-    /// Not sure now (the lease is being renewed): keep the newest version, ask again soon.
-    Wait,
-    /// Another node holds the stream: never write its playlists again.
-    Lost,
-}
-
-/// Asked before every playlist upload (and before reading the bucket's copy to continue
-/// it): may this process write the playlists of `stream` (`{app}/{name}`) for at least
-/// `for_at_least` (the request time-out, so a write can never land after the answer
-/// expired)? Called with the upload queue locked: it must answer from state it holds (a
-/// lease's expiry), never wait on the network.
-pub trait PlaylistFence: Send + Sync + std::fmt::Debug {
-    fn check(&self, stream: &str, for_at_least: Duration) -> Fence;
-}
-
-/// The cluster's leases as the uploader's fence (`cluster.redis`): a playlist is written
-/// only while this node holds the stream's lease for the request's time-out, and no earlier
-/// holder's lease can still run.
-pub struct ClusterFence(pub Arc<crate::cluster::Cluster>);
-
-impl std::fmt::Debug for ClusterFence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterFence")
-    }
-}
-
-impl PlaylistFence for ClusterFence {
-    fn check(&self, stream: &str, for_at_least: Duration) -> Fence {
-        match self.0.fence(stream, for_at_least) {
-            crate::cluster::Fence::Write => Fence::Write,
-            crate::cluster::Fence::Wait => Fence::Wait,
-            crate::cluster::Fence::Lost => Fence::Lost,
-        }
-    }
-}
+/// The cluster's answer to "may this process write this stream's playlists?" (asked
+/// before every playlist upload or deletion, and before reading the bucket's copy to
+/// continue it, for at least a playlist request's time-out, so a write can never land after
+/// the answer expired).
+pub use crate::cluster::Fence;
 
 /// The handle the disk writer and the recordings push to: cheap to clone, never blocks
 /// (a short lock on the queue).
@@ -85,11 +50,11 @@ impl Uploads {
         self.shared.wake.notify_one();
     }
 
-    /// Asks `fence` before every playlist write from now on (the cluster's, made after the
-    /// uploader since it needs the streams the disk writer's handle serves; set before any
-    /// stream exists). A fence set already stays.
-    pub fn fence_with(&self, fence: Arc<dyn PlaylistFence>) {
-        let _ = self.shared.fence.set(fence);
+    /// Asks the cluster's fence before every playlist write from now on (the cluster is made
+    /// after the uploader since it needs the streams the disk writer's handle serves; set
+    /// before any stream exists). A cluster set already stays.
+    pub fn fence_with(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.shared.fence.set(cluster);
     }
 
     /// Queues a finished recording: its media file and playlist under `recordings/{id}/`.

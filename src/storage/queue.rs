@@ -486,7 +486,19 @@ impl UploadQueue {
             {
                 let (key, stream) = self.deletes.remove(&first).expect("first entry");
                 let again = self.pending.iter().any(|j| j.key == key);
-                if !again {
+                // A playlist is deleted under the fence, as it is written: after a takeover
+                // the key is the new holder's.
+                let fenced = if content_type(&key) == PLAYLIST_TYPE {
+                    fence(&stream)
+                } else {
+                    Fence::Write
+                };
+                if fenced == Fence::Wait && !again {
+                    self.deletes
+                        .insert((now + FENCE_WAIT, first.1), (key, stream));
+                    return self.next(now, fence);
+                }
+                if !again && fenced == Fence::Write {
                     let task = Task {
                         key: key.clone(),
                         stream: stream.clone(),
@@ -1100,6 +1112,36 @@ mod tests {
         assert!(drain(&mut q, due - Duration::from_millis(1)).is_empty());
         let tasks = drain(&mut q, due);
         assert_eq!(keys(&tasks), [("live/k/a-0.ts", &Request::Delete)]);
+    }
+
+    #[test]
+    fn a_playlist_is_deleted_under_the_fence() {
+        let t = Instant::now();
+        let mut q = UploadQueue::new("", 1 << 20);
+        q.push(&seg("live/k/a-0.ts", 1), t);
+        q.push(&pl("live/k/index.m3u8", &playlist(0, &["a-0.ts"])), t);
+        for _ in 0..2 {
+            for task in drain(&mut q, t) {
+                q.done(&task.key, Outcome::Done, t);
+            }
+        }
+        q.push(
+            &DiskAction::RemoveStreamDir {
+                path: PathBuf::from("live/k"),
+            },
+            t,
+        );
+        // While the fence is unsure the segment goes and the playlist waits.
+        let wait = |_: &str| Fence::Wait;
+        let task = q.next(t, &wait).expect("the segment's deletion");
+        assert_eq!(task.key, "live/k/a-0.ts");
+        q.done(&task.key, Outcome::Done, t);
+        assert_eq!(q.next(t, &wait), None);
+        assert_eq!(q.next_due(t), Some(t + FENCE_WAIT));
+        // Another node took the stream: its playlist is left to it.
+        let lost = |_: &str| Fence::Lost;
+        assert_eq!(q.next(t + FENCE_WAIT, &lost), None);
+        assert_eq!(q.next(t + FENCE_WAIT * 2, &write), None);
     }
 
     #[test]

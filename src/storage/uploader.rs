@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::client::{S3Client, S3Error};
 use super::queue::{Kind, Outcome, Request, Task, UploadQueue};
-use super::{Fence, PlaylistFence, Uploads};
+use super::{Fence, Uploads};
 use crate::config::S3Config;
 use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 
@@ -29,7 +29,7 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
     /// Asked before playlist writes; unset: always write.
-    pub(super) fence: std::sync::OnceLock<Arc<dyn PlaylistFence>>,
+    pub(super) fence: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -80,12 +80,8 @@ impl Uploader {
 }
 
 /// Starts the uploader for `config` (object storage on): its queue handle and the thread.
-/// `fence` is asked before playlist writes (`None`: always write).
-pub fn spawn(
-    config: &S3Config,
-    metrics: Arc<Metrics>,
-    fence: Option<Arc<dyn PlaylistFence>>,
-) -> Result<(Uploads, Uploader), String> {
+/// Playlists are written freely until [`Uploads::fence_with`] hands it a cluster.
+pub fn spawn(config: &S3Config, metrics: Arc<Metrics>) -> Result<(Uploads, Uploader), String> {
     let client = Arc::new(S3Client::new(config)?);
     let shared = Arc::new(Shared {
         queue: Mutex::new(UploadQueue::new(&config.prefix, config.max_queue)),
@@ -94,9 +90,6 @@ pub fn spawn(
         stopping: AtomicBool::new(false),
         fence: std::sync::OnceLock::new(),
     });
-    if let Some(fence) = fence {
-        let _ = shared.fence.set(fence);
-    }
     let concurrency = usize::try_from(config.concurrency.max(1)).unwrap_or(1);
     // What the fence vouches for: a playlist request's time-out.
     let timeout = client.playlist_timeout();
@@ -154,7 +147,7 @@ async fn run(r: Run) {
     let mut set: JoinSet<Finished> = JoinSet::new();
     let mut logged: HashMap<&'static str, Instant> = HashMap::new();
     let fence = |stream: &str| match r.shared.fence.get() {
-        Some(f) => f.check(stream, r.timeout),
+        Some(cluster) => cluster.fence(stream, r.timeout),
         None => Fence::Write,
     };
     loop {
