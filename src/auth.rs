@@ -161,18 +161,18 @@ impl KeyChecker {
         };
         if !fresh && !self.inner.cache_ttl.is_zero() {
             let cache = lock(&self.inner.cache);
-            if let Some((at, grant)) = cache.get(key) {
-                if at.elapsed() < self.inner.cache_ttl {
-                    return Ok(grant.clone());
-                }
+            if let Some((at, grant)) = cache.get(key)
+                && at.elapsed() < self.inner.cache_ttl
+            {
+                return Ok(grant.clone());
             }
         }
         if !fresh && !self.inner.refused_ttl.is_zero() {
             let refused = lock(&self.inner.refused);
-            if let Some((at, rejection)) = refused.get(key) {
-                if at.elapsed() < self.inner.refused_ttl {
-                    return Err(rejection.clone());
-                }
+            if let Some((at, rejection)) = refused.get(key)
+                && at.elapsed() < self.inner.refused_ttl
+            {
+                return Err(rejection.clone());
             }
         }
         let url = self.url(base, key)?;

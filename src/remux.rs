@@ -171,27 +171,29 @@ impl Remuxer {
     fn drain(&mut self, out: &mut Vec<RemuxEvent>) -> Result<(), RemuxError> {
         let mut result = Ok(());
         for event in self.media.drain(..) {
-            if let MediaEvent::Config(track, config) = &event {
-                if result.is_ok() && !config.in_ts() {
-                    result = Err(RemuxError::NotTs(format!(
-                        "{} from track {} on",
-                        config.name(),
-                        track.0
-                    )));
-                }
+            if let MediaEvent::Config(track, config) = &event
+                && result.is_ok()
+                && !config.in_ts()
+            {
+                result = Err(RemuxError::NotTs(format!(
+                    "{} from track {} on",
+                    config.name(),
+                    track.0
+                )));
             }
-            if let MediaEvent::Start(tracks) = &event {
-                if result.is_ok() && !crate::hls::ts_output::carries(tracks) {
-                    let names: Vec<String> = tracks
-                        .tracks
-                        .iter()
-                        .map(|t| {
-                            let codec = t.config.as_deref().map_or("?", CodecConfig::name);
-                            format!("{codec} track {}", t.source)
-                        })
-                        .collect();
-                    result = Err(RemuxError::NotTs(names.join(", ")));
-                }
+            if let MediaEvent::Start(tracks) = &event
+                && result.is_ok()
+                && !crate::hls::ts_output::carries(tracks)
+            {
+                let names: Vec<String> = tracks
+                    .tracks
+                    .iter()
+                    .map(|t| {
+                        let codec = t.config.as_deref().map_or("?", CodecConfig::name);
+                        format!("{codec} track {}", t.source)
+                    })
+                    .collect();
+                result = Err(RemuxError::NotTs(names.join(", ")));
             }
             if result.is_ok() {
                 result = self

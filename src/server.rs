@@ -551,10 +551,10 @@ impl Server {
         if tokio::time::timeout_at(deadline, disk).await.is_err() {
             warn!("disk writer did not flush before the stop deadline");
         }
-        if let Some(hooks) = hooks {
-            if tokio::time::timeout_at(deadline, hooks).await.is_err() {
-                warn!("webhooks still unsent at the stop deadline");
-            }
+        if let Some(hooks) = hooks
+            && tokio::time::timeout_at(deadline, hooks).await.is_err()
+        {
+            warn!("webhooks still unsent at the stop deadline");
         }
         // The last playlists (EXT-X-ENDLIST) go up, within what is left of the grace.
         if let Some(uploader) = uploader {
@@ -600,10 +600,10 @@ fn serve_http_apart(
                     crate::http::serve(listener, Some(config), ctx.clone(), places.clone())
                 });
                 let run = |serving: Option<_>| async move {
-                    if let Some(serving) = serving {
-                        if let Err(e) = serving.await {
-                            warn!("HTTP listener: {e}");
-                        }
+                    if let Some(serving) = serving
+                        && let Err(e) = serving.await
+                    {
+                        warn!("HTTP listener: {e}");
                     }
                 };
                 tokio::join!(run(plain), run(tls));

@@ -60,7 +60,7 @@ fn segment_memory(server: &ServerProcess) -> u64 {
 
 /// Whether `data` is MPEG-TS: whole 188-byte packets, each starting with the sync byte.
 fn is_ts(data: &[u8]) -> bool {
-    !data.is_empty() && data.len() % 188 == 0 && data.chunks(188).all(|p| p[0] == 0x47)
+    !data.is_empty() && data.len().is_multiple_of(188) && data.chunks(188).all(|p| p[0] == 0x47)
 }
 
 #[test]

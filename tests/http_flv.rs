@@ -649,10 +649,10 @@ fn websocket_flv_sends_the_stream_as_binary_messages() {
                 Message::Close(frame) => code = frame.map(|f| u16::from(f.code)),
                 _ => {}
             }
-            if bytes > 0 {
-                if let Some(mut p) = publisher.take() {
-                    p.kill();
-                }
+            if bytes > 0
+                && let Some(mut p) = publisher.take()
+            {
+                p.kill();
             }
         }
         (code, bytes)

@@ -174,7 +174,7 @@ fn cmaf_parts_become_segments_and_playlists_ffmpeg_plays() {
         if i == 0 || i == 4 {
             events.push(CmafEvent::Init(init.clone()));
         }
-        let keyframe = frames_seen % FPS == 0;
+        let keyframe = frames_seen.is_multiple_of(FPS);
         if keyframe {
             events.push(CmafEvent::SegmentStart {
                 discontinuity: false,
@@ -189,7 +189,7 @@ fn cmaf_parts_become_segments_and_playlists_ffmpeg_plays() {
         });
         frames_seen += n;
         segment_frames += n;
-        if frames_seen % FPS == 0 {
+        if frames_seen.is_multiple_of(FPS) {
             events.push(CmafEvent::SegmentEnd {
                 duration: Duration90k(segment_frames * Duration90k::HZ / FPS),
                 target_duration: 1,

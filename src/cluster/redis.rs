@@ -87,13 +87,13 @@ impl Redis {
         if let Some(c) = conn.as_ref() {
             return Ok(c.clone());
         }
-        if let Some((at, why)) = crate::hub::stream::lock(&self.refused).as_ref() {
-            if at.elapsed() < RETRY_AFTER {
-                return Err(redis::RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::NotConnected,
-                    why.clone(),
-                )));
-            }
+        if let Some((at, why)) = crate::hub::stream::lock(&self.refused).as_ref()
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                why.clone(),
+            )));
         }
         let made = async {
             let client = self.client().await?;

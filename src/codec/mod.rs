@@ -92,7 +92,7 @@ pub(crate) mod test_util {
         let mut used = 0u32;
         for &(value, count) in fields {
             for i in (0..count).rev() {
-                if used % 8 == 0 {
+                if used.is_multiple_of(8) {
                     out.push(0);
                 }
                 let bit = ((value >> i) & 1) as u8;

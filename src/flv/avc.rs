@@ -425,10 +425,10 @@ mod tests {
         .unwrap();
         let file = Bytes::from(file);
         for item in crate::flv::file::FlvFile::new(file) {
-            if let crate::flv::file::FlvItem::Tag(tag) = item.unwrap() {
-                if tag.tag_type == crate::flv::tag::TagType::Video {
-                    return tag.body.slice(5..);
-                }
+            if let crate::flv::file::FlvItem::Tag(tag) = item.unwrap()
+                && tag.tag_type == crate::flv::tag::TagType::Video
+            {
+                return tag.body.slice(5..);
             }
         }
         panic!("no video tag");

@@ -456,10 +456,11 @@ impl FlvDemuxer {
     /// with the tracks whose configuration arrived. A held tag that turns out malformed is
     /// logged and the rest goes out as usual.
     pub fn finish(&mut self, out: &mut Vec<MediaEvent>) {
-        if !self.decided && self.tracks.iter().any(|t| t.config.is_some()) {
-            if let Err(e) = self.decide(out) {
-                tracing::warn!(error = %e, "media held before the track decision was refused");
-            }
+        if !self.decided
+            && self.tracks.iter().any(|t| t.config.is_some())
+            && let Err(e) = self.decide(out)
+        {
+            tracing::warn!(error = %e, "media held before the track decision was refused");
         }
     }
 
@@ -1289,10 +1290,10 @@ mod tests {
             };
             demux.push(kind, ts, body, now, &mut events).unwrap();
             for track in &mut demux.tracks {
-                if let Some(config) = track.config.as_mut() {
-                    if let CodecConfig::H264(h) = Arc::make_mut(config) {
-                        h.info.frame_rate = None;
-                    }
+                if let Some(config) = track.config.as_mut()
+                    && let CodecConfig::H264(h) = Arc::make_mut(config)
+                {
+                    h.info.frame_rate = None;
                 }
             }
         }

@@ -194,10 +194,10 @@ impl FlvMuxer {
             MediaEvent::Start(tracks) => self.start(tracks)?,
             MediaEvent::Config(id, config) => {
                 let i = usize::from(id.0);
-                if let Some(tracks) = &mut self.tracks {
-                    if let Some(track) = Arc::make_mut(tracks).tracks.get_mut(i) {
-                        track.config = Some(config.clone());
-                    }
+                if let Some(tracks) = &mut self.tracks
+                    && let Some(track) = Arc::make_mut(tracks).tracks.get_mut(i)
+                {
+                    track.config = Some(config.clone());
                 }
                 if let Some(due) = self.config_due.get_mut(i) {
                     *due = true;
@@ -424,36 +424,36 @@ fn metadata(tracks: &Tracks, forms: &[Form]) -> Tag {
             .zip(forms)
             .find(|(t, f)| t.kind == kind && **f != Form::Skip && t.source == 0)
     };
-    if let Some((track, form)) = first(TrackKind::Video) {
-        if let Some(config) = &track.config {
-            let s = config.summary(track.source);
-            if let (Some(w), Some(h)) = (s.width, s.height) {
-                number("width", f64::from(w));
-                number("height", f64::from(h));
-            }
-            if let Some(rate) = s.frame_rate {
-                number("framerate", rate);
-            }
-            number("videocodecid", codec_id(*form, 7.0));
+    if let Some((track, form)) = first(TrackKind::Video)
+        && let Some(config) = &track.config
+    {
+        let s = config.summary(track.source);
+        if let (Some(w), Some(h)) = (s.width, s.height) {
+            number("width", f64::from(w));
+            number("height", f64::from(h));
         }
+        if let Some(rate) = s.frame_rate {
+            number("framerate", rate);
+        }
+        number("videocodecid", codec_id(*form, 7.0));
     }
-    if let Some((track, form)) = first(TrackKind::Audio) {
-        if let Some(config) = &track.config {
-            let s = config.summary(track.source);
-            let legacy = if matches!(**config, CodecConfig::Aac(_)) {
-                10.0
-            } else {
-                2.0
-            };
-            number("audiocodecid", codec_id(*form, legacy));
-            if let Some(rate) = s.sample_rate {
-                number("audiosamplerate", f64::from(rate));
-            }
-            number("audiosamplesize", 16.0);
-            if let Some(channels) = s.channels {
-                number("audiochannels", f64::from(channels));
-                fields.push(("stereo".into(), Value::Boolean(channels >= 2)));
-            }
+    if let Some((track, form)) = first(TrackKind::Audio)
+        && let Some(config) = &track.config
+    {
+        let s = config.summary(track.source);
+        let legacy = if matches!(**config, CodecConfig::Aac(_)) {
+            10.0
+        } else {
+            2.0
+        };
+        number("audiocodecid", codec_id(*form, legacy));
+        if let Some(rate) = s.sample_rate {
+            number("audiosamplerate", f64::from(rate));
+        }
+        number("audiosamplesize", 16.0);
+        if let Some(channels) = s.channels {
+            number("audiochannels", f64::from(channels));
+            fields.push(("stereo".into(), Value::Boolean(channels >= 2)));
         }
     }
     fields.push(("encoder".into(), Value::String("rtmp-server".into())));

@@ -164,14 +164,14 @@ impl CmafOutput {
                 Ok(())
             }
             MediaEvent::Config(track, config) => {
-                if let Some(p) = self.publish.as_mut() {
-                    if let Some(t) = p.tracks.get_mut(usize::from(track.0)) {
-                        let changed = t.config.as_ref() != Some(config);
-                        t.config = Some(config.clone());
-                        if changed && p.segment_open {
-                            p.init_stale = true;
-                            p.segmenter.mark_discontinuity();
-                        }
+                if let Some(p) = self.publish.as_mut()
+                    && let Some(t) = p.tracks.get_mut(usize::from(track.0))
+                {
+                    let changed = t.config.as_ref() != Some(config);
+                    t.config = Some(config.clone());
+                    if changed && p.segment_open {
+                        p.init_stale = true;
+                        p.segmenter.mark_discontinuity();
                     }
                 }
                 Ok(())
@@ -797,18 +797,18 @@ mod tests {
             out.clear();
             cmaf.push(e, &mut out, &mut advice).unwrap();
             let closed = out.iter().any(|o| matches!(o, CmafEvent::Part { .. }));
-            if let (MediaEvent::Frame(f), true, Some(awaited)) = (e, closed, awaited) {
-                if f.track == TrackId(0) {
-                    assert!(
-                        awaited <= f.dts,
-                        "awaited {awaited:?}, closed by {:?}",
-                        f.dts
-                    );
-                    // And not much earlier: within a frame and a half plus the stream's
-                    // B-frame reordering (the cut rule allows for both).
-                    assert!(f.dts.saturating_since(awaited) <= Duration90k(15_000));
-                    checked += 1;
-                }
+            if let (MediaEvent::Frame(f), true, Some(awaited)) = (e, closed, awaited)
+                && f.track == TrackId(0)
+            {
+                assert!(
+                    awaited <= f.dts,
+                    "awaited {awaited:?}, closed by {:?}",
+                    f.dts
+                );
+                // And not much earlier: within a frame and a half plus the stream's
+                // B-frame reordering (the cut rule allows for both).
+                assert!(f.dts.saturating_since(awaited) <= Duration90k(15_000));
+                checked += 1;
             }
         }
         assert!(checked > 30, "{checked}");

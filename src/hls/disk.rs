@@ -260,13 +260,13 @@ impl DiskWriter {
             let bytes = write_size(&action);
             let done = self.root.apply(action);
             self.stats.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            if let Ok(written) = done {
-                if written > 0 {
-                    self.stats.writes.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .bytes_written
-                        .fetch_add(written as u64, Ordering::Relaxed);
-                }
+            if let Ok(written) = done
+                && written > 0
+            {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_written
+                    .fetch_add(written as u64, Ordering::Relaxed);
             }
             if let Err(error) = done {
                 let errors = self.stats.errors.fetch_add(1, Ordering::Relaxed) + 1;

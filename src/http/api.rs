@@ -243,10 +243,10 @@ pub async fn server(State(shared): State<Arc<HttpContext>>) -> Json<ServerStats>
 async fn disk_usage(shared: &Arc<HttpContext>) -> Option<u64> {
     {
         let cached = crate::hub::stream::lock(&shared.disk_usage);
-        if let Some((at, bytes)) = *cached {
-            if at.elapsed() < DISK_USAGE_TTL {
-                return Some(bytes);
-            }
+        if let Some((at, bytes)) = *cached
+            && at.elapsed() < DISK_USAGE_TTL
+        {
+            return Some(bytes);
         }
     }
     let root = shared.mediaroot.clone();

@@ -368,18 +368,17 @@ fn playlist_response(
     cache: &'static str,
 ) -> Response {
     let etag = HeaderValue::from_str(&playlist.etag).ok();
-    if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH)) {
-        if inm
+    if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH))
+        && inm
             .as_bytes()
             .split(|&b| b == b',')
             .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
-        {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, etag.clone());
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            return r;
-        }
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, etag.clone());
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        return r;
     }
     let mut r = body(PLAYLIST_TYPE, cache, playlist.text.clone());
     if let Some(etag) = etag {

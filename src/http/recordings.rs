@@ -166,11 +166,11 @@ async fn media(shared: &HttpContext, id: &str, headers: &HeaderMap, attachment: 
             return not_found();
         }
     };
-    if first > 0 {
-        if let Err(e) = file.seek(std::io::SeekFrom::Start(first)).await {
-            tracing::warn!(recording = %id, "recording's media file does not seek: {e}");
-            return not_found();
-        }
+    if first > 0
+        && let Err(e) = file.seek(std::io::SeekFrom::Start(first)).await
+    {
+        tracing::warn!(recording = %id, "recording's media file does not seek: {e}");
+        return not_found();
     }
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
         file.take(count),

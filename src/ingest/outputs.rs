@@ -771,10 +771,10 @@ impl CmafTask {
                         });
                     }
                 }
-                if let MediaEvent::Config(_, config) = &event {
-                    if !config.in_ts() {
-                        self.stream.set_classic_is_cmaf(true);
-                    }
+                if let MediaEvent::Config(_, config) = &event
+                    && !config.in_ts()
+                {
+                    self.stream.set_classic_is_cmaf(true);
                 }
                 if self.lanes.is_active() {
                     if let Some(r) = &mut self.recording {

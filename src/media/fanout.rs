@@ -376,10 +376,10 @@ impl Subscription {
                 };
                 if restart {
                     resync = false;
-                    if matches!(event, MediaEvent::Frame(_)) {
-                        if let Some(tracks) = state.tracks_at(index) {
-                            out.push(MediaEvent::Start(tracks));
-                        }
+                    if matches!(event, MediaEvent::Frame(_))
+                        && let Some(tracks) = state.tracks_at(index)
+                    {
+                        out.push(MediaEvent::Start(tracks));
                     }
                 }
             }

@@ -687,7 +687,7 @@ fn rate_16_16(sample_rate: u32) -> u32 {
 /// Spec: FLAC-in-ISOBMFF §3.3.1 (samplerate).
 fn flac_rate_16_16(sample_rate: u32) -> u32 {
     let mut rate = sample_rate;
-    while rate > u32::from(u16::MAX) && rate % 2 == 0 {
+    while rate > u32::from(u16::MAX) && rate.is_multiple_of(2) {
         rate /= 2;
     }
     rate.min(u32::from(u16::MAX)) << 16

@@ -344,10 +344,10 @@ impl Recordings {
         let grown = std::fs::metadata(folder.join(writer::JOURNAL_FILE))
             .ok()?
             .len();
-        if let Some((len, text)) = lock(&self.shared.playlists).get(id) {
-            if *len == grown {
-                return Some(text.clone());
-            }
+        if let Some((len, text)) = lock(&self.shared.playlists).get(id)
+            && *len == grown
+        {
+            return Some(text.clone());
         }
         let text: Arc<str> = writer::render(&folder, State::Recording)?.into();
         lock(&self.shared.playlists).insert(id.to_string(), (grown, text.clone()));

@@ -189,10 +189,8 @@ impl Recorder {
                 .collect::<Vec<_>>(),
         )
         .unwrap_or_default();
-        if !record {
-            if let Some(old) = self.resume.take() {
-                out.push(Write::Park(old));
-            }
+        if !record && let Some(old) = self.resume.take() {
+            out.push(Write::Park(old));
         }
     }
 

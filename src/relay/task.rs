@@ -203,10 +203,10 @@ impl TargetTask {
             }
             MediaEvent::Start(_) | MediaEvent::End(_) => self.ended = true,
             MediaEvent::Config(id, config) => {
-                if let Some(tracks) = &mut self.tracks {
-                    if let Some(track) = Arc::make_mut(tracks).tracks.get_mut(usize::from(id.0)) {
-                        track.config = Some(config.clone());
-                    }
+                if let Some(tracks) = &mut self.tracks
+                    && let Some(track) = Arc::make_mut(tracks).tracks.get_mut(usize::from(id.0))
+                {
+                    track.config = Some(config.clone());
                 }
             }
             MediaEvent::Frame(_) => {}

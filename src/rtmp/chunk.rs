@@ -267,17 +267,16 @@ impl ChunkDecoder {
             }
             None => None,
         };
-        if let Some(s) = state {
-            if let Some(partial) = &s.partial {
-                if fmt != 3 {
-                    return Err(ChunkError::HeaderInsideMessage {
-                        csid: csid.0,
-                        fmt,
-                        offset,
-                        missing: s.message_length - partial.len() as u32,
-                    });
-                }
-            }
+        if let Some(s) = state
+            && let Some(partial) = &s.partial
+            && fmt != 3
+        {
+            return Err(ChunkError::HeaderInsideMessage {
+                csid: csid.0,
+                fmt,
+                offset,
+                missing: s.message_length - partial.len() as u32,
+            });
         }
 
         // Spec: RTMP 1.0 §5.3.1.2.1-4: 11, 7, 3 or 0 bytes.
@@ -454,11 +453,11 @@ impl ChunkDecoder {
 
     /// Drops the partly received message on chunk stream `csid`, if there is one.
     fn abort(&mut self, csid: u32) {
-        if let Some(s) = self.streams.iter_mut().find(|s| s.csid.0 == csid) {
-            if let Some(partial) = s.partial.take() {
-                tracing::debug!(csid, dropped = partial.len(), "peer aborted a message");
-                self.buffered -= u64::from(s.message_length);
-            }
+        if let Some(s) = self.streams.iter_mut().find(|s| s.csid.0 == csid)
+            && let Some(partial) = s.partial.take()
+        {
+            tracing::debug!(csid, dropped = partial.len(), "peer aborted a message");
+            self.buffered -= u64::from(s.message_length);
         }
     }
 }

@@ -173,10 +173,10 @@ impl<'a> Parsed<'a> {
         let mut out: Vec<&'a str> = Vec::new();
         for s in &self.segments {
             for t in &s.tags {
-                if let Some(uri) = t.strip_prefix(MAP).and_then(uri_attribute) {
-                    if !out.contains(&uri) {
-                        out.push(uri);
-                    }
+                if let Some(uri) = t.strip_prefix(MAP).and_then(uri_attribute)
+                    && !out.contains(&uri)
+                {
+                    out.push(uri);
                 }
             }
         }
@@ -324,11 +324,12 @@ impl Rewrite {
                 out.push_str(DISCONTINUITY);
                 out.push('\n');
             }
-            if i == 0 && s.map().is_none() {
-                if let Some(m) = map_in_force {
-                    out.push_str(m);
-                    out.push('\n');
-                }
+            if i == 0
+                && s.map().is_none()
+                && let Some(m) = map_in_force
+            {
+                out.push_str(m);
+                out.push('\n');
             }
             for t in &s.tags {
                 out.push_str(t);

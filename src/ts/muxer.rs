@@ -156,11 +156,11 @@ impl TsMuxer {
         };
         if self.pcr_pid == AUDIO_PID {
             field.pcr = Some(self.next_pcr(out, pts));
-        } else if let Some(last) = self.last_pcr {
-            if self.candidate_pcr(pts) - last >= MAX_PCR_INTERVAL {
-                let pcr = self.next_pcr(out, pts);
-                self.put_pcr_only(out, pcr);
-            }
+        } else if let Some(last) = self.last_pcr
+            && self.candidate_pcr(pts) - last >= MAX_PCR_INTERVAL
+        {
+            let pcr = self.next_pcr(out, pts);
+            self.put_pcr_only(out, pcr);
         }
         put_pes(
             out,
