@@ -160,8 +160,7 @@ impl S3Client {
         content_type: &str,
         cache_control: &str,
     ) -> Result<u64, S3Error> {
-        let body = join(body);
-        let len = body.len() as u64;
+        let len: u64 = body.iter().map(|p| p.len() as u64).sum();
         let url = self
             .bucket
             .put_object(self.credentials.as_ref(), key)
@@ -170,11 +169,12 @@ impl S3Client {
             .http
             .put(url)
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(reqwest::header::CACHE_CONTROL, cache_control);
+            .header(reqwest::header::CACHE_CONTROL, cache_control)
+            .header(reqwest::header::CONTENT_LENGTH, len);
         if content_type == super::queue::PLAYLIST_TYPE {
             request = request.timeout(self.playlist_timeout());
         }
-        let response = request.body(body).send().await;
+        let response = request.body(pieces_body(body)).send().await;
         checked(response).await?;
         Ok(len)
     }
@@ -313,17 +313,16 @@ impl S3Client {
     }
 }
 
-/// One buffer of the pieces (one piece: no copy).
-fn join(mut pieces: Vec<Bytes>) -> Bytes {
+/// A request body of the pieces, in order, without joining them.
+fn pieces_body(mut pieces: Vec<Bytes>) -> reqwest::Body {
     if pieces.len() == 1 {
-        return pieces.pop().unwrap_or_default();
+        return reqwest::Body::from(pieces.pop().unwrap_or_default());
     }
-    let len = pieces.iter().map(Bytes::len).sum();
-    let mut out = Vec::with_capacity(len);
-    for p in &pieces {
-        out.extend_from_slice(p);
-    }
-    Bytes::from(out)
+    // Sent piece by piece (the request carries their total as its Content-Length): a CMAF
+    // segment is kept as its parts, and joining them would copy it into fresh memory.
+    reqwest::Body::wrap_stream(futures_util::stream::iter(
+        pieces.into_iter().map(Ok::<Bytes, std::io::Error>),
+    ))
 }
 
 /// The body of a successful answer, or why it failed.
