@@ -12,8 +12,8 @@ temporary folder) once without object storage and once with it (a fresh s3s-fs o
 loopback port, its root in a temporary folder; started and killed by its pid), publishes the
 file to N streams (`ffmpeg -re -stream_loop -1 -c copy`), waits --warmup seconds, then
 measures the server's CPU (utime+stime of /proc/PID/stat) over --seconds as ms of CPU per
-second of wall time per stream, and the machine's (/proc/stat, which includes s3s-fs and the
-publishers). With object storage on it reads `rtmp_server_s3_playlist_lag_seconds` (from a
+second of wall time per stream, the uploader thread's alone (`s3-uploader` in
+/proc/PID/task), and the machine's (/proc/stat, which includes s3s-fs and the publishers). With object storage on it reads `rtmp_server_s3_playlist_lag_seconds` (from a
 playlist version on the node to its copy in the bucket) from /metrics: its count, mean, and
 the median interpolated within the histogram's buckets. s3s-fs is found on PATH or in
 ~/.cargo/bin (scripts/test.sh installs it). Only the Python standard library is used;
@@ -100,9 +100,11 @@ def window(streams, s3, args, source):
         time.sleep(args.warmup)
         lag_before = lag_histogram(load.fetch(f"http://127.0.0.1:{http}/metrics"))
         before, t0 = load.cpu_seconds([server.pid]), time.time()
+        threads_before = load.thread_cpu_seconds(server.pid)
         machine_before = load.machine_busy_seconds()
         time.sleep(args.seconds)
         cpu, wall = load.cpu_seconds([server.pid]) - before, time.time() - t0
+        threads = load.thread_cpu_seconds(server.pid)
         machine = load.machine_busy_seconds() - machine_before
         metrics = load.fetch(f"http://127.0.0.1:{http}/metrics")
         live = json.loads(load.fetch(f"http://127.0.0.1:{http}/api/streams"))["streams"]
@@ -111,6 +113,11 @@ def window(streams, s3, args, source):
             "streams_live": len(live),
             "ms_per_s_per_stream": cpu * 1000 / wall / streams,
             "machine_ms_per_s_per_stream": machine * 1000 / wall / streams,
+            # The uploader's own thread: what object storage adds, apart from the noise of
+            # the other threads (the disk writer's cost moves with the disk).
+            "uploader_ms_per_s_per_stream": (threads.get("s3-uploader", 0)
+                                             - threads_before.get("s3-uploader", 0))
+            * 1000 / wall / streams,
         }
         if s3:
             count, total, buckets = lag_histogram(metrics)
@@ -161,7 +168,8 @@ def main():
             rounds.append(w)
             extra = ""
             if s3:
-                extra = (f"; {w['playlist_versions']:.0f} playlist versions in the bucket, lag "
+                extra = (f"; uploader thread {w['uploader_ms_per_s_per_stream']:.2f} ms/s; "
+                         f"{w['playlist_versions']:.0f} playlist versions in the bucket, lag "
                          f"median {w['lag_median_ms']:.1f} ms, mean {w['lag_mean_ms']:.1f} ms, "
                          f"{w['upload_failures']:.0f} failures")
             print(f"round {r + 1} s3={'on ' if s3 else 'off'}: "
@@ -175,15 +183,18 @@ def main():
     off, on = med("ms_per_s_per_stream", False), med("ms_per_s_per_stream", True)
     m_off, m_on = med("machine_ms_per_s_per_stream", False), med("machine_ms_per_s_per_stream", True)
     lag = med("lag_median_ms", True)
+    uploader = med("uploader_ms_per_s_per_stream", True)
     result = {"streams": args.streams, "seconds": args.seconds, "rounds": rounds,
               "off_ms_per_s_per_stream": off, "on_ms_per_s_per_stream": on,
               "ratio": on / off if off else None,
               "machine_off_ms_per_s_per_stream": m_off, "machine_on_ms_per_s_per_stream": m_on,
               "machine_ratio": m_on / m_off if m_off else None,
-              "lag_median_ms": lag}
+              "lag_median_ms": lag, "uploader_ms_per_s_per_stream": uploader}
     print(f"median per stream, server: off {off:.2f} ms/s, on {on:.2f} ms/s, on/off {on / off:.3f}")
     print(f"median per stream, machine (s3s-fs and publishers included): "
           f"off {m_off:.2f} ms/s, on {m_on:.2f} ms/s, on/off {m_on / m_off:.3f}")
+    print(f"median per stream, the uploader thread: {uploader:.2f} ms/s "
+          f"({uploader / off * 100:.1f} % of the server without object storage)")
     print(f"playlist lag, node -> bucket: median of the rounds' medians {lag:.1f} ms")
     if args.json:
         with open(args.json, "w") as f:
