@@ -39,60 +39,47 @@ if gstreamer_missing; then
         gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad glib-networking >/dev/null
 fi
 
+# Installs Debian packages whose postinst would start a service ($1, the service; the rest,
+# the packages) without starting it: while installing, a policy-rc.d that answers 101
+# ("action forbidden") keeps invoke-rc.d and deb-systemd-invoke from starting it (one the
+# machine already has is left as it is), and the service is then disabled and stopped, so it
+# does not run at boot either. The tests start their own as plain processes on free ports.
+install_without_service() {
+    service=$1
+    shift
+    $SUDO apt-get update -qq
+    POLICY_RC_D_ADDED=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        POLICY_RC_D_ADDED=1
+    fi
+    INSTALL_STATUS=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "$@" >/dev/null || INSTALL_STATUS=$?
+    if [ -n "$POLICY_RC_D_ADDED" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    [ "$INSTALL_STATUS" -eq 0 ] || exit "$INSTALL_STATUS"
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+    else
+        $SUDO update-rc.d "$service" disable >/dev/null 2>&1 || true
+        $SUDO invoke-rc.d "$service" stop >/dev/null 2>&1 || true
+    fi
+}
+
 # tests/nginx_peer.rs runs nginx-rtmp (Debian's nginx with libnginx-mod-rtmp) as a real RTMP
-# peer, the target of the relay tests and the anchor of scripts/play_cpu.py; each test starts
-# its own nginx as a plain process on free ports. The package's postinst would start the
-# nginx service on port 80: while installing, a policy-rc.d that answers 101 ("action
-# forbidden") keeps invoke-rc.d and deb-systemd-invoke from starting it (one the machine
-# already has is left as it is), and the service is then disabled and stopped, so it does not
-# run at boot either.
+# peer, the target of the relay tests and the anchor of scripts/play_cpu.py.
 NGINX_RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 if [ ! -x /usr/sbin/nginx ] || [ ! -f "$NGINX_RTMP_MODULE" ] \
     || ! dpkg-query -W -f='${Status}' libnginx-mod-rtmp 2>/dev/null | grep -q "ok installed"; then
     echo "installing nginx and libnginx-mod-rtmp (tests/nginx_peer.rs runs nginx-rtmp as a peer)"
-    $SUDO apt-get update -qq
-    POLICY_RC_D_ADDED=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-        $SUDO chmod 755 /usr/sbin/policy-rc.d
-        POLICY_RC_D_ADDED=1
-    fi
-    NGINX_INSTALL_STATUS=0
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        nginx libnginx-mod-rtmp >/dev/null || NGINX_INSTALL_STATUS=$?
-    if [ -n "$POLICY_RC_D_ADDED" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
-    [ "$NGINX_INSTALL_STATUS" -eq 0 ] || exit "$NGINX_INSTALL_STATUS"
-    if [ -d /run/systemd/system ]; then
-        $SUDO systemctl disable --now nginx.service >/dev/null 2>&1 || true
-    else
-        $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
-        $SUDO invoke-rc.d nginx stop >/dev/null 2>&1 || true
-    fi
+    install_without_service nginx nginx libnginx-mod-rtmp
 fi
 
-# tests/cluster.rs runs Debian's redis-server as the cluster's Redis: each test starts its
-# own as a plain process on a free port. As for nginx, the package's service is kept from
-# starting while installing, then disabled and stopped.
+# tests/cluster.rs runs Debian's redis-server as the cluster's Redis.
 if ! command -v redis-server >/dev/null 2>&1; then
     echo "installing redis-server (tests/cluster.rs runs it as the cluster's Redis)"
-    $SUDO apt-get update -qq
-    POLICY_RC_D_ADDED=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-        $SUDO chmod 755 /usr/sbin/policy-rc.d
-        POLICY_RC_D_ADDED=1
-    fi
-    REDIS_INSTALL_STATUS=0
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        redis-server >/dev/null || REDIS_INSTALL_STATUS=$?
-    if [ -n "$POLICY_RC_D_ADDED" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
-    [ "$REDIS_INSTALL_STATUS" -eq 0 ] || exit "$REDIS_INSTALL_STATUS"
-    if [ -d /run/systemd/system ]; then
-        $SUDO systemctl disable --now redis-server.service >/dev/null 2>&1 || true
-    else
-        $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
-        $SUDO invoke-rc.d redis-server stop >/dev/null 2>&1 || true
-    fi
+    install_without_service redis-server redis-server
 fi
 
 # The Enhanced RTMP tests publish HEVC, AV1, VP9, Opus and multitrack streams, which
