@@ -292,18 +292,14 @@ impl Viewer {
             }
             return;
         };
-        if let Some(last) = self.last {
-            if first == 0 || parts[first - 1].id != last {
-                let found = parts[first].id;
-                self.report.error(
-                    |e| &mut e.missing_parts,
-                    || {
-                        format!(
-                            "part {found} listed next after {last}, which is not listed before it"
-                        )
-                    },
-                );
-            }
+        if let Some(last) = self.last
+            && (first == 0 || parts[first - 1].id != last)
+        {
+            let found = parts[first].id;
+            self.report.error(
+                |e| &mut e.missing_parts,
+                || format!("part {found} listed next after {last}, which is not listed before it"),
+            );
         }
         if !self.hint.is_empty() && self.playlist.text_of(&parts[first].uri) != self.hint {
             self.report.hint_misses += 1;
@@ -326,12 +322,12 @@ impl Viewer {
     async fn fetch_part(&mut self, i: usize, blocked: Option<Answer>) {
         let part = self.playlist.parts[i].clone();
         self.last = Some(part.id);
-        if let Some(map) = &part.map {
-            if self.playlist.text_of(map) != self.init_uri || self.init.is_none() {
-                self.init_uri.clear();
-                self.init_uri.push_str(self.playlist.text_of(map));
-                self.fetch_init().await;
-            }
+        if let Some(map) = &part.map
+            && (self.playlist.text_of(map) != self.init_uri || self.init.is_none())
+        {
+            self.init_uri.clear();
+            self.init_uri.push_str(self.playlist.text_of(map));
+            self.fetch_init().await;
         }
         if !resolve(
             &self.target.folder,

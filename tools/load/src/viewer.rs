@@ -205,7 +205,7 @@ impl TsFraming {
 
     /// The length, once the whole stream has been pushed.
     fn finish(self) -> Result<u64, String> {
-        if self.bytes == 0 || self.bytes % Self::PACKET != 0 {
+        if self.bytes == 0 || !self.bytes.is_multiple_of(Self::PACKET) {
             return Err(format!("{} bytes: not whole TS packets", self.bytes));
         }
         Ok(self.bytes)
