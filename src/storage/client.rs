@@ -306,7 +306,12 @@ impl S3Client {
             .bucket
             .delete_object(self.credentials.as_ref(), key)
             .sign(self.expiry());
-        match checked(self.http.delete(url).send().await).await {
+        let mut request = self.http.delete(url);
+        if super::queue::content_type(key) == super::queue::PLAYLIST_TYPE {
+            // Fenced as a playlist's write is: it must not land after the fence's answer.
+            request = request.timeout(self.playlist_timeout());
+        }
+        match checked(request.send().await).await {
             Ok(_) | Err(S3Error::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }

@@ -533,6 +533,21 @@ impl UploadQueue {
                 i += 1;
                 continue;
             }
+            if matches!(job.what, What::Delete) && content_type(&job.key) == PLAYLIST_TYPE {
+                // A playlist's deletion retried: under the fence, as at its first try.
+                match fence(&job.stream) {
+                    Fence::Write => {}
+                    Fence::Wait => {
+                        self.pending[i].not_before = Some(now + FENCE_WAIT);
+                        i += 1;
+                        continue;
+                    }
+                    Fence::Lost => {
+                        self.pending.remove(i);
+                        continue;
+                    }
+                }
+            }
             if job.kind != Kind::Playlist {
                 let job = self.pending.remove(i).expect("index in range");
                 return Some(self.start(job, None));
@@ -1142,6 +1157,39 @@ mod tests {
         let lost = |_: &str| Fence::Lost;
         assert_eq!(q.next(t + FENCE_WAIT, &lost), None);
         assert_eq!(q.next(t + FENCE_WAIT * 2, &write), None);
+    }
+
+    #[test]
+    fn a_playlist_deletion_retried_is_fenced_again() {
+        let t = Instant::now();
+        let mut q = UploadQueue::new("", 1 << 20);
+        q.push(&seg("live/k/a-0.ts", 1), t);
+        q.push(&pl("live/k/index.m3u8", &playlist(0, &["a-0.ts"])), t);
+        for _ in 0..2 {
+            for task in drain(&mut q, t) {
+                q.done(&task.key, Outcome::Done, t);
+            }
+        }
+        q.push(
+            &DiskAction::RemoveStreamDir {
+                path: PathBuf::from("live/k"),
+            },
+            t,
+        );
+        let tasks = drain(&mut q, t);
+        let playlist = tasks
+            .iter()
+            .find(|t| t.key == "live/k/index.m3u8")
+            .expect("the playlist's deletion");
+        assert_eq!(playlist.request, Request::Delete);
+        q.done("live/k/index.m3u8", Outcome::Failed { retry: true }, t);
+        // The retry waits while the fence is unsure, and is dropped once the stream is lost.
+        let later = t + Duration::from_secs(60);
+        let wait = |_: &str| Fence::Wait;
+        assert_eq!(q.next(later, &wait), None);
+        let lost = |_: &str| Fence::Lost;
+        assert_eq!(q.next(later + FENCE_WAIT, &lost), None);
+        assert_eq!(q.next(later + FENCE_WAIT * 2, &write), None);
     }
 
     #[test]
