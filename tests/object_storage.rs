@@ -4,7 +4,7 @@
 //! `Cache-Control`; the bucket's playlist advances and lists only segments in the bucket; old
 //! segments go after their availability period; storage down for 20 s never stalls the
 //! node's stream and the bucket's playlist stays valid; wrong credentials and a missing
-//! bucket are clear errors; a finished recording goes up.
+//! bucket are clear errors; a file above the multipart threshold goes up in parts.
 
 mod common;
 
@@ -62,7 +62,7 @@ fn histogram_median(server: &ServerProcess, name: &str) -> (f64, f64, f64) {
 #[test]
 fn segments_and_playlists_go_up_with_cdn_headers_and_old_ones_go() {
     let s3 = S3Server::start();
-    let server = start_server(&s3, &["--record-enabled", "true", "--record-gap", "0"]);
+    let server = start_server(&s3, &[]);
     let mut publisher = live_publisher(&server, "cdn");
     let node = wait_playlist(&server, "cdn");
     assert_advances(&server, "cdn", &mut publisher, &node);
@@ -234,7 +234,6 @@ fn storage_down_for_20_s_never_stalls_the_stream_and_the_bucket_stays_valid() {
         node.text,
         server.logs()
     );
-    assert!(versions > 0);
     let failures: f64 = server
         .metrics()
         .lines()

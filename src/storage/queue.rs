@@ -1067,8 +1067,13 @@ mod tests {
             assert!(report.retried && !report.gave_up);
             // Not before its back-off.
             assert!(drain(&mut q, now).is_empty());
-            now = q.next_due(now).expect("a retry is due");
-            assert!(now > t);
+            let due = q.next_due(now).expect("a retry is due");
+            let delay = due - now;
+            assert!(
+                delay >= FIRST_BACKOFF / 2 && delay <= MAX_BACKOFF,
+                "attempt {attempt}: {delay:?}"
+            );
+            now = due;
         }
         let tasks = drain(&mut q, now);
         let report = q.done(&tasks[0].key, Outcome::Failed { retry: true }, now);
