@@ -343,13 +343,17 @@ fn a_node_finds_its_redis_through_sentinel() {
     let mut a = a;
     assert!(a.terminate().success(), "{}", a.logs());
     assert!(!a.logs().contains("stop deadline"), "{}", a.logs());
+    // Given back: gone, or marked released for the rest of its lease (free to claim).
+    let lease = master.command(&["GET", "rtmp-server:lease:live/cam"]);
+    assert!(
+        lease
+            .as_deref()
+            .is_some_and(|v| v == "$-1" || v.starts_with("released:node-a:")),
+        "{lease:?}"
+    );
     assert_eq!(
         master
-            .command(&[
-                "EXISTS",
-                "rtmp-server:lease:live/cam",
-                "rtmp-server:node:node-a"
-            ])
+            .command(&["EXISTS", "rtmp-server:node:node-a"])
             .as_deref(),
         Some(":0")
     );

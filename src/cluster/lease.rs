@@ -112,9 +112,9 @@ impl Leases {
         }
     }
 
-    /// The key was found with another holder (or a newer token): the lease is gone. True
-    /// if it was held with `token` or an older one (a message about a token older than the
-    /// one held is stale and ignored).
+    /// The key was found with another holder, whose token is `newer_than`: the lease is
+    /// gone. True if it was held with an older token (news of a claim no newer than the one
+    /// held is stale and ignored).
     pub fn lost(&mut self, stream: &str, newer_than: u64) -> bool {
         match self.held.get(stream) {
             Some(h) if h.token < newer_than => {
