@@ -22,7 +22,7 @@ pub mod playlist;
 pub mod queue;
 pub mod uploader;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::hls::stream::DiskAction;
@@ -64,10 +64,4 @@ impl Uploads {
             .push_recording(id, media, playlist, Instant::now());
         self.shared.wake.notify_one();
     }
-}
-
-/// The queue, locked (a holder that panicked left it consistent: every change is a few
-/// assignments).
-fn lock(queue: &Mutex<queue::UploadQueue>) -> std::sync::MutexGuard<'_, queue::UploadQueue> {
-    queue.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, UploadQueue> {
-        super::lock(&self.queue)
+        crate::hub::stream::lock(&self.queue)
     }
 
     pub(super) fn dropped(&self, n: u64) {
