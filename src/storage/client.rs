@@ -26,7 +26,7 @@ pub const PART_SIZE: u64 = 16 * 1024 * 1024;
 /// `s3.timeout` when shorter. Playlists are a few kilobytes; the cluster's fence must vouch
 /// for this long (so it stays well inside a lease of two seconds or more).
 pub const PLAYLIST_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most bytes of a playlist read back from the bucket.
+/// Most bytes of a playlist read back from the bucket; a larger copy counts as none.
 const MAX_PLAYLIST: usize = 4 * 1024 * 1024;
 
 /// Why a request failed.

@@ -138,8 +138,8 @@ pub enum Outcome {
 /// What a finished request means for the counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
-    /// A playlist went up: how long since the newest segment it lists was listed on the
-    /// node.
+    /// A playlist went up: how long since the node handed over the version it replaced
+    /// first (the oldest of the versions coalesced into it), so it never understates.
     pub playlist_lag: Option<Duration>,
     /// Will be tried again.
     pub retried: bool,
