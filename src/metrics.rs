@@ -89,6 +89,8 @@ pub struct Metrics {
     pub publishes_rejected_total: Family<ReasonLabel, Counter>,
     /// Times a client address reached `auth.max_failures` and was put in cool-down.
     pub publish_cooldowns_total: Counter,
+    /// Live publishes the operator stopped (`POST /api/streams/{name}/stop`).
+    pub operator_stops_total: Counter,
     /// Client addresses in cool-down now (updated about once a second).
     pub publish_cooldown_addresses: Gauge,
     pub segments_total: Counter,
@@ -178,6 +180,7 @@ impl Default for Metrics {
             publishes_total: Counter::default(),
             publishes_rejected_total: Family::default(),
             publish_cooldowns_total: Counter::default(),
+            operator_stops_total: Counter::default(),
             publish_cooldown_addresses: Gauge::default(),
             segments_total: Counter::default(),
             segment_memory_bytes: Gauge::default(),
@@ -303,6 +306,11 @@ impl Metrics {
             "Times a client address reached auth.max_failures failed publishes and was put in \
              cool-down",
             self.publish_cooldowns_total.clone(),
+        );
+        r.register(
+            "operator_stops",
+            "Live publishes stopped by the operator (POST /api/streams/{name}/stop)",
+            self.operator_stops_total.clone(),
         );
         r.register(
             "publish_cooldown_addresses",

@@ -431,7 +431,7 @@ impl Cluster {
         };
         if let Some(publisher) = self.registry.get(app, name).and_then(|s| s.publisher()) {
             info!(stream, "cluster: {why}: the publisher here is stopped");
-            publisher.stop.cancel();
+            publisher.stop.stop(crate::hub::stop::StopReason::TakenOver);
         }
     }
 

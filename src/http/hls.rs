@@ -35,6 +35,7 @@ use crate::hls::ll_stream::LlStream;
 use crate::hls::served::Served;
 use crate::hls::stream::PlaylistSnapshot;
 use crate::hub::key::StreamKey;
+use crate::hub::stream::Playlist;
 
 /// Longest media file name accepted in a URL; the server's own names are far shorter.
 const MAX_SEGMENT_NAME: usize = 64;
@@ -104,6 +105,16 @@ fn body(content_type: &'static str, cache: &'static str, data: Bytes) -> Respons
 
 /// Tells players apart for the viewer estimate: the client address (the first
 /// `X-Forwarded-For` hop behind a proxy or CDN) and the user agent.
+/// The playlist a viewer plays, by the stream playlist it fetched (`index.m3u8` is the
+/// classic one, even where it serves the CMAF window).
+fn playlist_kind(file: &str) -> Option<Playlist> {
+    Some(if file == CLASSIC_PLAYLIST {
+        Playlist::Classic
+    } else {
+        Playlist::LowLatency
+    })
+}
+
 fn player_id(peer: SocketAddr, headers: &HeaderMap) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match headers
@@ -189,7 +200,7 @@ async fn serve_rendition(
             Ok(d) => d,
             Err(e) => return bad_request(&e.to_string()),
         };
-        stream.note_viewer(player_id(peer, headers), Instant::now());
+        stream.note_viewer(player_id(peer, headers), None, Instant::now());
         let window = &rendition.window;
         let reports = || rendition_reports(&stream, &rendition.name);
         return ll_playlist(
@@ -271,7 +282,7 @@ async fn serve_file(
             // A multitrack publish: both playlists are its multivariant playlist.
             return match stream.multivariant() {
                 Some(playlist) => {
-                    stream.note_viewer(player_id(peer, headers), Instant::now());
+                    stream.note_viewer(player_id(peer, headers), playlist_kind(file), Instant::now());
                     playlist_response(&playlist, headers, PLAYLIST_CACHE)
                 }
                 None => not_found(),
@@ -283,7 +294,11 @@ async fn serve_file(
         .is_some_and(|s| s.classic_is_cmaf() && s.cmaf.is_some());
     if file == CLASSIC_PLAYLIST && !cmaf_classic {
         if let Some((stream, playlist)) = stream.as_ref().and_then(|s| Some((s, s.playlist()?))) {
-            stream.note_viewer(player_id(peer, headers), Instant::now());
+            stream.note_viewer(
+                player_id(peer, headers),
+                Some(Playlist::Classic),
+                Instant::now(),
+            );
             return playlist_response(&playlist, headers, PLAYLIST_CACHE);
         }
         return from_disk_or_not_found(
@@ -317,7 +332,7 @@ async fn serve_file(
             )
             .await;
         };
-        stream.note_viewer(player_id(peer, headers), Instant::now());
+        stream.note_viewer(player_id(peer, headers), playlist_kind(file), Instant::now());
         return ll_playlist(
             shared,
             || stream.position(),

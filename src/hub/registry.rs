@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::hub::key::StreamKey;
+use crate::hub::stop::{StopReason, StopSignal};
 use crate::hub::stream::{Publisher, Stream, lock};
 
 /// Why a publish could not claim its stream.
@@ -79,7 +78,7 @@ impl Registry {
                 return Err(ClaimError::AlreadyPublishing);
             }
             Some(old) => {
-                old.stop.cancel();
+                old.stop.stop(StopReason::TakenOver);
                 true
             }
             None => false,
@@ -89,7 +88,7 @@ impl Registry {
             addr,
             started: SystemTime::now(),
             started_at: Instant::now(),
-            stop: CancellationToken::new(),
+            stop: StopSignal::new(),
         };
         *slot = Some(publisher.clone());
         // From here only the new publisher's media reaches the outputs; its start tells them
@@ -200,7 +199,7 @@ mod tests {
             .claim("live", &key, &key, addr)
             .expect("taken over");
         assert!(second.took_over);
-        assert!(first.publisher.stop.is_cancelled());
+        assert_eq!(first.publisher.stop.reason(), Some(StopReason::TakenOver));
         assert!(Arc::ptr_eq(&first.stream, &second.stream));
         assert_eq!(
             second.stream.media().encoder,

@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::hls::blocking::Position;
 use crate::hls::ll_stream::LlStream;
 use crate::hls::rendition::Rendition;
 use crate::hls::served::Served;
 use crate::hls::stream::{HlsStream, PlaylistSnapshot, Segment};
+use crate::hub::history::History;
 use crate::hub::key::StreamKey;
+use crate::hub::stop::StopSignal;
 use crate::media::codec::TrackSummary;
 use crate::media::fanout::FanOut;
 use crate::media::{Duration90k, Timestamp90k};
@@ -81,8 +82,9 @@ pub struct Publisher {
     pub addr: SocketAddr,
     pub started: SystemTime,
     pub started_at: Instant,
-    /// Cancelled when another publisher takes the stream over or the key is revoked.
-    pub stop: CancellationToken,
+    /// Given when another publisher takes the stream over, the key is revoked, or the
+    /// operator stops the stream.
+    pub stop: StopSignal,
 }
 
 /// A live (or recently ended) stream.
@@ -106,8 +108,11 @@ pub struct Stream {
     /// The current publish's codecs are not all ones MPEG-TS carries here: `index.m3u8`
     /// serves the CMAF playlist.
     classic_is_cmaf: AtomicBool,
-    /// The publisher whose publish is recorded (0: none).
+    /// The publisher whose publish is recorded (0: none). Set by the ingest at a publish's
+    /// start and by the API during it; the CMAF task follows it.
     recorded: AtomicU64,
+    /// The recording being written (the CMAF task's recorder says).
+    recording: Mutex<Option<Arc<str>>>,
     publisher: Mutex<Option<Publisher>>,
     /// Bytes of audio/video/data messages received from publishers.
     pub bytes_in: AtomicU64,
@@ -116,6 +121,9 @@ pub struct Stream {
     media: Mutex<MediaInfo>,
     /// Ingest bitrate in bits per second over the last measuring window.
     bitrate: AtomicU64,
+    /// The ingest bit rate in kbit/s, sampled every [`crate::hub::history::INTERVAL`] while the stream
+    /// is live (the last [`crate::hub::history::SAMPLES`]).
+    bitrate_history: Mutex<History<u64>>,
     /// When and at what byte count the current measuring window began.
     bitrate_window: Mutex<(Instant, u64)>,
     /// Payload bytes per track of the current publish (by its track id), and the bit rates
@@ -125,8 +133,9 @@ pub struct Stream {
     track_bps: [AtomicU64; MAX_MEASURED_TRACKS],
     /// The current publish's tracks as (kind, FLV track id), in track id order.
     track_layout: Mutex<Vec<(&'static str, u8)>>,
-    /// Players (a hash of address and user agent) and when they last fetched the playlist.
-    viewers: Mutex<HashMap<u64, Instant>>,
+    /// Players (a hash of address and user agent), when they last fetched the playlist, and
+    /// which playlist they play.
+    viewers: Mutex<HashMap<u64, (Instant, Playlist)>>,
     /// Players reading the stream now (RTMP, HTTP-FLV, WebSocket-FLV), by
     /// `playback::Protocol`.
     players: [AtomicUsize; PROTOCOLS],
@@ -159,6 +168,21 @@ pub enum OutputKind {
     Cmaf = 1,
 }
 
+/// The playlist a viewer plays: the classic one (`index.m3u8`) or the Low-Latency one
+/// (`llhls.m3u8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Playlist {
+    Classic,
+    LowLatency,
+}
+
+/// Viewers of a stream by playlist (see [`Stream::viewers_by_playlist`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewerCounts {
+    pub classic: usize,
+    pub low_latency: usize,
+}
+
 /// How many protocols players read streams over (`playback::Protocol`).
 pub const PROTOCOLS: usize = 3;
 
@@ -185,11 +209,13 @@ impl Stream {
             renditions: Mutex::new(Renditions::default()),
             classic_is_cmaf: AtomicBool::new(false),
             recorded: AtomicU64::new(0),
+            recording: Mutex::new(None),
             publisher: Mutex::new(None),
             bytes_in: AtomicU64::new(0),
             open_bytes: std::array::from_fn(|_| AtomicUsize::new(0)),
             media: Mutex::new(MediaInfo::default()),
             bitrate: AtomicU64::new(0),
+            bitrate_history: Mutex::new(History::default()),
             bitrate_window: Mutex::new((Instant::now(), 0)),
             track_bytes: std::array::from_fn(|_| AtomicU64::new(0)),
             track_window: Mutex::new([0; MAX_MEASURED_TRACKS]),
@@ -377,6 +403,31 @@ impl Stream {
         publisher != 0 && self.recorded.load(Ordering::Relaxed) == publisher
     }
 
+    /// Stops recording `publisher`'s publish (if it is recorded): its recording is closed.
+    pub fn stop_recording(&self, publisher: u64) {
+        let _ = self
+            .recorded
+            .compare_exchange(publisher, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The recording being written now, if any.
+    pub fn recording_id(&self) -> Option<Arc<str>> {
+        lock(&self.recording).clone()
+    }
+
+    /// The CMAF task's recorder writes this recording now (or none).
+    pub fn set_recording_id(&self, id: Option<Arc<str>>) {
+        let mut current = lock(&self.recording);
+        let same = match (&*current, &id) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *current = id;
+        }
+    }
+
     /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).
     pub fn set_classic_is_cmaf(&self, value: bool) {
         self.classic_is_cmaf.store(value, Ordering::Relaxed);
@@ -478,6 +529,18 @@ impl Stream {
         self.bitrate.load(Ordering::Relaxed)
     }
 
+    /// Adds the current ingest bit rate to the stream's history (called every
+    /// [`crate::hub::history::INTERVAL`] while it is live).
+    pub fn sample_bitrate(&self) {
+        let kbps = self.bitrate() / 1000;
+        lock(&self.bitrate_history).push(kbps);
+    }
+
+    /// The ingest bit rate in kbit/s every [`crate::hub::history::INTERVAL`], oldest first.
+    pub fn bitrate_history(&self) -> Vec<u64> {
+        lock(&self.bitrate_history).to_vec()
+    }
+
     /// Closes the bitrate measuring window when it is long enough (called periodically).
     pub(crate) fn measure_bitrate(&self, now: Instant) {
         let mut window = lock(&self.bitrate_window);
@@ -540,16 +603,21 @@ impl Stream {
         std::array::from_fn(|i| self.players[i].load(Ordering::Relaxed))
     }
 
-    /// A player fetched the playlist.
-    pub fn note_viewer(&self, player: u64, now: Instant) {
+    /// A player fetched the playlist: `Some` the stream's classic or Low-Latency playlist,
+    /// `None` a rendition's (the player plays whichever it fetched the stream's playlist as;
+    /// Low-Latency when not known).
+    pub fn note_viewer(&self, player: u64, playlist: Option<Playlist>, now: Instant) {
         let mut viewers = lock(&self.viewers);
         if viewers.len() >= MAX_TRACKED_VIEWERS && !viewers.contains_key(&player) {
-            viewers.retain(|_, seen| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
+            viewers.retain(|_, (seen, _)| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
             if viewers.len() >= MAX_TRACKED_VIEWERS {
                 return;
             }
         }
-        viewers.insert(player, now);
+        let kind = playlist
+            .or_else(|| viewers.get(&player).map(|&(_, kind)| kind))
+            .unwrap_or(Playlist::LowLatency);
+        viewers.insert(player, (now, kind));
     }
 
     /// A relay target of a publish of this stream started.
@@ -576,9 +644,22 @@ impl Stream {
 
     /// Distinct players that fetched the playlist within the last [`VIEWER_WINDOW`].
     pub fn viewers(&self, now: Instant) -> usize {
+        let counts = self.viewers_by_playlist(now);
+        counts.classic + counts.low_latency
+    }
+
+    /// [`Stream::viewers`], by the playlist they play.
+    pub fn viewers_by_playlist(&self, now: Instant) -> ViewerCounts {
         let mut viewers = lock(&self.viewers);
-        viewers.retain(|_, seen| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
-        viewers.len()
+        viewers.retain(|_, (seen, _)| now.saturating_duration_since(*seen) < VIEWER_WINDOW);
+        let mut counts = ViewerCounts::default();
+        for (_, kind) in viewers.values() {
+            match kind {
+                Playlist::Classic => counts.classic += 1,
+                Playlist::LowLatency => counts.low_latency += 1,
+            }
+        }
+        counts
     }
 }
 
@@ -601,6 +682,26 @@ mod tests {
             None,
             None,
         )
+    }
+
+    #[test]
+    fn viewers_are_told_apart_by_playlist() {
+        let stream = stream();
+        let now = Instant::now();
+        stream.note_viewer(1, Some(Playlist::Classic), now);
+        stream.note_viewer(2, Some(Playlist::LowLatency), now);
+        // A rendition's playlist: the player keeps the kind it fetched first.
+        stream.note_viewer(1, None, now);
+        stream.note_viewer(3, None, now);
+        assert_eq!(
+            stream.viewers_by_playlist(now),
+            ViewerCounts {
+                classic: 1,
+                low_latency: 2
+            }
+        );
+        assert_eq!(stream.viewers(now), 3);
+        assert_eq!(stream.viewers(now + VIEWER_WINDOW), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::hls::cmaf_output::{CmafAdvice, CmafOutput};
 use crate::hls::disk::DiskWriterHandle;
@@ -161,6 +161,7 @@ impl Outputs {
                     all_tracks: None,
                     rules: settings.rules,
                     made: Vec::new(),
+                    requested: false,
                 }),
                 ts_on: settings.ts,
                 lanes: Lanes {
@@ -323,6 +324,9 @@ struct Recording {
     all_tracks: Option<CmafOutput>,
     rules: SegmentRules,
     made: Vec<CmafEvent>,
+    /// The stream said the current publish is recorded, when last looked at
+    /// (`Stream::is_recorded`: the API starts and stops recordings during a publish).
+    requested: bool,
 }
 
 impl Recording {
@@ -338,6 +342,7 @@ impl Recording {
         // one batch of events).
         self.flush();
         let record = stream.is_recorded(tracks.publisher);
+        self.requested = record;
         self.all_tracks = (record && tracks.is_multitrack())
             .then(|| CmafOutput::new(self.rules, self.rules.segment_target));
         let parked = record
@@ -365,6 +370,35 @@ impl Recording {
             self.recorder.end(&mut self.writes);
             self.all_tracks = None;
         }
+    }
+
+    /// Follows what the API asked since the last look: a recording started (from the next
+    /// segment start) or stopped (closed at once) during `publisher`'s publish. A recording
+    /// the writer gave up on (a failed write) is no longer requested.
+    fn follow(&mut self, stream: &Stream, publisher: Option<u64>) {
+        let Some(publisher) = publisher else {
+            return;
+        };
+        let asked = stream.is_recorded(publisher);
+        if asked != self.requested {
+            self.requested = asked;
+            if asked {
+                info!(stream = %stream.name, "recording starts at the next segment");
+                self.recorder.start();
+            } else {
+                info!(stream = %stream.name, "recording stopped");
+                self.recorder.stop(&mut self.writes);
+                self.all_tracks = None;
+            }
+        } else if asked && !self.recorder.is_wanted() {
+            stream.stop_recording(publisher);
+            self.requested = false;
+        }
+    }
+
+    /// Tells the stream which recording is being written (for the stats API).
+    fn stream_recording(&self, stream: &Stream) {
+        stream.set_recording_id(self.recorder.recording_id());
     }
 
     fn flush(&mut self) {
@@ -738,6 +772,9 @@ impl CmafTask {
         loop {
             let received = self.subscription.recv(&mut events, BATCH).await;
             note_lost(&self.stream, &self.metrics, "CMAF", received.lost);
+            if let Some(r) = &mut self.recording {
+                r.follow(&self.stream, publisher);
+            }
             for event in events.drain(..) {
                 if let MediaEvent::Start(tracks) = &event {
                     publisher = Some(tracks.publisher);
@@ -861,6 +898,7 @@ impl CmafTask {
                     r.recorder.finish(&mut r.writes);
                 }
                 r.flush();
+                r.stream_recording(&self.stream);
             }
             if received.closed {
                 debug!(stream = %self.stream.name, "CMAF output ended");

@@ -168,9 +168,15 @@ impl Publish {
         self.pace.due(self.stream.awaited()?)
     }
 
-    /// Cancelled when another publisher takes the stream over or the key is revoked.
+    /// Cancelled when another publisher takes the stream over, the key is revoked, or the
+    /// operator stops the stream.
     pub fn stop_token(&self) -> CancellationToken {
-        self.publisher.stop.clone()
+        self.publisher.stop.token()
+    }
+
+    /// Why the publisher was told to stop, once it was.
+    pub fn stop_reason(&self) -> Option<crate::hub::stop::StopReason> {
+        self.publisher.stop.reason()
     }
 
     /// The name the stream is served under.

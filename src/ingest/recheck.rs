@@ -8,10 +8,11 @@ use tracing::{debug, warn};
 
 use crate::auth::{KeyChecker, Rejection};
 use crate::hub::key::StreamKey;
+use crate::hub::stop::{StopReason, StopSignal};
 use crate::metrics::Metrics;
 
-/// Asks the stream-service about `key` every `every` while it is published, and cancels
-/// `stop` (the publisher's) when the service no longer accepts it. An unreachable service
+/// Asks the stream-service about `key` every `every` while it is published, and stops
+/// the publisher (`stop`, for [`StopReason::KeyRevoked`]) when the service no longer accepts it. An unreachable service
 /// does not stop a live stream: only a definite answer (unknown, inactive, expired) does.
 /// The re-checks end when the returned guard is dropped.
 pub(super) fn spawn(
@@ -19,16 +20,17 @@ pub(super) fn spawn(
     metrics: Arc<Metrics>,
     key: StreamKey,
     every: Duration,
-    stop: CancellationToken,
+    stop: StopSignal,
 ) -> DropGuard {
     let done = CancellationToken::new();
     let guard = done.clone().drop_guard();
+    let stopped = stop.token();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = done.cancelled() => return,
-                _ = stop.cancelled() => return,
+                _ = stopped.cancelled() => return,
             }
             match checker.check(&key, true).await {
                 Ok(_) => debug!(key = %key.redacted(), "key re-check: still accepted"),
@@ -42,7 +44,7 @@ pub(super) fn spawn(
                 Err(rejection) => {
                     warn!(key = %key.redacted(), "key re-check: {rejection}; stopping the stream");
                     metrics.reject(rejection.label());
-                    stop.cancel();
+                    stop.stop(StopReason::KeyRevoked);
                     return;
                 }
             }

@@ -11,6 +11,10 @@
 //! publish's timeline starts afresh); otherwise the writer closes it when
 //! the gap has passed. A takeover continues it at once. New codec parameters (a new init
 //! section) start a new recording: one MP4 file has one `moov`.
+//!
+//! A recording can also start during a publish ([`Recorder::start`]: at the next segment
+//! start, with the init section the output last gave) and stop before its end
+//! ([`Recorder::stop`]: closed at once, not parked).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +135,9 @@ pub struct Recorder {
     active: Option<Active>,
     /// A recording this publish may continue, if its init section is the same.
     resume: Option<Parked>,
+    /// The init section the output gave last, recorded or not: a recording started during
+    /// the publish begins with it.
+    last_init: Option<Bytes>,
 }
 
 impl Recorder {
@@ -143,6 +150,7 @@ impl Recorder {
             tracks: serde_json::Value::Null,
             active: None,
             resume: None,
+            last_init: None,
         }
     }
 
@@ -192,6 +200,35 @@ impl Recorder {
         if !record && let Some(old) = self.resume.take() {
             out.push(Write::Park(old));
         }
+        self.last_init = None;
+    }
+
+    /// Records the rest of the publish from its next segment start on (nothing when it is
+    /// recorded already).
+    pub fn start(&mut self) {
+        self.wanted = true;
+    }
+
+    /// Stops recording the publish: the recording is closed at once (its open segment ends
+    /// where its last fragment does), not parked for a publish to continue.
+    pub fn stop(&mut self, out: &mut Vec<Write>) {
+        if let Some(a) = self.active.take() {
+            let closed = self.park(a, out);
+            out.push(close(
+                &closed.id,
+                State::Complete,
+                Some("the recording was stopped by the server's operator"),
+            ));
+        }
+        if let Some(old) = self.resume.take() {
+            out.push(Write::Park(old));
+        }
+        self.wanted = false;
+    }
+
+    /// Whether the publish is being recorded (or will be, from its next segment start).
+    pub fn is_wanted(&self) -> bool {
+        self.wanted
     }
 
     /// The publish ended: its recording is parked for `record.gap`.
@@ -211,6 +248,11 @@ impl Recorder {
         self.active.as_ref().map(|a| &*a.id)
     }
 
+    /// The id of the recording being written, if any.
+    pub fn recording_id(&self) -> Option<Arc<str>> {
+        self.active.as_ref().map(|a| a.id.clone())
+    }
+
     /// Takes one event of the CMAF output. `now` dates a recording it starts.
     pub fn push(&mut self, event: &CmafEvent, now: SystemTime, out: &mut Vec<Write>) {
         if self.active.as_ref().is_some_and(|a| a.health.failed()) {
@@ -218,12 +260,21 @@ impl Recorder {
             self.active = None;
             self.wanted = false;
         }
+        if let CmafEvent::Init(init) = event {
+            self.last_init = Some(init.clone());
+        }
         if !self.wanted {
             return;
         }
         match event {
             CmafEvent::Init(init) => self.init(init, now, out),
             CmafEvent::SegmentStart { discontinuity, .. } => {
+                // Started during the publish: the recording begins here.
+                if self.active.is_none()
+                    && let Some(init) = self.last_init.clone()
+                {
+                    self.init(&init, now, out);
+                }
                 let Some(a) = self.active.as_mut() else {
                     return;
                 };
@@ -765,6 +816,44 @@ mod tests {
         publish(&mut r, 48_000, 100_000, &mut out);
         assert!(out.is_empty());
         assert!(r.recording().is_none());
+    }
+
+    #[test]
+    fn a_recording_starts_at_the_next_segment_and_stops_closed() {
+        let mut r = Recorder::new("live", "k");
+        let mut out = Vec::new();
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        r.begin(false, &tracks(), None, &mut out);
+        r.push(&CmafEvent::Init(init(48_000)), now, &mut out);
+        r.push(&start(), now, &mut out);
+        r.push(&part(fragment(1, 0, 10)), now, &mut out);
+        assert!(out.is_empty(), "not recorded");
+        r.start();
+        // The rest of the open segment is not recorded: a recording starts at a segment.
+        r.push(&part(fragment(2, 10_240, 10)), now, &mut out);
+        r.push(&segment_end(), now, &mut out);
+        assert!(out.is_empty());
+        r.push(&start(), now, &mut out);
+        r.push(&part(fragment(3, 20_480, 10)), now, &mut out);
+        let Some(Write::Create { init: first, .. }) = out.first() else {
+            panic!("created at the segment start: {out:?}")
+        };
+        assert_eq!(*first, init(48_000), "with the output's last init section");
+        assert_eq!(appended(&out).len(), 1);
+        let id = r.recording_id().expect("recording");
+        out.clear();
+        r.stop(&mut out);
+        assert!(
+            matches!(&out[..], [Write::Append { sync: true, .. }, Write::Close { id: closed, state: State::Complete, .. }] if *closed == id),
+            "the open segment ends and the recording closes: {out:?}"
+        );
+        assert!(!r.is_wanted());
+        out.clear();
+        r.push(&part(fragment(4, 30_720, 10)), now, &mut out);
+        r.push(&start(), now, &mut out);
+        assert!(out.is_empty(), "nothing after the stop");
+        r.end(&mut out);
+        assert!(out.is_empty(), "nothing parked");
     }
 
     /// A fragment of track 1 from `start`: frames 3000 ticks apart, presented at their

@@ -106,7 +106,7 @@ impl Relays {
                 target,
                 stream: stream.clone(),
                 publisher: publisher.id,
-                stop: publisher.stop.clone(),
+                stop: publisher.stop.token(),
                 status,
                 shared: self.shared.clone(),
                 // Subscribed now, before the publish's media: nothing of its end is missed.
@@ -255,7 +255,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             started: SystemTime::now(),
             started_at: Instant::now(),
-            stop: CancellationToken::new(),
+            stop: crate::hub::stop::StopSignal::new(),
         };
         *stream.publisher_slot() = Some(publisher.clone());
         stream.begin_publisher(PUBLISHER);
@@ -365,7 +365,7 @@ mod tests {
         source.truncate(100);
         stream.fanout.push(PUBLISHER, &mut source);
         wait_until(&stream, "live", 1).await;
-        publisher.stop.cancel();
+        publisher.stop.stop(crate::hub::stop::StopReason::Operator);
         let tasks = relays.tasks();
         tasks.close();
         tokio::time::timeout(Duration::from_secs(20), tasks.wait())

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use crate::flv::demux::TagKind;
 use crate::flv::mux::Accepts;
+use crate::hub::stop::StopReason;
 use crate::ingest::{Arrival, Ingest, Publish, Refusal, StreamMetadata};
 use crate::media::RtmpTimestamp;
 use crate::media::frame::TrackName;
@@ -312,13 +313,15 @@ impl Conn {
                 // may reach the stream.
                 biased;
                 _ = cancelled(stop) => {
-                    // Taken over by a new connection, or the key was revoked: say so and go.
+                    // Taken over by a new connection, the key was revoked, or the operator
+                    // stopped the stream: say so and go.
+                    let reason = self
+                        .publishing
+                        .as_ref()
+                        .and_then(Publish::stop_reason)
+                        .unwrap_or(StopReason::TakenOver);
                     let session = self.session.as_mut().expect("session set above");
-                    session.stream_error(
-                        "NetStream.Publish.Failed",
-                        "the stream was taken over or its key is no longer valid",
-                        &mut self.out,
-                    );
+                    session.stream_error(reason.code(), reason.description(), &mut self.out);
                     let _ = self.flush(transport).await;
                     return Ok(());
                 }
