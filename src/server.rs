@@ -377,6 +377,7 @@ impl Server {
             started,
             started_wall: SystemTime::now(),
             disk_usage: Mutex::new(None),
+            history: Mutex::new(Default::default()),
             recordings: recordings.clone(),
             shutdown: shutdown.clone(),
             cluster: cluster.clone(),
@@ -591,6 +592,7 @@ fn serve_http_apart(
         .name("http".into())
         .spawn(move || {
             runtime.block_on(async move {
+                tokio::spawn(crate::http::sampler::run(ctx.clone()));
                 // Plain and TLS connections share one cap.
                 let places = Arc::new(Semaphore::new(ctx.max_connections));
                 let plain = http.map(|listener| {

@@ -138,6 +138,7 @@ impl Server {
                 .expect("the machine has been up for 5 s"),
             started_wall: SystemTime::now(),
             disk_usage: Mutex::new(None),
+            history: Mutex::new(Default::default()),
             recordings: None,
             shutdown: CancellationToken::new(),
             cluster: None,
@@ -405,6 +406,62 @@ async fn an_origin_list_allows_only_its_origins() {
         .call("GET", url, &[("Origin", "https://evil.example")])
         .await;
     assert_eq!(other.header("access-control-allow-origin"), None);
+    // The operator's controls: a listed origin's page may POST with its bearer token.
+    let preflight = |origin| {
+        [
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ]
+    };
+    let controls = "/api/streams/origins/stop";
+    let pre = server
+        .call("OPTIONS", controls, &preflight("https://a.example"))
+        .await;
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some("https://a.example")
+    );
+    let methods = pre.header("access-control-allow-methods").unwrap_or("");
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let headers = pre.header("access-control-allow-headers").unwrap_or("");
+    assert!(headers.contains("authorization"), "{headers}");
+    let pre = server
+        .call("OPTIONS", controls, &preflight("https://evil.example"))
+        .await;
+    assert_eq!(pre.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn controls_stop_a_publisher_and_refuse_recording_without_recordings() {
+    let server = Server::start(Options::default());
+    let claim = server.publish("ctl");
+    let r = server
+        .call("POST", "/api/streams/ctl/record/start", &[])
+        .await;
+    assert_eq!(r.status, 409, "no record.path here: {}", r.text());
+    assert!(r.text().contains("record.path"), "{}", r.text());
+    let r = server
+        .call("POST", "/api/streams/ctl/record/stop", &[])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), r#"{"active":false,"id":null}"#);
+    let r = server.call("POST", "/api/streams/nobody/stop", &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(!claim.publisher.stop.is_stopped());
+    let r = server.call("POST", "/api/streams/ctl/stop", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), r#"{"stopped":"ctl"}"#);
+    assert_eq!(
+        claim.publisher.stop.reason(),
+        Some(rtmp_server::hub::stop::StopReason::Operator)
+    );
+    assert_eq!(server.metrics.operator_stops_total.get(), 1);
+    let r = server.call("GET", "/api/streams/ctl/stop", &[]).await;
+    assert_eq!(r.status, 405, "a control is a POST");
 }
 
 /// Request paths made to escape the media root or name what is not a stream's file. The

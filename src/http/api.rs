@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::HttpContext;
+use super::sampler::ServerSample;
+use crate::hub::history::INTERVAL;
 use crate::hub::stream::Stream;
 use crate::media::codec::TrackSummary;
 use crate::metrics::REJECT_REASONS;
@@ -17,13 +19,17 @@ use crate::relay::status::RelayReport;
 use crate::wallclock::rfc3339_millis;
 
 /// How long a measured disk usage is reused: walking a large media root is not free.
-const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
+pub(super) const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
 
 /// One stream in `/api/streams`.
 #[derive(Serialize)]
 pub struct StreamStats {
     /// The name HLS is served under: the stream key, or its public playback id.
     pub name: String,
+    /// The publishing key: in full to a request that carries the API token
+    /// (`http.api_token` set and presented), else redacted (its first four characters and
+    /// its length).
+    pub key: String,
     pub app: String,
     /// Path of the classic HLS playlist on this server (when the TS output is on).
     pub playlist: Option<String>,
@@ -40,8 +46,14 @@ pub struct StreamStats {
     pub tracks: Vec<TrackSummary>,
     pub encoder: Option<String>,
     pub bitrate_kbps: u64,
+    /// The ingest bit rate every `history_interval_s` seconds, oldest first (the last five
+    /// minutes).
+    pub bitrate_history_kbps: Vec<u64>,
+    pub history_interval_s: u64,
     pub bytes_in: u64,
     pub keyframe_interval_s: Option<f64>,
+    /// The latest advice about the keyframe interval the server logged for the encoder.
+    pub keyframe_advice: Option<String>,
     /// A multitrack publish: segments of a rendition that started where the first video
     /// rendition's did not (its keyframes are not aligned with the others'); 0 otherwise.
     pub misaligned_segments: u64,
@@ -49,12 +61,47 @@ pub struct StreamStats {
     pub segments: u64,
     /// Distinct players that fetched the playlist in the last 30 seconds.
     pub viewers: usize,
+    /// Of `viewers`, those that play the classic playlist (`index.m3u8`).
+    pub viewers_hls: usize,
+    /// Of `viewers`, those that play the Low-Latency playlist (`llhls.m3u8`).
+    pub viewers_llhls: usize,
     /// Players reading the stream now over RTMP, HTTP-FLV and WebSocket-FLV.
     pub players: Players,
     /// The publish's relay targets (`relay.push` and the stream-service's `push`): the URL
     /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
     /// `since`, `bytes_out`, `reconnects`.
     pub relays: Vec<RelayReport>,
+    /// Whether the publish is recorded, and the recording being written.
+    pub recording: RecordingState,
+}
+
+/// A stream's recording as the API reports it: `active` while the publish is recorded
+/// (from a start until a stop or the publish's end), `id` the recording being written (none
+/// yet between a start and the next segment).
+#[derive(Serialize)]
+pub struct RecordingState {
+    pub active: bool,
+    pub id: Option<String>,
+}
+
+/// The recording state of `stream`'s publish by `publisher`.
+pub(super) fn recording_state(stream: &Stream, publisher: u64) -> RecordingState {
+    let active = stream.is_recorded(publisher);
+    RecordingState {
+        active,
+        id: stream
+            .recording_id()
+            .filter(|_| active)
+            .map(|id| id.to_string()),
+    }
+}
+
+/// Whether a request may see stream keys in full: the API token is set and it carries it.
+fn shows_keys(shared: &HttpContext, headers: &HeaderMap) -> bool {
+    shared
+        .api_token
+        .as_ref()
+        .is_some_and(|t| t.admits(headers.get(header::AUTHORIZATION)))
 }
 
 /// Players reading a stream now, by protocol.
@@ -65,11 +112,17 @@ pub struct Players {
     pub ws_flv: usize,
 }
 
-fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
+fn stats(stream: &Stream, now: Instant, full_key: bool) -> Option<StreamStats> {
     let publisher = stream.publisher()?;
     let media = stream.media();
+    let viewers = stream.viewers_by_playlist(now);
     Some(StreamStats {
         name: stream.name.to_string(),
+        key: if full_key {
+            stream.key.to_string()
+        } else {
+            stream.key.redacted().to_string()
+        },
         app: stream.app.clone(),
         playlist: stream
             .ts
@@ -99,12 +152,17 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             .collect(),
         encoder: media.encoder,
         bitrate_kbps: stream.bitrate() / 1000,
+        bitrate_history_kbps: stream.bitrate_history(),
+        history_interval_s: INTERVAL.as_secs(),
         bytes_in: stream.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
         keyframe_interval_s: media.keyframe_interval.map(|d| d.as_secs_f64()),
+        keyframe_advice: media.keyframe_advice,
         misaligned_segments: media.misaligned_cuts,
         target_duration: stream.target_duration(),
         segments: stream.segments_produced(),
-        viewers: stream.viewers(now),
+        viewers: viewers.classic + viewers.low_latency,
+        viewers_hls: viewers.classic,
+        viewers_llhls: viewers.low_latency,
         players: {
             let [rtmp, http_flv, ws_flv] = stream.players();
             Players {
@@ -114,6 +172,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             }
         },
         relays: stream.relays(),
+        recording: recording_state(stream, publisher.id),
     })
 }
 
@@ -123,23 +182,32 @@ pub struct StreamList {
 }
 
 /// `GET /api/streams`: every live stream.
-pub async fn streams(State(shared): State<Arc<HttpContext>>) -> Json<StreamList> {
+pub async fn streams(
+    State(shared): State<Arc<HttpContext>>,
+    headers: HeaderMap,
+) -> Json<StreamList> {
     let now = Instant::now();
+    let full_key = shows_keys(&shared, &headers);
     let streams = shared
         .registry
         .live_streams()
         .iter()
-        .filter_map(|s| stats(s, now))
+        .filter_map(|s| stats(s, now, full_key))
         .collect();
     Json(StreamList { streams })
 }
 
 /// `GET /api/streams/{name}`: one live stream.
-pub async fn stream(State(shared): State<Arc<HttpContext>>, Path(name): Path<String>) -> Response {
+pub async fn stream(
+    State(shared): State<Arc<HttpContext>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let full_key = shows_keys(&shared, &headers);
     let found = shared
         .registry
         .get(&shared.app, &name)
-        .and_then(|s| stats(&s, Instant::now()));
+        .and_then(|s| stats(&s, Instant::now(), full_key));
     match found {
         Some(s) => Json(s).into_response(),
         None => (
@@ -197,6 +265,16 @@ pub struct ServerStats {
     /// Bytes of segments held in memory.
     pub segment_memory_bytes: i64,
     pub disk: Disk,
+    /// The server's figures every 2 s, the last five minutes.
+    pub history: ServerHistory,
+}
+
+/// `history` in `/api/server`.
+#[derive(Serialize)]
+pub struct ServerHistory {
+    pub interval_s: u64,
+    /// Oldest first.
+    pub samples: Vec<ServerSample>,
 }
 
 /// `GET /api/server`: version, uptime, connections, traffic, rejects, disk.
@@ -235,6 +313,10 @@ pub async fn server(State(shared): State<Arc<HttpContext>>) -> Json<ServerStats>
             errors: d.errors(),
             dropped: d.dropped(),
             queue: d.queue_depth(),
+        },
+        history: ServerHistory {
+            interval_s: INTERVAL.as_secs(),
+            samples: crate::hub::stream::lock(&shared.history).to_vec(),
         },
     })
 }

@@ -55,8 +55,11 @@ impl AllowedOrigins {
         }
     }
 
-    /// The CORS layer: GET/HEAD/OPTIONS, preflight answered, and the response headers a
-    /// player's script reads exposed.
+    /// The CORS layer: GET/HEAD/OPTIONS for players, POST and DELETE for the operator's
+    /// controls (`/api/streams/{name}/stop`, `.../record/*`, `/api/recordings/{id}`) with
+    /// the `Authorization` header their bearer token travels in, preflight answered, and the
+    /// response headers a player's script reads exposed. What an allowed origin may do is
+    /// still up to the token: CORS only lets its page send the request.
     pub fn layer(&self) -> CorsLayer {
         let origin = match self {
             AllowedOrigins::Any => AllowOrigin::any(),
@@ -64,8 +67,15 @@ impl AllowedOrigins {
         };
         CorsLayer::new()
             .allow_origin(origin)
-            .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::OPTIONS,
+                Method::POST,
+                Method::DELETE,
+            ])
             .allow_headers([
+                header::AUTHORIZATION,
                 header::RANGE,
                 header::IF_NONE_MATCH,
                 header::IF_MODIFIED_SINCE,

@@ -282,7 +282,11 @@ async fn serve_file(
             // A multitrack publish: both playlists are its multivariant playlist.
             return match stream.multivariant() {
                 Some(playlist) => {
-                    stream.note_viewer(player_id(peer, headers), playlist_kind(file), Instant::now());
+                    stream.note_viewer(
+                        player_id(peer, headers),
+                        playlist_kind(file),
+                        Instant::now(),
+                    );
                     playlist_response(&playlist, headers, PLAYLIST_CACHE)
                 }
                 None => not_found(),
@@ -332,7 +336,11 @@ async fn serve_file(
             )
             .await;
         };
-        stream.note_viewer(player_id(peer, headers), playlist_kind(file), Instant::now());
+        stream.note_viewer(
+            player_id(peer, headers),
+            playlist_kind(file),
+            Instant::now(),
+        );
         return ll_playlist(
             shared,
             || stream.position(),

@@ -4,6 +4,7 @@
 mod api;
 pub mod bearer;
 mod coalesce;
+mod controls;
 pub mod cors;
 mod flv;
 mod hls;
@@ -11,6 +12,7 @@ mod idle;
 mod ops;
 mod range;
 mod recordings;
+pub mod sampler;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -83,6 +85,8 @@ pub struct HttpContext {
     pub started_wall: SystemTime,
     /// The last measured size of the media root's files, and when it was measured.
     pub disk_usage: Mutex<Option<(Instant, u64)>>,
+    /// The server's figures every 2 s (the last 5 minutes), taken by `sampler::run`.
+    pub history: Mutex<crate::hub::history::History<sampler::ServerSample>>,
     /// The recordings (`None` when `record.path` could not be opened).
     pub recordings: Option<crate::record::Recordings>,
     /// Cancelled when the server stops.
@@ -102,6 +106,15 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/streams", get(api::streams))
         .route("/api/streams/{name}", get(api::stream))
+        .route("/api/streams/{name}/stop", post(controls::stop))
+        .route(
+            "/api/streams/{name}/record/start",
+            post(controls::record_start),
+        )
+        .route(
+            "/api/streams/{name}/record/stop",
+            post(controls::record_stop),
+        )
         .route("/api/server", get(api::server))
         .route("/api/recordings", get(recordings::list))
         .route(

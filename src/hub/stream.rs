@@ -49,6 +49,8 @@ pub struct MediaInfo {
     /// metadata.
     pub frame_rate: Option<f64>,
     pub keyframe_interval: Option<Duration90k>,
+    /// The latest advice about the keyframe interval the server logged for the encoder.
+    pub keyframe_advice: Option<String>,
     /// The encoder's name, from its metadata.
     pub encoder: Option<String>,
     /// Names and languages the publisher's metadata gives its audio tracks.

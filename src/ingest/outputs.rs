@@ -179,7 +179,8 @@ impl Outputs {
     }
 }
 
-/// Encoder advice in the log, from one output per stream.
+/// Encoder advice in the log and the stats API (`keyframe_advice`, the latest of the
+/// publish), from one output per stream.
 #[derive(Clone, Copy)]
 struct Advice {
     hls_time: Duration90k,
@@ -188,18 +189,20 @@ struct Advice {
 impl Advice {
     fn long_keyframe_interval(&self, stream: &Stream, interval: Duration90k) {
         let target = self.hls_time.as_secs_f64();
-        warn!(
-            stream = %stream.name,
+        let advice = format!(
             "the encoder's keyframe interval ({interval}) is longer than hls.time ({target} s): \
              segments follow keyframes, not the setting; set the encoder's keyframe interval to {target} s"
         );
+        warn!(stream = %stream.name, "{advice}");
+        stream.update_media(|m| m.keyframe_advice = Some(advice));
     }
 
     fn forced_cut(&self, stream: &Stream, length: Duration90k) {
-        warn!(
-            stream = %stream.name,
+        let advice = format!(
             "no keyframe for {length}: segment cut without one; players joining there wait for the next keyframe"
         );
+        warn!(stream = %stream.name, "{advice}");
+        stream.update_media(|m| m.keyframe_advice = Some(advice));
     }
 }
 

@@ -1,0 +1,124 @@
+//! The operator's controls over live streams (behind `http.api_token` with the rest of
+//! `/api/*`): stop a publish, start or stop recording it.
+//!
+//! Each only sets what the ingest side follows on its own runtime (the publisher's stop
+//! signal, the stream's recorded flag): nothing here waits on the ingest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tracing::info;
+
+use super::HttpContext;
+use super::api::recording_state;
+use crate::hub::stop::StopReason;
+use crate::hub::stream::{Publisher, Stream};
+
+fn error(status: StatusCode, why: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": why }))).into_response()
+}
+
+fn not_live() -> Response {
+    error(StatusCode::NOT_FOUND, "no live stream of that name")
+}
+
+/// Who asked, for the log.
+fn requester(request: &Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer)
+}
+
+/// The live stream `name` and its publisher.
+fn live(shared: &HttpContext, name: &str) -> Option<(Arc<Stream>, Publisher)> {
+    let stream = shared.registry.get(&shared.app, name)?;
+    let publisher = stream.publisher()?;
+    Some((stream, publisher))
+}
+
+/// `POST /api/streams/{name}/stop`: ends the publisher's connection, with an `onStatus`
+/// that tells the encoder the operator stopped the stream ([`StopReason::Operator`]).
+pub async fn stop(
+    State(shared): State<Arc<HttpContext>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let Some((stream, publisher)) = live(&shared, &name) else {
+        return not_live();
+    };
+    publisher.stop.stop(StopReason::Operator);
+    shared.metrics.operator_stops_total.inc();
+    info!(
+        stream = %stream.name,
+        client = %publisher.addr,
+        requester = ?requester(&request),
+        "stream stopped by the operator (API)"
+    );
+    Json(serde_json::json!({ "stopped": stream.name.as_str() })).into_response()
+}
+
+/// Why `stream`'s publish cannot start recording now, if it cannot.
+fn cannot_record(shared: &HttpContext, stream: &Stream) -> Option<&'static str> {
+    if shared.recordings.is_none() {
+        return Some("recordings are unavailable: record.path could not be opened");
+    }
+    if stream.cmaf.is_none() {
+        return Some("recordings are made of the CMAF output's fragments and hls.cmaf is off");
+    }
+    if !stream.renditions().is_empty() {
+        return Some("a multitrack publish is recorded only from its start (record.enabled)");
+    }
+    None
+}
+
+/// `POST /api/streams/{name}/record/start`: records the rest of the publish, from its next
+/// segment start (a recording starts at a segment). Answers the stream's `recording`.
+pub async fn record_start(
+    State(shared): State<Arc<HttpContext>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let Some((stream, publisher)) = live(&shared, &name) else {
+        return not_live();
+    };
+    if !stream.is_recorded(publisher.id) {
+        if let Some(why) = cannot_record(&shared, &stream) {
+            return error(StatusCode::CONFLICT, why);
+        }
+        stream.record(publisher.id);
+        info!(
+            stream = %stream.name,
+            requester = ?requester(&request),
+            "recording started by the operator (API): from the next segment"
+        );
+    }
+    Json(recording_state(&stream, publisher.id)).into_response()
+}
+
+/// `POST /api/streams/{name}/record/stop`: closes the publish's recording (its playlist
+/// written, as at a publish's end, but not kept for a reconnection to continue). Answers
+/// the stream's `recording`.
+pub async fn record_stop(
+    State(shared): State<Arc<HttpContext>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let Some((stream, publisher)) = live(&shared, &name) else {
+        return not_live();
+    };
+    if stream.is_recorded(publisher.id) {
+        stream.stop_recording(publisher.id);
+        info!(
+            stream = %stream.name,
+            requester = ?requester(&request),
+            "recording stopped by the operator (API)"
+        );
+    }
+    Json(recording_state(&stream, publisher.id)).into_response()
+}
