@@ -1,5 +1,6 @@
 //! Requests for streams held by another node: HLS (`/{app}/{name}/...`), HTTP-FLV
-//! (`/{app}/{name}.flv`) and the per-stream API (`/api/streams/{name}`) are proxied to the
+//! (`/{app}/{name}.flv`) and the per-stream API (`/api/streams/{name}` and its controls,
+//! `/api/streams/{name}/stop`, `.../record/start`, `.../record/stop`) are proxied to the
 //! holder's advertised address (or redirected there with 307, `cluster.forward`), and
 //! `/api/streams` lists every node's streams.
 //!
@@ -29,6 +30,9 @@ pub const FORWARDED: &str = "x-rtmp-server-forwarded";
 /// How long another node may take to answer `/api/streams?scope=local`.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Largest request body passed on to a holder (the controls carry none).
+const BODY_MAX_BYTES: usize = 64 * 1024;
+
 /// Largest `/api/streams` answer read from a node.
 const LIST_MAX_BYTES: usize = 16 * 1024 * 1024;
 
@@ -37,7 +41,7 @@ const LIST_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub fn stream_of(path: &str, api_app: &str) -> Option<String> {
     let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     let (app, name) = match parts.as_slice() {
-        ["api", "streams", name] => (api_app, *name),
+        ["api", "streams", name, ..] => (api_app, *name),
         ["api", ..] | ["recordings", ..] => return None,
         [app, file] => (*app, file.strip_suffix(".flv")?),
         [app, name, _] | [app, name, _, _] => (*app, *name),
@@ -127,8 +131,23 @@ async fn forward(cluster: &Cluster, node: &str, base: &str, request: Request) ->
         .inc();
     let mut outgoing = cluster.http.request(request.method().clone(), &url);
     for (name, value) in request.headers() {
-        if !is_hop_by_hop(name) && name != header::HOST {
+        if !is_hop_by_hop(name) && name != header::HOST && name != header::CONTENT_LENGTH {
             outgoing = outgoing.header(name, value);
+        }
+    }
+    if !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        match axum::body::to_bytes(request.into_body(), BODY_MAX_BYTES).await {
+            Ok(body) => outgoing = outgoing.body(body),
+            Err(_) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a request body of at most {BODY_MAX_BYTES} bytes is passed on\n"),
+                )
+                    .into_response();
+            }
         }
     }
     outgoing = outgoing.header(FORWARDED, &cluster.node().id);
@@ -302,11 +321,19 @@ mod tests {
         assert_eq!(s("/live/cam/v0/llhls.m3u8").as_deref(), Some("live/cam"));
         assert_eq!(s("/live/cam.flv").as_deref(), Some("live/cam"));
         assert_eq!(s("/api/streams/cam").as_deref(), Some("live/cam"));
+        assert_eq!(s("/api/streams/cam/stop").as_deref(), Some("live/cam"));
+        assert_eq!(
+            s("/api/streams/cam/record/start").as_deref(),
+            Some("live/cam")
+        );
+        assert_eq!(s("/api/streams/cam/record/stop").as_deref(), Some("live/cam"));
         for none in [
             "/",
             "/live",
             "/live/cam",
             "/api/streams",
+            "/api/streams/",
+            "/api/streams/bad%20name/stop",
             "/api/server",
             "/api/recordings/x",
             "/recordings/x/index.m3u8",

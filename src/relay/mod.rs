@@ -129,7 +129,6 @@ mod tests {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use tokio::net::TcpListener;
-    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::flv::demux::{FlvDemuxer, TagKind};
