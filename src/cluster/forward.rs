@@ -326,7 +326,10 @@ mod tests {
             s("/api/streams/cam/record/start").as_deref(),
             Some("live/cam")
         );
-        assert_eq!(s("/api/streams/cam/record/stop").as_deref(), Some("live/cam"));
+        assert_eq!(
+            s("/api/streams/cam/record/stop").as_deref(),
+            Some("live/cam")
+        );
         for none in [
             "/",
             "/live",

@@ -38,6 +38,10 @@ const SMALL_READ: usize = 4 * 1024;
 /// replies); a client that does not read it for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stopped publisher's connection stays open after its last status, its media
+/// read and dropped, for the encoder to read the status and close first (see [`linger`]).
+const STOP_LINGER: Duration = Duration::from_secs(2);
+
 /// Bytes of a player's tags encoded ahead of the socket: a few turns of the ingest of a
 /// high-rate stream, so writes are large while what waits stays in the player's queue, where
 /// it can be skipped.
@@ -322,7 +326,13 @@ impl Conn {
                         .unwrap_or(StopReason::TakenOver);
                     let session = self.session.as_mut().expect("session set above");
                     session.stream_error(reason.code(), reason.description(), &mut self.out);
-                    let _ = self.flush(transport).await;
+                    // The publish ends now, not when the encoder has read the status.
+                    if let Some(publish) = self.publishing.take() {
+                        publish.stop();
+                    }
+                    if self.flush(transport).await.is_ok() {
+                        linger(transport, STOP_LINGER).await;
+                    }
                     return Ok(());
                 }
                 _ = ctx.shutdown.cancelled() => {
@@ -692,6 +702,29 @@ fn track_labels(map: &[(String, Value)]) -> Vec<TrackName> {
 }
 
 /// Waits for `token`, or forever without one.
+/// Reads and drops what the peer still sends, until it closes or `within` passes. A
+/// connection closed with the publisher's media unread is reset (RFC 9293 §3.6.1: "data
+/// lost"), and the reset can reach the encoder before the status written just before it:
+/// ffmpeg would print "Connection reset by peer" instead of the reason. Waiting for the
+/// encoder to read the status and close first keeps the reason; the time bound keeps an
+/// encoder that does not close from holding the connection.
+async fn linger(transport: &mut Transport, within: Duration) {
+    if let Err(e) = merged_read::set_low_water(transport.socket(), false) {
+        debug!("receive low-water mark not reset: {e}");
+    }
+    let mut sink = BytesMut::with_capacity(SMALL_READ);
+    let _ = tokio::time::timeout(within, async {
+        loop {
+            sink.clear();
+            match transport.read_ready(&mut sink, SMALL_READ).await {
+                Ok(drained) if !drained.closed => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+}
+
 async fn cancelled(token: Option<CancellationToken>) {
     match token {
         Some(t) => t.cancelled().await,
