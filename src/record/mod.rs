@@ -78,7 +78,8 @@ pub struct Entry {
     pub tracks: serde_json::Value,
     /// `recording`, `complete`, `interrupted` or `incomplete`.
     pub state: State,
-    /// Why an incomplete recording ended early.
+    /// Why the recording ended early: an incomplete one's failure, or the operator's stop
+    /// (a complete one), or new codec parameters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The VOD playlist and the download, as paths on this server.
