@@ -27,12 +27,12 @@ fn not_live() -> Response {
     error(StatusCode::NOT_FOUND, "no live stream of that name")
 }
 
-/// Who asked, for the log.
-fn requester(request: &Request) -> Option<SocketAddr> {
+/// Who asked (the client's address), for the log.
+fn requester(request: &Request) -> String {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer)
+        .map_or_else(|| "unknown".into(), |ConnectInfo(peer)| peer.to_string())
 }
 
 /// The live stream `name` and its publisher.
@@ -57,7 +57,7 @@ pub async fn stop(
     info!(
         stream = %stream.name,
         client = %publisher.addr,
-        requester = ?requester(&request),
+        requester = %requester(&request),
         "stream stopped by the operator (API)"
     );
     Json(serde_json::json!({ "stopped": stream.name.as_str() })).into_response()
@@ -94,7 +94,7 @@ pub async fn record_start(
         stream.record(publisher.id);
         info!(
             stream = %stream.name,
-            requester = ?requester(&request),
+            requester = %requester(&request),
             "recording started by the operator (API): from the next segment"
         );
     }
@@ -116,7 +116,7 @@ pub async fn record_stop(
         stream.stop_recording(publisher.id);
         info!(
             stream = %stream.name,
-            requester = ?requester(&request),
+            requester = %requester(&request),
             "recording stopped by the operator (API)"
         );
     }
