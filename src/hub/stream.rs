@@ -405,6 +405,11 @@ impl Stream {
         publisher != 0 && self.recorded.load(Ordering::Relaxed) == publisher
     }
 
+    /// The publisher whose publish is recorded (0: none).
+    pub fn recorded_publisher(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+
     /// Stops recording `publisher`'s publish (if it is recorded): its recording is closed.
     pub fn stop_recording(&self, publisher: u64) {
         let _ = self

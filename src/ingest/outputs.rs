@@ -377,12 +377,17 @@ impl Recording {
 
     /// Follows what the API asked since the last look: a recording started (from the next
     /// segment start) or stopped (closed at once) during `publisher`'s publish. A recording
-    /// the writer gave up on (a failed write) is no longer requested.
+    /// the writer gave up on (a failed write) is no longer requested. A flag set for a newer
+    /// publisher is left to its `Start` (a takeover, a reconnect).
     fn follow(&mut self, stream: &Stream, publisher: Option<u64>) {
         let Some(publisher) = publisher else {
             return;
         };
-        let asked = stream.is_recorded(publisher);
+        let flagged = stream.recorded_publisher();
+        if flagged != 0 && flagged != publisher {
+            return;
+        }
+        let asked = flagged == publisher;
         if asked != self.requested {
             self.requested = asked;
             if asked {
