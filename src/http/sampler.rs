@@ -54,7 +54,8 @@ fn read_counters(shared: &HttpContext) -> Counters {
 
 /// Samples until the server stops.
 pub async fn run(shared: Arc<HttpContext>) {
-    let mut ticks = tokio::time::interval(INTERVAL);
+    // The first sample comes an interval after the start: its rates cover a whole one.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut before = read_counters(&shared);
     loop {
