@@ -84,9 +84,14 @@ pub struct RecordingState {
     pub id: Option<String>,
 }
 
-/// The recording state of `stream`'s publish by `publisher`.
-pub(super) fn recording_state(stream: &Stream, publisher: u64) -> RecordingState {
-    let active = stream.is_recorded(publisher);
+/// The recording state of `stream`'s publish by `publisher` (never active without
+/// recordings: `record.path` unusable).
+pub(super) fn recording_state(
+    shared: &HttpContext,
+    stream: &Stream,
+    publisher: u64,
+) -> RecordingState {
+    let active = shared.recordings.is_some() && stream.is_recorded(publisher);
     RecordingState {
         active,
         id: stream
@@ -94,6 +99,14 @@ pub(super) fn recording_state(stream: &Stream, publisher: u64) -> RecordingState
             .filter(|_| active)
             .map(|id| id.to_string()),
     }
+}
+
+/// How a request sees streams.
+struct View<'a> {
+    shared: &'a HttpContext,
+    now: Instant,
+    /// Keys in full (see [`shows_keys`]).
+    full_key: bool,
 }
 
 /// Whether a request may see stream keys in full: the API token is set and it carries it.
@@ -112,13 +125,14 @@ pub struct Players {
     pub ws_flv: usize,
 }
 
-fn stats(stream: &Stream, now: Instant, full_key: bool) -> Option<StreamStats> {
+fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
+    let now = view.now;
     let publisher = stream.publisher()?;
     let media = stream.media();
     let viewers = stream.viewers_by_playlist(now);
     Some(StreamStats {
         name: stream.name.to_string(),
-        key: if full_key {
+        key: if view.full_key {
             stream.key.to_string()
         } else {
             stream.key.redacted().to_string()
@@ -172,7 +186,7 @@ fn stats(stream: &Stream, now: Instant, full_key: bool) -> Option<StreamStats> {
             }
         },
         relays: stream.relays(),
-        recording: recording_state(stream, publisher.id),
+        recording: recording_state(view.shared, stream, publisher.id),
     })
 }
 
@@ -186,13 +200,16 @@ pub async fn streams(
     State(shared): State<Arc<HttpContext>>,
     headers: HeaderMap,
 ) -> Json<StreamList> {
-    let now = Instant::now();
-    let full_key = shows_keys(&shared, &headers);
+    let view = View {
+        shared: &shared,
+        now: Instant::now(),
+        full_key: shows_keys(&shared, &headers),
+    };
     let streams = shared
         .registry
         .live_streams()
         .iter()
-        .filter_map(|s| stats(s, now, full_key))
+        .filter_map(|s| stats(s, &view))
         .collect();
     Json(StreamList { streams })
 }
@@ -203,11 +220,15 @@ pub async fn stream(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let full_key = shows_keys(&shared, &headers);
+    let view = View {
+        shared: &shared,
+        now: Instant::now(),
+        full_key: shows_keys(&shared, &headers),
+    };
     let found = shared
         .registry
         .get(&shared.app, &name)
-        .and_then(|s| stats(&s, Instant::now(), full_key));
+        .and_then(|s| stats(&s, &view));
     match found {
         Some(s) => Json(s).into_response(),
         None => (

@@ -98,7 +98,7 @@ pub async fn record_start(
             "recording started by the operator (API): from the next segment"
         );
     }
-    Json(recording_state(&stream, publisher.id)).into_response()
+    Json(recording_state(&shared, &stream, publisher.id)).into_response()
 }
 
 /// `POST /api/streams/{name}/record/stop`: closes the publish's recording (its playlist
@@ -120,5 +120,5 @@ pub async fn record_stop(
             "recording stopped by the operator (API)"
         );
     }
-    Json(recording_state(&stream, publisher.id)).into_response()
+    Json(recording_state(&shared, &stream, publisher.id)).into_response()
 }
