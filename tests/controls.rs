@@ -1,7 +1,7 @@
 //! The operator's controls and the dashboard's figures over real HTTP, against the real
 //! server with real ffmpeg publishers: a stop ends the encoder with the reason it prints,
-//! recordings start and stop during a publish, keys are shown only to token holders, and the
-//! histories grow.
+//! recordings start and stop during a publish, keys are shown only to token holders, the
+//! histories grow, and the keyframe advice the server logs is reported.
 
 mod common;
 
@@ -160,11 +160,19 @@ fn controls_need_the_token_stop_the_encoder_and_record_during_a_publish() {
 fn keys_are_redacted_without_a_token_and_histories_grow() {
     // No CMAF output: nothing can be recorded.
     let server = ServerProcess::start(&["--hls-cmaf", "false"]);
-    let _publisher = live_publisher(&server, "secretkey123");
+    // A keyframe every 4 s, longer than hls.time (2 s): the server advises the encoder.
+    let _publisher = Publisher::pattern(
+        &server.rtmp_url("secretkey123"),
+        "testsrc2=size=320x240:rate=30",
+        "ultrafast",
+        120,
+        60,
+    );
     let entry = |server: &ServerProcess| server.api_stream("secretkey123");
     assert!(wait_for(STREAM_TIMEOUT, || entry(&server).is_some()));
     let first = entry(&server).expect("live");
     assert_eq!(first["key"], "secr…(12)");
+    assert_eq!(first["name"], "secretkey123");
     assert_eq!(first["history_interval_s"], 2);
     let r = http(
         "POST",
@@ -212,5 +220,15 @@ fn keys_are_redacted_without_a_token_and_histories_grow() {
         }),
         "{}",
         server_history(&server)
+    );
+    let mut advice = Value::Null;
+    assert!(
+        wait_for(STREAM_TIMEOUT, || {
+            advice = entry(&server).map_or(Value::Null, |e| e["keyframe_advice"].clone());
+            advice
+                .as_str()
+                .is_some_and(|a| a.contains("longer than hls.time"))
+        }),
+        "no keyframe advice: {advice}"
     );
 }
