@@ -9,6 +9,7 @@
   const RECORDINGS_MS = 10000;
   const THUMBNAIL_MS = 10000;
   const HISTORY = 150; // samples a graph holds: 5 minutes at 2 s
+  const MIN_SPAN = 30; // samples a graph's width spans at least: a minute at 2 s
   const CONFIRM_MS = 4000; // how long a control waits for its confirming click
   const TOKEN_KEY = 'rtmp-server-api-token';
 
@@ -112,7 +113,8 @@
   function plot(svg, values) {
     const vs = values.slice(-HISTORY).map((v) => (num(v) ? v : 0));
     const max = Math.max(1, ...vs);
-    const step = 150 / (HISTORY - 1);
+    // The newest sample at the right; the box spans at least a minute, at most HISTORY.
+    const step = 150 / (Math.max(vs.length, MIN_SPAN) - 1);
     const x0 = 150 - (vs.length - 1) * step;
     const pts = vs.map((v, i) => `${(x0 + i * step).toFixed(1)},${(39 - (v / max) * 37).toFixed(1)}`);
     const line = pts.length ? `M${pts.join('L')}` : '';
@@ -353,8 +355,11 @@
     setUrl(c.urls.flv, `${origin}/${app}/${s.name}.flv`);
     c.play.disabled = !c.playlist;
 
-    // The thumbnail, once the stream has a keyframe, reloaded every THUMBNAIL_MS.
-    if (s.thumbnail && s.segments > 0) {
+    // The thumbnail, once the stream has a keyframe, reloaded every THUMBNAIL_MS (not
+    // while the preview plays in its place).
+    if (preview && preview.card === c) {
+      c.thumbSlot = -1;
+    } else if (s.thumbnail && s.segments > 0) {
       const slot = Math.floor(Date.now() / THUMBNAIL_MS);
       if (slot !== c.thumbSlot || c.thumbUrl !== s.thumbnail) {
         c.thumbSlot = slot;
