@@ -182,18 +182,27 @@ async function main() {
   page.on('pageerror', (e) => result.console_errors.push(`page error: ${e}`));
 
   const card = `.card[data-name="${opts.stream}"]`;
-  const step = async (name, run) => {
-    if (result.failures.length) return;
+  // A step runs when the steps it needs passed; every step's outcome is reported.
+  const passed = new Set();
+  const step = async (name, needs, run) => {
+    const missing = needs.filter((n) => !passed.has(n));
+    if (missing.length) {
+      result.steps[name] = { skipped: `needs ${missing.join(', ')}` };
+      fail(`${name}: not run (needs ${missing.join(', ')})`);
+      return;
+    }
     const started = Date.now();
     try {
       result.steps[name] = { ...(await run()), ms: Date.now() - started };
+      passed.add(name);
       log('step', name, JSON.stringify(result.steps[name]));
     } catch (e) {
+      result.steps[name] = { failed: e.message, ms: Date.now() - started };
       fail(`${name}: ${e.message}`);
     }
   };
 
-  await step('token_required', async () => {
+  await step('token_required', [], async () => {
     await page.goto(`${origin}/dashboard`);
     const state = await until(timeoutMs, () => page.evaluate(() => (document.body.dataset.state === 'auth' ? 'auth' : null)));
     if (!state) throw new Error('the page did not show that a token is required');
@@ -205,7 +214,7 @@ async function main() {
     return { auth_text: (await page.textContent('#auth')).trim().replace(/\s+/g, ' '), stop_status: stop.status, stop_error: stop.error, shown };
   });
 
-  await step('token_from_fragment', async () => {
+  await step('token_from_fragment', [], async () => {
     await page.goto('about:blank');
     await page.goto(`${origin}/dashboard#token=${encodeURIComponent(opts.token)}`);
     const state = await until(timeoutMs, () => page.evaluate(() => (document.body.dataset.state === 'ok' ? 'ok' : null)));
@@ -216,13 +225,13 @@ async function main() {
     return { url };
   });
 
-  await step('stream_appears', async () => {
+  await step('stream_appears', ['token_from_fragment'], async () => {
     const found = await until(timeoutMs, () => page.$(card));
     if (!found) throw new Error(`no card for ${opts.stream} within ${opts.timeout} s`);
     return { facts: (await page.textContent(`${card} .facts`)).slice(0, 400) };
   });
 
-  await step('bitrate_graph_moves', async () => {
+  await step('bitrate_graph_moves', ['stream_appears'], async () => {
     const read = () => page.getAttribute(`${card} .graph.bitrate .line`, 'd');
     const before = await read();
     const after = await until(timeoutMs, async () => {
@@ -234,7 +243,7 @@ async function main() {
     return { before: before.slice(0, 80), after: after.slice(0, 80), source, rate: await page.textContent(`${card} .rate-value`) };
   });
 
-  await step('preview_plays', async () => {
+  await step('preview_plays', ['stream_appears'], async () => {
     await page.click(`${card} .play`);
     const time = () => page.evaluate((sel) => document.querySelector(`${sel} video`)?.currentTime ?? 0, card);
     const first = await until(timeoutMs, async () => { const t = await time(); return t > 0 ? t : null; });
@@ -246,7 +255,7 @@ async function main() {
     return { first_s: first, later_s: later };
   });
 
-  await step('screenshots', async () => {
+  await step('screenshots', ['stream_appears'], async () => {
     const shots = [];
     for (const [name, size] of [['desktop-1280x800', DESKTOP], ['phone-390x844', PHONE]]) {
       await page.setViewportSize(size);
@@ -271,7 +280,7 @@ async function main() {
     return { files: shots };
   });
 
-  await step('stop', async () => {
+  await step('stop', ['stream_appears'], async () => {
     const answered = page.waitForResponse((r) => r.url().endsWith(`/api/streams/${opts.stream}/stop`) && r.request().method() === 'POST', { timeout: timeoutMs });
     await page.click(`${card} button.stop`);
     await page.click(`${card} button.stop`); // the confirming click
