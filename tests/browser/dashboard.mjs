@@ -151,7 +151,7 @@ async function main() {
 
   // What the page loads and logs. A 401 from the API is expected until the token is given.
   let expect401 = true;
-  const expected401 = new Set();
+  const isApi = (u) => { try { return new URL(u).origin === origin && new URL(u).pathname.startsWith('/api/'); } catch { return false; } };
   page.on('request', (r) => {
     const u = r.url();
     if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin) {
@@ -159,11 +159,7 @@ async function main() {
     }
   });
   page.on('response', (r) => {
-    const path = new URL(r.url()).pathname;
-    if (r.status() === 401 && expect401 && path.startsWith('/api/')) {
-      expected401.add(r.url());
-      return;
-    }
+    if (r.status() === 401 && expect401 && isApi(r.url())) return;
     if (r.status() >= 400) result.bad_requests.push({ url: r.url(), status: r.status() });
   });
   page.on('requestfailed', (r) => {
@@ -176,7 +172,7 @@ async function main() {
     log('console', m.type(), m.text());
     if (m.type() !== 'error') return;
     // Chromium logs every refused resource; the expected 401s are not errors of the page.
-    if (/status of 401/.test(m.text()) && expected401.has(m.location()?.url)) return;
+    if (/status of 401/.test(m.text()) && expect401 && isApi(m.location()?.url)) return;
     result.console_errors.push(`${m.text()} (${m.location()?.url ?? '?'})`);
   });
   page.on('pageerror', (e) => result.console_errors.push(`page error: ${e}`));
