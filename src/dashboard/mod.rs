@@ -10,8 +10,10 @@
 //!
 //! hls.js: `hls.light.min.js` of hls.js 1.7.4, the light build of the `dist/` folder of the
 //! npm package `hls.js@1.7.4` (<https://github.com/video-dev/hls.js>), unmodified; the light
-//! build keeps Low-Latency HLS, which is in the core. Apache License 2.0, its text in
-//! `assets/HLS-JS-LICENSE` (served beside it, linked from the page).
+//! build keeps Low-Latency HLS, which is in the core. SHA-256 of the file:
+//! `482cccb3a224554f64d8c2cf0d335dba4a3819bdb726afbfddfe15de4c277d82`. Apache License 2.0,
+//! its notice (the package's `LICENSE`) in `assets/HLS-JS-LICENSE`, served beside it and
+//! linked from the page.
 
 use std::sync::LazyLock;
 
@@ -21,6 +23,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ring::digest::{SHA256, digest};
+
+/// The hls.js release embedded (`assets/hls.light.min.js`).
+pub const HLS_JS_VERSION: &str = "1.7.4";
 
 /// Where the assets are served.
 pub const ASSETS_PATH: &str = "/dashboard/assets";
@@ -224,6 +229,25 @@ mod tests {
                 asset.name
             );
         }
+    }
+
+    #[test]
+    fn the_embedded_hls_js_is_the_release_the_page_names() {
+        let hls = std::str::from_utf8(include_bytes!("assets/hls.light.min.js")).expect("UTF-8");
+        assert!(
+            hls.contains(&format!("=\"{HLS_JS_VERSION}\"")),
+            "hls.light.min.js is not hls.js {HLS_JS_VERSION}"
+        );
+        assert!(BUILT.page.contains(&format!("hls.js {HLS_JS_VERSION}")));
+        assert_eq!(
+            ring::digest::digest(&SHA256, hls.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            "482cccb3a224554f64d8c2cf0d335dba4a3819bdb726afbfddfe15de4c277d82",
+            "the embedded hls.js is not the file the module's documentation names"
+        );
     }
 
     #[test]

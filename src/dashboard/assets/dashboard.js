@@ -292,9 +292,10 @@
     const dl = document.createDocumentFragment();
     if (s.key && s.key !== s.name) fact(dl, 'Key', s.key, 'key');
     fact(dl, 'Client', s.client);
+    if (typeof s.node === 'string') fact(dl, 'Node', s.node);
     fact(dl, 'Encoder', s.encoder);
     if (video) {
-      fact(dl, 'Video', [video.name || video.codec, video.profile, video.codec].filter(Boolean).join(' · '));
+      fact(dl, 'Video', [video.name, video.profile, video.codec].filter(Boolean).join(' · '));
       if (video.width && video.height) {
         const fps = num(video.frame_rate) ? ` @ ${+video.frame_rate.toFixed(2)} fps` : '';
         fact(dl, 'Picture', `${video.width}×${video.height}${fps}`, 'picture');
