@@ -597,6 +597,8 @@
         renderStreams([]);
         $('recordings').replaceChildren();
         $('status').textContent = '';
+        $('version').textContent = '';
+        last = null;
         return;
       }
       if (streams.ok && streams.body) renderStreams(Array.isArray(streams.body.streams) ? streams.body.streams : []);
