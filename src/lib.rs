@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod dashboard;
 pub mod flv;
 pub mod healthcheck;
 pub mod hls;

@@ -1,6 +1,7 @@
 //! A real browser plays the server's live HLS: hls.js 1.7 in Debian's headless Chromium,
 //! driven by `tests/browser/play.mjs`, while a real ffmpeg publishes a live encode; and its
-//! HTTP-FLV and WebSocket-FLV with mpegts.js, from a page of another origin.
+//! HTTP-FLV and WebSocket-FLV with mpegts.js, from a page of another origin; and the
+//! server's own dashboard (`tests/browser/dashboard.mjs`).
 //!
 //! Each case names the playlist a viewer loads and hls.js's settings; the player must start,
 //! play for [`PLAY_SECONDS`] with no stall and no fatal error, with decoded frames and the
@@ -18,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{Publisher, STREAM_TIMEOUT, ServerProcess, get, wait_for};
+use common::{Publisher, STREAM_TIMEOUT, ServerProcess, get, http, wait_for};
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde_json::Value;
 
@@ -825,6 +826,125 @@ fn plays_flv(transport: FlvTransport) {
         server.logs()
     );
     server.assert_logged(&format!("protocol=\"{protocol}\""));
+}
+
+/// The API token of the dashboard case.
+const DASHBOARD_TOKEN: &str = "dash-s3cret";
+/// How long the dashboard may take for each of its steps (a card to appear, its graph to
+/// move, the preview to play, the card to go).
+const DASHBOARD_STEP_SECONDS: u32 = 30;
+
+/// The server's own dashboard in Chromium (`tests/browser/dashboard.mjs`), with
+/// `http.api_token` set and a live ffmpeg publish: without the token the page shows that one
+/// is required and its stop control is refused (401); with `#token=` the stream's card
+/// appears, its bitrate graph moves, its preview plays, screenshots at desktop and phone
+/// widths are kept in `target/artefacts/dashboard/`, and Stop ends the publish (ffmpeg exits)
+/// and the card goes. No console error, no failed request, nothing from another origin.
+#[test]
+fn dashboard_shows_a_live_stream_previews_it_and_stops_it() {
+    let _turn = ONE_PLAYER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_browser();
+    let server = ServerProcess::start(&["--http-api-token", DASHBOARD_TOKEN]);
+    let key = "dashboard";
+    // A small picture: the case runs a browser decoding it beside the encoder.
+    let mut publisher = Publisher::pattern(
+        &server.rtmp_url(key),
+        "testsrc2=size=640x360:rate=30",
+        "veryfast",
+        60,
+        PUBLISH_SECONDS,
+    );
+    let live = wait_for(STREAM_TIMEOUT, || {
+        let r = get(&server.http_url(&format!("/live/{key}/llhls.m3u8")));
+        r.status == 200 && r.text().contains("#EXTINF")
+    });
+    assert!(
+        live,
+        "{key} did not go live:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+
+    let artefacts = repo().join("target/artefacts/dashboard");
+    let origin = server.http_url("");
+    let step_seconds = DASHBOARD_STEP_SECONDS.to_string();
+    let mut driver = Player::spawn(
+        "dashboard.mjs",
+        &[
+            "--url",
+            &origin,
+            "--token",
+            DASHBOARD_TOKEN,
+            "--stream",
+            key,
+            "--artefacts",
+            artefacts.to_str().expect("UTF-8 path"),
+            "--timeout",
+            &step_seconds,
+        ],
+    );
+    let exited = wait_for(PLAYER_TIMEOUT, || driver.exited());
+    let context = || {
+        format!(
+            "dashboard.mjs:\n{}\nserver:\n{}\npublisher:\n{}",
+            driver.stderr(),
+            server.logs(),
+            publisher.logs()
+        )
+    };
+    assert!(
+        exited,
+        "dashboard.mjs ran past {PLAYER_TIMEOUT:?}\n{}",
+        context()
+    );
+    let result = driver.result().unwrap_or_else(|| {
+        panic!(
+            "no result line from dashboard.mjs: {:?}\n{}",
+            driver.stdout(),
+            context()
+        )
+    });
+    eprintln!("dashboard screenshots: {}", artefacts.display());
+    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
+    assert_eq!(result["ok"], true, "{result}");
+    let steps = &result["steps"];
+    assert_eq!(steps["token_required"]["stop_status"], 401, "{result}");
+    assert_ne!(
+        steps["bitrate_graph_moves"]["before"], steps["bitrate_graph_moves"]["after"],
+        "{result}"
+    );
+    for shot in ["desktop-1280x800.png", "phone-390x844.png"] {
+        let path = artefacts.join(shot);
+        let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "{} is not a PNG",
+            path.display()
+        );
+    }
+    assert_eq!(steps["stop"]["status"], 200, "{result}");
+    assert_eq!(driver.status_code(), Some(0), "{result}");
+    // Stop ended the publish: ffmpeg exits, and the API no longer lists the stream.
+    let stopped = publisher.wait(STREAM_TIMEOUT).is_some();
+    assert!(
+        stopped,
+        "ffmpeg still publishes after Stop:\n{}\n{}",
+        server.logs(),
+        publisher.logs()
+    );
+    let listed = http(
+        "GET",
+        &server.http_url("/api/streams"),
+        &[("Authorization", &format!("Bearer {DASHBOARD_TOKEN}"))],
+    );
+    assert_eq!(listed.status, 200);
+    assert!(
+        !listed.text().contains(&format!("\"name\":\"{key}\"")),
+        "{}",
+        listed.text()
+    );
 }
 
 /// A self-signed certificate for 127.0.0.1 in a folder of its own, and the hash Chromium

@@ -1126,3 +1126,81 @@ async fn cmaf_files_are_served_and_the_hinted_part_is_held_until_it_exists() {
     // The hinted part, when it does not come, is given up on after three target durations.
     assert_given_up(&server, &format!("/live/cmaf/{hinted}")).await;
 }
+
+/// The dashboard: the page at `/` and `/dashboard` (open, `no-cache`, a strict
+/// Content-Security-Policy), every asset it names served by content hash as immutable with
+/// its type, other asset names 404, and the stream routes beside it unchanged.
+#[tokio::test(flavor = "current_thread")]
+async fn the_dashboard_page_and_its_content_named_assets_are_served() {
+    let server = Server::start(Options::default());
+    let claim = server.publish("assets");
+    push_segment(&claim.stream, ts_bytes(40, 1));
+
+    let page = server.get("/dashboard").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let csp = page.header("content-security-policy").expect("a CSP");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-"), "{csp}");
+    let root = server.get("/").await;
+    assert_eq!(root.status, 200);
+    assert_eq!(root.body, page.body);
+
+    let html = page.text();
+    let assets: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/dashboard/assets/"))
+        .collect();
+    assert_eq!(assets.len(), 4, "{html}");
+    for (path, wanted) in [
+        ("dashboard.js", "text/javascript; charset=utf-8"),
+        ("dashboard.css", "text/css; charset=utf-8"),
+        ("hls.light.min.js", "text/javascript; charset=utf-8"),
+        ("hls-js-license.txt", "text/plain; charset=utf-8"),
+    ] {
+        let (stem, ext) = path.rsplit_once('.').expect("an extension");
+        let url = rtmp_server::dashboard::asset_path(stem, ext).expect("an asset");
+        assert!(assets.contains(&url.as_str()), "{url} not in the page");
+        let name = url.rsplit('/').next().expect("a name");
+        let hash = &name[stem.len() + 1..name.len() - ext.len() - 1];
+        assert_eq!(hash.len(), 16, "{name}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        let r = server.get(&url).await;
+        assert_eq!(r.status, 200, "{url}");
+        assert_eq!(r.header("content-type"), Some(wanted), "{url}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=31536000, immutable"),
+            "{url}"
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        let digest = ring::digest::digest(&ring::digest::SHA256, &r.body);
+        let full: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            full.starts_with(hash),
+            "{url}: the name is not the content's hash"
+        );
+    }
+    for unknown in [
+        "/dashboard/assets/dashboard.0000000000000000.js",
+        "/dashboard/assets/dashboard.js",
+        "/dashboard/assets/..%2Fmod.rs",
+    ] {
+        assert_eq!(server.get(unknown).await.status, 404, "{unknown}");
+    }
+    // The stream routes around the dashboard's are as before.
+    assert_eq!(server.get("/live/assets/index.m3u8").await.status, 200);
+}

@@ -43,6 +43,8 @@ pub fn stream_of(path: &str, api_app: &str) -> Option<String> {
     let (app, name) = match parts.as_slice() {
         ["api", "streams", name, ..] => (api_app, *name),
         ["api", ..] | ["recordings", ..] => return None,
+        // The dashboard's assets: every node serves the same from its binary.
+        ["dashboard", "assets", _] => return None,
         [app, file] => (*app, file.strip_suffix(".flv")?),
         [app, name, _] | [app, name, _, _] => (*app, *name),
         _ => return None,
@@ -341,6 +343,8 @@ mod tests {
             "/api/recordings/x",
             "/recordings/x/index.m3u8",
             "/metrics",
+            "/dashboard",
+            "/dashboard/assets/dashboard.0123456789abcdef.js",
             "/live/a/b/c/d",
             "/live/bad%20name/index.m3u8",
             "//x/y",

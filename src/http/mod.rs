@@ -97,7 +97,9 @@ pub struct HttpContext {
 }
 
 /// The whole HTTP interface. The operator routes (`/api/*`, `/metrics`) require the bearer
-/// token when `http.api_token` is set; playback and health are always open.
+/// token when `http.api_token` is set; playback, health and the dashboard's page and assets
+/// (`/`, `/dashboard`, `/dashboard/assets/*`: the page holds no data, it reads the API with
+/// the token its viewer enters) are always open.
 pub fn router(shared: Arc<HttpContext>) -> Router {
     let cors = cors::AllowedOrigins::parse(&shared.allow_origin)
         .expect("validated with the config")
@@ -131,6 +133,7 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(operator)
+        .merge(crate::dashboard::routes())
         // `/{app}/{name}.flv`: one path segment (matchit routes no suffix after a
         // parameter), so it cannot be taken for a stream folder's `/{app}/{name}/{file}`.
         .route("/recordings/{file}", get(recordings::download))
