@@ -49,6 +49,8 @@ struct Options {
     allow_origin: &'static str,
     /// The media root; by default a folder `media` in the test's temporary folder.
     mediaroot: Option<PathBuf>,
+    /// `http.api_token` (empty: none).
+    api_token: &'static str,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             keep: false,
             allow_origin: "*",
             mediaroot: None,
+            api_token: "",
         }
     }
 }
@@ -113,7 +116,7 @@ impl Server {
             hls_time: 2,
             allow_origin: options.allow_origin.to_string(),
             max_connections: 100,
-            api_token: None,
+            api_token: rtmp_server::http::bearer::ApiToken::new(options.api_token),
             registry: registry.clone(),
             playback: rtmp_server::playback::Playback::new(
                 rtmp_server::playback::PlaybackSettings {
@@ -437,22 +440,41 @@ async fn an_origin_list_allows_only_its_origins() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn controls_stop_a_publisher_and_refuse_recording_without_recordings() {
-    let server = Server::start(Options::default());
+    // Without http.api_token, reads are open but controls are refused.
+    let open = Server::start(Options::default());
+    let claim = open.publish("ctl");
+    for control in ["stop", "record/start", "record/stop"] {
+        let r = open
+            .call("POST", &format!("/api/streams/ctl/{control}"), &[])
+            .await;
+        assert_eq!(r.status, 403, "{control}: {}", r.text());
+        assert!(r.text().contains("http.api_token"), "{}", r.text());
+    }
+    assert!(!claim.publisher.stop.is_stopped());
+    assert_eq!(open.call("GET", "/api/streams/ctl", &[]).await.status, 200);
+
+    let server = Server::start(Options {
+        api_token: "t0ken",
+        ..Options::default()
+    });
+    let auth = [("Authorization", "Bearer t0ken")];
     let claim = server.publish("ctl");
     let r = server
-        .call("POST", "/api/streams/ctl/record/start", &[])
+        .call("POST", "/api/streams/ctl/record/start", &auth)
         .await;
     assert_eq!(r.status, 409, "no record.path here: {}", r.text());
     assert!(r.text().contains("record.path"), "{}", r.text());
     let r = server
-        .call("POST", "/api/streams/ctl/record/stop", &[])
+        .call("POST", "/api/streams/ctl/record/stop", &auth)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"active":false,"id":null}"#);
-    let r = server.call("POST", "/api/streams/nobody/stop", &[]).await;
+    let r = server.call("POST", "/api/streams/nobody/stop", &auth).await;
     assert_eq!(r.status, 404);
     assert!(!claim.publisher.stop.is_stopped());
     let r = server.call("POST", "/api/streams/ctl/stop", &[]).await;
+    assert_eq!(r.status, 401, "the token is checked first");
+    let r = server.call("POST", "/api/streams/ctl/stop", &auth).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"stopped":"ctl"}"#);
     assert_eq!(
@@ -460,7 +482,7 @@ async fn controls_stop_a_publisher_and_refuse_recording_without_recordings() {
         Some(rtmp_server::hub::stop::StopReason::Operator)
     );
     assert_eq!(server.metrics.operator_stops_total.get(), 1);
-    let r = server.call("GET", "/api/streams/ctl/stop", &[]).await;
+    let r = server.call("GET", "/api/streams/ctl/stop", &auth).await;
     assert_eq!(r.status, 405, "a control is a POST");
 }
 

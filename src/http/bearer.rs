@@ -106,6 +106,21 @@ pub async fn require_token(
         .into_response()
 }
 
+/// The answer to a control (stopping a stream, starting or stopping a recording, deleting
+/// one) on a server without `http.api_token`: 403, since anyone who reaches the port could
+/// otherwise end streams and delete recordings. Reads stay open there, as they always were.
+pub fn control_refused(token: Option<&ApiToken>, what: &str) -> Option<Response> {
+    token.is_none().then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "error": format!("{what} needs http.api_token to be set")
+            })),
+        )
+            .into_response()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

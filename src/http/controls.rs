@@ -1,5 +1,6 @@
-//! The operator's controls over live streams (behind `http.api_token` with the rest of
-//! `/api/*`): stop a publish, start or stop recording it.
+//! The operator's controls over live streams: stop a publish, start or stop recording it.
+//! Behind `http.api_token` with the rest of `/api/*`, and refused (403) on a server without
+//! one, as deleting a recording is (`bearer::control_refused`).
 //!
 //! Each only sets what the ingest side follows on its own runtime (the publisher's stop
 //! signal, the stream's recorded flag): nothing here waits on the ingest.
@@ -16,6 +17,7 @@ use tracing::info;
 
 use super::HttpContext;
 use super::api::recording_state;
+use super::bearer::control_refused;
 use crate::hub::stop::StopReason;
 use crate::hub::stream::{Publisher, Stream};
 
@@ -49,6 +51,9 @@ pub async fn stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a stream") {
+        return refused;
+    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };
@@ -84,6 +89,9 @@ pub async fn record_start(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "starting a recording") {
+        return refused;
+    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };
@@ -109,6 +117,9 @@ pub async fn record_stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a recording") {
+        return refused;
+    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };

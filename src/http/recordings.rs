@@ -48,11 +48,10 @@ pub async fn one(State(shared): State<Arc<HttpContext>>, Path(id): Path<String>)
 /// `DELETE /api/recordings/{id}`: only with `http.api_token` set (the operator routes
 /// check it); a recording being written is not deleted.
 pub async fn delete(State(shared): State<Arc<HttpContext>>, Path(id): Path<String>) -> Response {
-    if shared.api_token.is_none() {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "deleting recordings needs http.api_token to be set",
-        );
+    if let Some(refused) =
+        super::bearer::control_refused(shared.api_token.as_ref(), "deleting recordings")
+    {
+        return refused;
     }
     let Some(recordings) = recordings(&shared) else {
         return json_error(StatusCode::NOT_FOUND, "no recording of that id");
