@@ -1,0 +1,7 @@
+//! Stream thumbnails: a stream's latest keyframe decoded, scaled and encoded as JPEG, on
+//! demand, without FFmpeg.
+//!
+//! `decode` (an H.264 keyframe to a picture), `scale` (a picture to a width) and `jpeg` are
+//! sans-IO, values in and out.
+
+pub mod decode;
