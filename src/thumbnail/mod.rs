@@ -5,3 +5,5 @@
 //! sans-IO, values in and out.
 
 pub mod decode;
+pub mod jpeg;
+pub mod scale;
