@@ -4,6 +4,8 @@
 //! `decode` (an H.264 keyframe to a picture), `scale` (a picture to a width) and `jpeg` are
 //! sans-IO, values in and out.
 
+pub mod budget;
+pub mod cache;
 pub mod decode;
 pub mod jpeg;
 pub mod scale;
