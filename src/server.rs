@@ -380,6 +380,13 @@ impl Server {
             recordings: recordings.clone(),
             shutdown: shutdown.clone(),
             cluster: cluster.clone(),
+            thumbnails: match config.thumbnail.settings() {
+                Some(settings) => Some(Arc::new(
+                    crate::thumbnail::service::Thumbnailer::start(settings, metrics.clone())
+                        .map_err(|e| anyhow::anyhow!("thumbnail workers: {e}"))?,
+                )),
+                None => None,
+            },
         });
         Ok(Server {
             rtmp,

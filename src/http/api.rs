@@ -55,6 +55,9 @@ pub struct StreamStats {
     /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
     /// `since`, `bytes_out`, `reconnects`.
     pub relays: Vec<RelayReport>,
+    /// Path of the stream's thumbnail (its latest keyframe as JPEG) when its video is H.264
+    /// and thumbnails are on; `null` otherwise.
+    pub thumbnail: Option<String>,
 }
 
 /// Players reading a stream now, by protocol.
@@ -65,9 +68,12 @@ pub struct Players {
     pub ws_flv: usize,
 }
 
-fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
+fn stats(shared: &HttpContext, stream: &Stream, now: Instant) -> Option<StreamStats> {
     let publisher = stream.publisher()?;
     let media = stream.media();
+    let thumbnail = (shared.thumbnails.is_some()
+        && media.video.as_ref().is_some_and(|v| v.name == "H.264"))
+    .then(|| format!("/{}/{}/{}", stream.app, stream.name, super::thumbnail::FILE));
     Some(StreamStats {
         name: stream.name.to_string(),
         app: stream.app.clone(),
@@ -114,6 +120,7 @@ fn stats(stream: &Stream, now: Instant) -> Option<StreamStats> {
             }
         },
         relays: stream.relays(),
+        thumbnail,
     })
 }
 
@@ -129,7 +136,7 @@ pub async fn streams(State(shared): State<Arc<HttpContext>>) -> Json<StreamList>
         .registry
         .live_streams()
         .iter()
-        .filter_map(|s| stats(s, now))
+        .filter_map(|s| stats(&shared, s, now))
         .collect();
     Json(StreamList { streams })
 }
@@ -139,7 +146,7 @@ pub async fn stream(State(shared): State<Arc<HttpContext>>, Path(name): Path<Str
     let found = shared
         .registry
         .get(&shared.app, &name)
-        .and_then(|s| stats(&s, Instant::now()));
+        .and_then(|s| stats(&shared, &s, Instant::now()));
     match found {
         Some(s) => Json(s).into_response(),
         None => (

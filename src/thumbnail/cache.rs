@@ -77,8 +77,8 @@ pub struct Job {
     /// The width asked for (`None`: the picture's own).
     pub width: Option<u32>,
     pub work: Work,
-    /// When the work was admitted.
-    pub admitted: Instant,
+    /// Until when what it makes is reused: its admission plus the interval.
+    pub until: Instant,
 }
 
 /// What a job made.
@@ -95,8 +95,9 @@ pub enum Made {
 /// What was made of one keyframe.
 struct Product {
     seq: u64,
-    /// When its decode was admitted: the interval counts from here.
-    at: Instant,
+    /// Its decode's admission plus the interval: until then it is reused whatever newer
+    /// keyframes came.
+    until: Instant,
     /// The picture, while it may still be scaled to another width (dropped once a newer
     /// keyframe may be decoded), or why the keyframe did not decode.
     picture: Result<Option<Arc<Picture>>, Arc<str>>,
@@ -149,29 +150,14 @@ struct State {
 }
 
 /// One stream's thumbnails (see the module's text).
+#[derive(Default)]
 pub struct StreamThumbnails {
     state: Mutex<State>,
     /// Bumped when a job of the stream completes.
     changed: watch::Sender<u64>,
-    /// How long a picture is reused while newer keyframes come (`thumbnail.interval`).
-    interval: Duration,
-}
-
-impl Default for StreamThumbnails {
-    fn default() -> StreamThumbnails {
-        StreamThumbnails::new(Duration::from_secs(10))
-    }
 }
 
 impl StreamThumbnails {
-    pub fn new(interval: Duration) -> StreamThumbnails {
-        StreamThumbnails {
-            state: Mutex::new(State::default()),
-            changed: watch::Sender::new(0),
-            interval,
-        }
-    }
-
     /// A keyframe of the lead video track arrived (the ingest path: a lock and two clones).
     pub fn keyframe(
         &self,
@@ -195,11 +181,10 @@ impl StreamThumbnails {
             s.products[Which::First as usize] = None;
         }
         s.latest = Some(keyframe);
-        // A picture older than the interval will not be scaled again: the next request
-        // decodes the new keyframe. Its JPEG files stay, to serve while the budget is spent.
-        let interval = self.interval;
+        // A picture past its interval will not be scaled again: the next request decodes
+        // the new keyframe. Its JPEG files stay, to serve while the budget is spent.
         if let Some(p) = &mut s.products[Which::Latest as usize]
-            && now.saturating_duration_since(p.at) >= interval
+            && now >= p.until
             && let Ok(picture) = &mut p.picture
         {
             *picture = None;
@@ -211,7 +196,8 @@ impl StreamThumbnails {
         lock(&self.state).latest.as_ref().map(|k| k.config.name())
     }
 
-    /// A request for the thumbnail of `which` keyframe at `width`. Work it needs is offered
+    /// A request for the thumbnail of `which` keyframe at `width`, made at most once per
+    /// `interval` (`thumbnail.interval`). Work it needs is offered
     /// to `admit` (under the stream's lock), which hands it to a worker or refuses it
     /// (budget spent, queue full); a refused decode falls back to what is cached.
     pub fn request(
@@ -219,6 +205,7 @@ impl StreamThumbnails {
         which: Which,
         width: Option<u32>,
         now: Instant,
+        interval: Duration,
         admit: impl FnOnce(Job) -> bool,
     ) -> Answer {
         let mut guard = lock(&self.state);
@@ -237,17 +224,16 @@ impl StreamThumbnails {
         if s.busy[i] {
             return Answer::Wait(self.changed.subscribe());
         }
-        let interval = self.interval;
         let product = &s.products[i];
-        let fresh = product.as_ref().is_some_and(|p| {
-            p.seq == keyframe.seq || now.saturating_duration_since(p.at) < interval
-        });
+        let fresh = product
+            .as_ref()
+            .is_some_and(|p| p.seq == keyframe.seq || now < p.until);
         let job = |work| Job {
             stream: self.clone(),
             which,
             width,
             work,
-            admitted: now,
+            until: now + interval,
         };
         if let (true, Some(p)) = (fresh, product) {
             let picture = match &p.picture {
@@ -291,7 +277,7 @@ impl StreamThumbnails {
     }
 
     /// A job of this stream finished with `made`.
-    pub fn complete(&self, which: Which, work: &Work, admitted: Instant, made: Made) {
+    pub fn complete(&self, which: Which, work: &Work, until: Instant, made: Made) {
         let mut s = lock(&self.state);
         let i = which as usize;
         s.busy[i] = false;
@@ -299,7 +285,7 @@ impl StreamThumbnails {
             (Work::Decode(keyframe), Made::Decoded { picture, jpeg }) => {
                 let mut product = Product {
                     seq: keyframe.seq,
-                    at: admitted,
+                    until,
                     picture: picture.map(Some),
                     jpegs: Vec::new(),
                 };
@@ -334,6 +320,8 @@ impl StreamThumbnails {
 mod tests {
     use super::*;
     use crate::thumbnail::decode::Colour;
+
+    const TEN: Duration = Duration::from_secs(10);
 
     fn h264() -> Arc<CodecConfig> {
         let (config, _) = crate::thumbnail::decode::tests::keyframe("testsrc2_320x180.h264");
@@ -378,31 +366,31 @@ mod tests {
     fn one_decode_per_interval_whatever_the_requests() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let stream = Arc::new(StreamThumbnails::new(Duration::from_secs(10)));
+        let stream = Arc::new(StreamThumbnails::default());
         let config = h264();
         assert!(matches!(
-            stream.request(Which::Latest, None, t0, |_| unreachable!()),
+            stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoKeyframe
         ));
         stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1, t0);
         let mut jobs = Vec::new();
-        let first = stream.request(Which::Latest, None, t0, |j| {
+        let first = stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
             true
         });
         assert!(matches!(first, Answer::Wait(_)));
         // While the decode is in flight, the others wait on it.
         for _ in 0..100 {
-            let answer = stream.request(Which::Latest, None, t0, |_| unreachable!());
+            let answer = stream.request(Which::Latest, None, t0, TEN, |_| unreachable!());
             assert!(matches!(answer, Answer::Wait(_)));
         }
-        let Answer::Wait(changed) = stream.request(Which::Latest, None, t0, |_| false) else {
+        let Answer::Wait(changed) = stream.request(Which::Latest, None, t0, TEN, |_| false) else {
             panic!()
         };
         finish(jobs.pop().unwrap());
         assert!(changed.has_changed().unwrap());
         assert_eq!(
-            jpeg(stream.request(Which::Latest, None, t0, |_| unreachable!())),
+            jpeg(stream.request(Which::Latest, None, t0, TEN, |_| unreachable!())),
             "jpeg 320"
         );
         // A new keyframe within the interval: the picture made is reused.
@@ -414,11 +402,11 @@ mod tests {
             at(2),
         );
         assert_eq!(
-            jpeg(stream.request(Which::Latest, None, at(9), |_| unreachable!())),
+            jpeg(stream.request(Which::Latest, None, at(9), TEN, |_| unreachable!())),
             "jpeg 320"
         );
         // A new width only encodes.
-        let answer = stream.request(Which::Latest, Some(160), at(9), |j| {
+        let answer = stream.request(Which::Latest, Some(160), at(9), TEN, |j| {
             assert!(matches!(j.work, Work::Encode { .. }));
             jobs.push(j);
             true
@@ -426,11 +414,11 @@ mod tests {
         assert!(matches!(answer, Answer::Wait(_)));
         finish(jobs.pop().unwrap());
         assert_eq!(
-            jpeg(stream.request(Which::Latest, Some(160), at(9), |_| unreachable!())),
+            jpeg(stream.request(Which::Latest, Some(160), at(9), TEN, |_| unreachable!())),
             "jpeg 160"
         );
         // Past the interval, with a newer keyframe: decoded again.
-        let answer = stream.request(Which::Latest, Some(160), at(10), |j| {
+        let answer = stream.request(Which::Latest, Some(160), at(10), TEN, |j| {
             match &j.work {
                 Work::Decode(k) => assert_eq!(&k.data[..], b"k2"),
                 other => panic!("{other:?}"),
@@ -445,15 +433,15 @@ mod tests {
     fn a_spent_budget_serves_what_is_cached_or_refuses() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let stream = Arc::new(StreamThumbnails::new(Duration::from_secs(10)));
+        let stream = Arc::new(StreamThumbnails::default());
         let config = h264();
         stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1, t0);
         assert!(matches!(
-            stream.request(Which::Latest, None, t0, |_| false),
+            stream.request(Which::Latest, None, t0, TEN, |_| false),
             Answer::Refused
         ));
         let mut jobs = Vec::new();
-        stream.request(Which::Latest, None, t0, |j| {
+        stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
             true
         });
@@ -467,12 +455,12 @@ mod tests {
             at(20),
         );
         assert_eq!(
-            jpeg(stream.request(Which::Latest, None, at(20), |_| false)),
+            jpeg(stream.request(Which::Latest, None, at(20), TEN, |_| false)),
             "jpeg 320"
         );
         // The picture was let go with the new keyframe; a width never made is refused.
         assert!(matches!(
-            stream.request(Which::Latest, Some(100), at(20), |_| false),
+            stream.request(Which::Latest, Some(100), at(20), TEN, |_| false),
             Answer::Refused
         ));
     }
@@ -480,10 +468,10 @@ mod tests {
     #[test]
     fn a_failure_is_kept_for_the_interval_and_other_codecs_are_named() {
         let t0 = Instant::now();
-        let stream = Arc::new(StreamThumbnails::new(Duration::from_secs(10)));
+        let stream = Arc::new(StreamThumbnails::default());
         stream.keyframe(&h264(), &Bytes::from_static(b"bad"), Timestamp90k(0), 1, t0);
         let mut jobs = Vec::new();
-        stream.request(Which::Latest, None, t0, |j| {
+        stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
             true
         });
@@ -492,8 +480,8 @@ mod tests {
             picture: Err("bitstream truncated".into()),
             jpeg: None,
         };
-        stream.complete(job.which, &job.work, job.admitted, made);
-        match stream.request(Which::Latest, None, t0, |_| unreachable!()) {
+        stream.complete(job.which, &job.work, job.until, made);
+        match stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()) {
             Answer::Failed(reason) => assert_eq!(&*reason, "bitstream truncated"),
             other => panic!("{other:?}"),
         }
@@ -511,12 +499,12 @@ mod tests {
         };
         stream.keyframe(&hevc, &Bytes::from_static(b"h"), Timestamp90k(0), 2, t0);
         assert!(matches!(
-            stream.request(Which::Latest, None, t0, |_| unreachable!()),
+            stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoDecoder("HEVC")
         ));
         // The first keyframe of the new publish is the HEVC one.
         assert!(matches!(
-            stream.request(Which::First, None, t0, |_| unreachable!()),
+            stream.request(Which::First, None, t0, TEN, |_| unreachable!()),
             Answer::NoDecoder("HEVC")
         ));
     }

@@ -9,3 +9,4 @@ pub mod cache;
 pub mod decode;
 pub mod jpeg;
 pub mod scale;
+pub mod service;
