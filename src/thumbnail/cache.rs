@@ -351,8 +351,7 @@ mod tests {
             },
             Work::Encode { .. } => Made::Encoded(Ok((width, jpeg))),
         };
-        job.stream
-            .complete(job.which, &job.work, job.admitted, made);
+        job.stream.complete(job.which, &job.work, job.until, made);
     }
 
     fn jpeg(answer: Answer) -> String {

@@ -259,10 +259,10 @@ fn crop(frame: Planes, facts: SpsFacts) -> Result<Picture, DecodeError> {
         && frame.y.len() >= fw * fh
         && frame.u.len() >= (fw / 2) * (fh / 2)
         && frame.v.len() >= (fw / 2) * (fh / 2)
-        && w % 2 == 0
-        && h % 2 == 0
-        && x0 % 2 == 0
-        && y0 % 2 == 0;
+        && w.is_multiple_of(2)
+        && h.is_multiple_of(2)
+        && x0.is_multiple_of(2)
+        && y0.is_multiple_of(2);
     if !fits {
         return Err(DecodeError::Decoder(format!(
             "picture of {fw}x{fh} where the SPS gives {w}x{h} at ({x0}, {y0})"
@@ -399,7 +399,7 @@ pub(crate) mod tests {
         struct Bits(Vec<u8>, u32);
         impl Bits {
             fn bit(&mut self, b: bool) {
-                if self.1 % 8 == 0 {
+                if self.1.is_multiple_of(8) {
                     self.0.push(0);
                 }
                 if b {
