@@ -328,6 +328,7 @@ impl Server {
                 record: config.record.enabled,
                 takeover: config.rtmp.takeover,
                 cluster: cluster.clone(),
+                thumbnails: config.thumbnail.settings().is_some(),
             },
             checker,
             registry.clone(),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::stub::StubService;
 use common::*;
 use rtmp_server::flv::file::FlvTag;
 use rtmp_server::flv::tag::TagType;
@@ -323,4 +324,42 @@ fn an_hevc_stream_has_no_thumbnail_and_says_why() {
         get(&server.http_url("/live/nobody/thumbnail.jpg")).status,
         404
     );
+}
+
+#[test]
+fn the_on_publish_webhook_names_the_first_keyframes_thumbnail() {
+    let stub = StubService::start();
+    let server = ServerProcess::start(&["--on-publish", &format!("{}/hooks/publish", stub.url)]);
+    let file = testdata("flv/h264_aac.flv");
+    let mut publisher = live_publisher(&server, "hooked");
+    assert!(
+        wait_for(STREAM_TIMEOUT, || !stub.hooks().is_empty()),
+        "no on_publish\n{}",
+        server.logs()
+    );
+    let (_, publish) = &stub.hooks()[0];
+    let path = publish["thumbnail"].as_str().expect("a thumbnail path");
+    assert_eq!(path, "/live/hooked/thumbnail.jpg?keyframe=first");
+    let thumb = get(&server.http_url(path));
+    assert_eq!(thumb.status, 200, "{}", thumb.text());
+    assert_eq!(jpeg_size(&thumb.body), (640, 360));
+
+    // It is the publish's first keyframe (the file's first), however far the stream went.
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("first.jpg");
+    std::fs::write(&jpeg, &thumb.body).unwrap();
+    let ours = ffmpeg_rgb(&jpeg, &[]);
+    let keyframes = ffmpeg_rgb(&file, &["-skip_frame", "nokey"]);
+    let diffs: Vec<f64> = keyframes
+        .chunks_exact(640 * 360 * 3)
+        .map(|k| mean_abs_diff(&ours, k))
+        .collect();
+    let best = diffs
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i);
+    assert_eq!(best, Some(0), "{diffs:?}");
+    assert!(diffs[0] < 3.0, "{diffs:?}");
+    publisher.kill();
 }

@@ -143,7 +143,12 @@ impl Publish {
         publisher: Publisher,
         recheck: Option<DropGuard>,
     ) -> Publish {
-        let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
+        let announcer = announce::spawn(
+            ingest.hooks.clone(),
+            stream.clone(),
+            publisher.clone(),
+            ingest.settings.thumbnails,
+        );
         Publish {
             demux: FlvDemuxer::new()
                 .for_publisher(publisher.id)

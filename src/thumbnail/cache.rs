@@ -191,9 +191,14 @@ impl StreamThumbnails {
         }
     }
 
-    /// The latest keyframe's codec, when one came.
-    pub fn codec(&self) -> Option<&'static str> {
-        lock(&self.state).latest.as_ref().map(|k| k.config.name())
+    /// The codec of `which` keyframe, when one came.
+    pub fn codec(&self, which: Which) -> Option<&'static str> {
+        let s = lock(&self.state);
+        let keyframe = match which {
+            Which::Latest => &s.latest,
+            Which::First => &s.first,
+        };
+        keyframe.as_ref().map(|k| k.config.name())
     }
 
     /// A request for the thumbnail of `which` keyframe at `width`, made at most once per
