@@ -363,3 +363,49 @@ fn the_on_publish_webhook_names_the_first_keyframes_thumbnail() {
     assert!(diffs[0] < 3.0, "{diffs:?}");
     publisher.kill();
 }
+
+#[test]
+fn a_spent_cpu_budget_is_a_503_with_retry_after_and_cached_thumbnails_still_serve() {
+    // A hundredth of a core: the bucket holds 80 ms of CPU, which a few pictures spend.
+    let server = ServerProcess::start(&["--thumbnail-cpu", "0.01", "--thumbnail-interval", "600"]);
+    let mut publisher = live_publisher(&server, "budget");
+    let first = wait_thumbnail(&server, "/live/budget/thumbnail.jpg?width=16");
+    assert_eq!(jpeg_size(&first.body).0, 16);
+    // Each new width is a scale and encode of the cached picture, charged to the budget.
+    let mut refused = None;
+    let mut last = (16, first.body);
+    for width in (24..=640).step_by(8) {
+        let r = get(&server.http_url(&format!("/live/budget/thumbnail.jpg?width={width}")));
+        match r.status {
+            200 => {
+                assert_eq!(jpeg_size(&r.body).0, width);
+                last = (width, r.body);
+            }
+            503 => {
+                refused = Some(r);
+                break;
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    let refused = refused.expect("the budget ran out");
+    let retry: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(retry >= 1, "{retry}");
+    let body: serde_json::Value = serde_json::from_slice(&refused.body).expect("JSON");
+    assert!(body["error"].as_str().unwrap().contains("thumbnail.cpu"));
+    assert!(
+        server
+            .metric("rtmp_server_thumbnail_budget_refusals_total")
+            .is_some_and(|n| n >= 1.0)
+    );
+    // What is cached (the last widths made) is served all the same.
+    let (width, body) = last;
+    let cached = get(&server.http_url(&format!("/live/budget/thumbnail.jpg?width={width}")));
+    assert_eq!(cached.status, 200, "{}", cached.text());
+    assert_eq!(cached.body, body);
+    publisher.kill();
+}
