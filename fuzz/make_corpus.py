@@ -377,6 +377,38 @@ def tls_session():
     write("tls_session", "handshake-too-large", bytes.fromhex("48b27acaff0016033300160333332d2d332d2d2d2d2d424547494e203333fbffff30"))
 
 
+def annex_b_nal_units(data):
+    """The NAL units of an Annex B byte stream (ISO/IEC 14496-10 Annex B), without start codes."""
+    starts, i = [], 0
+    while i + 3 <= len(data):
+        if data[i:i + 3] == b"\0\0\1":
+            starts.append(i + 3)
+            i += 3
+        else:
+            i += 1
+    nals = []
+    for k, s in enumerate(starts):
+        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
+        nal = data[s:end]
+        if k + 1 < len(starts):
+            nal = nal.rstrip(b"\0")
+        nals.append(nal)
+    return nals
+
+
+def thumbnail():
+    # Record length, AVCDecoderConfigurationRecord, width byte, AVCC keyframe
+    # (fuzz_targets/thumbnail.rs), from x264's IDR of testsrc2.
+    for name, width in (("testsrc2_320x180", 38), ("testsrc2_1280x720", 0)):
+        nals = annex_b_nal_units(read("thumbnail", name + ".h264"))
+        sps = next(n for n in nals if n[0] & 0x1F == 7)
+        pps = next(n for n in nals if n[0] & 0x1F == 8)
+        record = bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1]) + struct.pack(">H", len(sps)) + sps
+        record += b"\x01" + struct.pack(">H", len(pps)) + pps
+        frame = b"".join(struct.pack(">I", len(n)) + n for n in nals if n[0] & 0x1F not in (7, 8))
+        write("thumbnail", name, struct.pack(">H", len(record)) + record + bytes([width]) + frame)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -391,6 +423,7 @@ def main():
     recording()
     codec()
     tls_session()
+    thumbnail()
 
 
 if __name__ == "__main__":

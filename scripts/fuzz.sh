@@ -44,6 +44,7 @@ max_len() {
         flv | remux) echo 65536 ;;
         ll_query) echo 1024 ;;
         codec) echo 4096 ;;
+        thumbnail) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

@@ -30,6 +30,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub record: RecordConfig,
     pub s3: S3Config,
+    pub thumbnail: ThumbnailConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
@@ -426,6 +427,42 @@ pub enum PlayAccess {
     Token,
 }
 
+/// Stream thumbnails (`/{app}/{name}/thumbnail.jpg`): the latest keyframe decoded on demand,
+/// on worker threads of their own, under a CPU budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThumbnailConfig {
+    /// Worker threads that decode keyframes; 0 turns thumbnails off.
+    pub workers: usize,
+    /// Share of one core the workers may use together (0.25: a quarter of a core), measured
+    /// from their threads' CPU time.
+    pub cpu: f64,
+    /// Seconds a stream's thumbnail is reused before a newer keyframe is decoded: at most
+    /// one decode per stream per this long, whatever the request rate.
+    pub interval: u64,
+}
+
+impl Default for ThumbnailConfig {
+    fn default() -> ThumbnailConfig {
+        ThumbnailConfig {
+            workers: 1,
+            cpu: 0.25,
+            interval: 10,
+        }
+    }
+}
+
+impl ThumbnailConfig {
+    /// The service's settings; `None` when thumbnails are off.
+    pub fn settings(&self) -> Option<crate::thumbnail::service::ThumbnailSettings> {
+        (self.workers > 0).then(|| crate::thumbnail::service::ThumbnailSettings {
+            workers: self.workers,
+            cpu: self.cpu,
+            interval: std::time::Duration::from_secs(self.interval),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -445,6 +482,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             record: RecordConfig::default(),
             s3: S3Config::default(),
+            thumbnail: ThumbnailConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
@@ -987,6 +1025,11 @@ impl Config {
             });
         }
         self.relay.templates()?;
+        let t = &self.thumbnail;
+        range("thumbnail.workers", t.workers, 0, 16)?;
+        // Below 1% of a core a 1080p thumbnail would take minutes to pay off.
+        range("thumbnail.cpu", t.cpu, 0.01, 16.0)?;
+        range("thumbnail.interval", t.interval, 1, 3600)?;
         range("record.gap", self.record.gap, 0, 3600)?;
         if self.record.enabled && !self.hls.cmaf {
             return Err(ConfigError::Range {

@@ -47,6 +47,10 @@ pub struct HookEvent {
     pub stopped_at: Option<String>,
     pub bytes: u64,
     pub duration_s: f64,
+    /// `publish` only: the path (on this server's HTTP side) of the thumbnail of the
+    /// publish's first keyframe, when its video is H.264 and thumbnails are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
 }
 
 /// The body of a player's webhook POST.

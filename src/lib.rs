@@ -37,6 +37,7 @@ pub mod remux;
 pub mod rtmp;
 pub mod server;
 pub mod storage;
+pub mod thumbnail;
 pub mod tls;
 pub mod ts;
 pub mod wallclock;

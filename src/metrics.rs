@@ -161,6 +161,16 @@ pub struct Metrics {
     pub recording_errors_total: Family<ReasonLabel, Counter>,
     /// Recordings deleted, by reason (`max_age`, `max_bytes`, `api`).
     pub recordings_deleted_total: Family<ReasonLabel, Counter>,
+    /// Keyframes decoded for thumbnails (whether or not they decoded).
+    pub thumbnail_decodes_total: Counter,
+    /// Keyframes that did not decode for a thumbnail.
+    pub thumbnail_decode_failures_total: Counter,
+    /// CPU seconds of a thumbnail decode, with its scaling and JPEG encoding.
+    pub thumbnail_decode_seconds: Histogram,
+    /// Decoded pictures scaled and encoded at another width.
+    pub thumbnail_encodes_total: Counter,
+    /// Thumbnail work refused because the CPU budget was spent (or the queue full).
+    pub thumbnail_budget_refusals_total: Counter,
 }
 
 impl Default for Metrics {
@@ -219,6 +229,12 @@ impl Default for Metrics {
             relay_connects_total: Counter::default(),
             relay_failures_total: Counter::default(),
             relay_bytes_out_total: Counter::default(),
+            thumbnail_decodes_total: Counter::default(),
+            thumbnail_decode_failures_total: Counter::default(),
+            // 1 ms to about 16 s.
+            thumbnail_decode_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            thumbnail_encodes_total: Counter::default(),
+            thumbnail_budget_refusals_total: Counter::default(),
         }
     }
 }
@@ -448,6 +464,32 @@ impl Metrics {
             "s3_playlist_lag_seconds",
             "Seconds from a playlist version on the node to its copy in the bucket",
             self.s3_playlist_lag_seconds.clone(),
+        );
+        r.register(
+            "thumbnail_decodes",
+            "Keyframes decoded for thumbnails (whether or not they decoded)",
+            self.thumbnail_decodes_total.clone(),
+        );
+        r.register(
+            "thumbnail_decode_failures",
+            "Keyframes that did not decode for a thumbnail",
+            self.thumbnail_decode_failures_total.clone(),
+        );
+        r.register(
+            "thumbnail_decode_seconds",
+            "CPU seconds of a thumbnail decode, with its scaling and JPEG encoding",
+            self.thumbnail_decode_seconds.clone(),
+        );
+        r.register(
+            "thumbnail_encodes",
+            "Decoded pictures scaled and encoded as a thumbnail of another width",
+            self.thumbnail_encodes_total.clone(),
+        );
+        r.register(
+            "thumbnail_budget_refusals",
+            "Thumbnail work refused because the CPU budget (thumbnail.cpu) was spent or the \
+             workers' queue was full",
+            self.thumbnail_budget_refusals_total.clone(),
         );
         r.register(
             "player_skips",

@@ -328,6 +328,7 @@ impl Server {
                 record: config.record.enabled,
                 takeover: config.rtmp.takeover,
                 cluster: cluster.clone(),
+                thumbnails: config.thumbnail.settings().is_some(),
             },
             checker,
             registry.clone(),
@@ -381,6 +382,13 @@ impl Server {
             recordings: recordings.clone(),
             shutdown: shutdown.clone(),
             cluster: cluster.clone(),
+            thumbnails: match config.thumbnail.settings() {
+                Some(settings) => Some(Arc::new(
+                    crate::thumbnail::service::Thumbnailer::start(settings, metrics.clone())
+                        .map_err(|e| anyhow::anyhow!("thumbnail workers: {e}"))?,
+                )),
+                None => None,
+            },
         });
         Ok(Server {
             rtmp,

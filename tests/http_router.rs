@@ -145,6 +145,7 @@ impl Server {
             recordings: None,
             shutdown: CancellationToken::new(),
             cluster: None,
+            thumbnails: None,
         });
         Server {
             router: router(ctx.clone()),

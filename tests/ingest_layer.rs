@@ -120,6 +120,7 @@ impl Harness {
                 record: false,
                 takeover: setup.takeover,
                 cluster: None,
+                thumbnails: false,
             },
             checker,
             registry.clone(),

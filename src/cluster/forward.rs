@@ -322,6 +322,7 @@ mod tests {
         assert_eq!(s("/live/cam/index.m3u8").as_deref(), Some("live/cam"));
         assert_eq!(s("/live/cam/v0/llhls.m3u8").as_deref(), Some("live/cam"));
         assert_eq!(s("/live/cam.flv").as_deref(), Some("live/cam"));
+        assert_eq!(s("/live/cam/thumbnail.jpg").as_deref(), Some("live/cam"));
         assert_eq!(s("/api/streams/cam").as_deref(), Some("live/cam"));
         assert_eq!(s("/api/streams/cam/stop").as_deref(), Some("live/cam"));
         assert_eq!(

@@ -71,6 +71,9 @@ pub struct StreamStats {
     /// without its stream name, `state` (`connecting`, `live`, `retrying`), `last_error`,
     /// `since`, `bytes_out`, `reconnects`.
     pub relays: Vec<RelayReport>,
+    /// Path of the stream's thumbnail (its latest keyframe as JPEG) when its video is H.264
+    /// and thumbnails are on; `null` otherwise.
+    pub thumbnail: Option<String>,
     /// Whether the publish is recorded, and the recording being written.
     pub recording: RecordingState,
 }
@@ -130,6 +133,9 @@ fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
     let publisher = stream.publisher()?;
     let media = stream.media();
     let viewers = stream.viewers_by_playlist(now);
+    let thumbnail = (view.shared.thumbnails.is_some()
+        && media.video.as_ref().is_some_and(|v| v.name == "H.264"))
+    .then(|| format!("/{}/{}/{}", stream.app, stream.name, super::thumbnail::FILE));
     Some(StreamStats {
         name: stream.name.to_string(),
         key: if view.full_key {
@@ -187,6 +193,7 @@ fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
         },
         relays: stream.relays(),
         recording: recording_state(view.shared, stream, publisher.id),
+        thumbnail,
     })
 }
 

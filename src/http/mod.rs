@@ -13,6 +13,7 @@ mod ops;
 mod range;
 mod recordings;
 pub mod sampler;
+mod thumbnail;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,8 @@ pub struct HttpContext {
     /// This node's part in a cluster (`cluster.redis`): requests for streams held by
     /// another node are forwarded there (`cluster::forward`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The thumbnail service (`None`: `thumbnail.workers` is 0).
+    pub thumbnails: Option<Arc<crate::thumbnail::service::Thumbnailer>>,
 }
 
 /// The whole HTTP interface. The operator routes (`/api/*`, `/metrics`) require the bearer
@@ -139,6 +142,8 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .route("/recordings/{file}", get(recordings::download))
         .route("/recordings/{id}/{file}", get(recordings::file))
         .route("/{app}/{file}", get(flv::stream))
+        // A static last segment takes precedence over `{file}`.
+        .route("/{app}/{name}/thumbnail.jpg", get(thumbnail::thumbnail))
         .route("/{app}/{name}/{file}", get(hls::file))
         .route("/{app}/{name}/{rendition}/{file}", get(hls::rendition_file))
         .layer(axum::middleware::from_fn_with_state(

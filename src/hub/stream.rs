@@ -22,6 +22,7 @@ use crate::media::codec::TrackSummary;
 use crate::media::fanout::FanOut;
 use crate::media::{Duration90k, Timestamp90k};
 use crate::relay::status::{RelayReport, RelayStatus};
+use crate::thumbnail::cache::StreamThumbnails;
 
 /// A player counts as a viewer for this long after it last fetched the playlist.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(30);
@@ -153,6 +154,9 @@ pub struct Stream {
     /// Where the relay targets of the stream's publishes stand (those of a publish that was
     /// taken over stay until their tasks have unpublished).
     relays: Mutex<Vec<Arc<RelayStatus>>>,
+    /// The lead video track's latest keyframe (and the current publish's first), and the
+    /// thumbnails made of them.
+    pub thumbnails: Arc<StreamThumbnails>,
 }
 
 /// How long after a request last waited on a stream's Low-Latency window its parts are
@@ -230,6 +234,7 @@ impl Stream {
             held_at: AtomicU64::new(0),
             born: Instant::now(),
             relays: Mutex::new(Vec::new()),
+            thumbnails: Arc::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The webhooks of one publish: `on_publish` once its first segment is playable (so codecs
-//! and resolution are known), `on_unpublish` when it stops, if it was announced.
+//! and resolution are known, and its first keyframe is in: the payload names its
+//! thumbnail), `on_unpublish` when it stops, if it was announced.
 //!
 //! Segments are listed by the stream's output tasks, off the ingest path, so a task of its
 //! own per publish waits for the stream to become playable and for the publish to end.
@@ -12,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::hooks::{HookEvent, Hooks};
 use crate::hub::stream::{Publisher, Stream};
+use crate::thumbnail::cache::Which;
 use crate::wallclock::rfc3339_millis;
 
 /// How long after a publish stopped its outputs may take to list the segment it ended
@@ -31,6 +33,7 @@ pub(super) fn spawn(
     hooks: Hooks,
     stream: Arc<Stream>,
     publisher: Publisher,
+    thumbnails: bool,
 ) -> oneshot::Sender<Stopped> {
     let (tx, mut stopped) = oneshot::channel::<Stopped>();
     let mut playable = stream.playable();
@@ -49,14 +52,18 @@ pub(super) fn spawn(
                     .await
                     .is_ok_and(|r| r.is_ok());
                 if let (true, Ok(end)) = (listed, end) {
-                    hooks.notify(event("publish", &stream, &publisher, baseline, None));
+                    let mut publish = event("publish", &stream, &publisher, baseline, None);
+                    publish.thumbnail = thumbnail(&stream, thumbnails);
+                    hooks.notify(publish);
                     hooks.notify(event("unpublish", &stream, &publisher, baseline, Some(&end)));
                 }
                 return;
             }
         };
         if announced {
-            hooks.notify(event("publish", &stream, &publisher, baseline, None));
+            let mut publish = event("publish", &stream, &publisher, baseline, None);
+            publish.thumbnail = thumbnail(&stream, thumbnails);
+            hooks.notify(publish);
         }
         if let (true, Ok(end)) = (announced, stopped.await) {
             hooks.notify(event(
@@ -69,6 +76,18 @@ pub(super) fn spawn(
         }
     });
     tx
+}
+
+/// The path of the thumbnail of the publish's first keyframe, when thumbnails are on and its
+/// video is H.264.
+fn thumbnail(stream: &Stream, thumbnails: bool) -> Option<String> {
+    let h264 = stream.thumbnails.codec(Which::First) == Some("H.264");
+    (thumbnails && h264).then(|| {
+        format!(
+            "/{}/{}/thumbnail.jpg?keyframe=first",
+            stream.app, stream.name
+        )
+    })
 }
 
 /// The webhook body for a publish that started (`stopped` None) or stopped.
@@ -104,5 +123,6 @@ fn event(
             || publisher.started_at.elapsed().as_secs_f64(),
             |s| s.duration_s,
         ),
+        thumbnail: None,
     }
 }

@@ -65,6 +65,9 @@ pub struct IngestSettings {
     pub takeover: bool,
     /// The cluster (`cluster.redis`): a publish claims its key there before the registry.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Thumbnails are served (`thumbnail.workers` above 0): the `on_publish` webhook names
+    /// the one of the publish's first keyframe.
+    pub thumbnails: bool,
 }
 
 /// The least time between two sweeps of the failed-publish table (see [`Ingest::sweep`]).

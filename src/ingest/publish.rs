@@ -13,7 +13,7 @@ use super::{Inner, Refusal};
 use crate::flv::demux::{ConfigNotice, DemuxError, FlvDemuxer, TagKind};
 use crate::hls::ts_output::carries;
 use crate::hub::stream::{Publisher, Stream};
-use crate::media::codec::CodecConfig;
+use crate::media::codec::{CodecConfig, TrackKind};
 use crate::media::frame::{Ending, MediaEvent, TrackId, TrackName};
 use crate::media::{RtmpTimestamp, Timestamp90k};
 use crate::metrics::TrackLabel;
@@ -74,6 +74,9 @@ pub struct Publish {
     broken: bool,
     /// The publish's lead track (video, or audio when there is none).
     lead: Option<TrackId>,
+    /// The lead track's configuration when it is video: its keyframes are kept for
+    /// thumbnails.
+    lead_video: Option<Arc<CodecConfig>>,
     /// How a lead-track frame's decode time maps to when it arrives (see [`Publish::due`]).
     pace: Pace,
     /// The tracks counted in `tracks_live`, uncounted when the publish ends.
@@ -140,7 +143,12 @@ impl Publish {
         publisher: Publisher,
         recheck: Option<DropGuard>,
     ) -> Publish {
-        let announcer = announce::spawn(ingest.hooks.clone(), stream.clone(), publisher.clone());
+        let announcer = announce::spawn(
+            ingest.hooks.clone(),
+            stream.clone(),
+            publisher.clone(),
+            ingest.settings.thumbnails,
+        );
         Publish {
             demux: FlvDemuxer::new()
                 .for_publisher(publisher.id)
@@ -154,6 +162,7 @@ impl Publish {
             _recheck: recheck,
             broken: false,
             lead: None,
+            lead_video: None,
             pace: Pace::default(),
             counted: Vec::new(),
         }
@@ -218,6 +227,11 @@ impl Publish {
             match event {
                 MediaEvent::Start(tracks) => {
                     self.lead = tracks.lead();
+                    self.lead_video = self
+                        .lead
+                        .and_then(|id| tracks.get(id))
+                        .and_then(|t| t.config.clone())
+                        .filter(|c| c.kind() == TrackKind::Video);
                     let metrics = &self.ingest.metrics;
                     for label in self.counted.drain(..) {
                         metrics.tracks_live.get_or_create(&label).dec();
@@ -242,8 +256,20 @@ impl Publish {
                     self.stream
                         .add_track_bytes(usize::from(f.track.0), f.data.len());
                     if Some(f.track) == self.lead {
-                        self.pace.note(f.dts, arrival.latest)
+                        self.pace.note(f.dts, arrival.latest);
+                        if let (true, Some(config)) = (f.keyframe, &self.lead_video) {
+                            self.stream.thumbnails.keyframe(
+                                config,
+                                &f.data,
+                                f.dts,
+                                self.publisher.id,
+                                arrival.latest,
+                            );
+                        }
                     }
+                }
+                MediaEvent::Config(id, config) if Some(*id) == self.lead => {
+                    self.lead_video = Some(config.clone()).filter(|c| c.kind() == TrackKind::Video);
                 }
                 _ => {}
             }
