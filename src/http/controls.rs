@@ -51,12 +51,12 @@ pub async fn stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a stream") {
-        return refused;
-    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a stream") {
+        return refused;
+    }
     publisher.stop.stop(StopReason::Operator);
     shared.metrics.operator_stops_total.inc();
     info!(
@@ -89,12 +89,12 @@ pub async fn record_start(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "starting a recording") {
-        return refused;
-    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "starting a recording") {
+        return refused;
+    }
     if !stream.is_recorded(publisher.id) {
         if let Some(why) = cannot_record(&shared, &stream) {
             return error(StatusCode::CONFLICT, why);
@@ -117,12 +117,12 @@ pub async fn record_stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a recording") {
-        return refused;
-    }
     let Some((stream, publisher)) = live(&shared, &name) else {
         return not_live();
     };
+    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a recording") {
+        return refused;
+    }
     if stream.is_recorded(publisher.id) {
         stream.stop_recording(publisher.id);
         info!(
