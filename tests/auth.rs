@@ -178,8 +178,27 @@ fn playback_ids_hide_the_publishing_key() {
     assert!(!server.stream_dir("secretkey").exists());
     let api = get(&server.http_url("/api/streams")).text();
     assert!(
-        api.contains("public-1") && !api.contains("secretkey"),
+        api.contains("public-1") && !api.contains("secretkey") && !api.contains("secr"),
         "{api}"
+    );
+    let entry: serde_json::Value = serde_json::from_str(&api).expect("JSON");
+    let entry = &entry["streams"][0];
+    assert_eq!(entry["key"], serde_json::Value::Null, "{api}");
+    // The thumbnail is served under the public name too.
+    assert_eq!(entry["thumbnail"], "/live/public-1/thumbnail.jpg", "{api}");
+    assert!(
+        wait_for(STREAM_TIMEOUT, || {
+            let r = get(&server.http_url("/live/public-1/thumbnail.jpg"));
+            r.status == 200
+                && r.header("content-type") == Some("image/jpeg")
+                && r.body.starts_with(&[0xFF, 0xD8])
+        }),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(
+        get(&server.http_url("/live/secretkey/thumbnail.jpg")).status,
+        404
     );
 }
 

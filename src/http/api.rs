@@ -26,10 +26,9 @@ pub(super) const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
 pub struct StreamStats {
     /// The name HLS is served under: the stream key, or its public playback id.
     pub name: String,
-    /// The publishing key: in full to a request that carries the API token
-    /// (`http.api_token` set and presented), else redacted (its first four characters and
-    /// its length).
-    pub key: String,
+    /// The publishing key, only to a request that carries the API token (`http.api_token`
+    /// set and presented); `null` to any other, since even part of a secret helps guess it.
+    pub key: Option<String>,
     pub app: String,
     /// Path of the classic HLS playlist on this server (when the TS output is on).
     pub playlist: Option<String>,
@@ -138,11 +137,7 @@ fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
     .then(|| format!("/{}/{}/{}", stream.app, stream.name, super::thumbnail::FILE));
     Some(StreamStats {
         name: stream.name.to_string(),
-        key: if view.full_key {
-            stream.key.to_string()
-        } else {
-            stream.key.redacted().to_string()
-        },
+        key: view.full_key.then(|| stream.key.to_string()),
         app: stream.app.clone(),
         playlist: stream
             .ts

@@ -103,18 +103,18 @@ fn body(content_type: &'static str, cache: &'static str, data: Bytes) -> Respons
         .into_response()
 }
 
-/// Tells players apart for the viewer estimate: the client address (the first
-/// `X-Forwarded-For` hop behind a proxy or CDN) and the user agent.
 /// The playlist a viewer plays, by the stream playlist it fetched (`index.m3u8` is the
 /// classic one, even where it serves the CMAF window).
-fn playlist_kind(file: &str) -> Option<Playlist> {
-    Some(if file == CLASSIC_PLAYLIST {
+fn playlist_kind(file: &str) -> Playlist {
+    if file == CLASSIC_PLAYLIST {
         Playlist::Classic
     } else {
         Playlist::LowLatency
-    })
+    }
 }
 
+/// Tells players apart for the viewer estimate: the client address (the first
+/// `X-Forwarded-For` hop behind a proxy or CDN) and the user agent.
 fn player_id(peer: SocketAddr, headers: &HeaderMap) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match headers
@@ -284,7 +284,7 @@ async fn serve_file(
                 Some(playlist) => {
                     stream.note_viewer(
                         player_id(peer, headers),
-                        playlist_kind(file),
+                        Some(playlist_kind(file)),
                         Instant::now(),
                     );
                     playlist_response(&playlist, headers, PLAYLIST_CACHE)
@@ -338,7 +338,7 @@ async fn serve_file(
         };
         stream.note_viewer(
             player_id(peer, headers),
-            playlist_kind(file),
+            Some(playlist_kind(file)),
             Instant::now(),
         );
         return ll_playlist(

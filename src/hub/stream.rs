@@ -400,9 +400,11 @@ impl Stream {
         lock(&self.renditions).multivariant.clone()
     }
 
-    /// Records the publish of `publisher` (set before its media flows).
+    /// Records the publish of `publisher` (at its start, or asked through the API during
+    /// it). Publisher ids only grow, so a late request for a publisher that was just
+    /// replaced never takes the flag from its successor's publish.
     pub fn record(&self, publisher: u64) {
-        self.recorded.store(publisher, Ordering::Relaxed);
+        self.recorded.fetch_max(publisher, Ordering::Relaxed);
     }
 
     /// Whether `publisher`'s publish is recorded.

@@ -701,7 +701,6 @@ fn track_labels(map: &[(String, Value)]) -> Vec<TrackName> {
         .collect()
 }
 
-/// Waits for `token`, or forever without one.
 /// Reads and drops what the peer still sends, until it closes or `within` passes. A
 /// connection closed with the publisher's media unread is reset (RFC 9293 §3.6.1: "data
 /// lost"), and the reset can reach the encoder before the status written just before it:
@@ -725,6 +724,7 @@ async fn linger(transport: &mut Transport, within: Duration) {
     .await;
 }
 
+/// Waits for `token`, or forever without one.
 async fn cancelled(token: Option<CancellationToken>) {
     match token {
         Some(t) => t.cancelled().await,
