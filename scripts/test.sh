@@ -156,4 +156,4 @@ cargo test --workspace --locked
 # The shipped artefact: the static release binary alone in an empty root, as the image runs it.
 scripts/check-image.sh
 # Every parser and the remux pipeline under libFuzzer for a short, bounded time.
-scripts/fuzz.sh 10
+scripts/fuzz.sh 8

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 /// How long the player plays once it shows its first frame: long enough for hls.js to
 /// reload the playlist and fetch segments many times over (a segment every 2 s).
-const PLAY_SECONDS: u32 = 15;
+const PLAY_SECONDS: u32 = 12;
 /// The most the publisher runs: the wait for the first segments, the browser's start and
 /// the playing time, with room to spare on a busy machine. The test stops it when done.
 const PUBLISH_SECONDS: u32 = 180;
