@@ -275,29 +275,13 @@ fn hls_js_switches_the_levels_of_a_multitrack_stream() {
             "--low-latency",
         ],
     );
-    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
-    let context = || {
+    let result = player.outcome("levels.mjs", || {
         format!(
-            "player:\n{}\nserver:\n{}\npublisher:\n{}",
-            player.stderr(),
+            "server:\n{}\npublisher:\n{}",
             server.logs(),
             publisher.logs()
         )
-    };
-    assert!(
-        exited,
-        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
-        context()
-    );
-    let result = player.result().unwrap_or_else(|| {
-        panic!(
-            "no result line from levels.mjs: {:?}\n{}",
-            player.stdout(),
-            context()
-        )
     });
-    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
-    assert_eq!(result["ok"], true, "{result}");
     let levels = result["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), LEVELS.len(), "{result}");
     for (width, height) in LEVELS {
@@ -446,30 +430,13 @@ fn plays(case: Case) {
 
     let spki = certificate.as_ref().map(|c| c.spki_sha256.as_str());
     let mut player = Player::start(&url, &case, spki);
-    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
-    let context = || {
+    let result = player.outcome("play.mjs", || {
         format!(
-            "player:\n{}\nserver:\n{}\npublisher:\n{}",
-            player.stderr(),
+            "server:\n{}\npublisher:\n{}",
             server.logs(),
             publisher.logs()
         )
-    };
-    assert!(
-        exited,
-        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
-        context()
-    );
-    let result = player.result().unwrap_or_else(|| {
-        panic!(
-            "no result line from play.mjs: {:?}\n{}",
-            player.stdout(),
-            context()
-        )
     });
-
-    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
-    assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["started"], true, "{result}");
     assert_eq!(
         result["config"]["lowLatencyMode"], case.low_latency,
@@ -585,18 +552,7 @@ fn hls_js_plays_from_the_bucket() {
             &start_timeout,
         ],
     );
-    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
-    let context = || format!("player:\n{}\nserver:\n{}", player.stderr(), server.logs());
-    assert!(
-        exited,
-        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
-        context()
-    );
-    let result = player
-        .result()
-        .unwrap_or_else(|| panic!("no result line from play.mjs\n{}", context()));
-    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
-    assert_eq!(result["ok"], true, "{result}");
+    let result = player.outcome("play.mjs", || format!("server:\n{}", server.logs()));
     assert_eq!(result["started"], true, "{result}");
     assert_eq!(result["playlist"]["live"], true, "{result}");
     let played = result["played_s"].as_f64().expect("played_s");
@@ -762,28 +718,13 @@ fn plays_flv(transport: FlvTransport) {
             &start_timeout,
         ],
     );
-    let exited = wait_for(PLAYER_TIMEOUT, || player.exited());
-    let context = || {
+    let result = player.outcome("play.mjs", || {
         format!(
-            "player:\n{}\nserver:\n{}\npublisher:\n{}",
-            player.stderr(),
+            "server:\n{}\npublisher:\n{}",
             server.logs(),
             publisher.logs()
         )
-    };
-    assert!(
-        exited,
-        "the player ran past {PLAYER_TIMEOUT:?}\n{}",
-        context()
-    );
-    let result = player.result().unwrap_or_else(|| {
-        panic!(
-            "no result line from play.mjs: {:?}\n{}",
-            player.stdout(),
-            context()
-        )
     });
-
     eprintln!(
         "mpegts.js {} over {protocol}: first frame after {} ms, frames {}, behind the buffered end {}",
         result["player_version"],
@@ -791,8 +732,6 @@ fn plays_flv(transport: FlvTransport) {
         result["frames"],
         result["behind_edge_s"]
     );
-    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
-    assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["started"], true, "{result}");
     assert_eq!(result["player"], "mpegts", "{result}");
     // The page's origin is not the server's: the stream was read cross-origin.
@@ -887,30 +826,14 @@ fn dashboard_shows_a_live_stream_previews_it_and_stops_it() {
             &step_seconds,
         ],
     );
-    let exited = wait_for(PLAYER_TIMEOUT, || driver.exited());
-    let context = || {
+    eprintln!("dashboard screenshots: {}", artefacts.display());
+    let result = driver.outcome("dashboard.mjs", || {
         format!(
-            "dashboard.mjs:\n{}\nserver:\n{}\npublisher:\n{}",
-            driver.stderr(),
+            "server:\n{}\npublisher:\n{}",
             server.logs(),
             publisher.logs()
         )
-    };
-    assert!(
-        exited,
-        "dashboard.mjs ran past {PLAYER_TIMEOUT:?}\n{}",
-        context()
-    );
-    let result = driver.result().unwrap_or_else(|| {
-        panic!(
-            "no result line from dashboard.mjs: {:?}\n{}",
-            driver.stdout(),
-            context()
-        )
     });
-    eprintln!("dashboard screenshots: {}", artefacts.display());
-    assert_eq!(result["failures"], Value::Array(vec![]), "{}", context());
-    assert_eq!(result["ok"], true, "{result}");
     let steps = &result["steps"];
     assert_eq!(steps["token_required"]["stop_status"], 401, "{result}");
     assert_ne!(
@@ -1175,6 +1098,34 @@ impl Player {
 
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the script to end (at most [`PLAYER_TIMEOUT`]) and returns its JSON result
+    /// line, which must list no failures and say `ok`; otherwise panics with the script's
+    /// output and `others` (the server's and publisher's logs).
+    fn outcome(&mut self, script: &str, others: impl Fn() -> String) -> Value {
+        let exited = wait_for(PLAYER_TIMEOUT, || self.exited());
+        let context = |p: &Player| format!("{script}:\n{}\n{}", p.stderr(), others());
+        assert!(
+            exited,
+            "{script} ran past {PLAYER_TIMEOUT:?}\n{}",
+            context(self)
+        );
+        let result = self.result().unwrap_or_else(|| {
+            panic!(
+                "no result line from {script}: {:?}\n{}",
+                self.stdout(),
+                context(self)
+            )
+        });
+        assert_eq!(
+            result["failures"],
+            Value::Array(vec![]),
+            "{}",
+            context(self)
+        );
+        assert_eq!(result["ok"], true, "{result}");
+        result
     }
 
     /// The player's JSON result line, once its output is read to the end.
