@@ -22,28 +22,13 @@
 //
 // Exit status: 0 when every step passed; 1 when not (`failures` says why); 2 when the
 // browser could not be run.
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { startChromium, stopChromium } from './chromium.mjs';
 
-// The same flags as play.mjs: headless as root, no GPU, nothing that reaches out.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--window-size=1280,800',
-  '--remote-debugging-port=0',
-];
-const BROWSER_START_MS = 30_000;
-const BROWSER_STOP_MS = 5_000;
 const POLL_MS = 250;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -71,42 +56,6 @@ const timeoutMs = Number(opts.timeout) * 1000;
 const log = (...args) => { if (opts.verbose) console.error('[dashboard]', ...args); };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function startChromium(profile) {
-  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  if (opts['pid-file'] && child.pid) writeFileSync(opts['pid-file'], `${child.pid}\n`);
-  const endpoint = new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`no DevTools endpoint from chromium:\n${seen}`)), BROWSER_START_MS);
-    child.stderr.on('data', (chunk) => {
-      seen += chunk;
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-      if (seen.length > 65536) seen = seen.slice(-65536);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`chromium exited (${code ?? signal}) before it listened:\n${seen}`));
-    });
-  });
-  endpoint.catch(() => {});
-  return { child, endpoint };
-}
-
-async function stopChromium(child) {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const group = (sig) => { try { process.kill(-child.pid, sig); } catch { /* gone */ } };
-  group('SIGTERM');
-  await Promise.race([exited, sleep(BROWSER_STOP_MS)]);
-  group('SIGKILL');
-}
-
 // Polls `check` (async, returning a value or null) until it gives a value or `ms` pass.
 async function until(ms, check) {
   const deadline = Date.now() + ms;
@@ -133,7 +82,7 @@ async function main() {
   const fail = (why) => { result.failures.push(why); log('FAIL', why); };
   mkdirSync(opts.artefacts, { recursive: true });
   profile = mkdtempSync(join(tmpdir(), 'dashboard-chromium-'));
-  const { child, endpoint } = startChromium(profile);
+  const { child, endpoint } = startChromium({ chromium: opts.chromium, profile, pidFile: opts['pid-file'] });
   chromiumChild = child;
   let browser;
   try {

@@ -15,32 +15,17 @@
 //
 // Exit status: 0 when every check held; 1 when not (the JSON line says why in `failures`);
 // 2 when the browser could not be run.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { startChromium, stopChromium } from './chromium.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-// As play.mjs: headless as root, no GPU, nothing that reaches out on its own.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--window-size=1280,800',
-  '--remote-debugging-port=0',
-];
-const BROWSER_START_MS = 30_000;
-const BROWSER_STOP_MS = 5_000;
 const POLL_MS = 200;
 
 const { values: opts } = parseArgs({
@@ -85,42 +70,6 @@ function servePage() {
     }
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function startChromium(profile) {
-  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  if (opts['pid-file'] && child.pid) writeFileSync(opts['pid-file'], `${child.pid}\n`);
-  const endpoint = new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`no DevTools endpoint from chromium:\n${seen}`)), BROWSER_START_MS);
-    child.stderr.on('data', (chunk) => {
-      seen += chunk;
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-      if (seen.length > 65536) seen = seen.slice(-65536);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`chromium exited (${code ?? signal}) before it listened:\n${seen}`));
-    });
-  });
-  endpoint.catch(() => {});
-  return { child, endpoint };
-}
-
-async function stopChromium(child) {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const group = (sig) => { try { process.kill(-child.pid, sig); } catch { /* gone */ } };
-  group('SIGTERM');
-  await Promise.race([exited, sleep(BROWSER_STOP_MS)]);
-  group('SIGKILL');
 }
 
 // Runs in the page: starts hls.js on `url` and records what the checks need.
@@ -200,7 +149,7 @@ async function main() {
   const failures = [];
   const pageServer = await servePage();
   const profile = mkdtempSync(join(tmpdir(), 'levels-chromium-'));
-  const { child, endpoint } = startChromium(profile);
+  const { child, endpoint } = startChromium({ chromium: opts.chromium, profile, pidFile: opts['pid-file'] });
   const cleanup = async () => {
     await stopChromium(child);
     rmSync(profile, { recursive: true, force: true });

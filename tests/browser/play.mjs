@@ -33,34 +33,17 @@
 // Exit status: 0 when it played the whole time with no stall, no end, no fatal error and
 // frames advancing (and, with --stamps, stamps read); 1 when not (the JSON line says why in
 // `failures`); 2 when the browser could not be run.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { startChromium, stopChromium } from './chromium.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-// Flags for Debian's Chromium run headless as root on a machine with no network but
-// loopback: no sandbox (root), no GPU, and nothing that reaches out on its own.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--window-size=1280,800',
-  '--remote-debugging-port=0',
-];
-// How long Chromium gets to open its DevTools endpoint, and to exit when asked.
-const BROWSER_START_MS = 30_000;
-const BROWSER_STOP_MS = 5_000;
 // How often the page is asked whether it started.
 const POLL_MS = 250;
 
@@ -121,49 +104,6 @@ function servePage() {
     res.end(readFileSync(join(HERE, file[0])));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-// Chromium in a process group of its own (detached), with a new empty profile.
-function startChromium(profile) {
-  const trust = opts.spki ? [`--ignore-certificate-errors-spki-list=${opts.spki}`] : [];
-  const child = spawn(opts.chromium, [...CHROMIUM_FLAGS, ...trust, `--user-data-dir=${profile}`, 'about:blank'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  if (opts['pid-file'] && child.pid) writeFileSync(opts['pid-file'], `${child.pid}\n`);
-  const endpoint = new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`no DevTools endpoint from chromium:\n${seen}`)), BROWSER_START_MS);
-    child.stderr.on('data', (chunk) => {
-      seen += chunk;
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-      if (seen.length > 65536) seen = seen.slice(-65536);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`chromium exited (${code ?? signal}) before it listened:\n${seen}`));
-    });
-  });
-  endpoint.catch(() => {});
-  return { child, endpoint };
-}
-
-// Ends Chromium's process group: SIGTERM, then SIGKILL if it is still there.
-async function stopChromium(child) {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const group = (sig) => { try { process.kill(-child.pid, sig); } catch { /* gone */ } };
-  group('SIGTERM');
-  if (await Promise.race([exited.then(() => true), sleep(BROWSER_STOP_MS).then(() => false)])) {
-    group('SIGKILL'); // helpers that outlived the browser process
-    return;
-  }
-  group('SIGKILL');
-  await exited;
 }
 
 function quantile(sorted, q) {
@@ -273,7 +213,8 @@ async function main() {
   pageServer = await servePage();
   const pageUrl = `http://127.0.0.1:${pageServer.address().port}${PAGE}`;
   profile = mkdtempSync(join(tmpdir(), 'play-chromium-'));
-  const { child, endpoint } = startChromium(profile);
+  const trust = opts.spki ? [`--ignore-certificate-errors-spki-list=${opts.spki}`] : [];
+  const { child, endpoint } = startChromium({ chromium: opts.chromium, profile, pidFile: opts['pid-file'], flags: trust });
   chromiumChild = child;
   let browser;
   try {
