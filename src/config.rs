@@ -903,7 +903,8 @@ impl Config {
             min: T,
             max: T,
         ) -> Result<(), ConfigError> {
-            if value < min || value > max {
+            // Written so that a value unordered with the bounds (NaN) is refused too.
+            if !(value >= min && value <= max) {
                 return Err(ConfigError::Range {
                     option,
                     value: value.to_string(),
@@ -1232,6 +1233,22 @@ mod tests {
         o.push_flag(spec("auth.stream_service"), "ftp://x".into());
         let e = Config::load(None, &o).unwrap_err().to_string();
         assert!(e.contains("auth.stream_service"), "{e}");
+
+        // Values that are not numbers on a line (NaN, infinities) are out of every range.
+        for (option, value) in [
+            ("thumbnail.cpu", "nan"),
+            ("thumbnail.cpu", "inf"),
+            ("hls.part", "nan"),
+            ("hls.part", "-inf"),
+        ] {
+            let mut o = Overrides::default();
+            o.push_flag(spec(option), value.into());
+            let e = Config::load(None, &o).unwrap_err().to_string();
+            assert!(
+                e.contains(option) && e.contains("range"),
+                "{option} {value}: {e}"
+            );
+        }
     }
 
     #[test]
