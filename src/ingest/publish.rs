@@ -266,7 +266,6 @@ impl Publish {
                                 &f.data,
                                 f.dts,
                                 self.publisher.id,
-                                arrival.latest,
                             );
                         }
                     }
