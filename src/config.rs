@@ -435,7 +435,7 @@ pub struct ThumbnailConfig {
     /// Worker threads that decode keyframes; 0 turns thumbnails off.
     pub workers: usize,
     /// Share of one core the workers may use together (0.25: a quarter of a core), measured
-    /// from their threads' CPU time.
+    /// from their threads' CPU time and checked as each job starts.
     pub cpu: f64,
     /// Seconds a stream's thumbnail is reused before a newer keyframe is decoded: at most
     /// one decode per stream per this long, whatever the request rate.
@@ -903,7 +903,8 @@ impl Config {
             min: T,
             max: T,
         ) -> Result<(), ConfigError> {
-            if value < min || value > max {
+            // Written so that a value unordered with the bounds (NaN) is refused too.
+            if !(value >= min && value <= max) {
                 return Err(ConfigError::Range {
                     option,
                     value: value.to_string(),
@@ -1027,8 +1028,9 @@ impl Config {
         self.relay.templates()?;
         let t = &self.thumbnail;
         range("thumbnail.workers", t.workers, 0, 16)?;
-        // Below 1% of a core a 1080p thumbnail would take minutes to pay off.
-        range("thumbnail.cpu", t.cpu, 0.01, 16.0)?;
+        // As little as a hundred-thousandth of a core: a budget that one picture spends for
+        // a long while (a 1080p thumbnail then takes hours to pay off).
+        range("thumbnail.cpu", t.cpu, 0.00001, 16.0)?;
         range("thumbnail.interval", t.interval, 1, 3600)?;
         range("record.gap", self.record.gap, 0, 3600)?;
         if self.record.enabled && !self.hls.cmaf {
@@ -1232,6 +1234,22 @@ mod tests {
         o.push_flag(spec("auth.stream_service"), "ftp://x".into());
         let e = Config::load(None, &o).unwrap_err().to_string();
         assert!(e.contains("auth.stream_service"), "{e}");
+
+        // Values that are not numbers on a line (NaN, infinities) are out of every range.
+        for (option, value) in [
+            ("thumbnail.cpu", "nan"),
+            ("thumbnail.cpu", "inf"),
+            ("hls.part", "nan"),
+            ("hls.part", "-inf"),
+        ] {
+            let mut o = Overrides::default();
+            o.push_flag(spec(option), value.into());
+            let e = Config::load(None, &o).unwrap_err().to_string();
+            assert!(
+                e.contains(option) && e.contains("range"),
+                "{option} {value}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! `keyframe=first`, the first keyframe of its current publish, as the `on_publish` webhook
 //! names it). Open like playback; made by `thumbnail::service`.
 //!
+//! A width asked for is rounded up to the next of 160, 320, 480, 640, 960, 1280 and 1920
+//! (`thumbnail::scale::WIDTHS`), never above the picture's own, so a client cycling widths
+//! makes at most those few files of a picture (and spends the shared CPU budget on no more).
+//!
 //! 404 with a JSON reason when there is no such stream, no keyframe yet, or no decoder for
 //! the stream's codec; 500 with the decoder's reason when the keyframe does not decode; 503
 //! with `Retry-After` when the CPU budget is spent and nothing is cached; 400 for a width

@@ -75,7 +75,7 @@ pub struct Publish {
     /// The publish's lead track (video, or audio when there is none).
     lead: Option<TrackId>,
     /// The lead track's configuration when it is video: its keyframes are kept for
-    /// thumbnails.
+    /// thumbnails when they are on.
     lead_video: Option<Arc<CodecConfig>>,
     /// How a lead-track frame's decode time maps to when it arrives (see [`Publish::due`]).
     pace: Pace,
@@ -257,13 +257,15 @@ impl Publish {
                         .add_track_bytes(usize::from(f.track.0), f.data.len());
                     if Some(f.track) == self.lead {
                         self.pace.note(f.dts, arrival.latest);
-                        if let (true, Some(config)) = (f.keyframe, &self.lead_video) {
+                        let thumbnails = self.ingest.settings.thumbnails;
+                        if let (true, true, Some(config)) =
+                            (f.keyframe, thumbnails, &self.lead_video)
+                        {
                             self.stream.thumbnails.keyframe(
                                 config,
                                 &f.data,
                                 f.dts,
                                 self.publisher.id,
-                                arrival.latest,
                             );
                         }
                     }

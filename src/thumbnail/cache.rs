@@ -2,25 +2,31 @@
 //! the current publish), the pictures decoded from them and the JPEG files made of those,
 //! and the rule for when work may start: a keyframe is decoded at most once per interval
 //! whatever the request rate, requests that come while the stream's work is in flight wait
-//! for it, and a new width of a picture already decoded is only scaled and encoded.
+//! for it, and a new width of a picture still held is only scaled and encoded.
+//!
+//! A decoded picture is held by the worker that made it, until its interval ends (see
+//! `service`); a stream keeps only a weak handle to it and the JPEG files, so a stream whose
+//! keyframes stop, or its first keyframe's picture, holds no picture past the interval, and
+//! no picture is freed on the ingest or HTTP path.
 //!
 //! It lives on the stream (`hub::stream::Stream`), so it goes when the stream goes. Setting a
 //! keyframe, on the ingest path, is a lock and a clone of two handles (no copy of the frame).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::decode::Picture;
-use super::scale::output_size;
+use super::scale::{WIDTHS, output_width};
 use crate::hub::stream::lock;
 use crate::media::Timestamp90k;
 use crate::media::codec::CodecConfig;
 
-/// JPEG widths kept per picture; asking for another drops the least recently made.
-pub const MAX_WIDTHS: usize = 4;
+/// JPEG widths kept per picture: every width one can be made at (asked widths are rounded
+/// to [`WIDTHS`], or the picture's own), so none is made twice per picture.
+pub const MAX_WIDTHS: usize = WIDTHS.len() + 1;
 
 /// Which keyframe a thumbnail shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +72,7 @@ pub enum Answer {
 pub enum Work {
     /// Decode the keyframe, then scale and encode the picture.
     Decode(Keyframe),
-    /// Scale and encode a picture already decoded (from keyframe `seq`) at another width.
+    /// Scale and encode a picture still held (decoded from keyframe `seq`) at another width.
     Encode { picture: Arc<Picture>, seq: u64 },
 }
 
@@ -90,6 +96,8 @@ pub enum Made {
     },
     /// The picture at another width, or why it could not be encoded.
     Encoded(Result<(usize, Bytes), Arc<str>>),
+    /// Not started: the CPU budget was in debt when a worker took the job.
+    Refused,
 }
 
 /// What was made of one keyframe.
@@ -98,9 +106,11 @@ struct Product {
     /// Its decode's admission plus the interval: until then it is reused whatever newer
     /// keyframes came.
     until: Instant,
-    /// The picture, while it may still be scaled to another width (dropped once a newer
-    /// keyframe may be decoded), or why the keyframe did not decode.
-    picture: Result<Option<Arc<Picture>>, Arc<str>>,
+    /// The picture while its worker holds it (until `until`), or why the keyframe did not
+    /// decode.
+    picture: Result<Weak<Picture>, Arc<str>>,
+    /// The picture's width (what widths asked for are bounded by).
+    width: usize,
     /// Its JPEG files by width, least recently made first.
     jpegs: Vec<(usize, Bytes)>,
 }
@@ -122,20 +132,9 @@ impl Product {
     }
 
     /// The width a JPEG of this product has for `asked` (the picture's own width when
-    /// none), when the picture is known; otherwise the largest kept (what was made for no
-    /// width asked is the picture's own).
-    fn width_for(&self, asked: Option<u32>) -> Option<usize> {
-        match (&self.picture, asked) {
-            (Ok(Some(p)), _) => Some(output_size(p, asked).0),
-            (_, Some(w)) => {
-                // The picture is gone; a kept JPEG no wider than asked for that is the
-                // widest kept is the one made for this width (widths never exceed the
-                // picture's).
-                let widest = self.jpegs.iter().map(|(w, _)| *w).max()?;
-                Some((w as usize).min(widest))
-            }
-            (_, None) => self.jpegs.iter().map(|(w, _)| *w).max(),
-        }
+    /// none).
+    fn width_for(&self, asked: Option<u32>) -> usize {
+        output_width(self.width, asked)
     }
 }
 
@@ -165,7 +164,6 @@ impl StreamThumbnails {
         data: &Bytes,
         dts: Timestamp90k,
         publisher: u64,
-        now: Instant,
     ) {
         let mut s = lock(&self.state);
         s.seq += 1;
@@ -180,15 +178,8 @@ impl StreamThumbnails {
             s.first = Some(keyframe.clone());
             s.products[Which::First as usize] = None;
         }
+        // What the older keyframe made stays, to serve while the budget is spent.
         s.latest = Some(keyframe);
-        // A picture past its interval will not be scaled again: the next request decodes
-        // the new keyframe. Its JPEG files stay, to serve while the budget is spent.
-        if let Some(p) = &mut s.products[Which::Latest as usize]
-            && now >= p.until
-            && let Ok(picture) = &mut p.picture
-        {
-            *picture = None;
-        }
     }
 
     /// The codec of `which` keyframe, when one came.
@@ -211,8 +202,17 @@ impl StreamThumbnails {
         width: Option<u32>,
         now: Instant,
         interval: Duration,
-        admit: impl FnOnce(Job) -> bool,
+        admit: impl FnOnce(Job) -> Result<(), Job>,
     ) -> Answer {
+        // A refused job (and the picture it may hold) is dropped after the lock.
+        let mut refused = None;
+        let admit = |job| match admit(job) {
+            Ok(()) => true,
+            Err(job) => {
+                refused = Some(job);
+                false
+            }
+        };
         let mut guard = lock(&self.state);
         let s = &mut *guard;
         let keyframe = match which {
@@ -243,12 +243,13 @@ impl StreamThumbnails {
         if let (true, Some(p)) = (fresh, product) {
             let picture = match &p.picture {
                 Err(reason) => return Answer::Failed(reason.clone()),
-                Ok(picture) => picture.clone(),
+                Ok(picture) => picture,
             };
-            if let Some(jpeg) = p.width_for(width).and_then(|w| p.jpeg(w)) {
+            if let Some(jpeg) = p.jpeg(p.width_for(width)) {
                 return Answer::Jpeg(jpeg);
             }
-            // Fresh, so the picture is still held (it is dropped only once stale).
+            let picture = picture.upgrade();
+            // A new width: scaled from the picture while it is held, else decoded again.
             let work = match picture {
                 Some(picture) => Work::Encode {
                     picture,
@@ -272,7 +273,7 @@ impl StreamThumbnails {
         s.busy[i] = false;
         // Refused: what an older keyframe made serves instead.
         match product {
-            Some(p) => match (&p.picture, p.width_for(width).and_then(|w| p.jpeg(w))) {
+            Some(p) => match (&p.picture, p.jpeg(p.width_for(width))) {
                 (_, Some(jpeg)) => Answer::Jpeg(jpeg),
                 (Err(reason), None) => Answer::Failed(reason.clone()),
                 (Ok(_), None) => Answer::Refused,
@@ -286,25 +287,28 @@ impl StreamThumbnails {
         let mut s = lock(&self.state);
         let i = which as usize;
         s.busy[i] = false;
+        let first = s.first.as_ref().map(|f| f.seq);
         match (work, made) {
-            (Work::Decode(keyframe), Made::Decoded { picture, jpeg }) => {
+            // The first keyframe of a publish that has since been replaced is not kept.
+            (Work::Decode(keyframe), Made::Decoded { picture, jpeg })
+                if which == Which::Latest || first == Some(keyframe.seq) =>
+            {
+                // The same keyframe decoded again (its picture let go): its files stay.
+                let jpegs = match s.products[i].take() {
+                    Some(p) if p.seq == keyframe.seq => p.jpegs,
+                    _ => Vec::new(),
+                };
                 let mut product = Product {
                     seq: keyframe.seq,
                     until,
-                    picture: picture.map(Some),
-                    jpegs: Vec::new(),
+                    width: picture.as_ref().map_or(0, |p| p.width),
+                    picture: picture.as_ref().map(Arc::downgrade).map_err(Arc::clone),
+                    jpegs,
                 };
                 if let Some((w, j)) = jpeg {
                     product.keep(w, j);
                 }
-                // The first keyframe of a publish that has since been replaced is not kept.
-                let current = match which {
-                    Which::Latest => true,
-                    Which::First => s.first.as_ref().is_some_and(|f| f.seq == keyframe.seq),
-                };
-                if current {
-                    s.products[i] = Some(product);
-                }
+                s.products[i] = Some(product);
             }
             (Work::Encode { seq, .. }, Made::Encoded(result)) => {
                 if let Some(p) = s.products[i].as_mut().filter(|p| p.seq == *seq) {
@@ -345,18 +349,24 @@ mod tests {
         })
     }
 
-    /// Runs a job as a worker would, with a made-up JPEG naming its width.
-    fn finish(job: Job) {
-        let width = job.width.map_or(320, |w| w as usize);
+    /// Runs a job as a worker would, with a made-up JPEG naming its width; gives the
+    /// picture decoded, which a worker holds until the job's interval ends.
+    fn finish(job: Job) -> Option<Arc<Picture>> {
+        let width = output_width(320, job.width);
         let jpeg = Bytes::from(format!("jpeg {width}"));
-        let made = match &job.work {
-            Work::Decode(_) => Made::Decoded {
-                picture: Ok(picture()),
-                jpeg: Some((width, jpeg)),
-            },
-            Work::Encode { .. } => Made::Encoded(Ok((width, jpeg))),
+        let (made, held) = match &job.work {
+            Work::Decode(_) => {
+                let picture = picture();
+                let made = Made::Decoded {
+                    picture: Ok(picture.clone()),
+                    jpeg: Some((width, jpeg)),
+                };
+                (made, Some(picture))
+            }
+            Work::Encode { .. } => (Made::Encoded(Ok((width, jpeg))), None),
         };
         job.stream.complete(job.which, &job.work, job.until, made);
+        held
     }
 
     fn jpeg(answer: Answer) -> String {
@@ -376,11 +386,11 @@ mod tests {
             stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoKeyframe
         ));
-        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1, t0);
+        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
         let mut jobs = Vec::new();
         let first = stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
-            true
+            Ok(())
         });
         assert!(matches!(first, Answer::Wait(_)));
         // While the decode is in flight, the others wait on it.
@@ -388,38 +398,40 @@ mod tests {
             let answer = stream.request(Which::Latest, None, t0, TEN, |_| unreachable!());
             assert!(matches!(answer, Answer::Wait(_)));
         }
-        let Answer::Wait(changed) = stream.request(Which::Latest, None, t0, TEN, |_| false) else {
+        let Answer::Wait(changed) = stream.request(Which::Latest, None, t0, TEN, Err) else {
             panic!()
         };
-        finish(jobs.pop().unwrap());
+        let held = finish(jobs.pop().unwrap());
         assert!(changed.has_changed().unwrap());
         assert_eq!(
             jpeg(stream.request(Which::Latest, None, t0, TEN, |_| unreachable!())),
             "jpeg 320"
         );
         // A new keyframe within the interval: the picture made is reused.
-        stream.keyframe(
-            &config,
-            &Bytes::from_static(b"k2"),
-            Timestamp90k(90_000),
-            1,
-            at(2),
-        );
+        stream.keyframe(&config, &Bytes::from_static(b"k2"), Timestamp90k(90_000), 1);
         assert_eq!(
             jpeg(stream.request(Which::Latest, None, at(9), TEN, |_| unreachable!())),
             "jpeg 320"
         );
-        // A new width only encodes.
+        // A new width only encodes, while the picture is held.
         let answer = stream.request(Which::Latest, Some(160), at(9), TEN, |j| {
             assert!(matches!(j.work, Work::Encode { .. }));
             jobs.push(j);
-            true
+            Ok(())
         });
         assert!(matches!(answer, Answer::Wait(_)));
         finish(jobs.pop().unwrap());
+        // Widths are rounded: 100 and 160 are the same file.
         assert_eq!(
-            jpeg(stream.request(Which::Latest, Some(160), at(9), TEN, |_| unreachable!())),
+            jpeg(stream.request(Which::Latest, Some(100), at(9), TEN, |_| unreachable!())),
             "jpeg 160"
+        );
+        // Its interval over, the worker lets the picture go: the stream holds none.
+        drop(held);
+        assert!(
+            stream.state.lock().unwrap().products[0]
+                .as_ref()
+                .is_some_and(|p| p.picture.as_ref().unwrap().upgrade().is_none())
         );
         // Past the interval, with a newer keyframe: decoded again.
         let answer = stream.request(Which::Latest, Some(160), at(10), TEN, |j| {
@@ -428,7 +440,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             jobs.push(j);
-            true
+            Ok(())
         });
         assert!(matches!(answer, Answer::Wait(_)));
     }
@@ -439,45 +451,64 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let stream = Arc::new(StreamThumbnails::default());
         let config = h264();
-        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1, t0);
+        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
         assert!(matches!(
-            stream.request(Which::Latest, None, t0, TEN, |_| false),
+            stream.request(Which::Latest, None, t0, TEN, Err),
             Answer::Refused
         ));
         let mut jobs = Vec::new();
         stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
-            true
+            Ok(())
         });
-        finish(jobs.pop().unwrap());
+        let _held = finish(jobs.pop().unwrap());
         // Stale (a newer keyframe, the interval passed) and no budget: the stale JPEG.
-        stream.keyframe(
-            &config,
-            &Bytes::from_static(b"k2"),
-            Timestamp90k(0),
-            1,
-            at(20),
-        );
+        stream.keyframe(&config, &Bytes::from_static(b"k2"), Timestamp90k(0), 1);
         assert_eq!(
-            jpeg(stream.request(Which::Latest, None, at(20), TEN, |_| false)),
+            jpeg(stream.request(Which::Latest, None, at(20), TEN, Err)),
             "jpeg 320"
         );
-        // The picture was let go with the new keyframe; a width never made is refused.
+        // A width never made is refused.
         assert!(matches!(
-            stream.request(Which::Latest, Some(100), at(20), TEN, |_| false),
+            stream.request(Which::Latest, Some(100), at(20), TEN, Err),
             Answer::Refused
         ));
+    }
+
+    #[test]
+    fn a_keyframe_whose_picture_was_let_go_decodes_again_and_keeps_its_files() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let stream = Arc::new(StreamThumbnails::default());
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        let mut jobs = Vec::new();
+        stream.request(Which::First, None, t0, TEN, |j| {
+            jobs.push(j);
+            Ok(())
+        });
+        drop(finish(jobs.pop().unwrap()));
+        // No newer first keyframe, but the picture is gone: a new width decodes again.
+        stream.request(Which::First, Some(160), at(30), TEN, |j| {
+            assert!(matches!(j.work, Work::Decode(_)));
+            jobs.push(j);
+            Ok(())
+        });
+        let _held = finish(jobs.pop().unwrap());
+        for (width, made) in [(None, "jpeg 320"), (Some(160), "jpeg 160")] {
+            let answer = stream.request(Which::First, width, at(30), TEN, |_| unreachable!());
+            assert_eq!(jpeg(answer), made);
+        }
     }
 
     #[test]
     fn a_failure_is_kept_for_the_interval_and_other_codecs_are_named() {
         let t0 = Instant::now();
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(&h264(), &Bytes::from_static(b"bad"), Timestamp90k(0), 1, t0);
+        stream.keyframe(&h264(), &Bytes::from_static(b"bad"), Timestamp90k(0), 1);
         let mut jobs = Vec::new();
         stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
-            true
+            Ok(())
         });
         let job = jobs.pop().unwrap();
         let made = Made::Decoded {
@@ -501,7 +532,7 @@ mod tests {
                 crate::codec::hevc::HevcConfig::parse(&record).unwrap(),
             ))
         };
-        stream.keyframe(&hevc, &Bytes::from_static(b"h"), Timestamp90k(0), 2, t0);
+        stream.keyframe(&hevc, &Bytes::from_static(b"h"), Timestamp90k(0), 2);
         assert!(matches!(
             stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoDecoder("HEVC")

@@ -17,6 +17,11 @@ pub const MIN_WIDTH: u32 = 16;
 /// Widest thumbnail made; never wider than the picture either.
 pub const MAX_WIDTH: u32 = 1920;
 
+/// The widths thumbnails are made at: a width asked for is rounded up to the next of these
+/// (never above the picture's own), so one picture has at most these and its own width as
+/// JPEG files, however many widths are asked for.
+pub const WIDTHS: [u32; 7] = [160, 320, 480, 640, 960, 1280, 1920];
+
 /// Tallest thumbnail made (a picture with very tall samples).
 const MAX_HEIGHT: usize = 4096;
 
@@ -38,15 +43,23 @@ impl Image {
     }
 }
 
-/// The thumbnail's size for `picture` at `width` (its own width when none is asked for):
-/// at most the picture's width and [`MAX_WIDTH`], the height keeping the picture's shape on
-/// screen (its sample aspect ratio applied).
-pub fn output_size(picture: &Picture, width: Option<u32>) -> (usize, usize) {
-    let width = width
-        .map_or(picture.width, |w| w as usize)
-        .min(picture.width)
+/// The width of a thumbnail of a picture `picture_width` wide at `width` (its own width
+/// when none is asked for): `width` rounded up to the next of [`WIDTHS`], at most the
+/// picture's width and [`MAX_WIDTH`].
+pub fn output_width(picture_width: usize, width: Option<u32>) -> usize {
+    let rounded = width.map(|w| WIDTHS.into_iter().find(|&s| s >= w).unwrap_or(MAX_WIDTH));
+    rounded
+        .map_or(picture_width, |w| w as usize)
+        .min(picture_width)
         .min(MAX_WIDTH as usize)
-        .max(1);
+        .max(1)
+}
+
+/// The thumbnail's size for `picture` at `width` (its own width when none is asked for):
+/// [`output_width`], the height keeping the picture's shape on screen (its sample aspect
+/// ratio applied).
+pub fn output_size(picture: &Picture, width: Option<u32>) -> (usize, usize) {
+    let width = output_width(picture.width, width);
     let height = (width as f64 / picture.display_aspect()).round();
     let height = if height.is_finite() {
         (height as usize).clamp(1, MAX_HEIGHT)
@@ -235,6 +248,13 @@ mod tests {
         assert_eq!(output_size(&anamorphic, Some(320)), (320, 180));
         let big = picture(3840, 2160, |_, _| 0);
         assert_eq!(output_size(&big, None), (1920, 1080));
+        // Asked widths are rounded up to a few sizes, never past the picture's.
+        assert_eq!(output_width(1280, Some(16)), 160);
+        assert_eq!(output_width(1280, Some(321)), 480);
+        assert_eq!(output_width(1280, Some(1000)), 1280);
+        assert_eq!(output_width(3840, Some(1000)), 1280);
+        assert_eq!(output_width(3840, Some(1921)), 1920);
+        assert_eq!(output_width(200, Some(320)), 200);
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The thumbnail service: a small pool of worker threads (`thumbnail.workers`), off the
 //! ingest and HTTP runtimes, that decode keyframes and scale and encode pictures, under one
-//! CPU budget for all of them (`thumbnail.cpu`, measured from each worker thread's CPU time),
-//! and the request path that asks a stream's [`StreamThumbnails`] what to serve.
+//! CPU budget for all of them (`thumbnail.cpu`, measured from each worker thread's CPU time,
+//! checked when a worker takes a job), and the request path that asks a stream's
+//! [`StreamThumbnails`] what to serve.
+//!
+//! The workers hold the pictures they decode until each one's interval ends (a stream keeps
+//! a weak handle), and free them then, off the ingest and HTTP runtimes.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,9 @@ const QUEUE: usize = 64;
 
 /// How long a request waits for the job it depends on before it is answered 503.
 const WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// How often an idle worker looks for pictures whose interval has ended.
+const SWEEP: Duration = Duration::from_secs(1);
 
 /// Rounds of waiting one request goes through (a decode, then a scale to its width).
 const MAX_ROUNDS: usize = 4;
@@ -78,11 +85,17 @@ impl Thumbnailer {
         let (queue, jobs) = std::sync::mpsc::sync_channel::<Task>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let budget = Arc::new(Mutex::new(Budget::new(settings.cpu, Instant::now())));
+        let held = Arc::new(Mutex::new(Held::default()));
         for i in 0..settings.workers.max(1) {
-            let (jobs, budget, metrics) = (jobs.clone(), budget.clone(), metrics.clone());
+            let pool = Pool {
+                jobs: jobs.clone(),
+                budget: budget.clone(),
+                held: held.clone(),
+                metrics: metrics.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("thumbnail-{i}"))
-                .spawn(move || work(&jobs, &budget, &metrics))?;
+                .spawn(move || work(&pool))?;
         }
         Ok(Thumbnailer {
             queue,
@@ -124,24 +137,25 @@ impl Thumbnailer {
         Outcome::Busy(self.retry_after())
     }
 
-    /// Hands `job` to a worker if the budget allows and the queue has room.
-    fn admit(&self, job: Job, stream: &Arc<str>, now: Instant) -> bool {
+    /// Hands `job` to a worker if the budget allows and the queue has room; gives it back
+    /// otherwise.
+    fn admit(&self, job: Job, stream: &Arc<str>, now: Instant) -> Result<(), Job> {
         if !lock(&self.budget).allows(now) {
             self.metrics.thumbnail_budget_refusals_total.inc();
-            return false;
+            return Err(job);
         }
         let task = Task {
             job,
             stream: stream.clone(),
         };
         match self.queue.try_send(task) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(task)) => {
                 self.metrics.thumbnail_budget_refusals_total.inc();
                 debug!(stream = %stream, "thumbnail refused: {QUEUE} jobs queued");
-                false
+                Err(task.job)
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(task)) => Err(task.job),
         }
     }
 
@@ -153,16 +167,55 @@ impl Thumbnailer {
     }
 }
 
-/// A worker thread: takes jobs until the service is dropped.
-fn work(jobs: &Mutex<Receiver<Task>>, budget: &Mutex<Budget>, metrics: &Metrics) {
+/// What the workers share.
+struct Pool {
+    jobs: Arc<Mutex<Receiver<Task>>>,
+    budget: Arc<Mutex<Budget>>,
+    held: Arc<Mutex<Held>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The pictures the workers decoded, each held until its interval ends (while it may be
+/// scaled to another width without decoding again).
+#[derive(Default)]
+struct Held(Vec<(Instant, Arc<Picture>)>);
+
+impl Held {
+    /// Takes out the pictures whose interval has ended at `now`, for the caller to free.
+    fn expired(&mut self, now: Instant) -> Vec<Arc<Picture>> {
+        let (gone, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(until, _)| *until <= now);
+        self.0 = kept;
+        gone.into_iter().map(|(_, p)| p).collect()
+    }
+}
+
+/// A worker thread: takes jobs until the service is dropped, and frees the pictures whose
+/// interval has ended (within [`SWEEP`] of it).
+fn work(pool: &Pool) {
+    let metrics = &*pool.metrics;
     loop {
         let task = {
-            let jobs = lock(jobs);
-            jobs.recv()
+            let jobs = lock(&pool.jobs);
+            jobs.recv_timeout(SWEEP)
         };
-        let Ok(Task { job, stream }) = task else {
-            return;
+        let expired = lock(&pool.held).expired(Instant::now());
+        drop(expired);
+        let Task { job, stream } = match task {
+            Ok(task) => task,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
         };
+        // The budget is checked again as the job starts: one queued while it was not in
+        // debt waits for no refill, and its requests are answered from what is cached.
+        if !lock(&pool.budget).allows(Instant::now()) {
+            metrics.thumbnail_budget_refusals_total.inc();
+            debug!(stream = %stream, "thumbnail refused: the CPU budget is in debt");
+            job.stream
+                .complete(job.which, &job.work, job.until, Made::Refused);
+            continue;
+        }
         let started = thread_cpu();
         let made = std::panic::catch_unwind(|| run(&job.work, job.width)).unwrap_or_else(|_| {
             let reason: Arc<str> = "the thumbnail worker failed on this keyframe".into();
@@ -175,7 +228,7 @@ fn work(jobs: &Mutex<Receiver<Task>>, budget: &Mutex<Budget>, metrics: &Metrics)
             }
         });
         let cpu = thread_cpu().saturating_sub(started);
-        lock(budget).charge(cpu, Instant::now());
+        lock(&pool.budget).charge(cpu, Instant::now());
         match (&job.work, &made) {
             (Work::Decode(keyframe), Made::Decoded { picture, .. }) => {
                 metrics.thumbnail_decodes_total.inc();
@@ -201,6 +254,13 @@ fn work(jobs: &Mutex<Receiver<Task>>, budget: &Mutex<Budget>, metrics: &Metrics)
             _ => {
                 metrics.thumbnail_encodes_total.inc();
             }
+        }
+        if let Made::Decoded {
+            picture: Ok(picture),
+            ..
+        } = &made
+        {
+            lock(&pool.held).0.push((job.until, picture.clone()));
         }
         job.stream.complete(job.which, &job.work, job.until, made);
     }
