@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET=${1:-20}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"handshake chunk amf0 session flv flv_mux remux ll_query codec tls_session recording s3_playlist"}
+TARGETS=${*:-"handshake chunk amf0 session flv flv_mux remux ll_query codec tls_session recording s3_playlist thumbnail"}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 
 if ! cargo +nightly --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
