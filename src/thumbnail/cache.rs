@@ -5,9 +5,11 @@
 //! for it, and a new width of a picture still held is only scaled and encoded.
 //!
 //! A decoded picture is held by the worker that made it, until its interval ends (see
-//! `service`); a stream keeps only a weak handle to it and the JPEG files, so a stream whose
+//! `service`), or sooner when the stream goes, its product is replaced or the workers hold too
+//! much; a stream keeps only a weak handle to it and the JPEG files, so a stream whose
 //! keyframes stop, or its first keyframe's picture, holds no picture past the interval, and
-//! no picture is freed on the ingest or HTTP path.
+//! no picture is freed on the ingest or HTTP path. A failure is answered until its interval
+//! ends, then the keyframe is tried again.
 //!
 //! It lives on the stream (`hub::stream::Stream`), so it goes when the stream goes. Setting a
 //! keyframe, on the ingest path, is a lock and a clone of two handles (no copy of the frame).
@@ -61,8 +63,10 @@ pub enum Answer {
     NoKeyframe,
     /// The lead video's codec (named) has no decoder here.
     NoDecoder(&'static str),
-    /// Work for this thumbnail is in flight: ask again once this changes.
-    Wait(watch::Receiver<u64>),
+    /// Work for this thumbnail is in flight: ask again once this changes, unless its
+    /// `refused` count for the keyframe asked has grown past the one given (as it was when
+    /// the wait began): see [`Completions`].
+    Wait(watch::Receiver<Completions>, Completions),
     /// The CPU budget is spent (or the workers' queue full) and nothing is cached.
     Refused,
 }
@@ -138,6 +142,16 @@ impl Product {
     }
 }
 
+/// What a stream's waiters are woken with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completions {
+    /// Jobs of the stream completed.
+    pub jobs: u64,
+    /// Jobs a worker refused (the CPU budget in debt), per [`Which`]: a waiter that sees
+    /// this grow answers busy rather than offering the job again.
+    pub refused: [u64; 2],
+}
+
 #[derive(Default)]
 struct State {
     latest: Option<Keyframe>,
@@ -153,7 +167,7 @@ struct State {
 pub struct StreamThumbnails {
     state: Mutex<State>,
     /// Bumped when a job of the stream completes.
-    changed: watch::Sender<u64>,
+    changed: watch::Sender<Completions>,
 }
 
 impl StreamThumbnails {
@@ -227,12 +241,14 @@ impl StreamThumbnails {
         }
         let i = which as usize;
         if s.busy[i] {
-            return Answer::Wait(self.changed.subscribe());
+            let (changed, seen) = self.subscribe();
+            return Answer::Wait(changed, seen);
         }
         let product = &s.products[i];
+        // A failure is final only until its interval ends; then the keyframe is tried again.
         let fresh = product
             .as_ref()
-            .is_some_and(|p| p.seq == keyframe.seq || now < p.until);
+            .is_some_and(|p| now < p.until || (p.seq == keyframe.seq && p.picture.is_ok()));
         let job = |work| Job {
             stream: self.clone(),
             which,
@@ -241,14 +257,14 @@ impl StreamThumbnails {
             until: now + interval,
         };
         if let (true, Some(p)) = (fresh, product) {
-            let picture = match &p.picture {
-                Err(reason) => return Answer::Failed(reason.clone()),
-                Ok(picture) => picture,
-            };
+            // A width made before a failure (say of another width's encode) is still served.
             if let Some(jpeg) = p.jpeg(p.width_for(width)) {
                 return Answer::Jpeg(jpeg);
             }
-            let picture = picture.upgrade();
+            let picture = match &p.picture {
+                Err(reason) => return Answer::Failed(reason.clone()),
+                Ok(picture) => picture.upgrade(),
+            };
             // A new width: scaled from the picture while it is held, else decoded again.
             let work = match picture {
                 Some(picture) => Work::Encode {
@@ -258,17 +274,17 @@ impl StreamThumbnails {
                 None => Work::Decode(keyframe),
             };
             s.busy[i] = true;
-            let wait = self.changed.subscribe();
+            let (changed, seen) = self.subscribe();
             if admit(job(work)) {
-                return Answer::Wait(wait);
+                return Answer::Wait(changed, seen);
             }
             s.busy[i] = false;
             return Answer::Refused;
         }
         s.busy[i] = true;
-        let wait = self.changed.subscribe();
+        let (changed, seen) = self.subscribe();
         if admit(job(Work::Decode(keyframe))) {
-            return Answer::Wait(wait);
+            return Answer::Wait(changed, seen);
         }
         s.busy[i] = false;
         // Refused: what an older keyframe made serves instead.
@@ -318,10 +334,27 @@ impl StreamThumbnails {
                     }
                 }
             }
+            (_, Made::Refused) => self.changed.send_modify(|c| c.refused[i] += 1),
             _ => {}
         }
-        drop(s);
-        self.changed.send_modify(|n| *n += 1);
+        // Sent under the stream's lock, so a waiter's count (taken under it) is exact.
+        self.changed.send_modify(|c| c.jobs += 1);
+    }
+
+    /// A receiver of the stream's completions and their counts as it starts (called under
+    /// the stream's lock).
+    fn subscribe(&self) -> (watch::Receiver<Completions>, Completions) {
+        let changed = self.changed.subscribe();
+        let seen = *changed.borrow();
+        (changed, seen)
+    }
+
+    /// Whether the product of `which` keyframe is still the one made of keyframe `seq` (a
+    /// worker lets go of a picture whose product is gone).
+    pub fn has_product(&self, which: Which, seq: u64) -> bool {
+        lock(&self.state).products[which as usize]
+            .as_ref()
+            .is_some_and(|p| p.seq == seq)
     }
 }
 
@@ -392,13 +425,13 @@ mod tests {
             jobs.push(j);
             Ok(())
         });
-        assert!(matches!(first, Answer::Wait(_)));
+        assert!(matches!(first, Answer::Wait(..)));
         // While the decode is in flight, the others wait on it.
         for _ in 0..100 {
             let answer = stream.request(Which::Latest, None, t0, TEN, |_| unreachable!());
-            assert!(matches!(answer, Answer::Wait(_)));
+            assert!(matches!(answer, Answer::Wait(..)));
         }
-        let Answer::Wait(changed) = stream.request(Which::Latest, None, t0, TEN, Err) else {
+        let Answer::Wait(changed, _) = stream.request(Which::Latest, None, t0, TEN, Err) else {
             panic!()
         };
         let held = finish(jobs.pop().unwrap());
@@ -419,7 +452,7 @@ mod tests {
             jobs.push(j);
             Ok(())
         });
-        assert!(matches!(answer, Answer::Wait(_)));
+        assert!(matches!(answer, Answer::Wait(..)));
         finish(jobs.pop().unwrap());
         // Widths are rounded: 100 and 160 are the same file.
         assert_eq!(
@@ -442,7 +475,7 @@ mod tests {
             jobs.push(j);
             Ok(())
         });
-        assert!(matches!(answer, Answer::Wait(_)));
+        assert!(matches!(answer, Answer::Wait(..)));
     }
 
     #[test]
@@ -498,6 +531,69 @@ mod tests {
             let answer = stream.request(Which::First, width, at(30), TEN, |_| unreachable!());
             assert_eq!(jpeg(answer), made);
         }
+    }
+
+    #[test]
+    fn a_failed_width_does_not_hide_one_made_before() {
+        let t0 = Instant::now();
+        let stream = Arc::new(StreamThumbnails::default());
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        let mut jobs = Vec::new();
+        stream.request(Which::First, None, t0, TEN, |j| {
+            jobs.push(j);
+            Ok(())
+        });
+        let _held = finish(jobs.pop().unwrap());
+        stream.request(Which::First, Some(160), t0, TEN, |j| {
+            jobs.push(j);
+            Ok(())
+        });
+        let job = jobs.pop().unwrap();
+        let made = Made::Encoded(Err("out of memory".into()));
+        stream.complete(job.which, &job.work, job.until, made);
+        assert_eq!(
+            jpeg(stream.request(Which::First, None, t0, TEN, |_| unreachable!())),
+            "jpeg 320"
+        );
+        assert!(matches!(
+            stream.request(Which::First, Some(160), t0, TEN, |_| unreachable!()),
+            Answer::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_failure_is_tried_again_once_its_interval_ends() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let stream = Arc::new(StreamThumbnails::default());
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        let mut jobs = Vec::new();
+        stream.request(Which::First, None, t0, TEN, |j| {
+            jobs.push(j);
+            Ok(())
+        });
+        let job = jobs.pop().unwrap();
+        let made = Made::Decoded {
+            picture: Err("bitstream truncated".into()),
+            jpeg: None,
+        };
+        stream.complete(job.which, &job.work, job.until, made);
+        assert!(matches!(
+            stream.request(Which::First, None, at(9), TEN, |_| unreachable!()),
+            Answer::Failed(_)
+        ));
+        // The same keyframe (the first is never replaced), its failure's interval over.
+        let answer = stream.request(Which::First, None, at(10), TEN, |j| {
+            assert!(matches!(j.work, Work::Decode(_)));
+            jobs.push(j);
+            Ok(())
+        });
+        assert!(matches!(answer, Answer::Wait(..)));
+        let _held = finish(jobs.pop().unwrap());
+        assert_eq!(
+            jpeg(stream.request(Which::First, None, at(10), TEN, |_| unreachable!())),
+            "jpeg 320"
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! checked when a worker takes a job), and the request path that asks a stream's
 //! [`StreamThumbnails`] what to serve.
 //!
-//! The workers hold the pictures they decode until each one's interval ends (a stream keeps
-//! a weak handle), and free them then, off the ingest and HTTP runtimes.
+//! The workers hold the pictures they decode until each one's interval ends, or sooner when
+//! its stream is gone or has replaced the product it was made for, within
+//! [`MAX_HELD_BYTES`] for all (a stream keeps a weak handle), and free them off the ingest
+//! and HTTP runtimes.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,14 +29,16 @@ use crate::metrics::Metrics;
 /// once; past it requests are answered 503 as when the budget is spent.
 const QUEUE: usize = 64;
 
-/// How long a request waits for the job it depends on before it is answered 503.
+/// How long a request waits, in all, for the jobs it depends on before it is answered 503.
 const WAIT_LIMIT: Duration = Duration::from_secs(20);
 
 /// How often an idle worker looks for pictures whose interval has ended.
 const SWEEP: Duration = Duration::from_secs(1);
 
-/// Rounds of waiting one request goes through (a decode, then a scale to its width).
-const MAX_ROUNDS: usize = 4;
+/// Bytes of decoded pictures the workers hold at most, for all streams together; past it
+/// the oldest is let go (it is decoded again if another width of it is asked, within the
+/// budget). 64 MiB is some twenty 1080p pictures.
+const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// The `thumbnail.*` options.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,7 +47,8 @@ pub struct ThumbnailSettings {
     pub workers: usize,
     /// Share of one core the workers may use together.
     pub cpu: f64,
-    /// A stream's picture is decoded at most once per this long.
+    /// Each keyframe a stream is asked for (latest, first) is decoded at most once per this
+    /// long.
     pub interval: Duration,
 }
 
@@ -114,27 +119,34 @@ impl Thumbnailer {
         width: Option<u32>,
     ) -> Outcome {
         let name: Arc<str> = name.into();
-        for _ in 0..MAX_ROUNDS {
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        loop {
             let now = Instant::now();
             let answer = stream.request(which, width, now, self.interval, |job| {
                 self.admit(job, &name, now)
             });
-            let mut changed = match answer {
+            let (mut changed, refused) = match answer {
                 Answer::Jpeg(j) => return Outcome::Jpeg(j),
                 Answer::Failed(reason) => return Outcome::Failed(reason),
                 Answer::NoKeyframe => return Outcome::NoKeyframe,
                 Answer::NoDecoder(codec) => return Outcome::NoDecoder(codec),
                 Answer::Refused => return Outcome::Busy(self.retry_after()),
-                Answer::Wait(changed) => changed,
+                Answer::Wait(changed, seen) => (changed, seen.refused[which as usize]),
             };
-            if tokio::time::timeout(WAIT_LIMIT, changed.changed())
+            // Every job of the stream wakes its waiters (other widths, the other keyframe):
+            // each asks again, until an answer or the deadline.
+            if tokio::time::timeout_at(deadline, changed.changed())
                 .await
                 .is_err()
             {
-                break;
+                return Outcome::Busy(self.retry_after());
+            }
+            // A worker refused this keyframe's job (counted once, there): the budget is in
+            // debt, so it is not offered again now.
+            if changed.borrow_and_update().refused[which as usize] != refused {
+                return Outcome::Busy(self.retry_after());
             }
         }
-        Outcome::Busy(self.retry_after())
     }
 
     /// Hands `job` to a worker if the budget allows and the queue has room; gives it back
@@ -175,19 +187,66 @@ struct Pool {
     metrics: Arc<Metrics>,
 }
 
-/// The pictures the workers decoded, each held until its interval ends (while it may be
-/// scaled to another width without decoding again).
+/// The pictures the workers decoded, oldest first, each held until its interval ends (while
+/// it may be scaled to another width without decoding again), while its stream still has
+/// the product it belongs to, and within [`MAX_HELD_BYTES`] for all.
 #[derive(Default)]
-struct Held(Vec<(Instant, Arc<Picture>)>);
+struct Held {
+    pictures: Vec<HeldPicture>,
+    /// Their bytes together.
+    bytes: usize,
+}
+
+/// A picture held, and what it was made for.
+struct HeldPicture {
+    /// Its decode's admission plus the interval.
+    until: Instant,
+    picture: Arc<Picture>,
+    stream: Weak<StreamThumbnails>,
+    which: Which,
+    /// The keyframe it was decoded from.
+    seq: u64,
+}
+
+/// The bytes of a picture's samples.
+fn picture_bytes(picture: &Picture) -> usize {
+    picture.y.len() + picture.cb.len() + picture.cr.len()
+}
 
 impl Held {
-    /// Takes out the pictures whose interval has ended at `now`, for the caller to free.
+    /// Holds `held`; gives back the oldest pictures let go to stay within
+    /// [`MAX_HELD_BYTES`], for the caller to free.
+    fn hold(&mut self, held: HeldPicture) -> Vec<Arc<Picture>> {
+        self.bytes += picture_bytes(&held.picture);
+        self.pictures.push(held);
+        let mut gone = Vec::new();
+        while self.bytes > MAX_HELD_BYTES && self.pictures.len() > 1 {
+            let oldest = self.pictures.remove(0);
+            self.bytes -= picture_bytes(&oldest.picture);
+            gone.push(oldest.picture);
+        }
+        gone
+    }
+
+    /// Takes out the pictures whose interval has ended at `now`, or whose stream is gone or
+    /// no longer has the product they were made for, for the caller to free.
     fn expired(&mut self, now: Instant) -> Vec<Arc<Picture>> {
-        let (gone, kept) = std::mem::take(&mut self.0)
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pictures)
             .into_iter()
-            .partition(|(until, _)| *until <= now);
-        self.0 = kept;
-        gone.into_iter().map(|(_, p)| p).collect()
+            .partition(|h| {
+                h.until <= now
+                    || !h
+                        .stream
+                        .upgrade()
+                        .is_some_and(|s| s.has_product(h.which, h.seq))
+            });
+        self.pictures = kept;
+        self.bytes = self
+            .pictures
+            .iter()
+            .map(|h| picture_bytes(&h.picture))
+            .sum();
+        gone.into_iter().map(|h| h.picture).collect()
     }
 }
 
@@ -202,7 +261,7 @@ fn work(pool: &Pool) {
         };
         let expired = lock(&pool.held).expired(Instant::now());
         drop(expired);
-        let Task { job, stream } = match task {
+        let Task { job, stream: name } = match task {
             Ok(task) => task,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
@@ -211,7 +270,7 @@ fn work(pool: &Pool) {
         // debt waits for no refill, and its requests are answered from what is cached.
         if !lock(&pool.budget).allows(Instant::now()) {
             metrics.thumbnail_budget_refusals_total.inc();
-            debug!(stream = %stream, "thumbnail refused: the CPU budget is in debt");
+            debug!(stream = %name, "thumbnail refused: the CPU budget is in debt");
             job.stream
                 .complete(job.which, &job.work, job.until, Made::Refused);
             continue;
@@ -235,7 +294,7 @@ fn work(pool: &Pool) {
                 metrics.thumbnail_decode_seconds.observe(cpu.as_secs_f64());
                 match picture {
                     Ok(p) => debug!(
-                        stream = %stream,
+                        stream = %name,
                         width = p.width,
                         height = p.height,
                         cpu_ms = cpu.as_millis() as u64,
@@ -244,7 +303,7 @@ fn work(pool: &Pool) {
                     Err(reason) => {
                         metrics.thumbnail_decode_failures_total.inc();
                         warn!(
-                            stream = %stream,
+                            stream = %name,
                             bytes = keyframe.data.len(),
                             "keyframe did not decode for a thumbnail: {reason}"
                         );
@@ -255,14 +314,26 @@ fn work(pool: &Pool) {
                 metrics.thumbnail_encodes_total.inc();
             }
         }
-        if let Made::Decoded {
-            picture: Ok(picture),
-            ..
-        } = &made
-        {
-            lock(&pool.held).0.push((job.until, picture.clone()));
-        }
+        let decoded = match &made {
+            Made::Decoded {
+                picture: Ok(picture),
+                ..
+            } => Some(picture.clone()),
+            _ => None,
+        };
         job.stream.complete(job.which, &job.work, job.until, made);
+        // Held once the stream has its product (the sweep lets go of one it has not).
+        if let (Work::Decode(keyframe), Some(picture)) = (&job.work, decoded) {
+            let held = HeldPicture {
+                until: job.until,
+                picture,
+                stream: Arc::downgrade(&job.stream),
+                which: job.which,
+                seq: keyframe.seq,
+            };
+            let evicted = lock(&pool.held).hold(held);
+            drop(evicted);
+        }
     }
 }
 
@@ -319,4 +390,113 @@ fn thread_cpu() -> Duration {
         t.tv_sec.max(0) as u64,
         t.tv_nsec.clamp(0, 999_999_999) as u32,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::Timestamp90k;
+    use crate::thumbnail::decode::Colour;
+
+    fn picture(width: usize, height: usize) -> Arc<Picture> {
+        Arc::new(Picture {
+            width,
+            height,
+            y: vec![0; width * height],
+            cb: vec![128; width / 2 * height / 2],
+            cr: vec![128; width / 2 * height / 2],
+            colour: Colour::default(),
+            sample_aspect: (1, 1),
+        })
+    }
+
+    fn held(picture: &Arc<Picture>, stream: &Arc<StreamThumbnails>, until: Instant) -> HeldPicture {
+        HeldPicture {
+            until,
+            picture: picture.clone(),
+            stream: Arc::downgrade(stream),
+            which: Which::Latest,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn the_sweep_lets_go_of_a_picture_whose_stream_is_gone() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(3600);
+        let mut list = Held::default();
+        let stream = Arc::new(StreamThumbnails::default());
+        let p = picture(320, 180);
+        assert!(list.hold(held(&p, &stream, later)).is_empty());
+        drop(stream);
+        let gone = list.expired(now);
+        assert_eq!(gone.len(), 1);
+        assert!(Arc::ptr_eq(&gone[0], &p));
+        assert!(list.pictures.is_empty());
+        assert_eq!(list.bytes, 0);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_picture_is_let_go() {
+        let later = Instant::now() + Duration::from_secs(3600);
+        let mut list = Held::default();
+        let stream = Arc::new(StreamThumbnails::default());
+        let pictures: Vec<_> = (0..30).map(|_| picture(1920, 1080)).collect();
+        let each = picture_bytes(&pictures[0]);
+        let fit = MAX_HELD_BYTES / each;
+        let mut gone = Vec::new();
+        for p in &pictures {
+            gone.extend(list.hold(held(p, &stream, later)));
+        }
+        assert!(list.bytes <= MAX_HELD_BYTES);
+        assert_eq!(list.pictures.len(), fit);
+        // The oldest went, in order; the newest are held.
+        assert_eq!(gone.len(), pictures.len() - fit);
+        for (g, p) in gone.iter().zip(&pictures) {
+            assert!(Arc::ptr_eq(g, p));
+        }
+        assert!(Arc::ptr_eq(
+            &list.pictures.last().unwrap().picture,
+            pictures.last().unwrap()
+        ));
+    }
+
+    /// Every width at once of a 1280x720 keyframe: one decode and five encodes, each waking
+    /// every waiter; all are answered with their JPEG while the budget allows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_widths_at_once_are_all_answered() {
+        let settings = ThumbnailSettings {
+            workers: 1,
+            cpu: 1000.0,
+            interval: Duration::from_secs(3600),
+        };
+        let service = Arc::new(Thumbnailer::start(settings, Arc::new(Metrics::default())).unwrap());
+        let (config, frame) = decode::tests::keyframe("testsrc2_1280x720.h264");
+        let stream = Arc::new(StreamThumbnails::default());
+        stream.keyframe(
+            &Arc::new(CodecConfig::H264(config)),
+            &frame,
+            Timestamp90k(0),
+            1,
+        );
+        let widths = [
+            None,
+            Some(160),
+            Some(320),
+            Some(480),
+            Some(640),
+            Some(960),
+            Some(1280),
+        ];
+        let asks = widths.map(|width| {
+            let (service, stream) = (service.clone(), stream.clone());
+            tokio::spawn(async move { service.get(&stream, "s", Which::Latest, width).await })
+        });
+        for (ask, width) in asks.into_iter().zip(widths) {
+            match ask.await.unwrap() {
+                Outcome::Jpeg(j) => assert!(j.starts_with(&[0xff, 0xd8]), "{width:?}"),
+                other => panic!("{width:?}: {other:?}"),
+            }
+        }
+    }
 }
