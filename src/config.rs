@@ -438,7 +438,8 @@ pub struct ThumbnailConfig {
     /// from their threads' CPU time and checked as each job starts.
     pub cpu: f64,
     /// Seconds a stream's thumbnail is reused before a newer keyframe is decoded: at most
-    /// one decode per stream per this long, whatever the request rate.
+    /// one decode per stream per this long for each keyframe asked (the latest, and the
+    /// publish's first when `keyframe=first` is asked), whatever the request rate.
     pub interval: u64,
 }
 
