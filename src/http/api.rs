@@ -21,6 +21,9 @@ use crate::wallclock::rfc3339_millis;
 /// How long a measured disk usage is reused: walking a large media root is not free.
 pub(super) const DISK_USAGE_TTL: Duration = Duration::from_secs(5);
 
+/// The answer's reason for a stream name that is not live here.
+pub(super) const NOT_LIVE: &str = "no live stream of that name";
+
 /// One stream in `/api/streams`.
 #[derive(Serialize)]
 pub struct StreamStats {
@@ -233,11 +236,7 @@ pub async fn stream(
         .and_then(|s| stats(&s, &view));
     match found {
         Some(s) => Json(s).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": "no live stream of that name" })),
-        )
-            .into_response(),
+        None => super::json_error(StatusCode::NOT_FOUND, NOT_LIVE),
     }
 }
 

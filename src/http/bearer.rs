@@ -111,13 +111,10 @@ pub async fn require_token(
 /// otherwise end streams and delete recordings. Reads stay open there, as they always were.
 pub fn control_refused(token: Option<&ApiToken>, what: &str) -> Option<Response> {
     token.is_none().then(|| {
-        (
+        super::json_error(
             StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({
-                "error": format!("{what} needs http.api_token to be set")
-            })),
+            &format!("{what} needs http.api_token to be set"),
         )
-            .into_response()
     })
 }
 

@@ -16,18 +16,12 @@ use axum::response::{IntoResponse, Response};
 use tracing::info;
 
 use super::HttpContext;
+use super::api::NOT_LIVE;
 use super::api::recording_state;
 use super::bearer::control_refused;
+use super::json_error;
 use crate::hub::stop::StopReason;
 use crate::hub::stream::{Publisher, Stream};
-
-fn error(status: StatusCode, why: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": why }))).into_response()
-}
-
-fn not_live() -> Response {
-    error(StatusCode::NOT_FOUND, "no live stream of that name")
-}
 
 /// Who asked (the client's address), for the log.
 fn requester(request: &Request) -> String {
@@ -37,11 +31,24 @@ fn requester(request: &Request) -> String {
         .map_or_else(|| "unknown".into(), |ConnectInfo(peer)| peer.to_string())
 }
 
-/// The live stream `name` and its publisher.
-fn live(shared: &HttpContext, name: &str) -> Option<(Arc<Stream>, Publisher)> {
-    let stream = shared.registry.get(&shared.app, name)?;
-    let publisher = stream.publisher()?;
-    Some((stream, publisher))
+/// The live stream `name` and its publisher, for the control `what`: 404 when it is not
+/// live here, then 403 on a server without `http.api_token` (`control_refused`).
+fn controlled(
+    shared: &HttpContext,
+    name: &str,
+    what: &str,
+) -> Result<(Arc<Stream>, Publisher), Box<Response>> {
+    let live = shared
+        .registry
+        .get(&shared.app, name)
+        .and_then(|stream| Some((stream.publisher()?, stream)));
+    let Some((publisher, stream)) = live else {
+        return Err(Box::new(json_error(StatusCode::NOT_FOUND, NOT_LIVE)));
+    };
+    match control_refused(shared.api_token.as_ref(), what) {
+        Some(refused) => Err(Box::new(refused)),
+        None => Ok((stream, publisher)),
+    }
 }
 
 /// `POST /api/streams/{name}/stop`: ends the publisher's connection, with an `onStatus`
@@ -51,12 +58,10 @@ pub async fn stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let Some((stream, publisher)) = live(&shared, &name) else {
-        return not_live();
+    let (stream, publisher) = match controlled(&shared, &name, "stopping a stream") {
+        Ok(live) => live,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a stream") {
-        return refused;
-    }
     publisher.stop.stop(StopReason::Operator);
     shared.metrics.operator_stops_total.inc();
     info!(
@@ -89,15 +94,13 @@ pub async fn record_start(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let Some((stream, publisher)) = live(&shared, &name) else {
-        return not_live();
+    let (stream, publisher) = match controlled(&shared, &name, "starting a recording") {
+        Ok(live) => live,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "starting a recording") {
-        return refused;
-    }
     if !stream.is_recorded(publisher.id) {
         if let Some(why) = cannot_record(&shared, &stream) {
-            return error(StatusCode::CONFLICT, why);
+            return json_error(StatusCode::CONFLICT, why);
         }
         stream.record(publisher.id);
         info!(
@@ -117,12 +120,10 @@ pub async fn record_stop(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let Some((stream, publisher)) = live(&shared, &name) else {
-        return not_live();
+    let (stream, publisher) = match controlled(&shared, &name, "stopping a recording") {
+        Ok(live) => live,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = control_refused(shared.api_token.as_ref(), "stopping a recording") {
-        return refused;
-    }
     if stream.is_recorded(publisher.id) {
         stream.stop_recording(publisher.id);
         info!(

@@ -154,6 +154,12 @@ pub fn router(shared: Arc<HttpContext>) -> Router {
         .with_state(shared)
 }
 
+/// An error answer of the JSON routes: `{"error": reason}` with `status`.
+pub(crate) fn json_error(status: axum::http::StatusCode, reason: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({ "error": reason }))).into_response()
+}
+
 /// What a request's handler may keep of its connection past its answer: a streamed
 /// response counts as a request in flight (an HTTP/2 connection that carries only an FLV
 /// stream is not idle), and a WebSocket keeps the connection's place under

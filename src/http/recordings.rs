@@ -14,19 +14,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::HttpContext;
 use super::hls::not_found;
 use super::range::{Wanted, wanted};
+use super::{HttpContext, json_error};
 use crate::record::journal::State as RecordingState;
 use crate::record::recorder::is_recording_id;
 use crate::record::{DeleteError, Recordings};
 
 fn recordings(shared: &HttpContext) -> Option<&Recordings> {
     shared.recordings.as_ref()
-}
-
-fn json_error(status: StatusCode, error: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": error }))).into_response()
 }
 
 /// `GET /api/recordings`: every recording, oldest first.

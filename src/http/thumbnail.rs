@@ -33,12 +33,11 @@ pub const FILE: &str = "thumbnail.jpg";
 const MAX_AGE: Duration = Duration::from_secs(5);
 
 fn error(status: StatusCode, reason: &str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
-        axum::Json(serde_json::json!({ "error": reason })),
-    )
-        .into_response()
+    let mut response = super::json_error(status, reason);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// What the query asks for: a width, and which keyframe.
