@@ -431,15 +431,7 @@ impl Stream {
 
     /// The CMAF task's recorder writes this recording now (or none).
     pub fn set_recording_id(&self, id: Option<Arc<str>>) {
-        let mut current = lock(&self.recording);
-        let same = match (&*current, &id) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            *current = id;
-        }
+        *lock(&self.recording) = id;
     }
 
     /// Whether `index.m3u8` serves the CMAF playlist (codecs MPEG-TS does not carry here).

@@ -257,9 +257,9 @@ impl Publish {
                         .add_track_bytes(usize::from(f.track.0), f.data.len());
                     if Some(f.track) == self.lead {
                         self.pace.note(f.dts, arrival.latest);
-                        let thumbnails = self.ingest.settings.thumbnails;
-                        if let (true, true, Some(config)) =
-                            (f.keyframe, thumbnails, &self.lead_video)
+                        if f.keyframe
+                            && self.ingest.settings.thumbnails
+                            && let Some(config) = &self.lead_video
                         {
                             self.stream.thumbnails.keyframe(
                                 config,
