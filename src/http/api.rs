@@ -136,8 +136,11 @@ fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
     let media = stream.media();
     let viewers = stream.viewers_by_playlist(now);
     let thumbnail = (view.shared.thumbnails.is_some()
-        && media.video.as_ref().is_some_and(|v| v.name == "H.264"))
-    .then(|| format!("/{}/{}/{}", stream.app, stream.name, super::thumbnail::FILE));
+        && media
+            .video
+            .as_ref()
+            .is_some_and(|v| crate::thumbnail::decodes(v.name)))
+    .then(|| crate::thumbnail::path(&stream.app, stream.name.as_str()));
     Some(StreamStats {
         name: stream.name.to_string(),
         key: view.full_key.then(|| stream.key.to_string()),
@@ -178,7 +181,7 @@ fn stats(stream: &Stream, view: &View) -> Option<StreamStats> {
         misaligned_segments: media.misaligned_cuts,
         target_duration: stream.target_duration(),
         segments: stream.segments_produced(),
-        viewers: viewers.classic + viewers.low_latency,
+        viewers: viewers.total(),
         viewers_hls: viewers.classic,
         viewers_llhls: viewers.low_latency,
         players: {

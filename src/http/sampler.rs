@@ -26,7 +26,7 @@ pub struct ServerSample {
     /// before, in kbit/s.
     pub egress_kbps: u64,
     pub segment_memory_bytes: i64,
-    /// The media root's size as last measured (at most [`super::api::DISK_USAGE_TTL`]
+    /// The media root's size as last measured (at most twice [`super::api::DISK_USAGE_TTL`]
     /// before), or `None` when it was not measured lately.
     pub disk_bytes_used: Option<u64>,
     pub disk_errors: u64,

@@ -25,9 +25,6 @@ use crate::thumbnail::cache::Which;
 use crate::thumbnail::scale::{MAX_WIDTH, MIN_WIDTH};
 use crate::thumbnail::service::Outcome;
 
-/// The file name thumbnails are served under in a stream's folder.
-pub const FILE: &str = "thumbnail.jpg";
-
 /// How long a thumbnail may be cached: a few seconds, as a new one may be made every
 /// `thumbnail.interval`.
 const MAX_AGE: Duration = Duration::from_secs(5);

@@ -43,14 +43,17 @@ impl<T> History<T> {
     }
 
     /// The samples, oldest first.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.samples.iter()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }

@@ -189,6 +189,13 @@ pub struct ViewerCounts {
     pub low_latency: usize,
 }
 
+impl ViewerCounts {
+    /// Viewers of either playlist.
+    pub fn total(&self) -> usize {
+        self.classic + self.low_latency
+    }
+}
+
 /// How many protocols players read streams over (`playback::Protocol`).
 pub const PROTOCOLS: usize = 3;
 
@@ -650,8 +657,7 @@ impl Stream {
 
     /// Distinct players that fetched the playlist within the last [`VIEWER_WINDOW`].
     pub fn viewers(&self, now: Instant) -> usize {
-        let counts = self.viewers_by_playlist(now);
-        counts.classic + counts.low_latency
+        self.viewers_by_playlist(now).total()
     }
 
     /// [`Stream::viewers`], by the playlist they play.

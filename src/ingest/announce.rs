@@ -81,13 +81,12 @@ pub(super) fn spawn(
 /// The path of the thumbnail of the publish's first keyframe, when thumbnails are on and its
 /// video is H.264.
 fn thumbnail(stream: &Stream, thumbnails: bool) -> Option<String> {
-    let h264 = stream.thumbnails.codec(Which::First) == Some("H.264");
-    (thumbnails && h264).then(|| {
-        format!(
-            "/{}/{}/thumbnail.jpg?keyframe=first",
-            stream.app, stream.name
-        )
-    })
+    let decodes = stream
+        .thumbnails
+        .codec(Which::First)
+        .is_some_and(crate::thumbnail::decodes);
+    (thumbnails && decodes)
+        .then(|| crate::thumbnail::path(&stream.app, stream.name.as_str()) + "?keyframe=first")
 }
 
 /// The webhook body for a publish that started (`stopped` None) or stopped.

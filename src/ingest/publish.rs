@@ -261,12 +261,9 @@ impl Publish {
                             && self.ingest.settings.thumbnails
                             && let Some(config) = &self.lead_video
                         {
-                            self.stream.thumbnails.keyframe(
-                                config,
-                                &f.data,
-                                f.dts,
-                                self.publisher.id,
-                            );
+                            self.stream
+                                .thumbnails
+                                .keyframe(config, &f.data, self.publisher.id);
                         }
                     }
                 }

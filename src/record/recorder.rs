@@ -243,11 +243,6 @@ impl Recorder {
         self.wanted = false;
     }
 
-    /// The recording being written, if any.
-    pub fn recording(&self) -> Option<&str> {
-        self.active.as_ref().map(|a| &*a.id)
-    }
-
     /// The id of the recording being written, if any.
     pub fn recording_id(&self) -> Option<Arc<str>> {
         self.active.as_ref().map(|a| a.id.clone())
@@ -815,7 +810,7 @@ mod tests {
         out.clear();
         publish(&mut r, 48_000, 100_000, &mut out);
         assert!(out.is_empty());
-        assert!(r.recording().is_none());
+        assert!(r.recording_id().is_none());
     }
 
     #[test]

@@ -23,7 +23,6 @@ use tokio::sync::watch;
 use super::decode::Picture;
 use super::scale::{WIDTHS, output_width};
 use crate::hub::stream::lock;
-use crate::media::Timestamp90k;
 use crate::media::codec::CodecConfig;
 
 /// JPEG widths kept per picture: every width one can be made at (asked widths are rounded
@@ -46,7 +45,6 @@ pub struct Keyframe {
     pub config: Arc<CodecConfig>,
     /// The coded access unit, a slice of the message it arrived in.
     pub data: Bytes,
-    pub dts: Timestamp90k,
     /// The publisher that sent it.
     pub publisher: u64,
     /// Counts the stream's keyframes: tells a new one from the one a picture was made of.
@@ -170,21 +168,24 @@ pub struct StreamThumbnails {
     changed: watch::Sender<Completions>,
 }
 
+impl State {
+    /// The latest or the first keyframe.
+    fn keyframe(&self, which: Which) -> &Option<Keyframe> {
+        match which {
+            Which::Latest => &self.latest,
+            Which::First => &self.first,
+        }
+    }
+}
+
 impl StreamThumbnails {
     /// A keyframe of the lead video track arrived (the ingest path: a lock and two clones).
-    pub fn keyframe(
-        &self,
-        config: &Arc<CodecConfig>,
-        data: &Bytes,
-        dts: Timestamp90k,
-        publisher: u64,
-    ) {
+    pub fn keyframe(&self, config: &Arc<CodecConfig>, data: &Bytes, publisher: u64) {
         let mut s = lock(&self.state);
         s.seq += 1;
         let keyframe = Keyframe {
             config: config.clone(),
             data: data.clone(),
-            dts,
             publisher,
             seq: s.seq,
         };
@@ -199,11 +200,7 @@ impl StreamThumbnails {
     /// The codec of `which` keyframe, when one came.
     pub fn codec(&self, which: Which) -> Option<&'static str> {
         let s = lock(&self.state);
-        let keyframe = match which {
-            Which::Latest => &s.latest,
-            Which::First => &s.first,
-        };
-        keyframe.as_ref().map(|k| k.config.name())
+        s.keyframe(which).as_ref().map(|k| k.config.name())
     }
 
     /// A request for the thumbnail of `which` keyframe at `width`, made at most once per
@@ -229,11 +226,7 @@ impl StreamThumbnails {
         };
         let mut guard = lock(&self.state);
         let s = &mut *guard;
-        let keyframe = match which {
-            Which::Latest => &s.latest,
-            Which::First => &s.first,
-        };
-        let Some(keyframe) = keyframe.clone() else {
+        let Some(keyframe) = s.keyframe(which).clone() else {
             return Answer::NoKeyframe;
         };
         if !matches!(*keyframe.config, CodecConfig::H264(_)) {
@@ -419,7 +412,7 @@ mod tests {
             stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoKeyframe
         ));
-        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        stream.keyframe(&config, &Bytes::from_static(b"k1"), 1);
         let mut jobs = Vec::new();
         let first = stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
@@ -441,7 +434,7 @@ mod tests {
             "jpeg 320"
         );
         // A new keyframe within the interval: the picture made is reused.
-        stream.keyframe(&config, &Bytes::from_static(b"k2"), Timestamp90k(90_000), 1);
+        stream.keyframe(&config, &Bytes::from_static(b"k2"), 1);
         assert_eq!(
             jpeg(stream.request(Which::Latest, None, at(9), TEN, |_| unreachable!())),
             "jpeg 320"
@@ -484,7 +477,7 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let stream = Arc::new(StreamThumbnails::default());
         let config = h264();
-        stream.keyframe(&config, &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        stream.keyframe(&config, &Bytes::from_static(b"k1"), 1);
         assert!(matches!(
             stream.request(Which::Latest, None, t0, TEN, Err),
             Answer::Refused
@@ -496,7 +489,7 @@ mod tests {
         });
         let _held = finish(jobs.pop().unwrap());
         // Stale (a newer keyframe, the interval passed) and no budget: the stale JPEG.
-        stream.keyframe(&config, &Bytes::from_static(b"k2"), Timestamp90k(0), 1);
+        stream.keyframe(&config, &Bytes::from_static(b"k2"), 1);
         assert_eq!(
             jpeg(stream.request(Which::Latest, None, at(20), TEN, Err)),
             "jpeg 320"
@@ -513,7 +506,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), 1);
         let mut jobs = Vec::new();
         stream.request(Which::First, None, t0, TEN, |j| {
             jobs.push(j);
@@ -537,7 +530,7 @@ mod tests {
     fn a_failed_width_does_not_hide_one_made_before() {
         let t0 = Instant::now();
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), 1);
         let mut jobs = Vec::new();
         stream.request(Which::First, None, t0, TEN, |j| {
             jobs.push(j);
@@ -566,7 +559,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), Timestamp90k(0), 1);
+        stream.keyframe(&h264(), &Bytes::from_static(b"k1"), 1);
         let mut jobs = Vec::new();
         stream.request(Which::First, None, t0, TEN, |j| {
             jobs.push(j);
@@ -600,7 +593,7 @@ mod tests {
     fn a_failure_is_kept_for_the_interval_and_other_codecs_are_named() {
         let t0 = Instant::now();
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(&h264(), &Bytes::from_static(b"bad"), Timestamp90k(0), 1);
+        stream.keyframe(&h264(), &Bytes::from_static(b"bad"), 1);
         let mut jobs = Vec::new();
         stream.request(Which::Latest, None, t0, TEN, |j| {
             jobs.push(j);
@@ -628,7 +621,7 @@ mod tests {
                 crate::codec::hevc::HevcConfig::parse(&record).unwrap(),
             ))
         };
-        stream.keyframe(&hevc, &Bytes::from_static(b"h"), Timestamp90k(0), 2);
+        stream.keyframe(&hevc, &Bytes::from_static(b"h"), 2);
         assert!(matches!(
             stream.request(Which::Latest, None, t0, TEN, |_| unreachable!()),
             Answer::NoDecoder("HEVC")

@@ -12,3 +12,16 @@ pub mod decode;
 pub mod jpeg;
 pub mod scale;
 pub mod service;
+
+/// The file name thumbnails are served under in a stream's folder.
+pub const FILE: &str = "thumbnail.jpg";
+
+/// Whether a video codec (by its name, `CodecConfig::name`) has a decoder here.
+pub fn decodes(codec: &str) -> bool {
+    codec == "H.264"
+}
+
+/// The path of a stream's thumbnail.
+pub fn path(app: &str, name: &str) -> String {
+    format!("/{app}/{name}/{FILE}")
+}

@@ -395,7 +395,6 @@ fn thread_cpu() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::Timestamp90k;
     use crate::thumbnail::decode::Colour;
 
     fn picture(width: usize, height: usize) -> Arc<Picture> {
@@ -473,12 +472,7 @@ mod tests {
         let service = Arc::new(Thumbnailer::start(settings, Arc::new(Metrics::default())).unwrap());
         let (config, frame) = decode::tests::keyframe("testsrc2_1280x720.h264");
         let stream = Arc::new(StreamThumbnails::default());
-        stream.keyframe(
-            &Arc::new(CodecConfig::H264(config)),
-            &frame,
-            Timestamp90k(0),
-            1,
-        );
+        stream.keyframe(&Arc::new(CodecConfig::H264(config)), &frame, 1);
         let widths = [
             None,
             Some(160),
